@@ -1,0 +1,173 @@
+// Spawns the real redis-server and nats-server the sandbox (and the tests, and the backup drill's
+// scratch targets) run on: free loopback ports, a private temp dir, bounded start-up waits, and a
+// stop that always removes the process and the directory.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export class MissingBinaryError extends Error {
+  constructor(binary: string, hint: string) {
+    super(`${binary} not found on PATH; install it (${hint}) or pass an existing URL`);
+    this.name = 'MissingBinaryError';
+  }
+}
+
+export interface ManagedServer {
+  url: string;
+  port: number;
+  dir: string;
+  pid: number;
+  /** Last lines the process printed, for error messages. */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+const SEARCH_PATH = (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/usr/local/sbin', '/usr/local/bin', '/usr/bin']);
+
+export function findBinary(name: string): string | undefined {
+  for (const dir of SEARCH_PATH) {
+    if (!dir) continue;
+    const p = join(dir, name);
+    if (existsSync(p)) return p;
+  }
+  return undefined;
+}
+
+/** A free TCP port on 127.0.0.1 (the OS picks it; a tiny race remains, start-up retries cover it). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ port, host: '127.0.0.1' });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+async function waitForPort(port: number, child: ChildProcess, what: string, timeoutMs: number, out: () => string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`${what} exited with code ${child.exitCode} during start-up: ${out().trim().split('\n').slice(-3).join(' | ')}`);
+    if (await canConnect(port)) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`${what} did not accept connections on 127.0.0.1:${port} within ${timeoutMs} ms`);
+}
+
+function manage(child: ChildProcess, dir: string, url: string, port: number, out: () => string): ManagedServer {
+  let stopped: Promise<void> | undefined;
+  const stop = () => {
+    stopped ??= new Promise<void>((resolve) => {
+      const done = () => {
+        rmSync(dir, { recursive: true, force: true });
+        resolve();
+      };
+      if (child.exitCode !== null || child.signalCode !== null) return done();
+      const killTimer = setTimeout(() => child.kill('SIGKILL'), 3000);
+      child.once('exit', () => {
+        clearTimeout(killTimer);
+        done();
+      });
+      child.kill('SIGTERM');
+    });
+    return stopped;
+  };
+  // Never leave a server behind when the parent goes away.
+  const onExit = () => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.once('exit', onExit);
+  child.once('exit', () => process.removeListener('exit', onExit));
+  return { url, port, dir, pid: child.pid ?? -1, output: out, stop };
+}
+
+function capture(child: ChildProcess): () => string {
+  let buf = '';
+  const add = (d: Buffer) => {
+    buf = (buf + d.toString()).slice(-8000);
+  };
+  child.stdout?.on('data', add);
+  child.stderr?.on('data', add);
+  return () => buf;
+}
+
+export interface RedisOptions {
+  /** Persistence on (AOF everysec + RDB snapshots), as production should run. Default true. */
+  persistence?: boolean;
+  port?: number;
+  startTimeoutMs?: number;
+  extraArgs?: string[];
+}
+
+export async function startRedis(opts: RedisOptions = {}): Promise<ManagedServer> {
+  const bin = findBinary('redis-server');
+  if (!bin) throw new MissingBinaryError('redis-server', 'apt-get install redis-server');
+  const dir = mkdtempSync(join(tmpdir(), 'cordum-rb-redis-'));
+  const port = opts.port ?? (await freePort());
+  const persistence = opts.persistence ?? true;
+  const args = [
+    '--port', String(port),
+    '--bind', '127.0.0.1',
+    '--dir', dir,
+    '--daemonize', 'no',
+    '--protected-mode', 'yes',
+    '--logfile', '',
+    '--save', persistence ? '3600 1 300 100 60 10000' : '',
+    '--appendonly', persistence ? 'yes' : 'no',
+    ...(persistence ? ['--appendfsync', 'everysec'] : []),
+    ...(opts.extraArgs ?? []),
+  ];
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = capture(child);
+  const server = manage(child, dir, `redis://127.0.0.1:${port}`, port, out);
+  try {
+    await waitForPort(port, child, 'redis-server', opts.startTimeoutMs ?? 5000, out);
+  } catch (err) {
+    await server.stop();
+    throw err;
+  }
+  return server;
+}
+
+export interface NatsOptions {
+  port?: number;
+  startTimeoutMs?: number;
+  /** Store dir for JetStream; defaults to a subdir of the temp dir. */
+  storeDir?: string;
+  extraArgs?: string[];
+}
+
+export async function startNats(opts: NatsOptions = {}): Promise<ManagedServer> {
+  const bin = findBinary('nats-server');
+  if (!bin) throw new MissingBinaryError('nats-server', 'apt-get install nats-server');
+  const dir = mkdtempSync(join(tmpdir(), 'cordum-rb-nats-'));
+  const port = opts.port ?? (await freePort());
+  const args = ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', opts.storeDir ?? join(dir, 'js'), ...(opts.extraArgs ?? [])];
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = capture(child);
+  const server = manage(child, dir, `nats://127.0.0.1:${port}`, port, out);
+  try {
+    await waitForPort(port, child, 'nats-server', opts.startTimeoutMs ?? 5000, out);
+  } catch (err) {
+    await server.stop();
+    throw err;
+  }
+  return server;
+}

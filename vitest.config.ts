@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config';
+
+// The project's own tests. Runbook scenarios (scenarios/) are run by the runbook runner, not here.
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+    pool: 'forks',
+    // Two cores: keep parallelism modest so real servers are not starved.
+    maxWorkers: 2,
+  },
+});
