@@ -1,0 +1,92 @@
+// Progress for the person at the terminal: on a TTY one live line per running step (with elapsed
+// time) that turns into a result line; in CI or when piped, plain lines only (no escape codes), one
+// per finished step, so logs stay readable.
+import type { Reporter, TestCase, TestModule } from 'vitest/node';
+
+export interface ProgressOptions {
+  out?: NodeJS.WriteStream;
+  /** Force plain output (CI=true, or not a TTY). */
+  plain?: boolean;
+}
+
+const MARK = { passed: '✓', failed: '✗', skipped: '–', pending: '…' } as const;
+
+export class ProgressReporter implements Reporter {
+  private readonly out: NodeJS.WriteStream;
+  private readonly live: boolean;
+  private timer?: NodeJS.Timeout;
+  private current?: { name: string; started: number };
+  private lastScenario?: string;
+
+  constructor(opts: ProgressOptions = {}) {
+    this.out = opts.out ?? process.stdout;
+    const ci = process.env.CI === 'true' || process.env.CI === '1';
+    this.live = !(opts.plain ?? (ci || !this.out.isTTY));
+  }
+
+  onTestCaseReady(tc: TestCase): void {
+    this.header(tc);
+    this.current = { name: tc.name, started: Date.now() };
+    if (!this.live) return;
+    this.drawLive();
+    this.timer ??= setInterval(() => this.drawLive(), 250);
+    this.timer.unref();
+  }
+
+  onTestCaseResult(tc: TestCase): void {
+    this.header(tc);
+    this.stopLive();
+    const r = tc.result();
+    const ms = Math.round(tc.diagnostic()?.duration ?? 0);
+    let line = `  ${MARK[r.state]} ${tc.name} (${formatMs(ms)})`;
+    if (r.state === 'failed') line += `\n      ${firstLine(r.errors[0]?.message ?? 'failed')}`;
+    if (r.state === 'skipped' && r.note) line += `: ${r.note}`;
+    this.out.write(line + '\n');
+  }
+
+  onTestModuleEnd(mod: TestModule): void {
+    this.stopLive();
+    for (const e of mod.errors()) this.out.write(`  ✗ ${firstLine(e.message)}\n`);
+  }
+
+  onTestRunEnd(): void {
+    this.stopLive();
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Print something between steps without garbling the live line. */
+  note(text: string): void {
+    this.stopLive();
+    this.out.write(text + '\n');
+  }
+
+  private header(tc: TestCase): void {
+    const scenario = tc.parent.type === 'suite' ? tc.parent.name : tc.module.moduleId;
+    if (scenario === this.lastScenario) return;
+    this.lastScenario = scenario;
+    this.stopLive();
+    this.out.write(`${scenario}\n`);
+  }
+
+  private drawLive(): void {
+    if (!this.current) return;
+    const secs = ((Date.now() - this.current.started) / 1000).toFixed(1);
+    const cols = this.out.columns ?? 80;
+    const text = `  ${MARK.pending} ${this.current.name} (${secs} s)`;
+    this.out.write(`\r\x1b[K${text.slice(0, cols - 1)}`);
+  }
+
+  private stopLive(): void {
+    if (this.live && this.current) this.out.write('\r\x1b[K');
+    this.current = undefined;
+  }
+}
+
+function formatMs(ms: number): string {
+  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
+
+function firstLine(s: string): string {
+  return s.split('\n')[0] ?? s;
+}

@@ -1,0 +1,573 @@
+// Orchestration of one runbook run: resolve the target (or start the sandbox), check it can be
+// reached, replay leftovers of earlier runs, run the scenario files with Vitest in-process, tear
+// down, write the report, and turn the outcome into the documented exit code.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { hostname, userInfo } from 'node:os';
+import { join, relative, resolve } from 'node:path';
+import { Writable } from 'node:stream';
+import type { Vitest } from 'vitest/node';
+import { REPO_ROOT, findRunbook, type Runbook } from '../helpers/catalog.js';
+import { EXIT, PreconditionError, UnreachableError, UsageError, errorMessage } from '../helpers/errors.js';
+import type { TargetProfile } from '../helpers/profile-types.js';
+import {
+  ENV,
+  RUN_FILES,
+  TEARDOWN_STEP,
+  interruptChannelName,
+  newRunId,
+  type InterruptMessage,
+} from '../helpers/report/run-contract.js';
+import { failedScenarioFiles, type RunStatus, type RunSummary, type StepRecord } from '../helpers/report/summary.js';
+import { ProgressReporter } from './progress-reporter.js';
+
+export interface RunOptions {
+  name: string;
+  target?: string;
+  plan?: boolean;
+  ticket?: string;
+  onlyFailed?: string;
+}
+
+/** Where reports and runner state live; tests point these at temp dirs. */
+export function reportsRoot(): string {
+  return resolve(process.env.RUNBOOK_REPORTS_DIR ?? join(REPO_ROOT, 'reports'));
+}
+export function stateRoot(): string {
+  return resolve(process.env.RUNBOOK_STATE_DIR ?? join(REPO_ROOT, '.runbook-state'));
+}
+
+/** How long the run may spend tearing down after Ctrl-C before a second Ctrl-C is needed. */
+const INTERRUPT_GRACE_MS = 120_000;
+/** After a second Ctrl-C: the bounded window for the runner's own journal replay. */
+const FORCE_TEARDOWN_MS = 10_000;
+
+const T0 = Date.now();
+/** DEBUG=runbooks: where the runner's own time goes (the budget is < 1.5 s plus the steps). */
+function phase(name: string): void {
+  if (process.env.DEBUG?.includes('runbooks')) process.stderr.write(`[runbook +${Date.now() - T0} ms] ${name}\n`);
+}
+
+/** Start imports early; failures surface later at the real import. */
+function prefetch(...loaders: (() => Promise<unknown>)[]): void {
+  for (const load of loaders) load().catch(() => {});
+}
+
+function out(line: string): void {
+  process.stdout.write(line + '\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Entry point
+
+export async function runRunbook(opts: RunOptions): Promise<number> {
+  phase('start');
+  const runbook = findRunbook(opts.name);
+  const files = selectFiles(runbook, opts.onlyFailed);
+  if (opts.plan) return printPlan(runbook, files, opts);
+
+  // No top-level work before this point loads Vitest, Allure or the sandbox: `list`/`--plan` stay fast.
+  // From here on they will be needed, so their (slow) imports overlap with target resolution and preflight.
+  prefetch(() => import('vitest/node'), () => import('allure-vitest/reporter'));
+  const interrupts = new InterruptState();
+  interrupts.install();
+  let sandbox: { profile: TargetProfile; stop(): Promise<void> } | undefined;
+  try {
+    let profile: TargetProfile;
+    if (opts.target) {
+      const { loadProfile } = await import('../helpers/target.js');
+      profile = loadProfile(opts.target);
+    } else {
+      sandbox = await startRunnerSandbox();
+      profile = sandbox.profile;
+    }
+    if (interrupts.reason) return EXIT.INTERRUPTED;
+    phase('target resolved');
+    const platform = await preflight(runbook, profile);
+    phase('preflight done');
+    return await executeRun({ runbook, files, profile, opts, interrupts, platform, sandboxed: !!sandbox });
+  } finally {
+    interrupts.uninstall();
+    if (sandbox) await sandbox.stop().catch((err) => process.stderr.write(`sandbox stop failed: ${errorMessage(err)}\n`));
+  }
+}
+
+function selectFiles(runbook: Runbook, onlyFailed?: string): string[] {
+  if (!onlyFailed) return runbook.scenarios;
+  const prev = failedScenarioFiles(resolve(onlyFailed));
+  if (prev.runbook !== runbook.name) {
+    throw new UsageError(`--only-failed: ${onlyFailed} is a report of runbook '${prev.runbook}', not '${runbook.name}'`);
+  }
+  const wanted = new Set(prev.files.map((f) => resolve(REPO_ROOT, f)));
+  const files = runbook.scenarios.filter((f) => wanted.has(f));
+  if (files.length === 0) throw new UsageError(`--only-failed: no failed steps in ${onlyFailed}; nothing to rerun`);
+  return files;
+}
+
+async function startRunnerSandbox(): Promise<{ profile: TargetProfile; stop(): Promise<void> }> {
+  const { startSandbox } = await import('../sandbox/index.js');
+  const faults = (process.env.SANDBOX_FAULTS ?? '')
+    .split(',')
+    .map((f) => f.trim())
+    .filter(Boolean);
+  // A short reload interval keeps policy runbooks fast; the sandbox validates fault names.
+  return startSandbox({ policyReloadMs: 1000, faults } as Parameters<typeof startSandbox>[0]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Preflight: fail fast (exit 3) before creating anything, within the profile's connect timeout.
+
+interface PlatformInfo {
+  version: string;
+}
+
+async function preflight(runbook: Runbook, profile: TargetProfile): Promise<PlatformInfo> {
+  const missing: string[] = [];
+  if (runbook.needs.includes('redis') && !profile.redis) missing.push('redis');
+  if (runbook.needs.includes('bus') && !profile.nats) missing.push('nats');
+  if (runbook.needs.includes('kube') && !profile.kube) missing.push('kube');
+  if (missing.length) {
+    throw new PreconditionError(`runbook '${runbook.name}' needs ${missing.join(', ')}, which target '${profile.name}' does not configure`);
+  }
+  if (runbook.destructive && !profile.destructive.allowed) {
+    throw new PreconditionError(
+      `runbook '${runbook.name}' is destructive and target '${profile.name}' does not allow it (destructive.allowed: false)`,
+    );
+  }
+  const { GatewayClient } = await import('../helpers/gateway.js');
+  const gw = new GatewayClient(profile);
+  const budget = profile.gateway.connect_timeout_ms + 500;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      gw.health(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${profile.gateway.connect_timeout_ms} ms`)), budget);
+      }),
+    ]);
+    // Build info is nice to have for the report; a target without status access still runs.
+    const status = await gw.status().catch(() => undefined);
+    return { version: status?.build?.version ? `${status.build.version} (${status.build.commit ?? 'unknown'})` : 'unknown' };
+  } catch (err) {
+    if (err instanceof UnreachableError) throw err;
+    throw new UnreachableError(`gateway of target '${profile.name}' at ${profile.gateway.url} is not reachable: ${errorMessage(err)}`);
+  } finally {
+    clearTimeout(timer);
+    await gw.close().catch(() => {});
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signals
+
+/**
+ * First Ctrl-C/SIGTERM: stop the running step and let teardown run. Second: cut teardown short,
+ * replay the journal within a bounded time and exit. Scenario workers are worker threads of this
+ * process, reached through a BroadcastChannel.
+ */
+class InterruptState {
+  reason?: string;
+  forced = false;
+  private channel?: BroadcastChannel;
+  private listeners: (() => void)[] = [];
+  private readonly handlers: [NodeJS.Signals, () => void][] = [
+    ['SIGINT', () => this.onSignal('Ctrl-C (SIGINT)')],
+    ['SIGTERM', () => this.onSignal('SIGTERM')],
+  ];
+
+  install(): void {
+    for (const [sig, h] of this.handlers) process.on(sig, h);
+  }
+
+  uninstall(): void {
+    for (const [sig, h] of this.handlers) process.off(sig, h);
+    this.channel?.close();
+  }
+
+  attach(runId: string): void {
+    this.channel = new BroadcastChannel(interruptChannelName(runId));
+    (this.channel as unknown as { unref?: () => void }).unref?.();
+  }
+
+  onChange(fn: () => void): void {
+    this.listeners.push(fn);
+  }
+
+  /** Also used for the time budget. */
+  interrupt(reason: string): void {
+    if (this.reason) return;
+    this.reason = reason;
+    process.stderr.write(`\n${reason}: stopping the current step and tearing down (press Ctrl-C again to force)\n`);
+    this.post({ type: 'interrupt', reason });
+    for (const l of this.listeners) l();
+  }
+
+  private onSignal(what: string): void {
+    if (!this.reason) return this.interrupt(`interrupted by ${what}`);
+    if (this.forced) return;
+    this.forced = true;
+    process.stderr.write(`forcing: bounded teardown (${FORCE_TEARDOWN_MS / 1000} s), then exit\n`);
+    this.post({ type: 'force', reason: this.reason });
+    for (const l of this.listeners) l();
+  }
+
+  private post(msg: InterruptMessage): void {
+    this.channel?.postMessage(msg);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run itself
+
+interface ExecuteArgs {
+  runbook: Runbook;
+  files: string[];
+  profile: TargetProfile;
+  opts: RunOptions;
+  interrupts: InterruptState;
+  platform: PlatformInfo;
+  sandboxed: boolean;
+}
+
+async function executeRun(a: ExecuteArgs): Promise<number> {
+  const { runbook, profile, interrupts } = a;
+  const start = new Date();
+  const runId = newRunId(runbook.name, start);
+  const runDir = join(reportsRoot(), runId);
+  const resultsDir = join(runDir, RUN_FILES.allureResults);
+  mkdirSync(resultsDir, { recursive: true });
+  interrupts.attach(runId);
+
+  const [{ registerSecret }, { secretValues }, teardown, { GatewayClient }] = await Promise.all([
+    import('../helpers/evidence.js'),
+    import('../helpers/target.js'),
+    import('../helpers/teardown.js'),
+    import('../helpers/gateway.js'),
+  ]);
+  for (const v of secretValues(profile)) registerSecret(v);
+
+  // One client for everything the runner itself does against the target (leftover replay).
+  let gw: InstanceType<typeof GatewayClient> | undefined;
+  const exec = teardown.targetExecutor(profile, () => (gw ??= new GatewayClient(profile)));
+
+  const earlier = a.sandboxed ? [] : await replayEarlierRuns(profile, runId, exec);
+
+  const journal = teardown.journalPath(stateRoot(), profile.name, runId);
+  const targetFile = join(runDir, RUN_FILES.target);
+  await writeFile(targetFile, JSON.stringify(profile, null, 2) + '\n');
+  const environment: Record<string, string> = {
+    target: profile.name,
+    target_gateway: profile.gateway.url,
+    platform_version: a.platform.version,
+    suite_git_sha: gitSha(),
+    operator: operator(),
+    runbook: runbook.name,
+    ...(a.opts.ticket ? { ticket: a.opts.ticket } : {}),
+  };
+
+  out(`Runbook ${runbook.name}: ${runbook.title}`);
+  out(`Target ${profile.name} (${profile.gateway.url}), run ${runId}`);
+  for (const e of earlier) {
+    out(`Leftovers of earlier run ${e.journal}: ${e.removed.length} removed, ${e.left_behind.length} still there`);
+  }
+
+  const budgetTimer = setTimeout(
+    () => interrupts.interrupt(`time budget of ${Math.round(runbook.timeBudgetMs / 1000)} s exceeded`),
+    runbook.timeBudgetMs,
+  );
+  budgetTimer.unref();
+
+  phase('run prepared');
+  const session = await runScenarios({
+    files: a.files,
+    runDir,
+    resultsDir,
+    environment,
+    interrupts,
+    env: {
+      [ENV.TARGET_FILE]: targetFile,
+      [ENV.RUN_ID]: runId,
+      [ENV.RUN_DIR]: runDir,
+      [ENV.JOURNAL]: journal,
+      [ENV.NAME]: runbook.name,
+    },
+  });
+  clearTimeout(budgetTimer);
+  phase('scenarios done');
+
+  // Whatever the workers could not undo (crash, force, cancelled run) is replayed from the journal.
+  const replaySignal = AbortSignal.timeout(interrupts.forced ? FORCE_TEARDOWN_MS : INTERRUPT_GRACE_MS);
+  const replay = await teardown.replayJournal(journal, exec, replaySignal);
+  await exec.close?.();
+  await gw?.close().catch(() => {});
+  const stillPending = await teardown.readPending(journal);
+  if (stillPending.length === 0) teardown.closeJournal(journal);
+
+  const end = new Date();
+  const { status, exitCode } = verdict(session.steps, session.runErrors, interrupts, stillPending.length);
+  const report = await import('../helpers/report/write.js');
+  const summary: RunSummary = {
+    run_id: runId,
+    runbook: runbook.name,
+    title: runbook.title,
+    target: profile.name,
+    target_source: profile.source,
+    gateway: profile.gateway.url,
+    ticket: a.opts.ticket ?? null,
+    status,
+    exit_code: exitCode,
+    ...(interrupts.reason ? { interrupted_reason: interrupts.reason } : {}),
+    start: start.toISOString(),
+    end: end.toISOString(),
+    duration_ms: end.getTime() - start.getTime(),
+    counts: { total: 0, passed: 0, failed: 0, skipped: 0 },
+    steps: session.steps,
+    findings: [],
+    teardown: {
+      removed_by_runner: replay.removed,
+      left_behind: stillPending.map((p) => ({
+        label: `${p.label} (${teardown.describeAction(p.action)})`,
+        error: replay.leftovers.find((l) => l.label.startsWith(p.label))?.error ?? 'not removed',
+      })),
+      earlier_runs: earlier,
+    },
+    errors: session.runErrors,
+    environment,
+    ...(a.opts.onlyFailed ? { only_failed_from: a.opts.onlyFailed } : {}),
+  };
+  phase('teardown replay done');
+  const indexPath = await report.writeReport({ runDir, resultsDir, summary, historyTarget: profile.name, journal });
+  phase('report written');
+  out(`${summary.status.toUpperCase()}: ${summary.counts.passed} passed, ${summary.counts.failed} failed, ${summary.counts.skipped} skipped`);
+  // The last line is the report's path, so scripts can `tail -1`.
+  out(relative(process.cwd(), indexPath) || indexPath);
+  return exitCode;
+}
+
+interface EarlierRun {
+  journal: string;
+  removed: string[];
+  left_behind: { label: string; error: string }[];
+}
+
+async function replayEarlierRuns(
+  profile: TargetProfile,
+  runId: string,
+  exec: import('../helpers/teardown.js').TeardownExecutor,
+): Promise<EarlierRun[]> {
+  const t = await import('../helpers/teardown.js');
+  const found: EarlierRun[] = [];
+  for (const path of t.unfinishedJournals(stateRoot(), profile.name, runId)) {
+    const pending = await t.readPending(path);
+    if (pending.length === 0) {
+      t.closeJournal(path);
+      continue;
+    }
+    const outcome = await t.replayJournal(path, exec, AbortSignal.timeout(INTERRUPT_GRACE_MS));
+    if ((await t.readPending(path)).length === 0) t.closeJournal(path);
+    found.push({ journal: relative(REPO_ROOT, path), removed: outcome.removed, left_behind: outcome.leftovers });
+  }
+  return found;
+}
+
+function verdict(
+  steps: StepRecord[],
+  runErrors: string[],
+  interrupts: InterruptState,
+  leftovers: number,
+): { status: RunStatus; exitCode: number } {
+  if (interrupts.reason && !/time budget/.test(interrupts.reason)) return { status: 'interrupted', exitCode: EXIT.INTERRUPTED };
+  if (leftovers > 0) return { status: 'teardown_failed', exitCode: EXIT.TEARDOWN_LEFTOVERS };
+  const failed = steps.filter((s) => s.status === 'failed');
+  if (failed.length === 0 && runErrors.length === 0 && steps.length > 0 && !interrupts.reason) {
+    return { status: 'passed', exitCode: EXIT.PASSED };
+  }
+  // A step that could not reach the target or found a precondition unmet is not a verdict on Cordum.
+  const first = failed.find((s) => s.name !== TEARDOWN_STEP) ?? failed[0];
+  if (first && /^(UnreachableError|PreconditionError)$/.test(first.error_type ?? '')) {
+    return { status: 'unreachable', exitCode: EXIT.UNREACHABLE };
+  }
+  if (failed.length === 0 && runErrors.length > 0) return { status: 'error', exitCode: EXIT.CHECK_FAILED };
+  return { status: 'failed', exitCode: EXIT.CHECK_FAILED };
+}
+
+function gitSha(): string {
+  try {
+    return execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'ignore'], timeout: 2000 })
+      .toString()
+      .trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+function operator(): string {
+  const user = process.env.RUNBOOK_OPERATOR ?? process.env.USER ?? safeUser();
+  return `${user}@${hostname()}`;
+}
+
+function safeUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return 'unknown';
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Vitest, in-process (a child Vitest would add ~1 s and a second signal path)
+
+interface SessionArgs {
+  files: string[];
+  runDir: string;
+  resultsDir: string;
+  environment: Record<string, string>;
+  interrupts: InterruptState;
+  env: Record<string, string>;
+}
+
+async function runScenarios(s: SessionArgs): Promise<{ steps: StepRecord[]; runErrors: string[] }> {
+  const [{ createVitest }, { default: AllureReporter }, { StepCollector }, { CATEGORIES }] = await Promise.all([
+    import('vitest/node'),
+    import('allure-vitest/reporter'),
+    import('../helpers/report/collector.js'),
+    import('../helpers/report/allure.js'),
+  ]);
+  Object.assign(process.env, s.env); // worker threads inherit the runner's environment
+  const collector = new StepCollector();
+  const progress = new ProgressReporter();
+  phase('vitest loaded');
+  const vitest = await withoutVitestSignalHandlers(() =>
+    createVitest(
+      'test',
+      {
+        ...baseVitestConfig(s.files),
+        reporters: [
+          progress,
+          collector,
+          new AllureReporter({ resultsDir: s.resultsDir, environmentInfo: s.environment, categories: CATEGORIES }),
+          ['junit', { suiteName: 'runbook' }],
+        ],
+        outputFile: { junit: join(s.runDir, 'junit.xml') },
+        env: s.env,
+      },
+      {},
+      vitestStreams(),
+    ),
+  );
+
+  phase('vitest created');
+  const run = vitest.start().catch((err: unknown) => {
+    collector.runErrors.push(`vitest: ${errorMessage(err)}`);
+  });
+  // A forced stop must not wait for a step that ignores its abort signal.
+  const forced = new Promise<void>((resolveForced) => {
+    s.interrupts.onChange(() => {
+      if (!s.interrupts.forced) return;
+      void vitest.cancelCurrentRun('keyboard-input').catch(() => {});
+      setTimeout(resolveForced, FORCE_TEARDOWN_MS).unref();
+    });
+  });
+  // Steps mostly wait on the network: load the report generator meanwhile.
+  prefetch(() => import('../helpers/report/allure.js').then((m) => m.preloadAllure()));
+  await Promise.race([run, forced]);
+  collector.flushRunning(s.interrupts.reason ? `interrupted: ${s.interrupts.reason}` : 'did not finish');
+  if (!s.interrupts.forced) await vitest.close().catch(() => {});
+  return { steps: collector.steps, runErrors: collector.runErrors };
+}
+
+function baseVitestConfig(files: string[]) {
+  return {
+    root: REPO_ROOT,
+    config: false as const,
+    watch: false,
+    include: files.map((f) => relative(REPO_ROOT, f)),
+    // Worker threads: one process, so Ctrl-C reaches the workers through a BroadcastChannel.
+    pool: 'threads' as const,
+    fileParallelism: false,
+    maxWorkers: 1,
+    sequence: { shuffle: false },
+    passWithNoTests: false,
+    hookTimeout: 130_000,
+    teardownTimeout: 10_000,
+  };
+}
+
+/** Vitest's own logger only prints what our reporters already say; keep it for DEBUG=runbooks. */
+function vitestStreams(): { stdout: Writable; stderr: Writable } {
+  if (process.env.DEBUG?.includes('runbooks')) return { stdout: process.stderr, stderr: process.stderr };
+  const sink = () => new Writable({ write: (_c, _e, cb) => cb() });
+  return { stdout: sink(), stderr: sink() };
+}
+
+/**
+ * Vitest's logger installs SIGINT/SIGTERM handlers that exit the process a millisecond later; the
+ * runner must keep control so teardown runs, so handlers added during creation are removed again.
+ */
+async function withoutVitestSignalHandlers(create: () => Promise<Vitest>): Promise<Vitest> {
+  const before = {
+    SIGINT: new Set(process.listeners('SIGINT')),
+    SIGTERM: new Set(process.listeners('SIGTERM')),
+  };
+  const v = await create();
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    for (const l of process.listeners(sig)) if (!before[sig].has(l)) process.off(sig, l);
+  }
+  return v;
+}
+
+// ---------------------------------------------------------------------------------------------
+// --plan: collect the steps without running anything
+
+async function printPlan(runbook: Runbook, files: string[], opts: RunOptions): Promise<number> {
+  let targetLine = 'sandbox (started for this run, stopped afterwards)';
+  let destructiveAllowed = true;
+  if (opts.target) {
+    const { loadProfile } = await import('../helpers/target.js');
+    const p = loadProfile(opts.target);
+    targetLine = `${p.name} (${p.gateway.url}) from ${relative(process.cwd(), p.source) || p.source}`;
+    destructiveAllowed = p.destructive.allowed;
+  }
+  const scenarios = await collectSteps(files);
+  out(`Plan for runbook ${runbook.name}: ${runbook.title}`);
+  out(`  ${runbook.summary}`);
+  out(`Target: ${targetLine}`);
+  out(`Destructive: ${runbook.destructive ? 'YES' + (destructiveAllowed ? '' : ' (the target does not allow it: the run would stop at preflight)') : 'no'}`);
+  out(`Needs: ${runbook.needs.join(', ') || 'nothing'}; time budget ${Math.round(runbook.timeBudgetMs / 1000)} s${runbook.owner ? `; owner ${runbook.owner}` : ''}`);
+  out(`Creates: ${runbook.creates.length ? '' : 'nothing'}`);
+  for (const c of runbook.creates) out(`  - ${c}`);
+  if (opts.ticket) out(`Ticket: ${opts.ticket}`);
+  out('Steps:');
+  let n = 0;
+  for (const sc of scenarios) {
+    out(`  ${sc.title} (${relative(REPO_ROOT, sc.file)})`);
+    for (const step of sc.steps) out(`    ${++n}. ${step}`);
+  }
+  out('Nothing was run.');
+  return EXIT.PASSED;
+}
+
+async function collectSteps(files: string[]): Promise<{ file: string; title: string; steps: string[] }[]> {
+  const { createVitest } = await import('vitest/node');
+  const vitest = await withoutVitestSignalHandlers(() =>
+    createVitest('test', { ...baseVitestConfig(files), reporters: [] }, {}, vitestStreams()),
+  );
+  try {
+    // Collect mode imports each scenario file to register its tests; no hook or step runs.
+    const { testModules } = await vitest.collect();
+    const byFile = new Map(testModules.map((m) => [m.moduleId, m]));
+    return files.map((file) => {
+      const mod = byFile.get(file);
+      if (!mod) return { file, title: '(not collected)', steps: [] };
+      const errors = mod.errors();
+      if (errors.length) throw new UsageError(`${relative(REPO_ROOT, file)}: ${errors[0]!.message.split('\n')[0]}`);
+      const suites = [...mod.children.suites()];
+      const tests = [...mod.children.allTests()];
+      return { file, title: suites[0]?.name ?? relative(REPO_ROOT, file), steps: tests.map((t) => t.name) };
+    });
+  } finally {
+    await vitest.close();
+  }
+}
+

@@ -1,0 +1,120 @@
+// `pnpm runbook`: the on-call entry point.
+//   pnpm runbook list
+//   pnpm runbook <name> [--target <profile>] [--plan] [--ticket <id>] [--only-failed <report dir>]
+// Further subcommands live in cli/commands/<command>.ts (e.g. bundle, verify-bundle): each module
+// exports `register(program)` and is only imported when its command is used (or for --help), so
+// the common paths stay fast. Errors are one line on stderr with a documented exit code; set
+// DEBUG=runbooks for stacks.
+import { existsSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Command, CommanderError, Option } from 'commander';
+import { loadCatalog } from '../helpers/catalog.js';
+import { EXIT, RunbookError, errorMessage } from '../helpers/errors.js';
+
+/** The contract for modules in cli/commands/: add a subcommand to the program. */
+export interface CommandModule {
+  register(program: Command): void;
+}
+
+const COMMANDS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'commands');
+const debug = () => !!process.env.DEBUG?.includes('runbooks');
+
+function extensionCommands(): string[] {
+  if (!existsSync(COMMANDS_DIR)) return [];
+  return readdirSync(COMMANDS_DIR)
+    .filter((f) => /^[a-z][a-z0-9-]*\.ts$/.test(f) && !f.endsWith('.test.ts'))
+    .map((f) => f.slice(0, -3))
+    .sort();
+}
+
+async function loadExtensions(program: Command, argv: string[]): Promise<void> {
+  const names = extensionCommands();
+  const first = argv.find((a) => !a.startsWith('-'));
+  const wantsHelp = argv.length === 0 || argv.includes('--help') || argv.includes('-h') || first === 'help';
+  const toLoad = wantsHelp ? names : names.filter((n) => n === first);
+  for (const name of toLoad) {
+    const mod = (await import(pathToFileURL(join(COMMANDS_DIR, `${name}.ts`)).href)) as Partial<CommandModule>;
+    if (typeof mod.register !== 'function') throw new Error(`cli/commands/${name}.ts does not export register(program)`);
+    mod.register(program);
+  }
+}
+
+export function buildProgram(): Command {
+  const program = new Command('runbook')
+    .description('Executable runbooks for Cordum: a verdict in seconds and an Allure report for the change ticket.')
+    .showSuggestionAfterError(false)
+    .exitOverride()
+    .configureOutput({ outputError: (str, write) => write(str.split('\n')[0] + '\n') });
+
+  program
+    .command('list')
+    .description('every runbook with its summary, tags and whether it is destructive')
+    .action(() => {
+      const rows = loadCatalog();
+      if (rows.length === 0) {
+        process.stdout.write('no runbooks found\n');
+        return;
+      }
+      const width = Math.max(...rows.map((r) => r.name.length));
+      for (const r of rows) {
+        const tags = r.tags.length ? ` [${r.tags.join(', ')}]` : '';
+        const destructive = r.destructive ? ' (DESTRUCTIVE)' : '';
+        process.stdout.write(`${r.name.padEnd(width)}  ${r.summary}${tags}${destructive}\n`);
+      }
+    });
+
+  program
+    .argument('[runbook]', 'the runbook to run (see `list`)')
+    .option('--target <profile>', 'target profile name (targets/<name>.yaml) or path; default: start the sandbox')
+    .option('--plan', 'print the steps, target, what would be created and whether it is destructive; run nothing')
+    .option('--ticket <id>', 'change ticket id recorded in the report')
+    .addOption(new Option('--only-failed <report dir>', 'rerun only the scenario files with failed steps in that report'))
+    .action(async (name: string | undefined, opts: { target?: string; plan?: boolean; ticket?: string; onlyFailed?: string }) => {
+      if (!name) {
+        program.outputHelp();
+        process.exitCode = EXIT.USAGE;
+        return;
+      }
+      const { runRunbook } = await import('./run.js');
+      process.exitCode = await runRunbook({ name, ...opts });
+    });
+  return program;
+}
+
+export async function main(argv = process.argv.slice(2)): Promise<number> {
+  const program = buildProgram();
+  try {
+    await loadExtensions(program, argv);
+    await program.parseAsync(argv, { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : EXIT.PASSED;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Commander already printed its one-line message; help/version are not errors.
+      return err.exitCode === 0 ? EXIT.PASSED : EXIT.USAGE;
+    }
+    if (err instanceof RunbookError) {
+      process.stderr.write(`runbook: ${err.message}\n`);
+      if (debug()) process.stderr.write(`${err.stack}\n`);
+      return err.exitCode;
+    }
+    process.stderr.write(`runbook: internal error: ${errorMessage(err).split('\n')[0]} (set DEBUG=runbooks for details)\n`);
+    if (debug()) process.stderr.write(`${(err as Error)?.stack ?? err}\n`);
+    return EXIT.CHECK_FAILED;
+  }
+}
+
+const invokedDirectly = process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href;
+if (invokedDirectly) {
+  main().then(
+    (code) => {
+      // Workers, sockets or a sandbox handle must not keep a finished run alive; flush stdout first
+      // so the report path (the last line) is never cut off in a pipe.
+      process.stdout.write('', () => process.exit(code));
+    },
+    (err: unknown) => {
+      process.stderr.write(`runbook: internal error: ${errorMessage(err)}\n`);
+      process.exit(EXIT.CHECK_FAILED);
+    },
+  );
+}

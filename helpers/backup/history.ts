@@ -1,0 +1,81 @@
+// Where drills are recorded so the readiness audit (checklist 6.3, "restore drill run quarterly")
+// can find the last one: a local JSON-lines file, and on clusters a ConfigMap annotation.
+import { appendFile, mkdir, readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+
+export const DRILL_HISTORY_FILE = 'reports/.drills.jsonl';
+export const DRILL_CONFIGMAP = 'cordum-runbooks-drills';
+export const LAST_DRILL_ANNOTATION = 'cordum-runbooks/last-restore-drill';
+
+export interface DrillSizes {
+  redis_keys: number;
+  redis_bytes: number;
+  jetstream_messages: number;
+  jetstream_bytes: number;
+  archive_bytes: number;
+}
+
+export interface DrillRecord {
+  kind: 'restore-drill';
+  target: string;
+  started_at: string;
+  finished_at: string;
+  status: 'passed' | 'failed';
+  rpo_ms: number | null;
+  rto_ms: number | null;
+  sizes: DrillSizes;
+  /** One-line reason when failed. */
+  error?: string;
+}
+
+export async function appendDrillRecord(record: DrillRecord, file = DRILL_HISTORY_FILE): Promise<string> {
+  const path = resolve(file);
+  await mkdir(dirname(path), { recursive: true });
+  await appendFile(path, JSON.stringify(record) + '\n');
+  return path;
+}
+
+/** All records, oldest first; unparseable lines are skipped (a crash mid-append leaves half a line). */
+export async function readDrillHistory(file = DRILL_HISTORY_FILE): Promise<DrillRecord[]> {
+  let text: string;
+  try {
+    text = await readFile(resolve(file), 'utf8');
+  } catch {
+    return [];
+  }
+  const out: DrillRecord[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const rec = JSON.parse(line) as DrillRecord;
+      if (rec.kind === 'restore-drill') out.push(rec);
+    } catch {
+      /* partial line */
+    }
+  }
+  return out;
+}
+
+export async function lastDrill(file = DRILL_HISTORY_FILE, opts: { target?: string; passedOnly?: boolean } = {}): Promise<DrillRecord | undefined> {
+  const all = await readDrillHistory(file);
+  return all.filter((r) => (!opts.target || r.target === opts.target) && (!opts.passedOnly || r.status === 'passed')).at(-1);
+}
+
+/** The ConfigMap operations the cluster recorder needs (helpers/kube.ts provides them). */
+export interface DrillConfigMapClient {
+  /** Create the ConfigMap if missing, then merge the annotations in. */
+  annotateConfigMap(namespace: string, name: string, annotations: Record<string, string>): Promise<void>;
+}
+
+/**
+ * Stamp the drill on the cluster. last-restore-drill (RFC3339) moves only when a drill passes, since
+ * the audit asks for a recent *passing* drill; the attempt time and status are always written.
+ */
+export async function recordDrillOnCluster(kube: DrillConfigMapClient, namespace: string, record: DrillRecord): Promise<void> {
+  const at = new Date(record.finished_at).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  await kube.annotateConfigMap(namespace, DRILL_CONFIGMAP, {
+    ...(record.status === 'passed' ? { [LAST_DRILL_ANNOTATION]: at } : {}),
+    'cordum-runbooks/last-restore-drill-attempt': at,
+    'cordum-runbooks/last-restore-drill-status': record.status,
+  });
+}

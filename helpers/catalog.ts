@@ -1,0 +1,139 @@
+// The runbook catalog: runbooks/<name>.md files with YAML front matter. Loading is cheap (no
+// scenario code is imported) so `pnpm runbook list` and `--plan` stay fast. Every validation
+// error names the file and the field, because the person reading it is editing that file.
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { basename, dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
+import { ConfigError, UsageError } from './errors.js';
+
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+export const NEEDS = ['gateway', 'bus', 'redis', 'kube'] as const;
+export type Need = (typeof NEEDS)[number];
+
+export interface Runbook {
+  name: string;
+  file: string; // absolute path of the .md page
+  title: string;
+  summary: string;
+  /** Absolute scenario file paths, in the order they run. */
+  scenarios: string[];
+  tags: string[];
+  destructive: boolean;
+  needs: Need[];
+  /** Whole-run budget; the runner interrupts (and tears down) a run that exceeds it. */
+  timeBudgetMs: number;
+  owner: string;
+  /** Human descriptions of the objects this runbook creates on the target. */
+  creates: string[];
+}
+
+const DEFAULT_TIME_BUDGET_MS = 10 * 60_000;
+const KNOWN_FIELDS = new Set(['title', 'summary', 'scenarios', 'tags', 'destructive', 'needs', 'time_budget', 'owner', 'creates']);
+
+export function runbooksDir(): string {
+  return resolve(process.env.RUNBOOKS_DIR ?? join(REPO_ROOT, 'runbooks'));
+}
+
+/** Every runbook in the catalog, sorted by name. Throws ConfigError on the first malformed page. */
+export function loadCatalog(dir = runbooksDir()): Runbook[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.md') && !f.startsWith('_') && f.toLowerCase() !== 'readme.md')
+    .sort()
+    .map((f) => parseRunbook(join(dir, f)));
+}
+
+/** One runbook by name; an unknown name is a usage error listing what exists. */
+export function findRunbook(name: string, dir = runbooksDir()): Runbook {
+  const file = join(dir, `${name}.md`);
+  if (!/^[a-z0-9][a-z0-9._-]*$/i.test(name) || !existsSync(file)) {
+    const known = loadCatalog(dir).map((r) => r.name);
+    throw new UsageError(
+      `unknown runbook '${name}'; known runbooks: ${known.length ? known.join(', ') : '(none in ' + dir + ')'}`,
+    );
+  }
+  return parseRunbook(file);
+}
+
+export function parseRunbook(file: string): Runbook {
+  const name = basename(file, '.md');
+  const where = relative(process.cwd(), file) || file;
+  const text = readFileSync(file, 'utf8');
+  const m = /^---\r?\n([\s\S]*?)\r?\n---\r?\n?/.exec(text);
+  if (!m) throw new ConfigError(`${where}: missing YAML front matter (a '---' block at the top)`);
+  let fm: unknown;
+  try {
+    fm = parseYaml(m[1]);
+  } catch (err) {
+    throw new ConfigError(`${where}: front matter is not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+  }
+  if (!fm || typeof fm !== 'object' || Array.isArray(fm)) throw new ConfigError(`${where}: front matter must be a mapping`);
+  const o = fm as Record<string, unknown>;
+  const bad = (field: string, expected: string): never => {
+    throw new ConfigError(`${where}: field '${field}' ${expected} (got ${JSON.stringify(o[field])})`);
+  };
+  for (const key of Object.keys(o)) {
+    if (!KNOWN_FIELDS.has(key)) throw new ConfigError(`${where}: unknown field '${key}' (known: ${[...KNOWN_FIELDS].join(', ')})`);
+  }
+  const str = (field: string, required: boolean): string => {
+    const v = o[field];
+    if (v === undefined && !required) return '';
+    if (typeof v !== 'string' || !v.trim()) return bad(field, 'must be a non-empty string');
+    return v.trim();
+  };
+  const strList = (field: string): string[] => {
+    const v = o[field] ?? [];
+    if (!Array.isArray(v) || v.some((x) => typeof x !== 'string' || !x.trim())) return bad(field, 'must be a list of strings');
+    return (v as string[]).map((x) => x.trim());
+  };
+
+  const destructive = o.destructive ?? false;
+  if (typeof destructive !== 'boolean') bad('destructive', 'must be true or false');
+  const needs = strList('needs');
+  for (const n of needs) if (!(NEEDS as readonly string[]).includes(n)) bad('needs', `must only contain ${NEEDS.join(', ')}`);
+
+  return {
+    name,
+    file,
+    title: str('title', true),
+    summary: str('summary', true),
+    scenarios: resolveScenarios(where, o.scenarios === undefined ? [`scenarios/${name}`] : strList('scenarios'), bad),
+    tags: strList('tags'),
+    destructive: destructive as boolean,
+    needs: needs as Need[],
+    timeBudgetMs: o.time_budget === undefined ? DEFAULT_TIME_BUDGET_MS : parseDuration(o.time_budget, () => bad('time_budget', "must be a duration like '90s', '5m' or a number of seconds")),
+    owner: str('owner', false),
+    creates: strList('creates'),
+  };
+}
+
+/** Entries are repo-relative files or directories (every *.test.ts / *.scenario.ts inside, sorted). */
+function resolveScenarios(where: string, entries: string[], bad: (f: string, e: string) => never): string[] {
+  if (entries.length === 0) bad('scenarios', 'must list at least one scenario file or directory');
+  const files: string[] = [];
+  for (const entry of entries) {
+    const abs = resolve(REPO_ROOT, entry);
+    if (!existsSync(abs)) throw new ConfigError(`${where}: field 'scenarios' names '${entry}', which does not exist`);
+    if (statSync(abs).isDirectory()) {
+      const inside = readdirSync(abs)
+        .filter((f) => /\.(test|scenario)\.ts$/.test(f))
+        .sort()
+        .map((f) => join(abs, f));
+      if (inside.length === 0) throw new ConfigError(`${where}: field 'scenarios' names directory '${entry}' with no *.test.ts files`);
+      files.push(...inside);
+    } else files.push(abs);
+  }
+  return [...new Set(files)];
+}
+
+export function parseDuration(v: unknown, onBad: () => never): number {
+  if (typeof v === 'number' && v > 0) return v * 1000;
+  if (typeof v !== 'string') return onBad();
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/.exec(v.trim());
+  if (!m) return onBad();
+  const n = Number(m[1]);
+  const unit = m[2] ?? 's';
+  return Math.round(n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit]!);
+}

@@ -1,0 +1,225 @@
+// Checklist §9 and §11: requests/limits, PDBs, non-root security contexts, probes, the overlay
+// rendering, stateful stores, and REDIS_CLUSTER_ADDRESSES in step with the Redis StatefulSet.
+import { defineCheck, fail, pass, warn, type Check } from '../model.js';
+import { containersOf, CORDUM_SERVICES, type Container, type Workload } from '../objects.js';
+import { isResult, needObjects, primary, REDIS_CLIENTS, ref } from './util.js';
+
+function secFlags(w: Workload, c: Container) {
+  const pod = w.podSpec?.securityContext ?? {};
+  const sc = c.securityContext ?? {};
+  const runAsNonRoot = sc.runAsNonRoot ?? pod.runAsNonRoot;
+  const runAsUser = sc.runAsUser ?? pod.runAsUser;
+  return {
+    nonRoot: runAsNonRoot === true && runAsUser !== 0,
+    noPrivEsc: sc.allowPrivilegeEscalation === false,
+    dropAll: (sc.capabilities?.drop ?? []).includes('ALL'),
+    seccomp: (sc.seccompProfile?.type ?? pod.seccompProfile?.type) === 'RuntimeDefault' || (sc.seccompProfile?.type ?? pod.seccompProfile?.type) === 'Localhost',
+    readOnlyRoot: sc.readOnlyRootFilesystem === true,
+    privileged: sc.privileged === true,
+  };
+}
+
+function securityRows(ws: Workload[]) {
+  return ws.flatMap((w) => containersOf(w.podSpec).map((c) => ({ workload: ref(w), container: c.name, ...secFlags(w, c) })));
+}
+
+function probePortOk(c: Container, probe: any): boolean {
+  const port = probe?.httpGet?.port ?? probe?.tcpSocket?.port ?? probe?.grpc?.port;
+  if (port === undefined) return !!probe?.exec;
+  return (c.ports ?? []).some((p) => p.containerPort === port || p.name === port);
+}
+
+export const kubernetesChecks: Check[] = [
+  defineCheck({
+    id: 'kubernetes.renders',
+    section: 'kubernetes',
+    item: '11.1',
+    title: 'The manifests render and parse (documented apply command works)',
+    severity: 'fail',
+    modes: ['static'],
+    remediation: 'Fix the render/parse error shown in the evidence; `kubectl kustomize <overlay>` must succeed with no extra flags.',
+    run(ctx) {
+      if (ctx.loadErrors.length) return fail(`${ctx.loadErrors.length} render/parse error(s): ${ctx.loadErrors[0]}`, { errors: ctx.loadErrors });
+      return pass(`${ctx.objects?.all.length ?? 0} objects parsed`, { objects: ctx.objects?.all.length ?? 0 });
+    },
+  }),
+  defineCheck({
+    id: 'kubernetes.resources',
+    section: 'kubernetes',
+    item: '9.1',
+    title: 'CPU and memory requests and limits on every container',
+    severity: 'fail',
+    modes: ['static', 'live'],
+    remediation: 'Set resources.requests.{cpu,memory} and resources.limits.{cpu,memory} on every container and init container, Jobs and CronJobs included.',
+    run(ctx) {
+      const idx = needObjects(ctx);
+      if (isResult(idx)) return idx;
+      const missing: string[] = [];
+      let total = 0;
+      for (const w of idx.templates())
+        for (const c of containersOf(w.podSpec)) {
+          total++;
+          const lack = ['requests.cpu', 'requests.memory', 'limits.cpu', 'limits.memory'].filter((p) => {
+            const [a, b] = p.split('.');
+            return !(c.resources as any)?.[a]?.[b];
+          });
+          if (lack.length) missing.push(`${ref(w)}/${c.name} (${lack.join(', ')})`);
+        }
+      const evidence = { containers: total, missing, limitRanges: idx.kind('LimitRange').map((l) => l.metadata.name) };
+      if (missing.length) return fail(`missing resources: ${missing.join('; ')}`, evidence);
+      return pass(`${total} containers with requests and limits`, evidence);
+    },
+  }),
+  defineCheck({
+    id: 'kubernetes.pdb',
+    section: 'kubernetes',
+    item: '9.2',
+    title: 'Replicated workloads have a PDB that still allows drains',
+    severity: 'fail',
+    modes: ['static', 'live'],
+    remediation: 'Add a PodDisruptionBudget (e.g. maxUnavailable: 1) selecting the pods of every Deployment/StatefulSet with replicas > 1 or an HPA; avoid minAvailable equal to the replica count.',
+    run(ctx) {
+      const idx = needObjects(ctx);
+      if (isResult(idx)) return idx;
+      const rows = idx
+        .templates()
+        .filter((w) => (w.kind === 'Deployment' || w.kind === 'StatefulSet') && (w.replicas > 1 || idx.hpasFor(w).length))
+        .map((w) => {
+          const pdbs = idx.pdbsFor(w);
+          const blocking = pdbs.filter((p) => {
+            const s = p.spec ?? {};
+            if (s.maxUnavailable !== undefined) return s.maxUnavailable === 0 || s.maxUnavailable === '0%';
+            if (typeof s.minAvailable === 'number') return s.minAvailable >= w.replicas;
+            return s.minAvailable === '100%';
+          });
+          const live = ctx.mode === 'live' ? pdbs.map((p) => p.status?.disruptionsAllowed).filter((x) => x !== undefined) : [];
+          return { workload: ref(w), replicas: w.replicas, pdbs: pdbs.map((p) => p.metadata.name), drainBlocking: blocking.map((p) => p.metadata.name), disruptionsAllowed: live };
+        });
+      const uncovered = rows.filter((r) => !r.pdbs.length);
+      const blocking = rows.filter((r) => r.drainBlocking.length || r.disruptionsAllowed.some((d: number) => d < 1));
+      if (uncovered.length) return fail(`replicated without PDB: ${uncovered.map((u) => u.workload).join(', ')}`, rows);
+      if (blocking.length) return warn(`PDB blocks drains: ${blocking.map((b) => b.workload).join(', ')}`, rows);
+      return pass(`${rows.length} replicated workloads covered by PDBs`, rows);
+    },
+  }),
+  defineCheck({
+    id: 'kubernetes.security-context',
+    section: 'kubernetes',
+    item: '9.3',
+    title: 'Cordum services run as non-root (plus hardening extras)',
+    severity: 'fail',
+    modes: ['static', 'live'],
+    remediation: 'Set runAsNonRoot: true (uid 65532) on the Cordum service pods, and allowPrivilegeEscalation: false, capabilities.drop: [ALL], seccompProfile RuntimeDefault, readOnlyRootFilesystem: true on their containers.',
+    run(ctx) {
+      const idx = needObjects(ctx);
+      if (isResult(idx)) return idx;
+      const rows = securityRows(CORDUM_SERVICES.flatMap((c) => idx.component(c)));
+      const root = rows.filter((r) => !r.nonRoot || r.privileged);
+      const extras = rows.filter((r) => !(r.noPrivEsc && r.dropAll && r.seccomp && r.readOnlyRoot));
+      const ns = ctx.mode === 'live' && ctx.namespace ? idx.get('Namespace', ctx.namespace) : undefined;
+      const evidence = { containers: rows, podSecurityEnforce: ns?.metadata.labels?.['pod-security.kubernetes.io/enforce'] ?? null };
+      if (!rows.length) return fail('no Cordum service workloads found', evidence);
+      if (root.length) return fail(`may run as root: ${root.map((r) => `${r.workload}/${r.container}`).join(', ')}`, evidence);
+      if (extras.length) return warn(`hardening extras missing on ${extras.map((r) => `${r.workload}/${r.container}`).join(', ')}`, evidence);
+      return pass(`${rows.length} Cordum containers non-root and hardened`, evidence);
+    },
+  }),
+  defineCheck({
+    id: 'kubernetes.security-context-infra',
+    section: 'kubernetes',
+    item: '9.3',
+    title: 'Infrastructure pods (NATS, Redis, Jobs) hardened (graded separately)',
+    severity: 'warn',
+    modes: ['static', 'live'],
+    remediation: 'Run NATS, Redis and the backup/init Jobs as non-root with allowPrivilegeEscalation: false and capabilities.drop: [ALL].',
+    run(ctx) {
+      const idx = needObjects(ctx);
+      if (isResult(idx)) return idx;
+      const infra = [...idx.component('nats'), ...idx.component('redis'), ...idx.templates().filter((w) => w.kind === 'Job' || w.kind === 'CronJob')];
+      const rows = securityRows(infra);
+      const weak = rows.filter((r) => !r.nonRoot || !r.noPrivEsc || !r.dropAll || r.privileged);
+      if (weak.length) return warn(`not hardened: ${weak.map((r) => `${r.workload}/${r.container}`).join(', ')}`, rows);
+      return pass(`${rows.length} infrastructure containers non-root`, rows);
+    },
+  }),
+  defineCheck({
+    id: 'kubernetes.probes',
+    section: 'kubernetes',
+    item: '9.4',
+    title: 'Readiness and liveness probes on every Deployment/StatefulSet container',
+    severity: 'fail',
+    modes: ['static', 'live'],
+    remediation: 'Add readinessProbe and livenessProbe to every long-running container, pointing at a port the container declares (gateway :8081/health, workflow engine :9093/health, gRPC services grpc or tcpSocket).',
+    run(ctx) {
+      const idx = needObjects(ctx);
+      if (isResult(idx)) return idx;
+      const problems: string[] = [];
+      let n = 0;
+      for (const w of idx.templates().filter((x) => x.kind === 'Deployment' || x.kind === 'StatefulSet'))
+        for (const c of containersOf(w.podSpec, false)) {
+          n++;
+          for (const [k, p] of [['readiness', c.readinessProbe], ['liveness', c.livenessProbe]] as const) {
+            if (!p) problems.push(`${ref(w)}/${c.name}: no ${k} probe`);
+            else if (!probePortOk(c, p)) problems.push(`${ref(w)}/${c.name}: ${k} probe on an undeclared port`);
+          }
+        }
+      if (problems.length) return fail(problems.join('; '), { problems });
+      return pass(`${n} containers with both probes`, { containers: n });
+    },
+  }),
+  defineCheck({
+    id: 'kubernetes.stateful-stores',
+    section: 'kubernetes',
+    item: '11.2',
+    title: 'NATS and Redis run as StatefulSets with volumeClaimTemplates',
+    severity: 'fail',
+    modes: ['static', 'live'],
+    remediation: 'Use the production layout: StatefulSets cordum-nats and cordum-redis with volumeClaimTemplates (not single Deployments with emptyDir).',
+    run(ctx) {
+      const idx = needObjects(ctx);
+      if (isResult(idx)) return idx;
+      const rows = (['nats', 'redis'] as const).map((c) => {
+        const w = primary(idx, c);
+        return { component: c, workload: w ? ref(w) : null, volumeClaimTemplates: (w?.obj.spec?.volumeClaimTemplates ?? []).map((t: { metadata?: { name?: string } }) => t.metadata?.name) };
+      });
+      const bad = rows.filter((r) => !r.workload?.startsWith('StatefulSet/') || !r.volumeClaimTemplates.length);
+      if (bad.length) return fail(`not stateful: ${bad.map((b) => b.workload ?? `${b.component} (missing)`).join(', ')}`, rows);
+      return pass('NATS and Redis are StatefulSets with PVC templates', rows);
+    },
+  }),
+  defineCheck({
+    id: 'kubernetes.redis-cluster-addresses',
+    section: 'kubernetes',
+    item: '11.4',
+    title: 'REDIS_CLUSTER_ADDRESSES matches the Redis StatefulSet on every client',
+    severity: 'fail',
+    modes: ['static', 'live'],
+    remediation: 'List `<sts>-<i>.<headless svc>.<ns>.svc:6379` for every i < replicas in REDIS_CLUSTER_ADDRESSES, identically on every Redis client (and in the cluster-init Job).',
+    run(ctx) {
+      const idx = needObjects(ctx);
+      if (isResult(idx)) return idx;
+      const redis = primary(idx, 'redis');
+      const values: Record<string, string | null> = {};
+      for (const c of REDIS_CLIENTS) for (const w of idx.component(c)) values[ref(w)] = idx.envOf(w, 'REDIS_CLUSTER_ADDRESSES') ?? null;
+      const clustered = redis?.kind === 'StatefulSet' && redis.replicas > 1;
+      const evidence: Record<string, unknown> = { redis: redis ? ref(redis) : null, replicas: redis?.replicas ?? null, values };
+      if (!clustered) {
+        if (Object.values(values).some((v) => v && v.split(/[\s,]+/).filter(Boolean).length > 1)) return fail('cluster addresses set but Redis is not a replicated StatefulSet', evidence);
+        return pass('single Redis: no cluster addresses needed', evidence);
+      }
+      const distinct = new Set(Object.values(values));
+      if (distinct.size > 1) return fail('REDIS_CLUSTER_ADDRESSES differs between clients', evidence);
+      const v = [...distinct][0];
+      if (!v) return fail('REDIS_CLUSTER_ADDRESSES unset on the clients of a clustered Redis', evidence);
+      const entries = v.split(/[\s,]+/).filter(Boolean);
+      const ns = ctx.namespace ?? redis!.obj.metadata.namespace ?? 'cordum';
+      const svc = redis!.obj.spec?.serviceName ?? redis!.name;
+      const expected = Array.from({ length: redis!.replicas }, (_, i) => `${redis!.name}-${i}.${svc}.${ns}.svc:6379`);
+      const missing = expected.filter((e) => !entries.includes(e));
+      const extra = entries.filter((e) => !expected.includes(e));
+      Object.assign(evidence, { expected, missing, extra });
+      if (missing.length || extra.length) return fail(`${entries.length} addresses for ${redis!.replicas} Redis pods${missing.length ? `; missing ${missing.join(', ')}` : ''}${extra.length ? `; unexpected ${extra.join(', ')}` : ''}`, evidence);
+      return pass(`${entries.length} addresses match ${ref(redis!)}`, evidence);
+    },
+  }),
+];

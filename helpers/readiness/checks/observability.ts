@@ -1,0 +1,90 @@
+// Checklist §4: metrics scraped (ServiceMonitor selecting the Service's own labels by port name,
+// or Prometheus annotations), workflow-engine health monitored, alert rules present and robust.
+import { defineCheck, fail, pass, warn, type Check, type CheckContext, type PartialResult } from '../model.js';
+import { containersOf, selectorMatches, type Component } from '../objects.js';
+import { isResult, needObjects, primary, ref } from './util.js';
+
+function scrapeCheck(ctx: CheckContext, component: Component, port: number): PartialResult {
+  const idx = needObjects(ctx);
+  if (isResult(idx)) return idx;
+  const w = primary(idx, component);
+  if (!w) return fail(`no ${component} workload found`);
+  const svcs = idx.servicesFronting(w);
+  const withPort = svcs.filter((s) => (s.spec?.ports ?? []).some((p: { name?: string; port: number; targetPort?: number | string }) => p.name === 'metrics' && (p.port === port || p.targetPort === port || p.targetPort === 'metrics')));
+  const monitors = idx.kind('ServiceMonitor').filter((m) => withPort.some((s) => selectorMatches(m.spec?.selector ?? {}, s.metadata.labels ?? {})) && (m.spec?.endpoints ?? []).some((e: { port?: string }) => e.port === 'metrics'));
+  const annotated = [...svcs.map((s) => s.metadata.annotations ?? {}), w.obj.spec?.template?.metadata?.annotations ?? {}].some((a) => a['prometheus.io/scrape'] === 'true' && String(a['prometheus.io/port'] ?? port) === String(port));
+  const evidence: Record<string, unknown> = { workload: ref(w), services: svcs.map((s) => s.metadata.name), metricsPortOn: withPort.map((s) => s.metadata.name), serviceMonitors: monitors.map((m) => m.metadata.name), prometheusAnnotations: annotated };
+  const live = ctx.mode === 'live' ? ctx.live?.metrics?.[component === 'api-gateway' ? 'gateway' : 'scheduler'] : undefined;
+  if (live) {
+    evidence.liveProbe = live.ok ? live.value : { error: live.reason };
+    if (!live.ok || live.value.status !== 200) return fail(`${component} /metrics did not answer 200`, evidence);
+  }
+  if (!withPort.length && !annotated) return fail(`no Service of ${ref(w)} has a port named "metrics" (${port})`, evidence);
+  if (!monitors.length && !annotated) return fail(`no ServiceMonitor selects the ${component} Service labels with endpoint port "metrics"`, evidence);
+  return pass(`${component} :${port}/metrics scraped via ${monitors.length ? `ServiceMonitor ${monitors[0].metadata.name}` : 'annotations'}`, evidence);
+}
+
+export const observabilityChecks: Check[] = [
+  defineCheck({
+    id: 'observability.gateway-scrape',
+    section: 'observability',
+    item: '4.1',
+    title: "Gateway :9092/metrics is scraped",
+    severity: 'fail',
+    modes: ['static', 'live'],
+    remediation: 'Name the gateway Service port 9092 "metrics", label the Service, and add a ServiceMonitor whose selector matches those Service labels with `endpoints: [{port: metrics}]`.',
+    run: (ctx) => scrapeCheck(ctx, 'api-gateway', 9092),
+  }),
+  defineCheck({
+    id: 'observability.scheduler-scrape',
+    section: 'observability',
+    item: '4.2',
+    title: 'Scheduler :9090/metrics is scraped',
+    severity: 'fail',
+    modes: ['static', 'live'],
+    remediation: 'Name the scheduler Service port 9090 "metrics", label the Service, and add a ServiceMonitor selecting it with `endpoints: [{port: metrics}]`.',
+    run: (ctx) => scrapeCheck(ctx, 'scheduler', 9090),
+  }),
+  defineCheck({
+    id: 'observability.workflow-health',
+    section: 'observability',
+    item: '4.3',
+    title: 'Workflow engine :9093/health probed and monitored',
+    severity: 'warn',
+    modes: ['static', 'live'],
+    remediation: 'Point readiness/liveness probes at :9093/health and add a blackbox Probe (monitoring.coreos.com/v1 Probe) for it; the engine has no /metrics.',
+    run(ctx) {
+      const idx = needObjects(ctx);
+      if (isResult(idx)) return idx;
+      const w = primary(idx, 'workflow-engine');
+      if (!w) return fail('no workflow engine workload found');
+      const probes = containersOf(w.podSpec, false).flatMap((c) => [c.readinessProbe, c.livenessProbe]).filter((p) => p?.httpGet?.path === '/health' && (p.httpGet.port === 9093 || typeof p.httpGet.port === 'string'));
+      const monitors = idx.kind('Probe').map((p) => p.metadata.name);
+      const evidence = { workload: ref(w), healthProbes: probes.length, monitoringProbes: monitors };
+      if (probes.length < 2) return warn('readiness and liveness probes on :9093/health missing', evidence);
+      if (!monitors.length) return warn('health is probed but not monitored (no Probe object)', evidence);
+      return pass(`probes on /health and monitored by ${monitors[0]}`, evidence);
+    },
+  }),
+  defineCheck({
+    id: 'observability.alerts',
+    section: 'observability',
+    item: '4.6',
+    title: 'Cordum alert rules loaded, covering absent targets',
+    severity: 'fail',
+    modes: ['static', 'live'],
+    remediation: 'Ship a PrometheusRule (group cordum.platform) with Cordum* alerts; write down-alerts as `up{…} == 0 or absent(up{…})` so a missing target also fires.',
+    run(ctx) {
+      const idx = needObjects(ctx);
+      if (isResult(idx)) return idx;
+      const rules = idx.kind('PrometheusRule');
+      const alerts = rules.flatMap((r) => (r.spec?.groups ?? []).flatMap((g: { rules?: { alert?: string; expr?: string }[] }) => g.rules ?? [])).filter((r: { alert?: string }) => r.alert);
+      const cordum = alerts.filter((a: { alert?: string }) => a.alert!.startsWith('Cordum'));
+      const absent = cordum.some((a: { expr?: string }) => /absent\s*\(/.test(String(a.expr)));
+      const evidence = { rules: rules.map((r) => r.metadata.name), alerts: cordum.map((a: { alert?: string }) => a.alert), usesAbsent: absent };
+      if (!cordum.length) return fail('no PrometheusRule with Cordum* alerts', evidence);
+      if (!absent) return warn('down-alerts do not use absent(): a missing target never fires', evidence);
+      return pass(`${cordum.length} Cordum alerts, absent() covered`, evidence);
+    },
+  }),
+];

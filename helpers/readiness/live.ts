@@ -1,0 +1,268 @@
+// Live collectors: each reads one system (Kubernetes, Redis, NATS, the gateway, metrics endpoints,
+// the drill history) under its own deadline. A failure never throws out of the audit: it becomes a
+// Probe {ok:false, reason} that the checks report as "not checkable".
+import { readFileSync, existsSync } from 'node:fs';
+import { Redis } from 'ioredis';
+import { connect } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { fetch } from 'undici';
+import { errorMessage } from '../errors.js';
+import type { TargetProfile } from '../profile-types.js';
+import { createKube, type KubeOptions } from '../kube.js';
+import type { KubeObject } from './objects.js';
+
+export type Probe<T> = { ok: true; value: T } | { ok: false; reason: string };
+
+export interface StreamFacts {
+  storage: string;
+  num_replicas: number;
+  max_age_ns?: number;
+  messages?: number;
+  /** false when any cluster replica is not current; null when the stream is not clustered. */
+  replicas_current: boolean | null;
+}
+
+export interface DrillRecord {
+  kind: string;
+  target?: string;
+  finished_at: string;
+  status: string;
+}
+
+export interface LiveFacts {
+  targetName?: string;
+  redis?: Probe<{ config: Record<string, string>; persistence: Record<string, string> }>;
+  nats?: Probe<{ streams: Record<string, StreamFacts | null>; server: { version?: string; cluster?: string; jetstream?: boolean } }>;
+  gatewayStatus?: Probe<{ status: number; body: unknown }>;
+  defaultKey?: Probe<{ status: number }>;
+  rateLimit?: Probe<{ sent: number; first429At: number | null; burst: number; cap: number; statuses: Record<string, number> }>;
+  metrics?: { gateway?: Probe<{ status: number; hasGoSeries: boolean }>; scheduler?: Probe<{ status: number; hasGoSeries: boolean }> };
+  drills?: { file: string; records: DrillRecord[]; error?: string };
+  kubeSkipped?: { kind: string; reason: string }[];
+}
+
+/** Run `fn` with a deadline; timeouts and errors become a failed Probe. */
+export async function bounded<T>(what: string, timeoutMs: number, fn: (signal: AbortSignal) => Promise<T>): Promise<Probe<T>> {
+  const ac = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<Probe<T>>((resolve) => {
+    timer = setTimeout(() => {
+      ac.abort();
+      resolve({ ok: false, reason: `${what} timed out after ${timeoutMs} ms` });
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([fn(ac.signal).then((value) => ({ ok: true as const, value })), timeout]);
+  } catch (err) {
+    return { ok: false, reason: `${what}: ${errorMessage(err).split('\n')[0]}` };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function tlsFromRef(t: { ca_file?: string; cert_file?: string; key_file?: string; server_name?: string; insecure_skip_verify?: boolean } | undefined) {
+  if (!t) return undefined;
+  return {
+    ca: t.ca_file ? readFileSync(t.ca_file) : undefined,
+    cert: t.cert_file ? readFileSync(t.cert_file) : undefined,
+    key: t.key_file ? readFileSync(t.key_file) : undefined,
+    servername: t.server_name,
+    rejectUnauthorized: !t.insecure_skip_verify,
+  };
+}
+
+export async function probeRedis(url: string, opts: { password?: string; username?: string; tls?: ReturnType<typeof tlsFromRef>; timeoutMs: number }): Promise<LiveFacts['redis']> {
+  return bounded('redis', opts.timeoutMs, async () => {
+    const r = new Redis(url, { lazyConnect: true, connectTimeout: opts.timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false, password: opts.password, username: opts.username, tls: opts.tls });
+    r.on('error', () => undefined); // reported through the awaited command instead
+    try {
+      await r.connect();
+      const config: Record<string, string> = {};
+      for (const k of ['appendonly', 'save', 'dir', 'appendfsync']) {
+        const pair = (await r.call('CONFIG', 'GET', k)) as string[];
+        config[k] = pair[1] ?? '';
+      }
+      const persistence: Record<string, string> = {};
+      for (const line of String(await r.info('persistence')).split(/\r?\n/)) {
+        const i = line.indexOf(':');
+        if (i > 0) persistence[line.slice(0, i)] = line.slice(i + 1);
+      }
+      return { config, persistence };
+    } finally {
+      r.disconnect();
+    }
+  });
+}
+
+export async function probeNats(url: string, opts: { token?: string; user?: string; pass?: string; timeoutMs: number; streams?: string[] }): Promise<LiveFacts['nats']> {
+  return bounded('nats', opts.timeoutMs, async () => {
+    const nc = await connect({ servers: url, timeout: opts.timeoutMs, token: opts.token, user: opts.user, pass: opts.pass, reconnect: false });
+    try {
+      const jsm = await jetstreamManager(nc, { timeout: opts.timeoutMs });
+      const streams: Record<string, StreamFacts | null> = {};
+      for (const name of opts.streams ?? ['CORDUM_SYS', 'CORDUM_JOBS']) {
+        try {
+          const si = await jsm.streams.info(name);
+          const reps = si.cluster?.replicas ?? [];
+          streams[name] = { storage: String(si.config.storage), num_replicas: si.config.num_replicas, max_age_ns: si.config.max_age, messages: si.state.messages, replicas_current: reps.length ? reps.every((r) => r.current) : null };
+        } catch (err) {
+          if (/not found/i.test(errorMessage(err))) streams[name] = null;
+          else throw err;
+        }
+      }
+      const info = nc.info;
+      return { streams, server: { version: info?.version, cluster: info?.cluster, jetstream: info?.jetstream } };
+    } finally {
+      await nc.close().catch(() => undefined);
+    }
+  });
+}
+
+async function get(url: string, headers: Record<string, string>, signal: AbortSignal): Promise<{ status: number; text: string }> {
+  const res = await fetch(url, { headers, signal });
+  return { status: res.status, text: await res.text() };
+}
+
+export async function probeGatewayStatus(base: string, apiKey: string | undefined, timeoutMs: number): Promise<LiveFacts['gatewayStatus']> {
+  return bounded('gateway status', timeoutMs, async (signal) => {
+    const r = await get(new URL('/api/v1/status', base).toString(), apiKey ? { 'X-API-Key': apiKey } : {}, signal);
+    let body: unknown = r.text;
+    try {
+      body = JSON.parse(r.text);
+    } catch {
+      /* keep text */
+    }
+    return { status: r.status, body };
+  });
+}
+
+export async function probeDefaultKey(base: string, timeoutMs: number): Promise<LiveFacts['defaultKey']> {
+  return bounded('default-key probe', timeoutMs, async (signal) => ({ status: (await get(new URL('/api/v1/status', base).toString(), { 'X-API-Key': 'super-secret-key' }, signal)).status }));
+}
+
+/**
+ * Sends up to burst + extra GET /api/v1/status, a few in flight, and stops at the first 429.
+ * Refusing non-loopback targets is the caller's job (the profile names the gateway explicitly).
+ */
+export async function probeRateLimit(base: string, apiKey: string | undefined, burst: number, extra: number, timeoutMs: number, concurrency = 8): Promise<LiveFacts['rateLimit']> {
+  return bounded('rate-limit probe', timeoutMs, async (signal) => {
+    const cap = burst + extra;
+    const url = new URL('/api/v1/status', base).toString();
+    const headers: Record<string, string> = apiKey ? { 'X-API-Key': apiKey } : {};
+    let sent = 0;
+    let first429At: number | null = null;
+    const statuses: Record<string, number> = {};
+    const worker = async () => {
+      while (first429At === null && sent < cap && !signal.aborted) {
+        const n = ++sent;
+        const res = await fetch(url, { headers, signal });
+        await res.body?.cancel();
+        statuses[res.status] = (statuses[res.status] ?? 0) + 1;
+        if (res.status === 429 && first429At === null) first429At = n;
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, cap) }, worker));
+    return { sent, first429At, burst, cap, statuses };
+  });
+}
+
+export async function probeMetrics(url: string, timeoutMs: number): Promise<Probe<{ status: number; hasGoSeries: boolean }>> {
+  return bounded(`metrics ${url}`, timeoutMs, async (signal) => {
+    const r = await get(url, {}, signal);
+    return { status: r.status, hasGoSeries: /^(go_|promhttp_|process_)/m.test(r.text) };
+  });
+}
+
+export function readDrillHistory(file: string): NonNullable<LiveFacts['drills']> {
+  if (!existsSync(file)) return { file, records: [] };
+  const records: DrillRecord[] = [];
+  const bad: number[] = [];
+  readFileSync(file, 'utf8')
+    .split('\n')
+    .forEach((line, i) => {
+      if (!line.trim()) return;
+      try {
+        const r = JSON.parse(line) as DrillRecord;
+        if (r && typeof r.finished_at === 'string' && !Number.isNaN(Date.parse(r.finished_at))) records.push(r);
+        else bad.push(i + 1);
+      } catch {
+        bad.push(i + 1);
+      }
+    });
+  return { file, records, error: bad.length ? `unparsable lines: ${bad.join(', ')}` : undefined };
+}
+
+export interface CollectOptions {
+  profile?: TargetProfile;
+  kube?: KubeOptions | false;
+  /** Override profile URLs (tests). */
+  redisUrl?: string;
+  natsUrl?: string;
+  gatewayUrl?: string;
+  apiKey?: string;
+  /** Burst to probe against; default from the gateway env read from Kubernetes, else 100. */
+  burst?: number;
+  extraRequests?: number;
+  timeoutMs?: number;
+  historyFile?: string;
+  skipRateLimit?: boolean;
+}
+
+export interface Collected {
+  facts: LiveFacts;
+  objects?: KubeObject[];
+  objectsUnavailable?: string;
+  namespace?: string;
+}
+
+export async function collectLive(opts: CollectOptions, burstFromObjects?: (objects: KubeObject[]) => number): Promise<Collected> {
+  const p = opts.profile;
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const facts: LiveFacts = { targetName: p?.name };
+  const out: Collected = { facts, namespace: opts.kube ? (opts.kube.namespace ?? p?.kube?.namespace) : p?.kube?.namespace };
+
+  const kubeTask = (async () => {
+    if (opts.kube === false || (!opts.kube && !p?.kube)) {
+      out.objectsUnavailable = 'no Kubernetes access configured (profile has no kube section)';
+      return;
+    }
+    const r = await bounded('kubernetes', timeoutMs, async () => {
+      const k = createKube(p, opts.kube || {});
+      out.namespace = k.namespace;
+      return k.listAll();
+    });
+    if (r.ok) {
+      out.objects = r.value.objects as KubeObject[];
+      facts.kubeSkipped = r.value.skipped;
+    } else out.objectsUnavailable = r.reason;
+  })();
+
+  const env = (name?: string) => (name ? process.env[name] : undefined);
+  const redisUrl = opts.redisUrl ?? p?.redis?.url;
+  const natsUrl = opts.natsUrl ?? p?.nats?.url;
+  const gatewayUrl = opts.gatewayUrl ?? p?.gateway.url;
+  const apiKey = opts.apiKey ?? env(p?.gateway.api_key_env);
+  const tasks: Promise<unknown>[] = [kubeTask];
+  if (redisUrl) tasks.push(probeRedis(redisUrl, { password: env(p?.redis?.password_env), username: p?.redis?.username, tls: tlsFromRef(p?.redis?.tls), timeoutMs }).then((r) => (facts.redis = r)));
+  if (natsUrl) tasks.push(probeNats(natsUrl, { token: env(p?.nats?.token_env), user: p?.nats?.user, pass: env(p?.nats?.password_env), timeoutMs }).then((r) => (facts.nats = r)));
+  const metrics: NonNullable<LiveFacts['metrics']> = {};
+  if (p?.metrics?.gateway) tasks.push(probeMetrics(p.metrics.gateway, timeoutMs).then((r) => (metrics.gateway = r)));
+  if (p?.metrics?.scheduler) tasks.push(probeMetrics(p.metrics.scheduler, timeoutMs).then((r) => (metrics.scheduler = r)));
+  facts.metrics = metrics;
+  facts.drills = readDrillHistory(opts.historyFile ?? 'reports/.drills.jsonl');
+  await Promise.all(tasks);
+
+  // Gateway probes run after the others, in order: status and default key before the burst,
+  // so the rate-limit probe's 429s do not spill into them.
+  if (gatewayUrl) {
+    const status = await probeGatewayStatus(gatewayUrl, apiKey, timeoutMs);
+    facts.gatewayStatus = status;
+    // When the configured key IS the default one, its status answer already tells whether it works.
+    facts.defaultKey = apiKey === 'super-secret-key' && status?.ok ? { ok: true, value: { status: status.value.status } } : await probeDefaultKey(gatewayUrl, timeoutMs);
+    if (!opts.skipRateLimit) {
+      const burst = opts.burst ?? (out.objects && burstFromObjects ? burstFromObjects(out.objects) : 100);
+      facts.rateLimit = await probeRateLimit(gatewayUrl, apiKey, burst, opts.extraRequests ?? 40, timeoutMs * 3);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,133 @@
+// Allure side of a run: environment info and categories (given to allure-vitest, which writes them
+// into allure-results), and the single-file Allure Report 3 HTML, generated in-process (a child
+// `allure generate` costs about a second of start-up) with the analytics tag removed.
+import { existsSync, mkdirSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Status } from 'allure-js-commons';
+import type { Category } from 'allure-js-commons/sdk';
+
+/** Allure 2 style categories (allure-vitest writes categories.json; Allure 3 reads it). First match wins. */
+export const CATEGORIES: Category[] = [
+  {
+    name: 'Interrupted runs',
+    description: 'The run was stopped (Ctrl-C, SIGTERM or the runbook time budget) while this step ran.',
+    matchedStatuses: [Status.FAILED, Status.BROKEN, Status.SKIPPED],
+    messageRegex: '(?s).*\\binterrupted\\b.*',
+  },
+  {
+    name: 'Environment problems',
+    description: 'The target or a dependency could not be reached, or a precondition was not met. Not a verdict on Cordum.',
+    matchedStatuses: [Status.FAILED, Status.BROKEN],
+    messageRegex:
+      '(?s).*(Unreachable|Precondition|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|UND_ERR_CONNECT|socket hang up|fetch failed|cannot be reached|not reachable|no redis section|did not finish within).*',
+  },
+  {
+    name: 'Teardown left objects behind',
+    matchedStatuses: [Status.FAILED, Status.BROKEN],
+    messageRegex: '(?s).*left behind.*',
+  },
+  {
+    name: 'Product defects',
+    description: 'A check against documented Cordum behaviour failed.',
+    matchedStatuses: [Status.FAILED],
+  },
+  {
+    name: 'Broken tests',
+    description: 'The scenario code itself threw (not an assertion about Cordum): fix the runbook.',
+    matchedStatuses: [Status.BROKEN],
+  },
+];
+
+export interface GenerateOptions {
+  resultsDir: string;
+  /** The directory the single index.html goes into. */
+  outputDir: string;
+  /** Scratch directory for Allure's own output (its summary.json etc. must not land in the run dir). */
+  stagingDir: string;
+  reportName: string;
+  /** JSONL file Allure appends one line per report to; keep one per target for trends. */
+  historyPath: string;
+  historyLimit?: number;
+}
+
+type CoreModule = {
+  AllureReport: new (config: unknown) => {
+    start(): Promise<void>;
+    readDirectory(dir: string): Promise<void>;
+    done(): Promise<void>;
+  };
+  resolveConfig(config: Record<string, unknown>, override?: Record<string, unknown>): Promise<unknown>;
+};
+
+let corePromise: Promise<CoreModule> | undefined;
+
+/** @allurereport/core is a dependency of the `allure` CLI package, not of ours: resolve it from there. */
+function loadCore(): Promise<CoreModule> {
+  corePromise ??= (async () => {
+    const allureEntry = fileURLToPath(import.meta.resolve('allure'));
+    const req = createRequire(allureEntry);
+    return (await import(pathToFileURL(req.resolve('@allurereport/core')).href)) as CoreModule;
+  })();
+  return corePromise;
+}
+
+/** Start loading the generator ahead of time (it is large); safe to call more than once. */
+export async function preloadAllure(): Promise<void> {
+  await loadCore();
+}
+
+/** Generate `<outputDir>/index.html` (single file, offline) and return its path. */
+export async function generateHtml(opts: GenerateOptions): Promise<string> {
+  const core = await loadCore();
+  mkdirSync(opts.outputDir, { recursive: true });
+  mkdirSync(dirname(opts.historyPath), { recursive: true });
+  const staging = opts.stagingDir;
+  const config = await core.resolveConfig(
+    {
+      name: opts.reportName,
+      output: staging,
+      historyPath: opts.historyPath,
+      historyLimit: opts.historyLimit ?? 50,
+      plugins: {
+        awesome: { options: { singleFile: true, reportName: opts.reportName, groupBy: ['parentSuite', 'suite'] } },
+      },
+    },
+    {},
+  );
+  const report = new core.AllureReport(config);
+  await report.start();
+  await report.readDirectory(opts.resultsDir);
+  await report.done();
+  const produced = join(staging, 'index.html');
+  if (!existsSync(produced)) throw new Error(`allure did not produce ${produced}`);
+  const html = stripAnalytics(await readFile(produced, 'utf8'));
+  const out = join(opts.outputDir, 'index.html');
+  await writeFile(out, html);
+  return out;
+}
+
+/**
+ * Allure 3's awesome template hard-codes a Google Analytics tag (allure3 #476). A report attached to
+ * a change ticket must not phone home, so both the loader and the inline gtag script are removed,
+ * and the result is checked so a template change cannot silently bring them back.
+ */
+export function stripAnalytics(html: string): string {
+  const out = html
+    .replace(/<script\b[^>]*\bsrc=["']https?:\/\/(?:www\.)?googletagmanager\.com[^"']*["'][^>]*>\s*<\/script>/gi, '')
+    .replace(/<script\b[^>]*>(?:(?!<\/script>)[\s\S])*?\bgtag\s*\((?:(?!<\/script>)[\s\S])*?<\/script>/gi, '');
+  const leftovers = offlineProblems(out);
+  if (leftovers.length > 0) throw new Error(`report HTML still references the network: ${leftovers.join(', ')}`);
+  return out;
+}
+
+/** Script/style/image references that would need the network to open the report. */
+export function offlineProblems(html: string): string[] {
+  const problems: string[] = [];
+  if (/googletagmanager|google-analytics|\bgtag\s*\(/i.test(html)) problems.push('analytics tag');
+  const external = /<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)=["'](?:https?:)?\/\/[^"']+["']/gi;
+  for (const m of html.matchAll(external)) problems.push(m[0].slice(0, 120));
+  return problems;
+}

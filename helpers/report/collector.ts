@@ -1,0 +1,65 @@
+// A Vitest reporter that records each runbook step's outcome in run order, for summary.json and the
+// exit code. It never prints: cli/progress-reporter.ts does the talking.
+import { relative } from 'node:path';
+import type { Reporter, SerializedError, TestCase, TestModule } from 'vitest/node';
+import { REPO_ROOT } from '../catalog.js';
+import type { StepRecord } from './summary.js';
+
+export class StepCollector implements Reporter {
+  readonly steps: StepRecord[] = [];
+  /** Problems outside any step: a scenario file that failed to load, an unhandled rejection. */
+  readonly runErrors: string[] = [];
+  /** Steps that started but never reported (cancelled mid-step). */
+  private readonly running = new Map<string, TestCase>();
+
+  onTestCaseReady(testCase: TestCase): void {
+    this.running.set(testCase.id, testCase);
+  }
+
+  onTestCaseResult(testCase: TestCase): void {
+    this.running.delete(testCase.id);
+    this.steps.push(toRecord(testCase));
+  }
+
+  onTestModuleEnd(testModule: TestModule): void {
+    for (const err of testModule.errors()) {
+      this.runErrors.push(`${relative(REPO_ROOT, testModule.moduleId)}: ${firstLine(err.message)}`);
+    }
+  }
+
+  onTestRunEnd(_modules: ReadonlyArray<TestModule>, unhandled: ReadonlyArray<SerializedError>): void {
+    for (const err of unhandled) this.runErrors.push(`unhandled error: ${firstLine(err.message ?? String(err))}`);
+  }
+
+  /** Steps still marked running when the run was cut short, recorded as failed. */
+  flushRunning(reason: string): void {
+    for (const tc of this.running.values()) {
+      this.steps.push({ ...toRecord(tc), status: 'failed', error: reason });
+    }
+    this.running.clear();
+  }
+}
+
+function toRecord(tc: TestCase): StepRecord {
+  const result = tc.result();
+  const diag = tc.diagnostic();
+  const scenario = tc.parent.type === 'suite' ? tc.parent.name : '';
+  const rec: StepRecord = {
+    scenario,
+    file: relative(REPO_ROOT, tc.module.moduleId),
+    name: tc.name,
+    status: result.state === 'passed' ? 'passed' : result.state === 'failed' ? 'failed' : 'skipped',
+    duration_ms: Math.round(diag?.duration ?? 0),
+  };
+  if (result.state === 'failed') {
+    const e = result.errors[0];
+    rec.error = e ? `${e.name && e.name !== 'Error' && e.name !== 'AssertionError' ? e.name + ': ' : ''}${e.message}` : 'failed';
+    rec.error_type = e?.name;
+  }
+  if (result.state === 'skipped' && result.note) rec.skip_reason = result.note;
+  return rec;
+}
+
+function firstLine(s: string): string {
+  return s.split('\n')[0] ?? s;
+}

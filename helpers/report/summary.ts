@@ -1,0 +1,160 @@
+// summary.json (machine-readable: CI gates, --only-failed) and summary.md (a table to paste into a
+// change ticket) for one run.
+import { existsSync, readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { UsageError } from '../errors.js';
+
+export type StepStatus = 'passed' | 'failed' | 'skipped';
+export type RunStatus = 'passed' | 'failed' | 'interrupted' | 'teardown_failed' | 'unreachable' | 'error';
+
+export interface StepRecord {
+  scenario: string;
+  /** Scenario file, relative to the repo root. */
+  file: string;
+  name: string;
+  status: StepStatus;
+  duration_ms: number;
+  error?: string;
+  error_type?: string;
+  skip_reason?: string;
+}
+
+export interface FindingRecord {
+  id: string;
+  severity: 'info' | 'warn' | 'fail';
+  title: string;
+  detail: string;
+  step?: string;
+  scenario?: string;
+  at?: string;
+}
+
+export interface RunSummary {
+  run_id: string;
+  runbook: string;
+  title: string;
+  /** Target profile name (what history and gates key on). */
+  target: string;
+  target_source: string;
+  gateway: string;
+  ticket: string | null;
+  status: RunStatus;
+  exit_code: number;
+  /** Why the run stopped early (Ctrl-C, SIGTERM, time budget), if it did. */
+  interrupted_reason?: string;
+  start: string;
+  end: string;
+  duration_ms: number;
+  counts: { total: number; passed: number; failed: number; skipped: number };
+  steps: StepRecord[];
+  findings: FindingRecord[];
+  teardown: {
+    removed_by_runner: string[];
+    left_behind: { label: string; error: string }[];
+    earlier_runs: { journal: string; removed: string[]; left_behind: { label: string; error: string }[] }[];
+  };
+  errors: string[];
+  environment: Record<string, string>;
+  only_failed_from?: string;
+}
+
+export function countSteps(steps: StepRecord[]): RunSummary['counts'] {
+  return {
+    total: steps.length,
+    passed: steps.filter((s) => s.status === 'passed').length,
+    failed: steps.filter((s) => s.status === 'failed').length,
+    skipped: steps.filter((s) => s.status === 'skipped').length,
+  };
+}
+
+export function readFindings(runDir: string, file: string): FindingRecord[] {
+  const path = join(runDir, file);
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .flatMap((l) => {
+      try {
+        return [JSON.parse(l) as FindingRecord];
+      } catch {
+        return [];
+      }
+    });
+}
+
+export async function writeSummaries(runDir: string, s: RunSummary): Promise<void> {
+  await writeFile(join(runDir, 'summary.json'), JSON.stringify(s, null, 2) + '\n');
+  await writeFile(join(runDir, 'summary.md'), renderMarkdown(s));
+}
+
+const ICON: Record<StepStatus, string> = { passed: '✅ passed', failed: '❌ failed', skipped: '⏭️ skipped' };
+
+/** Pipes and newlines would break the table a reviewer pastes into a ticket. */
+function cell(s: string | undefined): string {
+  return (s ?? '').replace(/\|/g, '\\|').replace(/\r?\n/g, ' ').slice(0, 300);
+}
+
+export function renderMarkdown(s: RunSummary): string {
+  const lines: string[] = [];
+  lines.push(`### Runbook \`${s.runbook}\`: ${s.title}`);
+  lines.push('');
+  lines.push(`| | |`);
+  lines.push(`|---|---|`);
+  lines.push(`| Status | **${s.status.toUpperCase()}** (exit ${s.exit_code})${s.interrupted_reason ? `: ${cell(s.interrupted_reason)}` : ''} |`);
+  lines.push(`| Target | ${cell(s.target)} (${cell(s.gateway)}) |`);
+  if (s.ticket) lines.push(`| Ticket | ${cell(s.ticket)} |`);
+  lines.push(`| Run | \`${s.run_id}\` |`);
+  lines.push(`| Started / ended | ${s.start} / ${s.end} (${(s.duration_ms / 1000).toFixed(1)} s) |`);
+  lines.push(`| Steps | ${s.counts.passed} passed, ${s.counts.failed} failed, ${s.counts.skipped} skipped |`);
+  for (const [k, v] of Object.entries(s.environment)) lines.push(`| ${cell(k)} | ${cell(v)} |`);
+  lines.push('');
+  lines.push('| # | Step | Result | Duration | Detail |');
+  lines.push('|---|---|---|---|---|');
+  s.steps.forEach((st, i) => {
+    const detail = st.error ?? st.skip_reason ?? '';
+    lines.push(`| ${i + 1} | ${cell(st.name)} | ${ICON[st.status]} | ${(st.duration_ms / 1000).toFixed(2)} s | ${cell(detail)} |`);
+  });
+  if (s.findings.length > 0) {
+    lines.push('');
+    lines.push('**Findings**');
+    lines.push('');
+    lines.push('| Id | Severity | Title | Detail | Step |');
+    lines.push('|---|---|---|---|---|');
+    for (const f of s.findings) lines.push(`| ${cell(f.id)} | ${f.severity} | ${cell(f.title)} | ${cell(f.detail)} | ${cell(f.step)} |`);
+  }
+  const td = s.teardown;
+  if (td.left_behind.length > 0 || td.removed_by_runner.length > 0 || td.earlier_runs.length > 0) {
+    lines.push('');
+    lines.push('**Teardown**');
+    lines.push('');
+    for (const r of td.removed_by_runner) lines.push(`- removed by the runner: ${r}`);
+    for (const l of td.left_behind) lines.push(`- ⚠️ left behind: ${l.label}: ${l.error}`);
+    for (const e of td.earlier_runs) {
+      lines.push(`- leftovers of an earlier run (${e.journal}): ${e.removed.length} removed, ${e.left_behind.length} still there`);
+    }
+  }
+  if (s.errors.length > 0) {
+    lines.push('');
+    lines.push('**Errors outside steps**');
+    lines.push('');
+    for (const e of s.errors) lines.push(`- ${cell(e)}`);
+  }
+  lines.push('');
+  return lines.join('\n');
+}
+
+/** Scenario files that had a failed step in an earlier report (for --only-failed). */
+export function failedScenarioFiles(reportDir: string): { files: string[]; runbook: string } {
+  const path = join(reportDir, 'summary.json');
+  if (!existsSync(path)) throw new UsageError(`--only-failed: ${path} does not exist (pass a reports/<run-id> directory)`);
+  let s: RunSummary;
+  try {
+    s = JSON.parse(readFileSync(path, 'utf8')) as RunSummary;
+  } catch {
+    throw new UsageError(`--only-failed: ${path} is not valid JSON`);
+  }
+  if (!Array.isArray(s.steps)) throw new UsageError(`--only-failed: ${path} has no 'steps' list`);
+  const files = [...new Set(s.steps.filter((st) => st.status === 'failed').map((st) => st.file))];
+  return { files, runbook: s.runbook };
+}

@@ -1,0 +1,393 @@
+// The scenario DSL. A scenario file is one sequential describe; each runbook step is one Vitest
+// test, run in order. After a failed step the later ones are skipped with a reason, and a final
+// teardown step always runs and undoes what the steps registered. Workers get their context from
+// the environment the runner sets (see helpers/report/run-contract.ts).
+//
+//   scenario('Retry a dead-lettered job', (s) => {
+//     s.step('Submit a job that fails', async (ctx) => { ... }, { timeoutMs: 10_000 });
+//   });
+import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import * as allure from 'allure-js-commons';
+import { afterAll, beforeAll, describe, test, type TestContext } from 'vitest';
+import { PreconditionError, errorMessage } from './errors.js';
+import type { TargetProfile } from './profile-types.js';
+import {
+  ENV,
+  RUN_FILES,
+  TEARDOWN_STEP,
+  interruptChannelName,
+  runPrefix,
+  type InterruptMessage,
+} from './report/run-contract.js';
+import { secretValues } from './target.js';
+import { TeardownRegistry, targetExecutor, type TeardownAction } from './teardown.js';
+import type { GatewayClient } from './gateway.js';
+import type { Bus } from './bus.js';
+import type { Redis } from 'ioredis';
+
+export type { TeardownAction } from './teardown.js';
+export { TEARDOWN_STEP } from './report/run-contract.js';
+
+export interface Finding {
+  id: string;
+  severity: 'info' | 'warn' | 'fail';
+  title: string;
+  detail: string;
+}
+
+export interface StepOptions {
+  /** The step is aborted (ctx.signal) and failed after this long. Default 60 s. */
+  timeoutMs?: number;
+}
+
+export interface RunContext {
+  target: TargetProfile;
+  runId: string;
+  /** `rb-<short run id>`: put it in the name of every object the step creates. */
+  prefix: string;
+  gateway(): GatewayClient;
+  bus(): Promise<Bus>;
+  redis(): Promise<Redis>;
+  teardown: {
+    add(label: string, action: TeardownAction): void;
+    forget(label: string): void;
+  };
+  evidence: {
+    json(name: string, value: unknown): Promise<void>;
+    text(name: string, text: string): Promise<void>;
+  };
+  /** A sub-step shown in the report. */
+  step<T>(name: string, fn: () => Promise<T> | T): Promise<T>;
+  /** A documented platform behaviour worth reporting; severity 'fail' also fails the step. */
+  finding(f: Finding): void;
+  /** Write a file into the report directory (it lands in the manifest); returns its path. */
+  writeArtifact(name: string, content: string | Uint8Array): string;
+  /** Shared by the steps of one scenario file. */
+  state: Map<string, unknown>;
+  /** Aborted on Ctrl-C and on step timeout: pass it to anything that waits. */
+  signal: AbortSignal;
+  /** Mark this step skipped with the reason. */
+  skip(reason: string): never;
+}
+
+export type StepFn = (ctx: RunContext) => Promise<void> | void;
+
+export interface ScenarioBuilder {
+  step(name: string, fn: StepFn, opts?: StepOptions): void;
+}
+
+const DEFAULT_STEP_TIMEOUT_MS = 60_000;
+const TEARDOWN_TIMEOUT_MS = 120_000;
+/** Vitest's own timeout sits above ours so the step fails with our message, not Vitest's. */
+const VITEST_GRACE_MS = 5_000;
+
+interface StepDef {
+  name: string;
+  fn: StepFn;
+  timeoutMs: number;
+}
+
+/** Everything one scenario file shares between its steps. */
+interface FileRun {
+  target: TargetProfile;
+  runId: string;
+  runDir: string;
+  runbook: string;
+  scope: string;
+  teardown: TeardownRegistry;
+  state: Map<string, unknown>;
+  interrupted?: string;
+  forced: boolean;
+  current?: AbortController;
+  teardownController: AbortController;
+  channel?: BroadcastChannel;
+  gateway?: GatewayClient;
+  gatewayModule?: typeof import('./gateway.js');
+  gatewayLoadError?: string;
+  evidence?: typeof import('./evidence.js');
+  bus?: Promise<Bus>;
+  redis?: Promise<Redis>;
+  pendingAttachments: Promise<unknown>[];
+}
+
+export function scenario(title: string, build: (s: ScenarioBuilder) => void): void {
+  const steps: StepDef[] = [];
+  build({
+    step(name, fn, opts) {
+      if (name === TEARDOWN_STEP) throw new Error(`'${TEARDOWN_STEP}' is added by scenario(); do not declare it`);
+      if (steps.some((s) => s.name === name)) throw new Error(`scenario '${title}': duplicate step name '${name}'`);
+      steps.push({ name, fn, timeoutMs: opts?.timeoutMs ?? DEFAULT_STEP_TIMEOUT_MS });
+    },
+  });
+
+  let run: FileRun | undefined;
+  let failedStep: string | undefined;
+  let teardownRan = false;
+
+  describe.sequential(title, () => {
+    beforeAll(async () => {
+      run = await openFileRun();
+    });
+
+    for (const def of steps) {
+      test(def.name, async (tctx) => {
+        const r = mustRun(run);
+        if (r.interrupted) tctx.skip(`skipped because the run was interrupted (${r.interrupted})`);
+        if (failedStep) tctx.skip(`skipped because '${failedStep}' failed`);
+        await labelTest(r);
+        try {
+          await runStep(r, def, tctx);
+        } catch (err) {
+          if (!isSkip(err)) failedStep = def.name;
+          throw err;
+        }
+      }, def.timeoutMs + VITEST_GRACE_MS);
+    }
+
+    test(TEARDOWN_STEP, async () => {
+      teardownRan = true;
+      const r = mustRun(run);
+      await labelTest(r);
+      await runTeardown(r, true);
+    }, TEARDOWN_TIMEOUT_MS + VITEST_GRACE_MS);
+
+    afterAll(async () => {
+      if (!run) return;
+      // Fallback for a teardown step that never ran (cancelled run, broken beforeAll). Allure drops
+      // evidence recorded in afterAll, so the journal is the record here.
+      if (!teardownRan && run.teardown.size > 0) await runTeardown(run, false).catch(() => {});
+      await closeFileRun(run);
+    }, TEARDOWN_TIMEOUT_MS + VITEST_GRACE_MS);
+  });
+}
+
+function mustRun(run: FileRun | undefined): FileRun {
+  if (!run) throw new Error('scenario context missing: run scenarios with `pnpm runbook <name>`, not directly with vitest');
+  return run;
+}
+
+function requireEnv(name: string): string {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set: run scenarios with \`pnpm runbook <name>\`, not directly with vitest`);
+  return v;
+}
+
+async function openFileRun(): Promise<FileRun> {
+  const target = JSON.parse(readFileSync(requireEnv(ENV.TARGET_FILE), 'utf8')) as TargetProfile;
+  const runId = requireEnv(ENV.RUN_ID);
+  const scope = basename(currentTestFile());
+  const run: FileRun = {
+    target,
+    runId,
+    runDir: requireEnv(ENV.RUN_DIR),
+    runbook: process.env[ENV.NAME] ?? 'unknown',
+    scope,
+    teardown: new TeardownRegistry(scope, process.env[ENV.JOURNAL]),
+    state: new Map(),
+    forced: false,
+    teardownController: new AbortController(),
+    pendingAttachments: [],
+  };
+  run.evidence = await import('./evidence.js');
+  // Loaded up front so ctx.gateway() can stay synchronous for scenario authors; a load failure is
+  // kept and reported by the first step that asks for the gateway.
+  run.gatewayModule = await import('./gateway.js').catch((err: unknown) => {
+    run.gatewayLoadError = errorMessage(err);
+    return undefined;
+  });
+  // Secrets are referenced by env var name in the profile; their values must never reach the report.
+  for (const v of secretValues(target)) run.evidence.registerSecret(v);
+  run.channel = new BroadcastChannel(interruptChannelName(runId));
+  run.channel.onmessage = (ev) => {
+    const msg = (ev as MessageEvent<InterruptMessage>).data;
+    run.interrupted ??= msg.reason;
+    run.current?.abort(new InterruptedError(msg.reason));
+    if (msg.type === 'force') {
+      run.forced = true;
+      run.teardownController.abort(new InterruptedError(msg.reason));
+    }
+  };
+  // Let the worker exit even if nobody closes the channel (a crashed afterAll).
+  (run.channel as unknown as { unref?: () => void }).unref?.();
+  return run;
+}
+
+/** Vitest exposes the running file on the worker state; used only to scope journal labels. */
+function currentTestFile(): string {
+  const state = (globalThis as { __vitest_worker__?: { filepath?: string } }).__vitest_worker__;
+  return state?.filepath ?? 'scenario';
+}
+
+async function closeFileRun(run: FileRun): Promise<void> {
+  run.channel?.close();
+  await Promise.allSettled([
+    run.gateway?.close(),
+    run.bus?.then((b) => b.close()),
+    run.redis?.then((r) => r.quit()),
+  ]);
+}
+
+async function labelTest(run: FileRun): Promise<void> {
+  await allure.epic(run.runbook);
+  await allure.parameter('target', run.target.name);
+}
+
+class InterruptedError extends Error {
+  constructor(reason: string) {
+    super(`interrupted: ${reason}`);
+    this.name = 'InterruptedError';
+  }
+}
+
+class StepTimeoutError extends Error {
+  constructor(step: string, ms: number) {
+    super(`step '${step}' did not finish within ${ms} ms (its timeoutMs); it was aborted`);
+    this.name = 'StepTimeoutError';
+  }
+}
+
+function isSkip(err: unknown): boolean {
+  return (err as { code?: string } | undefined)?.code === 'VITEST_PENDING';
+}
+
+async function runStep(run: FileRun, def: StepDef, tctx: TestContext): Promise<void> {
+  const controller = new AbortController();
+  run.current = controller;
+  const timer = setTimeout(() => controller.abort(new StepTimeoutError(def.name, def.timeoutMs)), def.timeoutMs);
+  const failures: Finding[] = [];
+  const ctx = makeContext(run, def.name, controller.signal, tctx, failures);
+  try {
+    await untilAborted(() => def.fn(ctx), controller.signal);
+    await Promise.allSettled(run.pendingAttachments.splice(0));
+    if (failures.length > 0) {
+      throw new Error(
+        failures.map((f) => `finding ${f.id} (${f.severity}): ${f.title}: ${f.detail}`).join('\n'),
+      );
+    }
+  } finally {
+    clearTimeout(timer);
+    run.current = undefined;
+    await Promise.allSettled(run.pendingAttachments.splice(0));
+  }
+}
+
+/**
+ * Run fn but stop waiting as soon as the signal aborts: a step that ignores its signal must not keep
+ * Ctrl-C or a timeout from reaching teardown. The abandoned promise is silenced so it cannot turn
+ * into an unhandled rejection later.
+ */
+async function untilAborted(fn: () => Promise<void> | void, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) throw signal.reason;
+  const work = Promise.resolve().then(fn);
+  work.catch(() => {});
+  let onAbort!: () => void;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  aborted.catch(() => {});
+  try {
+    await Promise.race([work, aborted]);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+}
+
+function makeContext(run: FileRun, stepName: string, signal: AbortSignal, tctx: TestContext, failures: Finding[]): RunContext {
+  const ev = run.evidence!;
+  const track = (p: Promise<unknown>) => {
+    run.pendingAttachments.push(p.catch(() => {}));
+  };
+  return {
+    target: run.target,
+    runId: run.runId,
+    prefix: runPrefix(run.runId),
+    gateway: () => gatewayFor(run),
+    bus() {
+      run.bus ??= import('./bus.js').then((m) => m.connectBus(run.target));
+      return run.bus;
+    },
+    redis() {
+      if (!run.target.redis) {
+        return Promise.reject(new PreconditionError(`step '${stepName}' needs Redis, but target '${run.target.name}' has no redis section`));
+      }
+      run.redis ??= import('./redis.js').then((m) => m.connectRedis(run.target));
+      return run.redis;
+    },
+    teardown: {
+      add: (label, action) => run.teardown.add(label, action),
+      forget: (label) => run.teardown.forget(label),
+    },
+    evidence: {
+      json: (name, value) => ev.attachJson(name, value),
+      text: (name, text) => ev.attachText(name, text),
+    },
+    step: async (name, fn) => allure.step(name, async () => fn()),
+    finding(f) {
+      const record = { ...f, step: stepName, scenario: run.scope, at: new Date().toISOString() };
+      mkdirSync(run.runDir, { recursive: true });
+      appendFileSync(join(run.runDir, RUN_FILES.findings), ev.redact(JSON.stringify(record)) + '\n');
+      track(ev.attachJson(`finding ${f.id} (${f.severity})`, record));
+      if (f.severity === 'fail') failures.push(f);
+    },
+    writeArtifact(name, content) {
+      const dir = join(run.runDir, RUN_FILES.artifacts);
+      mkdirSync(dir, { recursive: true });
+      const file = join(dir, name.replace(/[^A-Za-z0-9._-]+/g, '_'));
+      writeFileSync(file, typeof content === 'string' ? ev.redact(content) : content);
+      return file;
+    },
+    state: run.state,
+    signal,
+    skip(reason) {
+      tctx.skip(reason);
+      throw new Error('unreachable: Vitest skip did not throw');
+    },
+  };
+}
+
+/** One client per scenario file; its transcripts land on whichever step is running at the time. */
+function gatewayFor(run: FileRun): GatewayClient {
+  if (!run.gateway) {
+    if (!run.gatewayModule) throw new Error(`the gateway client (helpers/gateway.ts) could not be loaded: ${run.gatewayLoadError}`);
+    const ev = run.evidence!;
+    run.gateway = new run.gatewayModule.GatewayClient(run.target, {
+      onExchange: (ex) => {
+        run.pendingAttachments.push(ev.attachText(`HTTP ${ex.method} ${pathOf(ex.url)} → ${ex.status}`, ev.transcript(ex)).catch(() => {}));
+      },
+    });
+  }
+  return run.gateway;
+}
+
+function pathOf(url: string): string {
+  try {
+    const u = new URL(url);
+    return u.pathname + u.search;
+  } catch {
+    return url;
+  }
+}
+
+async function runTeardown(run: FileRun, asStep: boolean): Promise<void> {
+  const exec = targetExecutor(run.target, () => gatewayFor(run));
+  try {
+    const signal = AbortSignal.any([run.teardownController.signal, AbortSignal.timeout(TEARDOWN_TIMEOUT_MS)]);
+    const outcome = await run.teardown.runAll(exec, signal);
+    if (!asStep) return;
+    await run.evidence!.attachJson('teardown: removed', outcome.removed);
+    if (outcome.leftovers.length > 0) {
+      await run.evidence!.attachJson('teardown: left behind', outcome.leftovers);
+      throw new Error(
+        `expected teardown to remove everything this run created; ${outcome.leftovers.length} object(s) left behind: ` +
+          outcome.leftovers.map((l) => `${l.label}: ${l.error}`).join('; '),
+      );
+    }
+  } catch (err) {
+    if (asStep) throw err;
+    process.stderr.write(`teardown fallback failed: ${errorMessage(err)}\n`);
+  } finally {
+    await exec.close?.();
+  }
+}

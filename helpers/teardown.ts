@@ -1,0 +1,232 @@
+// Journaled cleanup. Scenario steps register every object they create; the registry undoes them in
+// reverse order. HTTP and Redis actions are also appended to a journal file as they are registered,
+// so the runner can replay whatever is still pending after a crash, a timeout or Ctrl-C, and the
+// next run against the same target can report and remove leftovers from an earlier one.
+import { appendFileSync, existsSync, mkdirSync, readdirSync, renameSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import type { TargetProfile } from './profile-types.js';
+import type { GatewayClient } from './gateway.js';
+import { errorMessage } from './errors.js';
+
+export type HttpTeardown = { kind: 'http'; method: 'DELETE' | 'POST'; path: string; body?: unknown; okStatuses?: number[] };
+export type RedisTeardown = { kind: 'redis'; command: string[] };
+export type LocalTeardown = { kind: 'local'; run: () => Promise<void> };
+export type TeardownAction = HttpTeardown | RedisTeardown | LocalTeardown;
+/** What is written to the journal: local actions cannot be replayed, only reported. */
+export type JournaledAction = HttpTeardown | RedisTeardown | { kind: 'local' };
+
+export interface JournalEntry {
+  op: 'add' | 'done' | 'forget';
+  /** Which scenario file registered it: labels only need to be unique within one file. */
+  scope: string;
+  label: string;
+  action?: JournaledAction;
+  at: string;
+}
+
+export interface PendingItem {
+  scope: string;
+  label: string;
+  action: JournaledAction;
+}
+
+export interface TeardownOutcome {
+  removed: string[];
+  leftovers: { label: string; error: string }[];
+}
+
+/** Runs one action against the target. Local actions run in-process and never reach an executor. */
+export interface TeardownExecutor {
+  http(action: HttpTeardown, signal: AbortSignal): Promise<void>;
+  redis(action: RedisTeardown, signal: AbortSignal): Promise<void>;
+  close?(): Promise<void>;
+}
+
+/** HTTP statuses that mean "it is gone": 404 counts, since a step may already have removed it. */
+const DEFAULT_OK = [200, 201, 202, 204, 404];
+const ACTION_TIMEOUT_MS = 15_000;
+
+export function describeAction(a: JournaledAction): string {
+  if (a.kind === 'http') return `${a.method} ${a.path}`;
+  if (a.kind === 'redis') return a.command.join(' ');
+  return 'local cleanup';
+}
+
+function journalAction(a: TeardownAction): JournaledAction {
+  return a.kind === 'local' ? { kind: 'local' } : a;
+}
+
+export class TeardownRegistry {
+  private readonly items = new Map<string, TeardownAction>();
+
+  constructor(
+    private readonly scope: string,
+    private readonly journalPath?: string,
+  ) {
+    if (journalPath) mkdirSync(dirname(journalPath), { recursive: true });
+  }
+
+  /** Register an undo action. Re-registering a label replaces it (and moves it to the end). */
+  add(label: string, action: TeardownAction): void {
+    this.items.delete(label);
+    this.items.set(label, action);
+    this.write({ op: 'add', scope: this.scope, label, action: journalAction(action), at: new Date().toISOString() });
+  }
+
+  /** The step removed the object itself: nothing left to undo. */
+  forget(label: string): void {
+    if (!this.items.delete(label)) return;
+    this.write({ op: 'forget', scope: this.scope, label, at: new Date().toISOString() });
+  }
+
+  get size(): number {
+    return this.items.size;
+  }
+
+  labels(): string[] {
+    return [...this.items.keys()];
+  }
+
+  /** Undo everything in reverse registration order; failures are collected, never thrown. */
+  async runAll(exec: TeardownExecutor, signal?: AbortSignal): Promise<TeardownOutcome> {
+    const outcome: TeardownOutcome = { removed: [], leftovers: [] };
+    for (const [label, action] of [...this.items.entries()].reverse()) {
+      try {
+        await runAction(action, exec, signal);
+        this.items.delete(label);
+        this.write({ op: 'done', scope: this.scope, label, at: new Date().toISOString() });
+        outcome.removed.push(`${label} (${describeAction(journalAction(action))})`);
+      } catch (err) {
+        outcome.leftovers.push({ label, error: errorMessage(err) });
+      }
+    }
+    return outcome;
+  }
+
+  private write(entry: JournalEntry): void {
+    // Synchronous on purpose: the entry must be on disk before the step goes on, so that a crash
+    // a moment later still leaves a trace the runner can replay.
+    if (this.journalPath) appendFileSync(this.journalPath, JSON.stringify(entry) + '\n');
+  }
+}
+
+async function runAction(action: TeardownAction, exec: TeardownExecutor, outer?: AbortSignal): Promise<void> {
+  const signal = outer ? AbortSignal.any([outer, AbortSignal.timeout(ACTION_TIMEOUT_MS)]) : AbortSignal.timeout(ACTION_TIMEOUT_MS);
+  if (action.kind === 'local') return action.run();
+  if (action.kind === 'http') return exec.http(action, signal);
+  return exec.redis(action, signal);
+}
+
+// ---- journal files (runner side) ----
+
+export function journalDir(stateDir: string, target: string): string {
+  return join(stateDir, 'journals', target.replace(/[^A-Za-z0-9._-]/g, '_'));
+}
+
+export function journalPath(stateDir: string, target: string, runId: string): string {
+  return join(journalDir(stateDir, target), `${runId}.jsonl`);
+}
+
+/** Entries registered but neither removed nor forgotten, in registration order. */
+export function pendingFromJournal(text: string): PendingItem[] {
+  const pending = new Map<string, PendingItem>();
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    let e: JournalEntry;
+    try {
+      e = JSON.parse(line) as JournalEntry;
+    } catch {
+      continue; // a line torn by a crash mid-write: everything before it is still valid
+    }
+    const key = `${e.scope}\u0000${e.label}`;
+    if (e.op === 'add' && e.action) {
+      pending.delete(key);
+      pending.set(key, { scope: e.scope, label: e.label, action: e.action });
+    } else pending.delete(key);
+  }
+  return [...pending.values()];
+}
+
+export async function readPending(path: string): Promise<PendingItem[]> {
+  if (!existsSync(path)) return [];
+  return pendingFromJournal(await readFile(path, 'utf8'));
+}
+
+/**
+ * Replay what a journal still lists, newest first. Local actions cannot be replayed from another
+ * process, so they are reported as leftovers. Successful removals are appended to the journal.
+ */
+export async function replayJournal(path: string, exec: TeardownExecutor, signal?: AbortSignal): Promise<TeardownOutcome> {
+  const outcome: TeardownOutcome = { removed: [], leftovers: [] };
+  for (const item of (await readPending(path)).reverse()) {
+    const name = `${item.label} (${describeAction(item.action)})`;
+    try {
+      if (item.action.kind === 'local') throw new Error('a local cleanup action cannot be replayed outside the scenario');
+      await runAction(item.action, exec, signal);
+      appendFileSync(path, JSON.stringify({ op: 'done', scope: item.scope, label: item.label, at: new Date().toISOString() }) + '\n');
+      outcome.removed.push(name);
+    } catch (err) {
+      outcome.leftovers.push({ label: name, error: errorMessage(err) });
+    }
+  }
+  return outcome;
+}
+
+/** Mark a journal as finished (nothing pending) so the next run's leftover check skips it. */
+export function closeJournal(path: string): void {
+  if (existsSync(path)) renameSync(path, path.replace(/\.jsonl$/, '.done.jsonl'));
+}
+
+/** Journals of earlier runs against this target that were never closed. */
+export function unfinishedJournals(stateDir: string, target: string, exceptRunId: string): string[] {
+  const dir = journalDir(stateDir, target);
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.jsonl') && !f.endsWith('.done.jsonl') && basename(f, '.jsonl') !== exceptRunId)
+    .sort()
+    .map((f) => join(dir, f));
+}
+
+// ---- executors ----
+
+/** Resolve when p settles or reject when the signal aborts, whichever is first. */
+function abortable<T>(p: Promise<T>, signal: AbortSignal, what: string): Promise<T> {
+  if (signal.aborted) return Promise.reject(new Error(`${what}: aborted`));
+  p.catch(() => {});
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new Error(`${what}: aborted (${errorMessage(signal.reason)})`));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+/**
+ * Teardown against the target: HTTP through a GatewayClient (same auth/principal headers and
+ * transcripts as the steps), Redis through helpers/redis.ts, connected only when a Redis action
+ * actually runs. The runner and the in-worker teardown step both use this.
+ */
+export function targetExecutor(profile: TargetProfile, gateway: () => GatewayClient): TeardownExecutor {
+  let client: Promise<{ call(cmd: string, ...args: string[]): Promise<unknown>; quit(): Promise<unknown> }> | undefined;
+  return {
+    async http(action, signal) {
+      const what = `${action.method} ${action.path}`;
+      await abortable(
+        gateway().request(action.method, action.path, { body: action.body, expect: action.okStatuses ?? DEFAULT_OK }),
+        signal,
+        what,
+      );
+    },
+    async redis(action, signal) {
+      const what = `redis ${action.command.join(' ')}`;
+      if (!profile.redis) throw new Error(`cannot run '${what}': target '${profile.name}' has no redis section`);
+      client ??= import('./redis.js').then((m) => m.connectRedis(profile));
+      const r = await abortable(client, signal, what);
+      const [cmd, ...args] = action.command;
+      await abortable(r.call(cmd!, ...args), signal, what);
+    },
+    async close() {
+      if (client) await (await client.catch(() => undefined))?.quit().catch(() => {});
+    },
+  };
+}

@@ -1,0 +1,170 @@
+// Deadline polls. Cordum is asynchronous everywhere (job states, DLQ entries, kernel reloads), so
+// runbooks poll; every poll here has a hard deadline and, when it runs out, says what it last saw:
+// "still PENDING" and "never got an answer" need different fixes.
+import { GatewayError } from './gateway.js';
+
+export interface WaitOptions {
+  timeoutMs: number;
+  /** Pause between probes (default 250 ms; Cordum's shared limiter wants >= 200 ms). */
+  intervalMs?: number;
+  signal?: AbortSignal;
+}
+
+export class WaitTimeoutError extends Error {
+  constructor(
+    readonly what: string,
+    readonly timeoutMs: number,
+    readonly lastValue: unknown,
+    readonly lastError: unknown,
+    readonly probes: number,
+    /** Already formatted "last saw" text, for callers that summarise themselves (e.g. bus subscriptions). */
+    lastDescription?: string,
+  ) {
+    super(`timed out after ${timeoutMs} ms waiting for ${what}; last saw: ${lastDescription ?? describeLast(lastValue, lastError, probes)}`);
+    this.name = 'WaitTimeoutError';
+  }
+}
+
+export class WaitAbortedError extends Error {
+  constructor(what: string, reason: unknown) {
+    super(`aborted while waiting for ${what}${reason instanceof Error ? `: ${reason.message}` : ''}`, { cause: reason });
+    this.name = 'WaitAbortedError';
+  }
+}
+
+const NOTHING = Symbol('nothing');
+
+/**
+ * Probe until `until(value)` holds or the deadline passes. A probe that throws counts as "not yet"
+ * (its error is what the timeout message shows). A probe that hangs cannot push the deadline out.
+ */
+export async function waitFor<T>(what: string, probe: () => Promise<T>, until: (v: T) => boolean, opts: WaitOptions): Promise<T> {
+  const interval = opts.intervalMs ?? 250;
+  const deadline = Date.now() + opts.timeoutMs;
+  let last: T | typeof NOTHING = NOTHING;
+  let lastError: unknown;
+  let probes = 0;
+  throwIfAborted(opts.signal, what);
+  for (;;) {
+    const remaining = deadline - Date.now();
+    const outcome = await raceDeadline(probe, remaining, opts.signal, what);
+    if (outcome.kind !== 'deadline') probes++;
+    if (outcome.kind === 'value') {
+      last = outcome.value;
+      lastError = undefined;
+      if (until(outcome.value)) return outcome.value;
+    } else if (outcome.kind === 'error') {
+      lastError = outcome.error;
+    }
+    const left = deadline - Date.now();
+    if (left <= 0 || outcome.kind === 'deadline') {
+      throw new WaitTimeoutError(what, opts.timeoutMs, last === NOTHING ? undefined : last, lastError, probes);
+    }
+    await sleep(Math.min(interval, left), opts.signal, what);
+  }
+}
+
+export interface RetryOn409Options {
+  /** Total time allowed (default 15000 ms: the workflow reconciler holds the run lock about every 5 s). */
+  timeoutMs?: number;
+  /** Pause between attempts (default 300 ms, plus up to 50% jitter). */
+  intervalMs?: number;
+  signal?: AbortSignal;
+  /** Which 409s to retry (default: Cordum's "workflow run is busy, retry"). */
+  match?: (err: GatewayError) => boolean;
+  what?: string;
+}
+
+/** Retry `fn` while it fails with Cordum's 409 "workflow run is busy, retry"; anything else is rethrown. */
+export async function retryOn409<R>(fn: () => Promise<R>, opts: RetryOn409Options = {}): Promise<R> {
+  const timeoutMs = opts.timeoutMs ?? 15000;
+  const interval = opts.intervalMs ?? 300;
+  const match = opts.match ?? ((e: GatewayError) => /busy/i.test(e.body));
+  const what = opts.what ?? 'the workflow run lock to be free';
+  const deadline = Date.now() + timeoutMs;
+  let attempts = 0;
+  for (;;) {
+    throwIfAborted(opts.signal, what);
+    attempts++;
+    try {
+      return await fn();
+    } catch (err) {
+      if (!(err instanceof GatewayError) || err.status !== 409 || !match(err)) throw err;
+      const pause = Math.round(interval * (1 + Math.random() * 0.5));
+      if (Date.now() + pause > deadline) {
+        throw new WaitTimeoutError(what, timeoutMs, undefined, err, attempts);
+      }
+      await sleep(pause, opts.signal, what);
+    }
+  }
+}
+
+/** An abortable pause for the few places that must wait a fixed time (e.g. a kernel reload interval). */
+export function sleep(ms: number, signal?: AbortSignal, what = 'a pause'): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(new WaitAbortedError(what, signal.reason));
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(new WaitAbortedError(what, signal?.reason));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, Math.max(0, ms));
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+type Outcome<T> = { kind: 'value'; value: T } | { kind: 'error'; error: unknown } | { kind: 'deadline' };
+
+function raceDeadline<T>(probe: () => Promise<T>, remainingMs: number, signal: AbortSignal | undefined, what: string): Promise<Outcome<T>> {
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const finish = (fn: () => void) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      fn();
+    };
+    const onAbort = () => finish(() => reject(new WaitAbortedError(what, signal?.reason)));
+    // Always give the first probe a chance, even with a tiny remaining budget.
+    const timer = setTimeout(() => finish(() => resolve({ kind: 'deadline' })), Math.max(remainingMs, 1));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    let p: Promise<T>;
+    try {
+      p = Promise.resolve(probe());
+    } catch (error) {
+      p = Promise.reject(error);
+    }
+    p.then(
+      (value) => finish(() => resolve({ kind: 'value', value })),
+      (error) => finish(() => resolve({ kind: 'error', error })),
+    );
+  });
+}
+
+function throwIfAborted(signal: AbortSignal | undefined, what: string): void {
+  if (signal?.aborted) throw new WaitAbortedError(what, signal.reason);
+}
+
+const MAX_LAST_CHARS = 500;
+
+function describeLast(value: unknown, error: unknown, probes: number): string {
+  let text: string;
+  if (error !== undefined) text = `error: ${error instanceof Error ? error.message : String(error)}`;
+  else if (probes === 0) text = 'nothing (no probe completed)';
+  else if (value === undefined) text = 'undefined';
+  else text = compactJson(value);
+  return text.length > MAX_LAST_CHARS ? `${text.slice(0, MAX_LAST_CHARS)}…` : text;
+}
+
+export function compactJson(v: unknown): string {
+  try {
+    return (
+      JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x instanceof Uint8Array ? `<${x.length} bytes>` : x)) ?? String(v)
+    );
+  } catch {
+    return String(v);
+  }
+}

@@ -1,0 +1,170 @@
+// startSandbox(): a local Cordum stand-in on real redis-server + nats-server. Every component gets
+// the same SandboxDeps and talks to the others only through Redis and NATS, like Cordum's services.
+// The returned profile points runbooks at it; the API key is referenced by env var name only.
+import { randomBytes } from 'node:crypto';
+import { jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { connect } from '@nats-io/transport-node';
+import { Redis } from 'ioredis';
+import type { TargetProfile } from '../helpers/profile-types.js';
+import { createBus, ensureStreams, type Bus } from './bus.js';
+import { buildConfig } from './config.js';
+import { parseFaults } from './faults.js';
+import { coreRouteModules, startGateway } from './gateway/index.js';
+import { approvalRoutes } from './gateway/routes/approvals.js';
+import { policyRoutes } from './gateway/routes/policy.js';
+import { workflowRoutes } from './gateway/routes/workflows.js';
+import { startSafetyKernel } from './kernel/index.js';
+import { freePort, startNats, startRedis, type ManagedServer } from './processes.js';
+import { startScheduler } from './scheduler/index.js';
+import type { Component, FaultName, SandboxDeps } from './types.js';
+import { startWorkflowEngine } from './workflow/index.js';
+
+export const SANDBOX_API_KEY_ENV = 'CORDUM_SANDBOX_API_KEY';
+
+export interface SandboxOptions {
+  faults?: FaultName[] | string;
+  redisUrl?: string;
+  natsUrl?: string;
+  apiKey?: string;
+  /** Cordum-style environment for the components (API_RATE_LIMIT_RPS, TENANT_ID, ...). process.env is NOT read. */
+  env?: Record<string, string>;
+  policyReloadMs?: number;
+  log?: (line: string) => void;
+}
+
+export interface Sandbox {
+  profile: TargetProfile;
+  apiKey: string;
+  redisUrl: string;
+  natsUrl: string;
+  faults: FaultName[];
+  /** Ports the components listen on (127.0.0.1). */
+  ports: { gateway: number; gatewayMetrics: number; schedulerMetrics: number; workflowHealth: number };
+  stop(): Promise<void>;
+}
+
+/** Runs cleanup steps in reverse order, continuing past failures; returns the failure messages. */
+async function unwind(steps: (() => Promise<unknown>)[]): Promise<string[]> {
+  const errors: string[] = [];
+  for (const step of [...steps].reverse()) {
+    try {
+      await step();
+    } catch (err) {
+      errors.push((err as Error).message);
+    }
+  }
+  return errors;
+}
+
+export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> {
+  const faults = parseFaults(opts.faults);
+  const log = opts.log ?? (() => {});
+  const componentLog = (component: string, msg: string) => log(`[${component}] ${msg}`);
+  const apiKey = opts.apiKey ?? randomBytes(24).toString('base64url');
+  const config = buildConfig(opts.env ?? {}, {
+    apiKeys: [apiKey],
+    ...(opts.policyReloadMs !== undefined ? { policyReloadMs: opts.policyReloadMs } : {}),
+  });
+
+  const cleanup: (() => Promise<unknown>)[] = [];
+  try {
+    // Servers (in parallel: start-up time is dominated by them).
+    const settled = await Promise.allSettled([
+      opts.redisUrl ? Promise.resolve(undefined) : startRedis({ persistence: !faults.has('redis-no-persistence') }),
+      opts.natsUrl ? Promise.resolve(undefined) : startNats(),
+    ]);
+    const [redisSrv, natsSrv] = settled.map((r) => (r.status === 'fulfilled' ? r.value : undefined)) as (ManagedServer | undefined)[];
+    if (redisSrv) cleanup.push(() => redisSrv.stop());
+    if (natsSrv) cleanup.push(() => natsSrv.stop());
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    const redisUrl = opts.redisUrl ?? redisSrv!.url;
+    const natsUrl = opts.natsUrl ?? natsSrv!.url;
+
+    const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 3 });
+    redis.on('error', (err) => componentLog('redis', err.message));
+    cleanup.push(async () => {
+      await redis.quit().catch(() => redis.disconnect());
+    });
+    await redis.connect().catch((err) => {
+      throw new Error(`cannot connect to redis at ${redisUrl}: ${(err as Error).message}`);
+    });
+
+    let nc: NatsConnection;
+    try {
+      nc = await connect({ servers: natsUrl, name: 'cordum-sandbox', maxReconnectAttempts: -1 });
+    } catch (err) {
+      throw new Error(`cannot connect to nats at ${natsUrl}: ${(err as Error).message}`);
+    }
+    cleanup.push(async () => {
+      if (!nc.isClosed()) await nc.drain().catch(() => nc.close());
+    });
+    await ensureStreams(await jetstreamManager(nc), { storage: faults.has('jetstream-memory-storage') ? 'memory' : 'file' });
+    const bus: Bus = createBus(nc, (m) => componentLog('bus', m));
+    cleanup.push(() => bus.close());
+
+    const deps: SandboxDeps = { redis, nc, bus, config, faults, log: componentLog };
+    const [gatewayPort, gatewayMetricsPort, schedulerMetricsPort, workflowHealthPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+
+    const track = <C extends Component>(c: C): C => {
+      cleanup.push(() => c.stop());
+      return c;
+    };
+    track(await startSafetyKernel(deps));
+    const [scheduler, workflow, gateway] = await Promise.all([
+      startScheduler(deps, { metricsPort: schedulerMetricsPort }).then(track),
+      startWorkflowEngine(deps, { healthPort: workflowHealthPort }).then(track),
+      startGateway(deps, {
+        port: gatewayPort,
+        metricsPort: gatewayMetricsPort,
+        routeModules: [...coreRouteModules, policyRoutes, approvalRoutes, workflowRoutes],
+      }).then(track),
+    ]);
+
+    process.env[SANDBOX_API_KEY_ENV] = apiKey;
+    const faultList = faults.list();
+    const profile: TargetProfile = {
+      name: 'sandbox',
+      source: 'sandbox',
+      description: 'local Cordum stand-in (pnpm sandbox)',
+      gateway: {
+        url: gateway.url,
+        api_key_env: SANDBOX_API_KEY_ENV,
+        principal: { id: 'runbook-operator', role: 'admin' },
+        connect_timeout_ms: 3000,
+        request_timeout_ms: 10000,
+      },
+      metrics: {
+        gateway: gateway.metricsUrl,
+        scheduler: scheduler.metricsUrl || `http://127.0.0.1:${schedulerMetricsPort}/metrics`,
+      },
+      workflow_engine: { health_url: workflow.healthUrl || `http://127.0.0.1:${workflowHealthPort}/health` },
+      nats: { url: natsUrl },
+      redis: { url: redisUrl },
+      routing: { pool: 'default', mapped_topic: 'job.default', unmapped_topic: 'job.runbook.unmapped' },
+      policy: { reload_interval_ms: config.policyReloadMs, case_files: [] },
+      destructive: { allowed: true },
+      labels: { faults: faultList.join(',') },
+    };
+
+    let stopping: Promise<void> | undefined;
+    return {
+      profile,
+      apiKey,
+      redisUrl,
+      natsUrl,
+      faults: faultList,
+      ports: { gateway: gatewayPort, gatewayMetrics: gatewayMetricsPort, schedulerMetrics: schedulerMetricsPort, workflowHealth: workflowHealthPort },
+      stop: () =>
+        (stopping ??= (async () => {
+          const errors = await unwind(cleanup);
+          if (process.env[SANDBOX_API_KEY_ENV] === apiKey) delete process.env[SANDBOX_API_KEY_ENV];
+          if (errors.length) log(`[sandbox] stop finished with errors: ${errors.join('; ')}`);
+        })()),
+    };
+  } catch (err) {
+    await unwind(cleanup);
+    throw err;
+  }
+}

@@ -1,0 +1,79 @@
+import { appendFile, mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { appendRunHistory, historyFile, newFailures, previousRun, readRunHistory, type Summary } from '../../helpers/history.js';
+import type { RunSummary } from '../../helpers/report/summary.js';
+import { makeSummary } from './report-fixture.js';
+
+const step = (name: string, status: string) => ({ name, status, duration_ms: 1, error: status === 'passed' ? null : 'boom' });
+
+describe('run history', () => {
+  it('appends one line per run under reports/.history/<target>.runs.jsonl', async () => {
+    const reports = await mkdtemp(join(tmpdir(), 'history-'));
+    const file = await appendRunHistory(reports, makeSummary({ target: 'prod/eu' }));
+    await appendRunHistory(reports, makeSummary({ target: 'prod/eu', status: 'failed' }));
+    expect(file).toBe(join(reports, '.history', 'prod_eu.runs.jsonl'));
+    expect(historyFile(reports, '../x')).toBe(join(reports, '.history', '__x.runs.jsonl'));
+    const lines = (await readFile(file, 'utf8')).trim().split('\n');
+    expect(lines).toHaveLength(2);
+    expect(JSON.parse(lines[1]).status).toBe('failed');
+  });
+
+  it('keeps every line when runs append concurrently, and skips a torn last line', async () => {
+    const reports = await mkdtemp(join(tmpdir(), 'history-'));
+    await Promise.all(Array.from({ length: 20 }, (_, i) => appendRunHistory(reports, makeSummary({ start: `run-${i}` }))));
+    await appendFile(historyFile(reports, 'staging'), '{"runbook":"smoke","tar'); // crash mid-write
+    const runs = await readRunHistory(reports, 'staging');
+    expect(runs).toHaveLength(20);
+    expect(new Set(runs.map((r) => r.start)).size).toBe(20);
+  });
+
+  it('finds the previous run of the same runbook on the same target', async () => {
+    const reports = await mkdtemp(join(tmpdir(), 'history-'));
+    expect(await previousRun(reports, 'staging', 'smoke')).toBeUndefined();
+    await appendRunHistory(reports, makeSummary({ start: 'a' }));
+    await appendRunHistory(reports, makeSummary({ runbook: 'policy', start: 'b' }));
+    await appendRunHistory(reports, makeSummary({ target: 'prod', start: 'c' }));
+    expect((await previousRun(reports, 'staging', 'smoke'))?.start).toBe('a');
+    expect((await previousRun(reports, 'staging', 'policy'))?.start).toBe('b');
+  });
+});
+
+describe('newFailures (--fail-on-new)', () => {
+  const previous = makeSummary({
+    steps: [step('a', 'passed'), step('b', 'failed'), step('c', 'passed'), step('d', 'skipped')],
+  });
+
+  it('lists only steps that passed last time and fail or break now', () => {
+    const current = makeSummary({
+      steps: [step('a', 'failed'), step('b', 'failed'), step('c', 'broken'), step('d', 'failed'), step('e', 'failed')],
+    });
+    expect(newFailures(previous, current)).toEqual(['a', 'c']);
+  });
+
+  it('has no baseline without a previous run, or for another runbook or target', () => {
+    const current = makeSummary({ steps: [step('a', 'failed')] });
+    expect(newFailures(undefined, current)).toEqual([]);
+    expect(newFailures({ ...previous, runbook: 'policy' }, current)).toEqual([]);
+    expect(newFailures({ ...previous, target: 'prod' }, current)).toEqual([]);
+  });
+
+  it('keys steps by scenario when the summary names it', () => {
+    const prev = makeSummary({ steps: [{ scenario: 'smoke', name: 'gateway up', status: 'passed' }, { scenario: 'dlq', name: 'gateway up', status: 'failed' }] });
+    const cur = makeSummary({ steps: [{ scenario: 'smoke', name: 'gateway up', status: 'passed' }, { scenario: 'dlq', name: 'gateway up', status: 'failed' }] });
+    expect(newFailures(prev, cur)).toEqual([]);
+    cur.steps[0].status = 'failed';
+    expect(newFailures(prev, cur)).toEqual(['smoke › gateway up']);
+  });
+
+  it("accepts the runner's summary.json type as is", () => {
+    // Compile-time check: the runner's RunSummary can be passed straight in.
+    const fromRunner = (s: RunSummary): Summary => s;
+    expect(typeof fromRunner).toBe('function');
+  });
+
+  it('is empty when everything that passed still passes', () => {
+    expect(newFailures(previous, makeSummary({ steps: [step('a', 'passed'), step('b', 'failed')] }))).toEqual([]);
+  });
+});

@@ -1,0 +1,55 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { attachJson, attachText, clearSecrets, redact, registerSecret, transcript } from '../../helpers/evidence.js';
+
+afterEach(() => clearSecrets());
+
+describe('redact', () => {
+  it('replaces raw, base64, base64url, URL-encoded and JSON-escaped forms', () => {
+    const s = 'p@ss/w0rd+"x"?';
+    registerSecret(s);
+    const b64 = Buffer.from(s).toString('base64');
+    const b64url = Buffer.from(s).toString('base64url');
+    const text = [s, b64, b64url, encodeURIComponent(s), JSON.stringify({ k: s })].join(' | ');
+    const out = redact(text);
+    expect(out).toBe('*** | *** | *** | *** | {"k":"***"}');
+  });
+
+  it('redacts every registered secret and ignores empty or tiny values', () => {
+    registerSecret('alpha-secret');
+    registerSecret('beta-secret');
+    registerSecret('');
+    registerSecret(undefined);
+    registerSecret('ab');
+    expect(redact('a alpha-secret b beta-secret ab')).toBe('a *** b *** ab');
+  });
+});
+
+describe('transcript', () => {
+  it('renders a readable exchange with pretty JSON and no secrets', () => {
+    registerSecret('k3y-value');
+    const t = transcript({
+      method: 'POST',
+      url: 'http://gw/api/v1/jobs',
+      requestHeaders: { 'x-api-key': '***', 'content-type': 'application/json' },
+      requestBody: '{"prompt":"k3y-value"}',
+      status: 400,
+      responseHeaders: { 'content-type': 'text/plain; charset=utf-8' },
+      responseBody: 'invalid json\n',
+      durationMs: 12.3,
+    });
+    expect(t).toContain('> POST http://gw/api/v1/jobs');
+    expect(t).toContain('> x-api-key: ***');
+    expect(t).toContain('>   "prompt": "***"');
+    expect(t).toContain('< 400 (12 ms)');
+    expect(t).toContain('< invalid json');
+    expect(t).not.toContain('k3y-value');
+  });
+});
+
+describe('attachments', () => {
+  it('do not throw outside an Allure test runtime', async () => {
+    registerSecret('zzz-secret');
+    await attachJson('x', { a: 'zzz-secret', b: new Uint8Array([1]), c: 1n });
+    await attachText('y', 'zzz-secret');
+  });
+});

@@ -1,0 +1,94 @@
+// Pure pieces of the runner: journal bookkeeping, manifest verification, analytics stripping,
+// catalog validation and run ids.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseRunbook } from '../../helpers/catalog.js';
+import { stripAnalytics } from '../../helpers/report/allure.js';
+import { verifyManifest, writeManifest } from '../../helpers/report/manifest.js';
+import { newRunId, runPrefix } from '../../helpers/report/run-contract.js';
+import { TeardownRegistry, pendingFromJournal, replayJournal, type TeardownExecutor } from '../../helpers/teardown.js';
+
+describe('teardown journal', () => {
+  it('lists what is still pending and replays it newest first', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'journal-'));
+    try {
+      const path = join(dir, 'run.jsonl');
+      const reg = new TeardownRegistry('a.test.ts', path);
+      reg.add('one', { kind: 'http', method: 'DELETE', path: '/x/1' });
+      reg.add('two', { kind: 'redis', command: ['DEL', 'k'] });
+      reg.add('three', { kind: 'http', method: 'DELETE', path: '/x/3' });
+      reg.forget('two');
+      const seen: string[] = [];
+      const exec: TeardownExecutor = {
+        http: async (a) => {
+          seen.push(a.path);
+          if (a.path === '/x/1') throw new Error('500 from gateway');
+        },
+        redis: async () => {},
+      };
+      const outcome = await replayJournal(path, exec);
+      expect(seen).toEqual(['/x/3', '/x/1']);
+      expect(outcome.removed).toEqual(['three (DELETE /x/3)']);
+      expect(outcome.leftovers).toEqual([{ label: 'one (DELETE /x/1)', error: '500 from gateway' }]);
+      const { readFileSync } = await import('node:fs');
+      expect(pendingFromJournal(readFileSync(path, 'utf8')).map((p) => p.label)).toEqual(['one']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('ignores a torn last line', () => {
+    const line = JSON.stringify({ op: 'add', scope: 's', label: 'a', action: { kind: 'redis', command: ['DEL', 'a'] }, at: '' });
+    expect(pendingFromJournal(`${line}\n{"op":"do`).map((p) => p.label)).toEqual(['a']);
+  });
+});
+
+describe('report pieces', () => {
+  it('manifest verification notices changed and unlisted files', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'manifest-'));
+    try {
+      writeFileSync(join(dir, 'a.txt'), 'a');
+      await writeManifest(dir);
+      expect(verifyManifest(dir)).toEqual([]);
+      writeFileSync(join(dir, 'a.txt'), 'b');
+      writeFileSync(join(dir, 'new.txt'), 'n');
+      expect(verifyManifest(dir)).toEqual(['changed: a.txt', 'not in manifest: new.txt']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('strips the Allure analytics tag and refuses other network references', () => {
+    const html =
+      '<html><body><div id="app"></div>\n<script async src="https://www.googletagmanager.com/gtag/js?id=G-X"></script>\n' +
+      "<script>\n window.dataLayer = window.dataLayer || [];\n function gtag(){dataLayer.push(arguments);}\n gtag('js', new Date());\n</script>\n" +
+      '<script>window.allure = {}</script></body></html>';
+    const out = stripAnalytics(html);
+    expect(out).not.toMatch(/googletagmanager|gtag/);
+    expect(out).toContain('window.allure = {}');
+    expect(() => stripAnalytics('<script src="https://cdn.example.com/x.js"></script>')).toThrow(/network/);
+  });
+
+  it('run ids sort by time and name the runbook; prefixes are short and DNS-safe', () => {
+    const id = newRunId('smoke', new Date(2026, 10, 27, 11, 30, 0));
+    expect(id).toMatch(/^20261127-113000-smoke-[0-9a-f]{4}$/);
+    expect(runPrefix(id)).toMatch(/^rb-113000[0-9a-f]{4}$/);
+  });
+});
+
+describe('catalog', () => {
+  it('names the file and field of a bad front matter value', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'catalog-'));
+    try {
+      const file = join(dir, 'x.md');
+      writeFileSync(file, '---\ntitle: X\nsummary: s\nscenarios: [test/fixtures/scenarios/pass]\nneeds: [gateway, toaster]\n---\n');
+      expect(() => parseRunbook(file)).toThrow(/x\.md: field 'needs' must only contain gateway, bus, redis, kube/);
+      writeFileSync(file, '---\ntitle: X\nsummary: s\nscenarios: [test/fixtures/scenarios/pass]\ntime_budget: soon\n---\n');
+      expect(() => parseRunbook(file)).toThrow(/field 'time_budget'/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
