@@ -49,6 +49,12 @@ function phase(name: string): void {
   if (process.env.DEBUG?.includes('runbooks')) process.stderr.write(`[runbook +${Date.now() - T0} ms] ${name}\n`);
 }
 
+async function withDeadline(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p, new Promise((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
+}
+
 /** Start imports early; failures surface later at the real import. */
 function prefetch(...loaders: (() => Promise<unknown>)[]): void {
   for (const load of loaders) load().catch(() => {});
@@ -473,7 +479,8 @@ async function runScenarios(s: SessionArgs): Promise<{ steps: StepRecord[]; runE
   prefetch(() => import('../helpers/report/allure.js').then((m) => m.preloadAllure()));
   await Promise.race([run, forced]);
   collector.flushRunning(s.interrupts.reason ? `interrupted: ${s.interrupts.reason}` : 'did not finish');
-  if (!s.interrupts.forced) await vitest.close().catch(() => {});
+  // Closing waits for workers; a worker stuck in a step that ignored its signal must not hold the report.
+  if (!s.interrupts.forced) await withDeadline(vitest.close().catch(() => {}), 5_000);
   return { steps: collector.steps, runErrors: collector.runErrors };
 }
 

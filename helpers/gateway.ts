@@ -637,3 +637,16 @@ function errorCode(err: unknown): string | undefined {
   const e = err as { code?: string; cause?: { code?: string }; errors?: { code?: string }[] } | undefined;
   return e?.code ?? e?.cause?.code ?? e?.errors?.[0]?.code;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Cursor units differ by endpoint: jobs/approvals use microseconds, runs/DLQ pages unix seconds.
+
+/** For listJobs/approvals cursors and job `updated_at` comparisons. */
+export function toMicros(t: Date | number): number {
+  return Math.floor((t instanceof Date ? t.getTime() : t) * 1000);
+}
+
+/** For listRuns/dlqPage cursors. */
+export function toUnixSeconds(t: Date | number): number {
+  return Math.floor((t instanceof Date ? t.getTime() : t) / 1000);
+}

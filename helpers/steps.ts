@@ -219,13 +219,19 @@ function currentTestFile(): string {
   return state?.filepath ?? 'scenario';
 }
 
+/** Graceful closes wait for in-flight work, and an interrupted step may have left a request hanging. */
+const CLOSE_GRACE_MS = 2_000;
+
 async function closeFileRun(run: FileRun): Promise<void> {
   run.channel?.close();
-  await Promise.allSettled([
+  const closing = Promise.allSettled([
     run.gateway?.close(),
     run.bus?.then((b) => b.close()),
     run.redis?.then((r) => r.quit()),
   ]);
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([closing, new Promise((r) => (timer = setTimeout(r, CLOSE_GRACE_MS)))]);
+  clearTimeout(timer);
 }
 
 async function labelTest(run: FileRun): Promise<void> {

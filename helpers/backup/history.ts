@@ -2,6 +2,8 @@
 // can find the last one: a local JSON-lines file, and on clusters a ConfigMap annotation.
 import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
+import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { apiStatus, kubeError, type Kube } from '../kube.js';
 
 export const DRILL_HISTORY_FILE = 'reports/.drills.jsonl';
 export const DRILL_CONFIGMAP = 'cordum-runbooks-drills';
@@ -78,4 +80,26 @@ export async function recordDrillOnCluster(kube: DrillConfigMapClient, namespace
     'cordum-runbooks/last-restore-drill-attempt': at,
     'cordum-runbooks/last-restore-drill-status': record.status,
   });
+}
+
+/** DrillConfigMapClient over helpers/kube.ts: create the ConfigMap on first use, then merge-patch. */
+export function kubeConfigMapClient(kube: Pick<Kube, 'core'>): DrillConfigMapClient {
+  return {
+    async annotateConfigMap(namespace, name, annotations) {
+      try {
+        await kube.core.createNamespacedConfigMap({
+          namespace,
+          body: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace, labels: { 'app.kubernetes.io/managed-by': 'cordum-runbooks' }, annotations }, data: {} },
+        });
+        return;
+      } catch (err) {
+        if (apiStatus(err) !== 409) throw kubeError(`create ConfigMap ${namespace}/${name}`, err);
+      }
+      try {
+        await kube.core.patchNamespacedConfigMap({ name, namespace, body: { metadata: { annotations } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+      } catch (err) {
+        throw kubeError(`annotate ConfigMap ${namespace}/${name}`, err);
+      }
+    },
+  };
 }

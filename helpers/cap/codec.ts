@@ -140,10 +140,26 @@ function toTimestamp(v: number | Date | undefined): { seconds: number; nanos: nu
   return { seconds, nanos: Math.round((ms - seconds * 1000) * 1e6) };
 }
 
+/**
+ * proto3 never writes a scalar at its default value; protobufjs writes any field that was set
+ * explicitly (e.g. `status: 0`). Drop defaults so our bytes match Go's proto.Marshal.
+ */
+function withoutDefaults(v: unknown): unknown {
+  if (Array.isArray(v) || v instanceof Uint8Array) return v;
+  if (v === null || typeof v !== 'object') return v;
+  const out: Record<string, unknown> = {};
+  for (const [k, val] of Object.entries(v as Record<string, unknown>)) {
+    if (val === undefined || val === null || val === 0 || val === '' || val === false) continue;
+    if (Array.isArray(val) && val.length === 0) continue;
+    out[k] = withoutDefaults(val);
+  }
+  return out;
+}
+
 /** Encode a packet to the binary protobuf bytes Cordum expects (protocol_version defaults to 1). */
 export function encodePacket(p: BusPacket): Uint8Array {
   const type = packetType();
-  const obj: Record<string, unknown> = { ...p, created_at: toTimestamp(p.created_at ?? Date.now()) };
+  const obj = withoutDefaults({ ...p, created_at: toTimestamp(p.created_at ?? Date.now()) }) as Record<string, unknown>;
   if (obj.protocol_version === undefined) obj.protocol_version = 1;
   const msg = type.fromObject(obj);
   return type.encode(msg).finish();

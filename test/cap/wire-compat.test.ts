@@ -295,13 +295,14 @@ describe('wire compatibility: envelope edge cases', () => {
     expect(Buffer.from(encodePacket(p)).toString('hex')).toBe(Buffer.from(encodeTheirs(asReferenceObject(p))).toString('hex'));
   });
 
-  it('an explicitly set zero enum decodes as the proto3 default on both sides', () => {
-    // protobufjs (both schemas) writes a field that was explicitly set to 0, where Go's proto.Marshal
-    // omits it. The bytes then differ from Go's, but every proto3 decoder reads a present 0 and an
-    // absent field the same way (JOB_STATUS_UNSPECIFIED), so the meaning on the bus is identical.
+  it('an explicitly set zero value is omitted, as Go proto.Marshal does', () => {
+    // proto3 never writes a scalar at its default. protobufjs writes any field set explicitly
+    // (status: 0), so our encoder drops defaults first: our bytes equal the bytes of a packet
+    // where the field is absent, which is what Go's proto.Marshal produces.
     const p: BusPacket = { trace_id: 't', created_at: CREATED_MS, protocol_version: 1, job_result: { job_id: 'j', status: 0 } };
     const ourBytes = Buffer.from(encodePacket(p));
-    expect(ourBytes.toString('hex')).toBe(Buffer.from(encodeTheirs(asReferenceObject(p))).toString('hex'));
+    const goLike = Buffer.from(encodeTheirs(asReferenceObject({ ...p, job_result: { job_id: 'j' } })));
+    expect(ourBytes.toString('hex')).toBe(goLike.toString('hex'));
     const absent: BusPacket = { ...p, job_result: { job_id: 'j' } };
     for (const bytes of [ourBytes, Buffer.from(encodePacket(absent))]) {
       expect(decodeTheirs(bytes).job_result).toMatchObject({ job_id: 'j' });

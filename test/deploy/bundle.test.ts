@@ -93,7 +93,9 @@ describe('bundle', () => {
     await expect(createBundle(dir)).rejects.toThrow(/junit\.xml: listed in manifest\.sha256 but missing/);
     await rm(join(dir, 'summary.md'));
     await writeFile(join(dir, 'manifest.sha256'), '');
-    await expect(createBundle(dir)).rejects.toThrow(/summary\.md: missing from the report/);
+    const err = (await createBundle(dir).catch((e: unknown) => e)) as BundleIntegrityError;
+    expect(err.problems).toContain('summary.md: missing from the report');
+    expect(err.problems).toContain('index.html: present but not listed in manifest.sha256');
     await expect(createBundle(join(dir, 'nope'))).rejects.toBeInstanceOf(UsageError);
   });
 });

@@ -102,7 +102,7 @@ describe('pnpm runbook', () => {
   it('exits 2 naming the file and field for malformed runbook front matter', async () => {
     const r = await cli(['list'], { env: { RUNBOOKS_DIR: join(ROOT, 'test/fixtures/runbooks/invalid') } });
     expect(r.code).toBe(2);
-    expect(r.stderr.trim()).toMatch(/^runbook: .*broken\.md: field 'summary' must be a non-empty string/);
+    expect(r.stderr.trim()).toMatch(/^runbook: .*broken\.md: field 'destructive' must be true or false/);
   });
 
   it('exits 3 in one line when the gateway cannot be reached, before creating anything', async () => {
@@ -112,7 +112,7 @@ describe('pnpm runbook', () => {
     const r = await cli(['pass', '--target', PROFILE], { env: { FIXTURE_GATEWAY_URL: url } });
     expect(r.code).toBe(3);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    expect(r.stderr).toContain('not reachable');
+    expect(r.stderr).toMatch(/unreachable/);
     expect(existsSync(join(tmp, 'reports')) ? readdirSync(join(tmp, 'reports')).filter((d) => !d.startsWith('.')) : []).toEqual([]);
   });
 
