@@ -113,12 +113,15 @@ function selectFiles(runbook: Runbook, onlyFailed?: string): string[] {
 
 async function startRunnerSandbox(): Promise<{ profile: TargetProfile; stop(): Promise<void> }> {
   const { startSandbox } = await import('../sandbox/index.js');
-  const faults = (process.env.SANDBOX_FAULTS ?? '')
-    .split(',')
-    .map((f) => f.trim())
-    .filter(Boolean);
-  // A short reload interval keeps policy runbooks fast; the sandbox validates fault names.
-  return startSandbox({ policyReloadMs: 1000, faults } as Parameters<typeof startSandbox>[0]);
+  const { parseFaults } = await import('../sandbox/faults.js');
+  const faults = process.env.SANDBOX_FAULTS ?? '';
+  try {
+    parseFaults(faults);
+  } catch (err) {
+    throw new UsageError(`SANDBOX_FAULTS: ${errorMessage(err)}`);
+  }
+  // A short reload interval keeps policy runbooks fast.
+  return startSandbox({ policyReloadMs: 1000, faults });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -347,7 +350,8 @@ async function executeRun(a: ExecuteArgs): Promise<number> {
   phase('report written');
   out(`${summary.status.toUpperCase()}: ${summary.counts.passed} passed, ${summary.counts.failed} failed, ${summary.counts.skipped} skipped`);
   // The last line is the report's path, so scripts can `tail -1`.
-  out(relative(process.cwd(), indexPath) || indexPath);
+  const shown = relative(process.cwd(), indexPath);
+  out(shown && !shown.startsWith('..') ? shown : indexPath);
   return exitCode;
 }
 

@@ -230,7 +230,7 @@ async function closeFileRun(run: FileRun): Promise<void> {
     run.redis?.then((r) => r.quit()),
   ]);
   let timer: NodeJS.Timeout | undefined;
-  await Promise.race([closing, new Promise((r) => (timer = setTimeout(r, CLOSE_GRACE_MS)))]);
+  await Promise.race([closing, new Promise((r) => (timer = setTimeout(r, run.interrupted ? 200 : CLOSE_GRACE_MS)))]);
   clearTimeout(timer);
 }
 

@@ -27,7 +27,7 @@ export function waiverExpiry(w: Pick<Waiver, 'expires'>): number {
 
 export function parseWaivers(text: string, file: string, knownChecks?: Set<string>): Waiver[] {
   const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: true });
   const lineOf = (n: Node | null | undefined) => (n?.range ? lc.linePos(n.range[0]).line : 1);
   if (doc.errors.length) {
     const e = doc.errors[0];

@@ -149,7 +149,7 @@ describe('pnpm runbook', () => {
     const hits = listFiles(dir).filter((f) => readFileSync(f).includes(SECRET));
     expect(hits).toEqual([]);
     expect(server.log).toContain('DELETE /api/v1/things/t1');
-  });
+  }, 60_000);
 
   it('a failing step exits 1, skips the later steps and still tears down', async () => {
     const deletesBefore = server.log.filter((l) => l.startsWith('DELETE')).length;
@@ -171,7 +171,7 @@ describe('pnpm runbook', () => {
     const again = await cli(['fail', '--target', PROFILE, '--only-failed', reportDir(r)]);
     expect(again.code).toBe(1);
     expect(summaryOf(again).only_failed_from).toBe(reportDir(r));
-  });
+  }, 90_000);
 
   it('Ctrl-C during a step tears down, exits 130 and reports the run as interrupted', async () => {
     const deletesBefore = server.log.filter((l) => l.startsWith('DELETE')).length;
@@ -194,5 +194,5 @@ describe('pnpm runbook', () => {
     });
     expect(server.log.filter((l) => l.startsWith('DELETE')).length).toBe(deletesBefore + 1);
     expect(verifyManifest(reportDir(r))).toEqual([]);
-  });
+  }, 60_000);
 });

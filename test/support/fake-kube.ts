@@ -279,6 +279,8 @@ export async function startFakeKube(initial: FakeObject[] = [], opts: FakeKubeOp
       `- name: ${ctx}`,
       '  cluster:',
       `    server: ${url}`,
+      // client-node refuses plain http unless TLS verification is explicitly off.
+      '    insecure-skip-tls-verify: true',
       'users:',
       `- name: ${ctx}`,
       '  user:',

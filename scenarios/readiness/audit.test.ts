@@ -1,0 +1,96 @@
+// Runbook `readiness` (runbooks/readiness.md): audit Cordum's production checklist, statically on
+// manifests (READINESS_MANIFESTS or the profile's readiness.manifests) or live on the target.
+// One step per checklist section; fails are reported together by the verdict step so that every
+// section is shown even when an early one fails. Reports: readiness.{md,sarif,junit.xml,json}.
+import { existsSync } from 'node:fs';
+import { scenario, type RunContext } from '../../helpers/steps.js';
+import {
+  ALL_CHECKS,
+  SECTIONS,
+  SECTION_TITLES,
+  WAIVERS_FILE,
+  loadManifests,
+  loadWaivers,
+  runAudit,
+  toJUnit,
+  toMarkdown,
+  toSarif,
+  type AuditReport,
+  type Section,
+} from '../../helpers/readiness/index.js';
+
+const AUDIT_TIMEOUT_MS = 180_000;
+const SECTION_TIMEOUT_MS = 5_000;
+
+/** Where the manifests come from: env wins, then the profile's `readiness.manifests`. */
+function manifestsPath(ctx: RunContext): string | undefined {
+  const fromProfile = (ctx.target as { readiness?: { manifests?: string } }).readiness?.manifests;
+  return process.env.READINESS_MANIFESTS || fromProfile || undefined;
+}
+
+function reportOf(ctx: RunContext): AuditReport {
+  const r = ctx.state.get('report') as AuditReport | undefined;
+  if (!r) throw new Error('the audit step did not produce a report');
+  return r;
+}
+
+scenario('Production readiness audit', (s) => {
+  s.step(
+    'Run the audit (static on manifests, or live on the target)',
+    async (ctx) => {
+      const waiversFile = process.env.READINESS_WAIVERS || WAIVERS_FILE;
+      const waivers = loadWaivers(waiversFile, new Set(ALL_CHECKS.map((c) => c.id)));
+      const path = manifestsPath(ctx);
+      const common = { waivers, now: new Date(), target: ctx.target.name, namespace: ctx.target.kube?.namespace };
+      let report: AuditReport;
+      if (path) {
+        const m = await loadManifests(path, { namespace: ctx.target.kube?.namespace });
+        await ctx.evidence.json('manifests', { source: m.source, objects: m.objects.length, errors: m.errors });
+        report = await runAudit({ ...common, mode: 'static', objects: m.objects, loadErrors: m.errors });
+      } else {
+        report = await runAudit({ ...common, mode: 'live', live: { profile: ctx.target, kube: ctx.target.kube ? {} : false, historyFile: 'reports/.drills.jsonl' } });
+      }
+      ctx.state.set('report', report);
+      await ctx.evidence.json('summary', { mode: report.mode, namespace: report.namespace, waivers: waivers.length, waiversFile: existsSync(waiversFile) ? waiversFile : null, sections: report.sections.map((x) => ({ section: x.section, score: x.score, counts: x.counts })) });
+    },
+    { timeoutMs: AUDIT_TIMEOUT_MS },
+  );
+
+  for (const section of SECTIONS as readonly Section[]) {
+    s.step(
+      SECTION_TITLES[section],
+      async (ctx) => {
+        const summary = reportOf(ctx).sections.find((x) => x.section === section)!;
+        await ctx.evidence.json(`section-${section}`, summary);
+        for (const o of summary.results) {
+          if (o.status === 'warn') ctx.finding({ id: o.id, severity: 'warn', title: o.title, detail: `${o.message} Fix: ${o.remediation}` });
+          if (o.status === 'waived') ctx.finding({ id: o.id, severity: 'info', title: `${o.title} (waived)`, detail: o.message });
+        }
+        const fails = summary.results.filter((o) => o.status === 'fail');
+        if (fails.length) await ctx.evidence.text(`section-${section}-fails`, fails.map((f) => `${f.id}: ${f.message}\n  fix: ${f.remediation}`).join('\n'));
+        if (summary.results.every((o) => o.status === 'not-checkable')) ctx.skip(`nothing in this section is checkable in ${reportOf(ctx).mode} mode`);
+      },
+      { timeoutMs: SECTION_TIMEOUT_MS },
+    );
+  }
+
+  s.step(
+    'Write readiness.md, readiness.sarif, readiness.junit.xml',
+    async (ctx) => {
+      const r = reportOf(ctx);
+      ctx.writeArtifact('readiness.md', toMarkdown(r));
+      ctx.writeArtifact('readiness.sarif', JSON.stringify(toSarif(r), null, 2));
+      ctx.writeArtifact('readiness.junit.xml', toJUnit(r));
+      ctx.writeArtifact('readiness.json', JSON.stringify(r, null, 2));
+    },
+    { timeoutMs: SECTION_TIMEOUT_MS },
+  );
+
+  s.step(
+    'Verdict: no unwaived fail remains',
+    async (ctx) => {
+      for (const o of reportOf(ctx).results.filter((x) => x.status === 'fail')) ctx.finding({ id: o.id, severity: 'fail', title: o.title, detail: `${o.message} Fix: ${o.remediation}` });
+    },
+    { timeoutMs: SECTION_TIMEOUT_MS },
+  );
+});

@@ -1,0 +1,96 @@
+// Live-mode test scaffolding: certificates made with openssl, a tiny gateway stand-in with a
+// token-bucket-like limit, and the compliant namespace dressed with the status a healthy cluster
+// would report (Bound PVCs, recent backups, an active HPA, parsed-able TLS Secrets).
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FakeObject } from '../support/fake-kube.js';
+import { compliant, find } from './fixtures.js';
+
+export interface CertSet {
+  secrets: FakeObject[];
+  cleanup(): void;
+}
+
+function openssl(args: string[], cwd: string): void {
+  execFileSync('openssl', args, { cwd, stdio: 'pipe' });
+}
+
+/** One CA and the four production Secrets; `override` tweaks one certificate (SANs, days, EKU). */
+export function makeTlsSecrets(ns: string, override: { role?: string; sans?: string[]; days?: number; eku?: string } = {}): CertSet {
+  const dir = mkdtempSync(join(tmpdir(), 'cordum-rb-certs-'));
+  openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', '/CN=cordum-test-ca', '-days', '365', '-keyout', 'ca.key', '-out', 'ca.crt'], dir);
+  const specs: { role: string; secret: string; cn: string; sans: string[]; eku: string; type: string }[] = [
+    { role: 'natsServer', secret: 'cordum-nats-server-tls', cn: 'nats', sans: ['nats', 'cordum-nats', `*.cordum-nats.${ns}.svc`], eku: 'serverAuth,clientAuth', type: 'kubernetes.io/tls' },
+    { role: 'redisServer', secret: 'cordum-redis-server-tls', cn: 'redis', sans: ['redis', `*.cordum-redis.${ns}.svc`], eku: 'serverAuth,clientAuth', type: 'kubernetes.io/tls' },
+    { role: 'client', secret: 'cordum-client-tls', cn: 'cordum-client', sans: ['cordum-client'], eku: 'clientAuth', type: 'kubernetes.io/tls' },
+    { role: 'ingress', secret: 'cordum-ingress-tls', cn: 'cordum.prod.acme.io', sans: ['cordum.prod.acme.io'], eku: 'serverAuth', type: 'kubernetes.io/tls' },
+  ];
+  const secrets: FakeObject[] = [];
+  for (const s of specs) {
+    const o = override.role === s.role ? override : {};
+    const sans = o.sans ?? s.sans;
+    writeFileSync(join(dir, `${s.role}.ext`), `subjectAltName=${sans.map((n) => `DNS:${n}`).join(',')}\nextendedKeyUsage=${o.eku ?? s.eku}\n`);
+    openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', `/CN=${s.cn}`, '-keyout', `${s.role}.key`, '-out', `${s.role}.csr`], dir);
+    openssl(['x509', '-req', '-in', `${s.role}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', String(o.days ?? 90), '-out', `${s.role}.crt`, '-extfile', `${s.role}.ext`], dir);
+    const b64 = (f: string) => readFileSync(join(dir, f)).toString('base64');
+    secrets.push({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      type: s.type,
+      metadata: { name: s.secret, namespace: ns, annotations: { 'cert-manager.io/certificate-name': s.secret.replace(/-tls$/, '') } },
+      data: { 'tls.crt': b64(`${s.role}.crt`), 'tls.key': b64(`${s.role}.key`), 'ca.crt': b64('ca.crt') },
+    });
+  }
+  return { secrets, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** The compliant namespace as a live API would return it, with healthy status fields. */
+export function liveNamespace(now: Date, certs: CertSet): FakeObject[] {
+  const objs = compliant() as FakeObject[];
+  const ns = 'cordum';
+  const hoursAgo = (h: number) => new Date(now.getTime() - h * 3_600_000).toISOString();
+  for (const c of ['cordum-redis-backup', 'cordum-jetstream-backup']) find(objs, 'CronJob', c).status = { lastScheduleTime: hoursAgo(3), lastSuccessfulTime: hoursAgo(3) };
+  find(objs, 'HorizontalPodAutoscaler', 'cordum-api-gateway').status = { currentReplicas: 2, desiredReplicas: 2, conditions: [{ type: 'ScalingActive', status: 'True', reason: 'ValidMetricFound' }] };
+  find(objs, 'ConfigMap', 'cordum-runbooks-drills').metadata.annotations['cordum-runbooks/last-restore-drill'] = hoursAgo(24 * 10);
+  for (const sts of ['cordum-nats', 'cordum-redis']) {
+    const n = find(objs, 'StatefulSet', sts).spec.replicas;
+    for (let i = 0; i < n; i++) objs.push({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: `data-${sts}-${i}`, namespace: ns }, spec: { accessModes: ['ReadWriteOnce'] }, status: { phase: 'Bound' } });
+  }
+  objs.push(...certs.secrets);
+  objs.push({ apiVersion: 'v1', kind: 'Secret', type: 'Opaque', metadata: { name: 'cordum-api-key', namespace: ns, creationTimestamp: hoursAgo(24 * 20), ownerReferences: [{ apiVersion: 'external-secrets.io/v1beta1', kind: 'ExternalSecret', name: 'cordum-api-key', uid: 'x' }] }, data: { API_KEY: Buffer.from('a-strong-test-key').toString('base64') } });
+  objs.push({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, namespace: ns, labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } } });
+  // The ExternalSecret/Certificate CRDs are not listed by the audit; the API server would not have them here.
+  return objs.filter((o) => !['Certificate', 'ExternalSecret'].includes(o.kind));
+}
+
+export interface FakeGateway {
+  url: string;
+  hits(): number;
+  stop(): Promise<void>;
+}
+
+/** Answers /api/v1/status: 401 for a wrong key, 429 once `limit` requests were served (never when null). */
+export async function startFakeGateway(opts: { key: string; limit: number | null; version?: string; acceptDefaultKey?: boolean }): Promise<FakeGateway> {
+  let served = 0;
+  const server: Server = createServer((req, res) => {
+    if (req.url !== '/api/v1/status') return void res.writeHead(404).end();
+    const key = req.headers['x-api-key'];
+    if (key !== opts.key && !(opts.acceptDefaultKey && key === 'super-secret-key')) return void res.writeHead(401).end('unauthorized');
+    served++;
+    if (opts.limit !== null && served > opts.limit) return void res.writeHead(429, { 'content-type': 'text/plain' }).end('rate limited');
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ nats: { connected: true }, redis: { ok: true }, build: { version: opts.version ?? 'v1.4.2' } }));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const a = server.address();
+  return {
+    url: `http://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}`,
+    hits: () => served,
+    stop: () => new Promise<void>((r) => {
+      server.closeAllConnections();
+      server.close(() => r());
+    }),
+  };
+}

@@ -1,0 +1,224 @@
+// Live mode against real servers: the fake Kubernetes API serving the compliant namespace, a real
+// redis-server (persistence on / off), a real nats-server (streams file / memory) and a small HTTP
+// gateway (429 past the burst / never). Every live-only check is exercised both ways.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect } from '@nats-io/transport-node';
+import { jetstreamManager, StorageType } from '@nats-io/jetstream';
+import { startNats, startRedis, type ManagedServer } from '../../sandbox/processes.js';
+import { runAudit, collectLive, ALL_CHECKS, type AuditReport, type CollectOptions } from '../../helpers/readiness/index.js';
+import { startFakeKube, type FakeKube, type FakeObject } from '../support/fake-kube.js';
+import { liveNamespace, makeTlsSecrets, startFakeGateway, type CertSet, type FakeGateway } from './live-support.js';
+import { find } from './fixtures.js';
+
+const KEY = 'a-strong-test-key';
+const NS = 'cordum';
+const now = new Date();
+const thresholds = { minStreamReplicas: 1 }; // one local nats-server cannot hold R3 streams
+
+let redisOn: ManagedServer;
+let redisOff: ManagedServer;
+let nats: ManagedServer;
+let certs: CertSet;
+const cleanups: (() => Promise<void> | void)[] = [];
+
+async function createStreams(url: string, storage: StorageType): Promise<void> {
+  const nc = await connect({ servers: url });
+  try {
+    const jsm = await jetstreamManager(nc);
+    for (const [name, subjects] of [['CORDUM_SYS', ['sys.>']], ['CORDUM_JOBS', ['job.>', 'worker.*.jobs']]] as const) {
+      await jsm.streams.delete(name).catch(() => undefined);
+      await jsm.streams.add({ name, subjects: [...subjects], storage, num_replicas: 1 });
+    }
+  } finally {
+    await nc.close();
+  }
+}
+
+async function kube(objs: FakeObject[]): Promise<FakeKube> {
+  const k = await startFakeKube(objs, { namespace: NS, crds: ['monitoring.coreos.com'] });
+  cleanups.push(() => k.stop());
+  return k;
+}
+
+async function gateway(opts: Parameters<typeof startFakeGateway>[0]): Promise<FakeGateway> {
+  const g = await startFakeGateway(opts);
+  cleanups.push(() => g.stop());
+  return g;
+}
+
+function opts(k: FakeKube, g: FakeGateway, over: Partial<CollectOptions> = {}): CollectOptions {
+  return { kube: { kubeconfig: k.kubeconfigPath, namespace: NS }, redisUrl: redisOn.url, natsUrl: nats.url, gatewayUrl: g.url, apiKey: KEY, timeoutMs: 5000, historyFile: '/nonexistent/.drills.jsonl', ...over };
+}
+
+const statusOf = (r: AuditReport, id: string) => r.results.find((x) => x.id === id)!;
+const LIVE_ONLY = ALL_CHECKS.filter((c) => c.modes.length === 1 && c.modes[0] === 'live').map((c) => c.id);
+
+beforeAll(async () => {
+  [redisOn, redisOff, nats] = await Promise.all([startRedis({ persistence: true }), startRedis({ persistence: false }), startNats()]);
+  await createStreams(nats.url, StorageType.File);
+  certs = makeTlsSecrets(NS);
+});
+
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c();
+  certs?.cleanup();
+  await Promise.all([redisOn?.stop(), redisOff?.stop(), nats?.stop()]);
+});
+
+describe('live audit of a compliant namespace', () => {
+  let report: AuditReport;
+  let k: FakeKube;
+  let g: FakeGateway;
+
+  beforeAll(async () => {
+    k = await kube(liveNamespace(now, certs));
+    g = await gateway({ key: KEY, limit: 100 });
+    report = await runAudit({ mode: 'live', live: opts(k, g), now, thresholds });
+  });
+
+  it('passes every live check (static-only ones are not-checkable)', () => {
+    const bad = report.results.filter((x) => !['pass', 'info', 'not-checkable'].includes(x.status));
+    expect(bad.map((b) => `${b.id}: ${b.message}`)).toEqual([]);
+    for (const id of LIVE_ONLY) expect(statusOf(report, id).status, `${id}: ${statusOf(report, id).message}`).toBe('pass');
+    for (const id of ['kubernetes.renders', 'secrets.no-literal']) expect(statusOf(report, id).status).toBe('not-checkable');
+    expect(report.exitCode).toBe(0);
+  });
+
+  it('reads the cluster through real REST list calls, including the Prometheus CRDs', () => {
+    const paths = new Set(k.requests().map((r) => `${r.method} ${r.path}`));
+    for (const p of ['/api/v1/namespaces/cordum/pods', '/apis/apps/v1/namespaces/cordum/statefulsets', '/apis/batch/v1/namespaces/cordum/cronjobs', '/apis/monitoring.coreos.com/v1/namespaces/cordum/servicemonitors']) expect(paths.has(`GET ${p}`), p).toBe(true);
+    expect(k.requests().every((r) => r.method === 'GET')).toBe(true); // the audit never writes
+  });
+
+  it('stops the rate-limit probe at the first 429, within burst + extra', () => {
+    const ev = statusOf(report, 'limits.rate-limit-live').evidence as { sent: number; first429At: number; burst: number; cap: number };
+    expect(ev.burst).toBe(100); // from the gateway Deployment's API_RATE_LIMIT_BURST
+    expect(ev.first429At).toBe(100); // the status probe before it spent one of the 100 tokens
+    expect(ev.sent).toBeLessThanOrEqual(ev.cap);
+    expect(ev.sent).toBeLessThan(101 + 8); // at most the in-flight requests after the first 429
+  });
+
+  it('parses the certificates (SANs, expiry, one CA)', () => {
+    const ev = statusOf(report, 'tls.certificates').evidence as Record<string, any>;
+    expect(ev.natsServer.sans).toContain('cordum-nats');
+    expect(ev.natsServer.daysLeft).toBeGreaterThan(80);
+    expect(ev.distinctCAs).toBe(1);
+  });
+});
+
+describe('live-only checks fail on their variant', () => {
+  const onlyFails = (r: AuditReport) => r.results.filter((x) => x.status === 'fail').map((x) => x.id);
+
+  it('persistence.redis-live: redis-server --appendonly no --save ""', async () => {
+    const k = await kube(liveNamespace(now, certs));
+    const g = await gateway({ key: KEY, limit: 100 });
+    const r = await runAudit({ mode: 'live', live: opts(k, g, { redisUrl: redisOff.url }), now, thresholds });
+    expect(statusOf(r, 'persistence.redis-live').status).toBe('fail');
+    expect(onlyFails(r)).toEqual(['persistence.redis-live']);
+  });
+
+  it('limits.rate-limit-live: a gateway that never answers 429', async () => {
+    const k = await kube(liveNamespace(now, certs));
+    const g = await gateway({ key: KEY, limit: null });
+    const r = await runAudit({ mode: 'live', live: opts(k, g, { burst: 20, extraRequests: 10 }), now, thresholds });
+    expect(statusOf(r, 'limits.rate-limit-live').status).toBe('fail');
+    expect(onlyFails(r)).toEqual(['limits.rate-limit-live']);
+    expect(g.hits()).toBeLessThanOrEqual(2 + 30); // status + capped probe; the default-key probe is refused before counting
+  });
+
+  it('upgrades.build-version (warn) and enterprise.default-key-rejected (fail)', async () => {
+    const k = await kube(liveNamespace(now, certs));
+    const g = await gateway({ key: KEY, limit: 100, version: 'dev', acceptDefaultKey: true });
+    const r = await runAudit({ mode: 'live', live: opts(k, g), now, thresholds });
+    expect(statusOf(r, 'upgrades.build-version').status).toBe('warn');
+    expect(onlyFails(r)).toEqual(['enterprise.default-key-rejected']);
+  });
+
+  it('tls.certificates: NATS cert without the cordum-nats SAN, and one expiring in 10 days', async () => {
+    for (const override of [{ role: 'natsServer', sans: ['nats', `*.cordum-nats.${NS}.svc`] }, { role: 'client', days: 10 }]) {
+      const bad = makeTlsSecrets(NS, override);
+      try {
+        const objs = liveNamespace(now, certs).filter((o) => !(o.kind === 'Secret' && o.metadata.name.endsWith('-tls')));
+        const k = await kube([...objs, ...bad.secrets]);
+        const r = await runAudit({ mode: 'live', live: opts(k, await gateway({ key: KEY, limit: 100 }), { skipRateLimit: true }), now, thresholds });
+        expect(statusOf(r, 'tls.certificates').status, JSON.stringify(override)).toBe('fail');
+        expect(statusOf(r, 'tls.certificates').message).toMatch(override.days ? /expires in \d+ days/ : /SAN cordum-nats missing/);
+        expect(onlyFails(r).filter((id) => id !== 'limits.rate-limit-live')).toEqual(['tls.certificates']);
+      } finally {
+        bad.cleanup();
+      }
+    }
+  });
+
+  it('secrets.managed (unmanaged / default key) and secrets.rotation (old key)', async () => {
+    const objs = liveNamespace(now, certs);
+    const key = find(objs as any, 'Secret', 'cordum-api-key');
+    key.metadata.ownerReferences = [];
+    key.metadata.creationTimestamp = new Date(now.getTime() - 200 * 86_400_000).toISOString();
+    const k = await kube(objs);
+    const g = await gateway({ key: KEY, limit: 100 });
+    const r = await runAudit({ mode: 'live', live: opts(k, g, { skipRateLimit: true }), now, thresholds });
+    expect(statusOf(r, 'secrets.managed').message).toMatch(/not managed.*cordum-api-key/);
+    expect(statusOf(r, 'secrets.rotation').status).toBe('warn');
+    expect(onlyFails(r).filter((id) => id !== 'limits.rate-limit-live')).toEqual(['secrets.managed']);
+
+    key.metadata.ownerReferences = [{ kind: 'ExternalSecret', name: 'x' }];
+    key.data = { API_KEY: Buffer.from('super-secret-key').toString('base64') };
+    const k2 = await kube(objs);
+    const r2 = await runAudit({ mode: 'live', live: opts(k2, g, { skipRateLimit: true }), now, thresholds });
+    expect(statusOf(r2, 'secrets.managed').message).toMatch(/super-secret-key/);
+  });
+
+  it('backups.last-success and backups.restore-drill (annotation too old; history file rescues it)', async () => {
+    const objs = liveNamespace(now, certs);
+    find(objs as any, 'CronJob', 'cordum-redis-backup').status.lastSuccessfulTime = new Date(now.getTime() - 3 * 86_400_000).toISOString();
+    find(objs as any, 'ConfigMap', 'cordum-runbooks-drills').metadata.annotations['cordum-runbooks/last-restore-drill'] = new Date(now.getTime() - 100 * 86_400_000).toISOString();
+    const k = await kube(objs);
+    const g = await gateway({ key: KEY, limit: 100 });
+    const r = await runAudit({ mode: 'live', live: opts(k, g, { skipRateLimit: true }), now, thresholds });
+    expect(statusOf(r, 'backups.last-success').status).toBe('fail');
+    expect(statusOf(r, 'backups.restore-drill').message).toMatch(/100 days ago/);
+    expect(onlyFails(r).filter((id) => id !== 'limits.rate-limit-live').sort()).toEqual(['backups.last-success', 'backups.restore-drill']);
+
+    const dir = mkdtempSync(join(tmpdir(), 'cordum-rb-drills-'));
+    try {
+      const file = join(dir, '.drills.jsonl');
+      writeFileSync(file, [JSON.stringify({ kind: 'restore-drill', target: NS, finished_at: new Date(now.getTime() - 5 * 86_400_000).toISOString(), status: 'passed' }), 'not json', ''].join('\n'));
+      const r2 = await runAudit({ mode: 'live', live: opts(k, g, { skipRateLimit: true, historyFile: file }), now, thresholds });
+      expect(statusOf(r2, 'backups.restore-drill').status).toBe('pass');
+      expect((statusOf(r2, 'backups.restore-drill').evidence as any).historyError).toMatch(/line.*2/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('persistence.streams-file-backed: memory streams; persistence.streams-replicated: R1 below the R3 threshold', async () => {
+    const k = await kube(liveNamespace(now, certs));
+    const g = await gateway({ key: KEY, limit: 100 });
+    const r3 = await runAudit({ mode: 'live', live: opts(k, g, { skipRateLimit: true }), now });
+    expect(statusOf(r3, 'persistence.streams-replicated').status).toBe('fail');
+    expect(statusOf(r3, 'persistence.streams-replicated').message).toMatch(/below R3/);
+
+    await createStreams(nats.url, StorageType.Memory);
+    try {
+      const r = await runAudit({ mode: 'live', live: opts(k, g, { skipRateLimit: true }), now, thresholds });
+      expect(statusOf(r, 'persistence.streams-file-backed').status).toBe('fail');
+      expect(statusOf(r, 'persistence.streams-file-backed').message).toMatch(/CORDUM_SYS=memory/);
+      expect(onlyFails(r).filter((id) => id !== 'limits.rate-limit-live')).toEqual(['persistence.streams-file-backed']);
+    } finally {
+      await createStreams(nats.url, StorageType.File);
+    }
+  });
+
+  it('unreachable systems become not-checkable with the reason, never pass', async () => {
+    const c = await collectLive({ kube: false, redisUrl: 'redis://127.0.0.1:1', natsUrl: 'nats://127.0.0.1:1', timeoutMs: 2000, historyFile: '/nonexistent' });
+    const r = await runAudit({ mode: 'live', live: c.facts, now });
+    expect(statusOf(r, 'persistence.redis-live').status).toBe('not-checkable');
+    expect(statusOf(r, 'persistence.redis-live').message).toMatch(/Redis unreachable/);
+    expect(statusOf(r, 'persistence.streams-file-backed').message).toMatch(/NATS unreachable/);
+    expect(statusOf(r, 'tls.nats').status).toBe('not-checkable');
+  });
+});
