@@ -14,6 +14,9 @@ export class MissingBinaryError extends Error {
   }
 }
 
+// Servers are spawned `detached` (their own process group) so a Ctrl-C in the terminal reaches only
+// the runner, which then tears down through the still-running servers and stops them itself.
+
 export interface ManagedServer {
   url: string;
   port: number;
@@ -134,7 +137,7 @@ export async function startRedis(opts: RedisOptions = {}): Promise<ManagedServer
     ...(persistence ? ['--appendfsync', 'everysec'] : []),
     ...(opts.extraArgs ?? []),
   ];
-  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const out = capture(child);
   const server = manage(child, dir, `redis://127.0.0.1:${port}`, port, out);
   try {
@@ -160,7 +163,7 @@ export async function startNats(opts: NatsOptions = {}): Promise<ManagedServer> 
   const dir = mkdtempSync(join(tmpdir(), 'cordum-rb-nats-'));
   const port = opts.port ?? (await freePort());
   const args = ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', opts.storeDir ?? join(dir, 'js'), ...(opts.extraArgs ?? [])];
-  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const out = capture(child);
   const server = manage(child, dir, `nats://127.0.0.1:${port}`, port, out);
   try {

@@ -1,0 +1,380 @@
+// Runbook `policy` (runbooks/policy.md): one step per step of the page, deadlines from the page.
+// The drill (steps 4-7) changes live policy for a moment, so it runs only where the profile allows
+// destructive drills; the rollback to the pre-drill bundle snapshot is registered for teardown
+// before the first write, so an interrupted drill is rolled back.
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { BundlesResponse, PolicyAuditEntry, PolicyCheckBody, PolicyDecision } from '../../helpers/gateway.js';
+import { loadPolicyCaseFiles, type PolicyCase, type PolicyCaseFile } from '../../helpers/policy-cases.js';
+import type { TargetProfile } from '../../helpers/profile-types.js';
+import { ENV } from '../../helpers/report/run-contract.js';
+import { scenario, type RunContext } from '../../helpers/steps.js';
+import { compactJson, waitFor } from '../../helpers/waits.js';
+
+const SHIPPED_CASES = fileURLToPath(new URL('../../runbooks/cases/stock-policy.cases.yaml', import.meta.url));
+
+/**
+ * Waits for the kernel allow two reload intervals plus 5 s (the reload timer's phase is unknown, and
+ * a reload reads Redis). Step deadlines are derived from the target's reload interval; the DSL
+ * fixes them when the file is loaded, so the resolved profile the runner wrote is read here.
+ */
+const RELOAD_MS = reloadIntervalFromRunnerProfile();
+const RELOAD_WAIT_MS = 2 * RELOAD_MS + 5_000;
+const DEADLINE = {
+  cases: 10_000,
+  decisions: 60_000,
+  draft: 20_000,
+  store: 20_000,
+  publish: RELOAD_WAIT_MS + 20_000,
+  rollback: RELOAD_WAIT_MS + 20_000,
+  audit: 20_000,
+};
+
+function reloadIntervalFromRunnerProfile(): number {
+  const file = process.env[ENV.TARGET_FILE];
+  if (!file) return 30_000;
+  try {
+    const p = JSON.parse(readFileSync(file, 'utf8')) as Partial<TargetProfile>;
+    const ms = p.policy?.reload_interval_ms;
+    return typeof ms === 'number' && ms > 0 ? ms : 30_000;
+  } catch {
+    return 30_000;
+  }
+}
+
+function fail(msg: string): never {
+  throw new Error(msg);
+}
+
+/** Names of everything the run creates, derived from ctx.prefix. */
+function names(ctx: RunContext) {
+  const p = ctx.prefix;
+  return {
+    bundleId: `secops/${p}-draft`,
+    ruleId: `${p}-deny-probe`,
+    probeTopic: `job.${p}.probe`,
+    controlTopic: ctx.target.routing.mapped_topic,
+    author: `cordum-runbooks (${p})`,
+    teardownLabel: `policy: roll back the bundle map to the pre-drill snapshot (undo the drill's draft and publish)`,
+  };
+}
+
+function draftContent(ctx: RunContext): string {
+  const n = names(ctx);
+  return [
+    `# Written by the cordum-runbooks policy drill (${ctx.prefix}); removed by rolling back.`,
+    'rules:',
+    `  - id: ${n.ruleId}`,
+    '    decision: deny',
+    `    reason: policy drill ${ctx.prefix}`,
+    '    match:',
+    `      topics: ["job.${ctx.prefix}.*"]`,
+    '',
+  ].join('\n');
+}
+
+/** X-Principal-Role as Cordum records it: lower-cased, secops/operator mapped to admin. */
+function recordedRole(role: string | undefined): string | undefined {
+  if (!role) return undefined;
+  const r = role.trim().toLowerCase();
+  return r === 'secops' || r === 'operator' ? 'admin' : r;
+}
+
+function short(d: PolicyDecision): string {
+  return `${d.decision} rule ${JSON.stringify(d.ruleId ?? '')} reason ${JSON.stringify(d.reason ?? '')}`;
+}
+
+interface DrillState {
+  snapshotId: string;
+  bundlesBefore: Record<string, unknown>;
+  kernelBefore: string;
+  kernelAfterPublish?: string;
+  probeBefore: PolicyDecision;
+  publish?: { snapshot_before: string; snapshot_after: string; published: string[] };
+  rollback?: { snapshot_before: string; snapshot_after: string; rollback_to: string };
+}
+
+async function kernelSnapshot(ctx: RunContext): Promise<string> {
+  const s = await ctx.gateway().policySnapshots();
+  return s.snapshots?.[0] ?? '';
+}
+
+/** Wait until the kernel's current snapshot satisfies `until`; the deadline comes from reload_interval_ms. */
+async function waitForKernel(ctx: RunContext, what: string, until: (snapshot: string) => boolean): Promise<string> {
+  const interval = Math.min(1_000, Math.max(250, Math.round(RELOAD_MS / 10)));
+  return waitFor(`${what} (deadline ${RELOAD_WAIT_MS} ms = 2 x policy.reload_interval_ms ${RELOAD_MS} + 5 s)`, () => kernelSnapshot(ctx), until, {
+    timeoutMs: RELOAD_WAIT_MS,
+    intervalMs: interval,
+    signal: ctx.signal,
+  });
+}
+
+function bundleMap(r: BundlesResponse): Record<string, unknown> {
+  return (r.bundles ?? {}) as Record<string, unknown>;
+}
+
+/** "added x; removed y; changed z (field a)" or '' when equal. */
+function diffBundleMaps(before: Record<string, unknown>, after: Record<string, unknown>): string {
+  const parts: string[] = [];
+  const added = Object.keys(after).filter((k) => !(k in before));
+  const removed = Object.keys(before).filter((k) => !(k in after));
+  const changed = Object.keys(before)
+    .filter((k) => k in after && compactJson(sortKeys(before[k])) !== compactJson(sortKeys(after[k])))
+    .map((k) => {
+      const b = (before[k] ?? {}) as Record<string, unknown>;
+      const a = (after[k] ?? {}) as Record<string, unknown>;
+      const fields = [...new Set([...Object.keys(b), ...Object.keys(a)])].filter((f) => compactJson(sortKeys(b[f])) !== compactJson(sortKeys(a[f])));
+      return `${k} (${fields.join(', ')})`;
+    });
+  if (added.length) parts.push(`added ${added.join(', ')}`);
+  if (removed.length) parts.push(`removed ${removed.join(', ')}`);
+  if (changed.length) parts.push(`changed ${changed.join(', ')}`);
+  return parts.join('; ');
+}
+
+function sortKeys(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(sortKeys);
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b)).map(([k, x]) => [k, sortKeys(x)]));
+  return v;
+}
+
+function requireDrill(ctx: RunContext): DrillState {
+  const d = ctx.state.get('drill') as DrillState | undefined;
+  if (!d) ctx.skip(String(ctx.state.get('drillSkipped') ?? 'the drill did not start'));
+  return d!;
+}
+
+scenario('Policy decisions, draft simulation and a publish/rollback drill', (s) => {
+  s.step('1. Load the policy cases', async (ctx) => {
+    const files = [SHIPPED_CASES, ...ctx.target.policy.case_files];
+    const loaded = await ctx.step(`Load ${files.length} case file(s)`, () => loadPolicyCaseFiles(files));
+    // Stock-policy cases only mean something while no bundle adds rules (Cordum then stops
+    // applying the tenant lists); on such a target they are reported, not failed.
+    let bundleRules: number | undefined;
+    if (loaded.some((f) => f.requiresStockPolicy)) {
+      bundleRules = await ctx.step('Count the rules config-service bundles add (GET /api/v1/policy/rules)', async () => {
+        const r = await ctx.gateway().policyRules();
+        return (r.items ?? []).length;
+      });
+    }
+    const active: PolicyCaseFile[] = [];
+    for (const f of loaded) {
+      if (f.requiresStockPolicy && bundleRules) {
+        ctx.finding({
+          id: 'policy-stock-cases-not-applicable',
+          severity: 'warn',
+          title: `Stock-policy cases in ${f.file} were not run`,
+          detail: `the target's bundles add ${bundleRules} rule(s), so Cordum no longer applies the tenant allow/deny lists these ${f.cases.length} case(s) test; add the team's own case files (policy.case_files) for this target`,
+        });
+        continue;
+      }
+      active.push(f);
+    }
+    const cases = active.flatMap((f) => f.cases);
+    if (cases.length === 0) fail(`no policy cases to run: every case file was not applicable (${loaded.map((f) => f.file).join(', ')})`);
+    ctx.state.set('cases', cases);
+    await ctx.evidence.json('policy cases', active);
+  }, { timeoutMs: DEADLINE.cases });
+
+  s.step('2. Evaluate, simulate and explain agree with every case', async (ctx) => {
+    const cases = ctx.state.get('cases') as PolicyCase[];
+    const gw = ctx.gateway();
+    const problems: string[] = [];
+    const rows: string[] = ['| Case | Expected | evaluate | simulate | explain | Result |', '|---|---|---|---|---|---|'];
+    let keys: { evaluate: string[]; explain: string[] } | undefined;
+    for (const c of cases) {
+      const res = await ctx.step(`Case: ${c.name}`, async () => {
+        const req: PolicyCheckBody = c.request;
+        const evaluate = await gw.policyEvaluate(req);
+        const simulate = await gw.policySimulate(req);
+        const explain = await gw.policyExplain(req);
+        return { evaluate, simulate, explain };
+      });
+      keys ??= { evaluate: Object.keys(res.evaluate).sort(), explain: Object.keys(res.explain).sort() };
+      const own: string[] = [];
+      for (const [endpoint, d] of Object.entries(res) as [string, PolicyDecision][]) {
+        if (d.decision !== c.expect.decision) own.push(`${endpoint} decided ${d.decision}, the case expects ${c.expect.decision}`);
+        if ((d.ruleId ?? '') !== c.expect.rule_id) own.push(`${endpoint} names rule ${JSON.stringify(d.ruleId ?? '')}, the case expects ${JSON.stringify(c.expect.rule_id)}`);
+        if (c.expect.reason !== undefined && (d.reason ?? '') !== c.expect.reason) {
+          own.push(`${endpoint} gives reason ${JSON.stringify(d.reason ?? '')}, the case expects ${JSON.stringify(c.expect.reason)}`);
+        }
+      }
+      // The three endpoints run the same evaluation in Cordum: any disagreement is a defect even
+      // when the case does not pin the field.
+      for (const other of ['simulate', 'explain'] as const) {
+        const a = res.evaluate;
+        const b = res[other];
+        for (const f of ['decision', 'ruleId', 'reason', 'policySnapshot'] as const) {
+          if ((a[f] ?? '') !== (b[f] ?? '')) own.push(`${other} disagrees with evaluate on ${f}: ${JSON.stringify(b[f] ?? '')} vs ${JSON.stringify(a[f] ?? '')}`);
+        }
+      }
+      rows.push(`| ${c.name} | ${c.expect.decision} ${c.expect.rule_id || '(no rule)'} | ${short(res.evaluate)} | ${short(res.simulate)} | ${short(res.explain)} | ${own.length ? '❌' : '✅'} |`);
+      if (own.length) problems.push(`case '${c.name}' (${c.source}): ${own.join('; ')}`);
+    }
+    await ctx.evidence.text('decision table', rows.join('\n'));
+    ctx.writeArtifact('policy-decisions.md', rows.join('\n') + '\n');
+
+    // Documented for real Cordum: explain is evaluate under another name.
+    if (keys) {
+      const extra = keys.explain.filter((k) => !keys!.evaluate.includes(k));
+      ctx.finding(
+        extra.length === 0
+          ? {
+              id: 'policy-explain-adds-nothing',
+              severity: 'info',
+              title: 'Explain returns no more than evaluate',
+              detail: `POST /api/v1/policy/explain answered with the same fields as evaluate (${keys.explain.join(', ')}); the only "explanation" is ruleId and reason, with no trace of the rules considered`,
+            }
+          : {
+              id: 'policy-explain-adds-fields',
+              severity: 'info',
+              title: 'Explain returns fields evaluate does not',
+              detail: `explain added ${extra.join(', ')} (documented Cordum returns the same shape as evaluate)`,
+            },
+      );
+    }
+    if (problems.length) {
+      fail(`${problems.length} of ${cases.length} policy case(s) failed:\n- ${problems.join('\n- ')}`);
+    }
+  }, { timeoutMs: DEADLINE.decisions });
+
+  s.step('3. Simulate the draft bundle before publishing', async (ctx) => {
+    const n = names(ctx);
+    const gw = ctx.gateway();
+    const content = draftContent(ctx);
+    await ctx.evidence.text('draft bundle content', content);
+    const probe: PolicyCheckBody = { topic: n.probeTopic };
+    const control: PolicyCheckBody = { topic: n.controlTopic };
+    const before = await ctx.step(`Live decision for ${n.probeTopic} (evaluate)`, () => gw.policyEvaluate(probe));
+    if (before.decision === 'DECISION_TYPE_DENY' && before.ruleId === n.ruleId) fail(`the live policy already holds this run's rule ${n.ruleId}: a leftover of an earlier drill?`);
+    ctx.state.set('probeBefore', before);
+
+    const drafted = await ctx.step(`Draft decision for ${n.probeTopic} (POST bundles/${n.bundleId}/simulate)`, () =>
+      gw.simulateBundle(n.bundleId, { request: probe, content }),
+    );
+    if (drafted.decision !== 'DECISION_TYPE_DENY' || drafted.ruleId !== n.ruleId) {
+      fail(`expected the draft to change ${n.probeTopic} from ${short(before)} to DECISION_TYPE_DENY by rule ${n.ruleId}; bundle simulate answered ${short(drafted)}`);
+    }
+
+    const liveControl = await ctx.step(`Live decision for ${n.controlTopic} (evaluate)`, () => gw.policyEvaluate(control));
+    const draftControl = await ctx.step(`Draft decision for ${n.controlTopic} (bundle simulate)`, () => gw.simulateBundle(n.bundleId, { request: control, content }));
+    if (draftControl.ruleId === n.ruleId) fail(`the draft rule ${n.ruleId} also matches ${n.controlTopic}: it would deny more than this run's topics`);
+
+    // Documented for real Cordum: bundle simulate runs in the gateway on bundles only, without the
+    // policy file the kernel also loads.
+    const differs = liveControl.decision !== draftControl.decision || (liveControl.ruleId ?? '') !== (draftControl.ruleId ?? '');
+    ctx.finding({
+      id: 'policy-bundle-simulate-ignores-file-policy',
+      severity: differs ? 'warn' : 'info',
+      title: 'Bundle simulate ignores the policy file',
+      detail: differs
+        ? `for ${n.controlTopic}, which the draft does not touch, the kernel answers ${short(liveControl)} but bundle simulate answers ${short(draftControl)}: simulate evaluates the stored bundles plus the draft without config/safety.yaml, so a draft that looks right there can decide differently once published`
+        : `for ${n.controlTopic} bundle simulate agreed with the kernel (${short(liveControl)}); Cordum documents that simulate leaves out the policy file, so this agreement may be a coincidence of this target's policy`,
+    });
+  }, { timeoutMs: DEADLINE.draft });
+
+  s.step('4. Snapshot the bundles and store the draft disabled', async (ctx) => {
+    if (!ctx.target.destructive.allowed) {
+      const reason = `the publish/rollback drill changes live policy and target '${ctx.target.name}' does not allow destructive drills (destructive.allowed: false); live policy was left alone`;
+      ctx.state.set('drillSkipped', reason);
+      ctx.skip(reason);
+    }
+    const n = names(ctx);
+    const gw = ctx.gateway();
+    const kernelBefore = await ctx.step('Record the kernel snapshot (GET /api/v1/policy/snapshots)', () => kernelSnapshot(ctx));
+    const bundlesBefore = await ctx.step('Record the bundle map (GET /api/v1/policy/bundles)', async () => bundleMap(await gw.bundles()));
+    const snap = await ctx.step('Take a bundle snapshot', () => gw.createBundleSnapshot(`${ctx.prefix} policy drill: before`));
+    const inSnapshot = (snap.bundles ?? {}) as Record<string, unknown>;
+    const drift = diffBundleMaps(bundlesBefore, inSnapshot);
+    if (drift) fail(`the bundle map changed between reading it and snapshotting it (${drift}): someone else is editing policy right now; not starting the drill`);
+    const probeBefore = ctx.state.get('probeBefore') as PolicyDecision;
+    ctx.state.set('drill', { snapshotId: snap.id, bundlesBefore, kernelBefore, probeBefore } satisfies DrillState);
+    await ctx.evidence.json('bundle map before the drill', { snapshot_id: snap.id, kernel_snapshot: kernelBefore, bundles: bundlesBefore });
+
+    // Registered before the first write: whatever happens from here on, teardown restores the map.
+    ctx.teardown.add(n.teardownLabel, {
+      kind: 'http',
+      method: 'POST',
+      path: '/api/v1/policy/rollback',
+      body: { snapshot_id: snap.id, author: n.author, message: `${ctx.prefix}: teardown rolled back an interrupted policy drill` },
+      // A missing snapshot is not "already gone" here: it means the rollback could not happen.
+      okStatuses: [200],
+    });
+    await ctx.step(`Store ${n.bundleId} with enabled: false`, () =>
+      gw.putBundle(n.bundleId, { content: draftContent(ctx), enabled: false, author: n.author, message: `${ctx.prefix} policy drill draft` }),
+    );
+    const stored = await gw.getBundle(n.bundleId);
+    if (stored.enabled !== false) fail(`expected ${n.bundleId} to be stored as a draft (enabled: false); GET answered enabled: ${JSON.stringify(stored.enabled)}`);
+  }, { timeoutMs: DEADLINE.store });
+
+  s.step('5. Publish the draft and wait for the kernel to load it', async (ctx) => {
+    const d = requireDrill(ctx);
+    const n = names(ctx);
+    const gw = ctx.gateway();
+    const pub = await ctx.step(`Publish ${n.bundleId} (X-Principal-Id ${ctx.target.gateway.principal?.id ?? '(none)'})`, () =>
+      gw.publishPolicy({ bundle_ids: [n.bundleId], author: n.author, message: `${ctx.prefix} policy drill publish` }),
+    );
+    d.publish = pub;
+    await ctx.evidence.json('publish response', pub);
+    if (!(pub.published ?? []).includes(n.bundleId)) fail(`expected publish to list ${n.bundleId} as published; it answered ${compactJson(pub)}`);
+    d.kernelAfterPublish = await ctx.step('Wait for the kernel snapshot to change', () =>
+      waitForKernel(ctx, `the safety kernel to load the published bundle (its snapshot to move away from ${d.kernelBefore})`, (s) => s !== '' && s !== d.kernelBefore),
+    );
+    const now = await ctx.step(`Evaluate ${n.probeTopic} on the live policy`, () => gw.policyEvaluate({ topic: n.probeTopic }));
+    if (now.decision !== 'DECISION_TYPE_DENY' || now.ruleId !== n.ruleId) {
+      fail(`the kernel loaded snapshot ${d.kernelAfterPublish}, but evaluate for ${n.probeTopic} answers ${short(now)}; expected DECISION_TYPE_DENY by rule ${n.ruleId} as the draft simulation said`);
+    }
+  }, { timeoutMs: DEADLINE.publish });
+
+  s.step('6. Roll back to the snapshot and wait for the kernel to load the old policy', async (ctx) => {
+    const d = requireDrill(ctx);
+    const n = names(ctx);
+    const gw = ctx.gateway();
+    const rb = await ctx.step(`Roll back to bundle snapshot ${d.snapshotId}`, () =>
+      gw.rollbackPolicy({ snapshot_id: d.snapshotId, author: n.author, message: `${ctx.prefix} policy drill rollback` }),
+    );
+    d.rollback = rb;
+    await ctx.evidence.json('rollback response', rb);
+    // The live policy is back in the config service: nothing is left for teardown to undo.
+    ctx.teardown.forget(n.teardownLabel);
+    await ctx.step('Wait for the kernel snapshot to return to the pre-drill one', () =>
+      waitForKernel(ctx, `the safety kernel to load the rolled-back policy (its snapshot to return to ${d.kernelBefore})`, (s) => s === d.kernelBefore),
+    );
+    const now = await ctx.step(`Evaluate ${n.probeTopic} on the live policy`, () => gw.policyEvaluate({ topic: n.probeTopic }));
+    if (now.decision !== d.probeBefore.decision || (now.ruleId ?? '') !== (d.probeBefore.ruleId ?? '')) {
+      fail(`after the rollback evaluate for ${n.probeTopic} answers ${short(now)}; expected the pre-drill decision ${short(d.probeBefore)}`);
+    }
+  }, { timeoutMs: DEADLINE.rollback });
+
+  s.step('7. The policy audit records both actions and the bundles are exactly as before', async (ctx) => {
+    const d = requireDrill(ctx);
+    const n = names(ctx);
+    const gw = ctx.gateway();
+    const items = (await ctx.step('Read the policy audit', () => gw.policyAudit())).items ?? [];
+    const actor = ctx.target.gateway.principal?.id;
+    const role = recordedRole(ctx.target.gateway.principal?.role);
+    const problems: string[] = [];
+    const check = (what: string, e: PolicyAuditEntry | undefined, expect: { snapshot_before: string; snapshot_after: string }) => {
+      if (!e) return problems.push(`no ${what} entry with snapshot_after ${expect.snapshot_after} in the policy audit (newest: ${compactJson(items.slice(0, 3))})`);
+      if (e.snapshot_before !== expect.snapshot_before) problems.push(`${what} entry has snapshot_before ${JSON.stringify(e.snapshot_before)}, expected ${expect.snapshot_before}`);
+      if (actor && e.actor_id !== actor) problems.push(`${what} entry records actor_id ${JSON.stringify(e.actor_id ?? '')}, expected ${actor} (X-Principal-Id)`);
+      if (role && e.role !== role) problems.push(`${what} entry records role ${JSON.stringify(e.role ?? '')}, expected ${role} (X-Principal-Role as Cordum normalises it)`);
+      return 0;
+    };
+    const pub = items.find((e) => e.action === 'publish' && e.snapshot_after === d.publish!.snapshot_after);
+    check('publish', pub, d.publish!);
+    if (pub && !(pub.bundle_ids ?? []).includes(n.bundleId)) problems.push(`publish entry lists bundle_ids ${compactJson(pub.bundle_ids ?? [])}, expected ${n.bundleId}`);
+    const rb = items.find((e) => e.action === 'rollback' && e.snapshot_after === d.rollback!.snapshot_after);
+    check('rollback', rb, d.rollback!);
+    await ctx.evidence.json('policy audit entries of this drill', { publish: pub, rollback: rb });
+    if (!actor) {
+      ctx.finding({ id: 'policy-audit-actor-unchecked', severity: 'warn', title: 'Audit actor not checked', detail: `target '${ctx.target.name}' sets no gateway.principal.id, so the drill sent no X-Principal-Id to compare the audit's actor_id with` });
+    }
+
+    const after = bundleMap(await ctx.step('Read the bundle map again', () => gw.bundles()));
+    const diff = diffBundleMaps(d.bundlesBefore, after);
+    await ctx.evidence.json('bundle map after the drill', after);
+    if (diff) problems.push(`the bundle map is not as it was before the drill: ${diff}`);
+    if (problems.length) fail(problems.join('\n'));
+  }, { timeoutMs: DEADLINE.audit });
+});
