@@ -90,8 +90,9 @@ describe('RBAC: least privilege per runbook group', () => {
     const resources = g.map((x: { res: string }) => x.res).sort();
     expect(resources).toEqual(
       [
-        'configmaps', 'cronjobs', 'deployments', 'horizontalpodautoscalers', 'ingresses', 'jobs', 'networkpolicies',
-        'persistentvolumeclaims', 'poddisruptionbudgets', 'pods', 'secrets', 'serviceaccounts', 'services', 'statefulsets',
+        'configmaps', 'cronjobs', 'daemonsets', 'deployments', 'horizontalpodautoscalers', 'ingresses', 'jobs',
+        'limitranges', 'networkpolicies', 'persistentvolumeclaims', 'poddisruptionbudgets', 'podmonitors', 'pods',
+        'probes', 'prometheusrules', 'secrets', 'serviceaccounts', 'servicemonitors', 'services', 'statefulsets',
       ].sort(),
     );
     // The secrets trade-off is written down next to the grant.
