@@ -78,6 +78,11 @@ export interface TargetProfile {
     dir?: string; // where archives go
     keep?: boolean; // keep archives after a passing drill
   };
+  /** The readiness audit: static manifests to audit instead of the live target, and waivers. */
+  readiness?: {
+    manifests?: string; // folder, kustomize overlay, Helm chart, or '-' for stdin
+    waivers?: string; // readiness.waivers.yaml
+  };
   /** Free-form labels shown in reports. */
   labels?: Record<string, string>;
 }

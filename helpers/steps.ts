@@ -39,6 +39,11 @@ export interface Finding {
 export interface StepOptions {
   /** The step is aborted (ctx.signal) and failed after this long. Default 60 s. */
   timeoutMs?: number;
+  /**
+   * The step checks something on its own (an audit section): its failure does not skip the later
+   * steps. Default false: runbook steps build on each other.
+   */
+  independent?: boolean;
 }
 
 export interface RunContext {
@@ -86,6 +91,7 @@ interface StepDef {
   name: string;
   fn: StepFn;
   timeoutMs: number;
+  independent: boolean;
 }
 
 /** Everything one scenario file shares between its steps. */
@@ -117,7 +123,7 @@ export function scenario(title: string, build: (s: ScenarioBuilder) => void): vo
     step(name, fn, opts) {
       if (name === TEARDOWN_STEP) throw new Error(`'${TEARDOWN_STEP}' is added by scenario(); do not declare it`);
       if (steps.some((s) => s.name === name)) throw new Error(`scenario '${title}': duplicate step name '${name}'`);
-      steps.push({ name, fn, timeoutMs: opts?.timeoutMs ?? DEFAULT_STEP_TIMEOUT_MS });
+      steps.push({ name, fn, timeoutMs: opts?.timeoutMs ?? DEFAULT_STEP_TIMEOUT_MS, independent: opts?.independent ?? false });
     },
   });
 
@@ -139,7 +145,7 @@ export function scenario(title: string, build: (s: ScenarioBuilder) => void): vo
         try {
           await runStep(r, def, tctx);
         } catch (err) {
-          if (!isSkip(err)) failedStep = def.name;
+          if (!isSkip(err) && !def.independent) failedStep = def.name;
           throw err;
         }
       }, def.timeoutMs + VITEST_GRACE_MS);

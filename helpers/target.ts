@@ -290,6 +290,7 @@ interface RawProfile {
   policy?: { reload_interval_ms?: number; case_files?: string[] };
   destructive?: { allowed?: boolean };
   backup?: TargetProfile['backup'];
+  readiness?: TargetProfile['readiness'];
   labels?: Record<string, string>;
 }
 
@@ -358,6 +359,7 @@ function resolveProfile(p: RawProfile, abs: string, display: string, env: NodeJS
     },
     destructive: { allowed: p.destructive?.allowed ?? PROFILE_DEFAULTS.destructive.allowed },
     backup: p.backup && strip({ ...p.backup, dir: file(p.backup.dir) }),
+    readiness: p.readiness && strip({ manifests: p.readiness.manifests === '-' ? '-' : file(p.readiness.manifests), waivers: file(p.readiness.waivers) }),
     labels: p.labels,
   };
   return strip(profile);

@@ -9,7 +9,7 @@ import { loadPolicyCaseFiles, type PolicyCase, type PolicyCaseFile } from '../..
 import type { TargetProfile } from '../../helpers/profile-types.js';
 import { ENV } from '../../helpers/report/run-contract.js';
 import { scenario, type RunContext } from '../../helpers/steps.js';
-import { compactJson, waitFor } from '../../helpers/waits.js';
+import { compactJson, waitFor, WaitTimeoutError } from '../../helpers/waits.js';
 
 const SHIPPED_CASES = fileURLToPath(new URL('../../runbooks/cases/stock-policy.cases.yaml', import.meta.url));
 
@@ -102,11 +102,16 @@ async function kernelSnapshot(ctx: RunContext): Promise<string> {
 /** Wait until the kernel's current snapshot satisfies `until`; the deadline comes from reload_interval_ms. */
 async function waitForKernel(ctx: RunContext, what: string, until: (snapshot: string) => boolean): Promise<string> {
   const interval = Math.min(1_000, Math.max(250, Math.round(RELOAD_MS / 10)));
-  return waitFor(`${what} (deadline ${RELOAD_WAIT_MS} ms = 2 x policy.reload_interval_ms ${RELOAD_MS} + 5 s)`, () => kernelSnapshot(ctx), until, {
-    timeoutMs: RELOAD_WAIT_MS,
-    intervalMs: interval,
-    signal: ctx.signal,
-  });
+  try {
+    return await waitFor(`${what} (deadline ${RELOAD_WAIT_MS} ms = 2 x policy.reload_interval_ms ${RELOAD_MS} + 5 s)`, () => kernelSnapshot(ctx), until, {
+      timeoutMs: RELOAD_WAIT_MS,
+      intervalMs: interval,
+      signal: ctx.signal,
+    });
+  } catch (err) {
+    if (err instanceof WaitTimeoutError) throw new Error(`the safety kernel did not reload the policy in time: ${err.message}`);
+    throw err;
+  }
 }
 
 function bundleMap(r: BundlesResponse): Record<string, unknown> {
@@ -234,7 +239,7 @@ scenario('Policy decisions, draft simulation and a publish/rollback drill', (s) 
       );
     }
     if (problems.length) {
-      fail(`${problems.length} of ${cases.length} policy case(s) failed:\n- ${problems.join('\n- ')}`);
+      fail(`${problems.length} of ${cases.length} policy case(s) failed; ${problems[0]}${problems.length > 1 ? `\n- ${problems.slice(1).join('\n- ')}` : ''}`);
     }
   }, { timeoutMs: DEADLINE.decisions });
 

@@ -1,7 +1,7 @@
 // Runbook `readiness` (runbooks/readiness.md): audit Cordum's production checklist, statically on
 // manifests (READINESS_MANIFESTS or the profile's readiness.manifests) or live on the target.
-// One step per checklist section; fails are reported together by the verdict step so that every
-// section is shown even when an early one fails. Reports: readiness.{md,sarif,junit.xml,json}.
+// One step per checklist section. Section steps are independent: a failing section does not skip
+// the others, so every section is judged. Reports: readiness.{md,sarif,junit.xml,json}.
 import { existsSync } from 'node:fs';
 import { scenario, type RunContext } from '../../helpers/steps.js';
 import {
@@ -24,7 +24,7 @@ const SECTION_TIMEOUT_MS = 5_000;
 
 /** Where the manifests come from: env wins, then the profile's `readiness.manifests`. */
 function manifestsPath(ctx: RunContext): string | undefined {
-  const fromProfile = (ctx.target as { readiness?: { manifests?: string } }).readiness?.manifests;
+  const fromProfile = ctx.target.readiness?.manifests;
   return process.env.READINESS_MANIFESTS || fromProfile || undefined;
 }
 
@@ -38,7 +38,7 @@ scenario('Production readiness audit', (s) => {
   s.step(
     'Run the audit (static on manifests, or live on the target)',
     async (ctx) => {
-      const waiversFile = process.env.READINESS_WAIVERS || WAIVERS_FILE;
+      const waiversFile = process.env.READINESS_WAIVERS || ctx.target.readiness?.waivers || WAIVERS_FILE;
       const waivers = loadWaivers(waiversFile, new Set(ALL_CHECKS.map((c) => c.id)));
       const path = manifestsPath(ctx);
       const common = { waivers, now: new Date(), target: ctx.target.name, namespace: ctx.target.kube?.namespace };
@@ -66,11 +66,14 @@ scenario('Production readiness audit', (s) => {
           if (o.status === 'warn') ctx.finding({ id: o.id, severity: 'warn', title: o.title, detail: `${o.message} Fix: ${o.remediation}` });
           if (o.status === 'waived') ctx.finding({ id: o.id, severity: 'info', title: `${o.title} (waived)`, detail: o.message });
         }
-        const fails = summary.results.filter((o) => o.status === 'fail');
-        if (fails.length) await ctx.evidence.text(`section-${section}-fails`, fails.map((f) => `${f.id}: ${f.message}\n  fix: ${f.remediation}`).join('\n'));
         if (summary.results.every((o) => o.status === 'not-checkable')) ctx.skip(`nothing in this section is checkable in ${reportOf(ctx).mode} mode`);
+        const fails = summary.results.filter((o) => o.status === 'fail');
+        if (fails.length) {
+          await ctx.evidence.text(`section-${section}-fails`, fails.map((f) => `${f.id}: ${f.message}\n  fix: ${f.remediation}`).join('\n'));
+          throw new Error(fails.map((f) => `${f.id} failed: ${f.message} Fix: ${f.remediation}`).join('\n'));
+        }
       },
-      { timeoutMs: SECTION_TIMEOUT_MS },
+      { timeoutMs: SECTION_TIMEOUT_MS, independent: true },
     );
   }
 
@@ -83,14 +86,7 @@ scenario('Production readiness audit', (s) => {
       ctx.writeArtifact('readiness.junit.xml', toJUnit(r));
       ctx.writeArtifact('readiness.json', JSON.stringify(r, null, 2));
     },
-    { timeoutMs: SECTION_TIMEOUT_MS },
+    { timeoutMs: SECTION_TIMEOUT_MS, independent: true },
   );
 
-  s.step(
-    'Verdict: no unwaived fail remains',
-    async (ctx) => {
-      for (const o of reportOf(ctx).results.filter((x) => x.status === 'fail')) ctx.finding({ id: o.id, severity: 'fail', title: o.title, detail: `${o.message} Fix: ${o.remediation}` });
-    },
-    { timeoutMs: SECTION_TIMEOUT_MS },
-  );
 });
