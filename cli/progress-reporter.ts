@@ -2,6 +2,7 @@
 // time) that turns into a result line; in CI or when piped, plain lines only (no escape codes), one
 // per finished step, so logs stay readable.
 import type { Reporter, TestCase, TestModule } from 'vitest/node';
+import { redact } from '../helpers/evidence.js';
 
 export interface ProgressOptions {
   out?: NodeJS.WriteStream;
@@ -87,6 +88,7 @@ function formatMs(ms: number): string {
   return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
 }
 
+/** Step errors can quote what the target sent back (an echoed key): redact before printing. */
 function firstLine(s: string): string {
-  return s.split('\n')[0] ?? s;
+  return redact(s.split('\n')[0] ?? s);
 }

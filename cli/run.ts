@@ -2,7 +2,7 @@
 // reached, replay leftovers of earlier runs, run the scenario files with Vitest in-process, tear
 // down, write the report, and turn the outcome into the documented exit code.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { accessSync, constants as fsConstants, mkdirSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { hostname, userInfo } from 'node:os';
 import { join, relative, resolve } from 'node:path';
@@ -80,23 +80,53 @@ export async function runRunbook(opts: RunOptions): Promise<number> {
   interrupts.install();
   let sandbox: { profile: TargetProfile; stop(): Promise<void> } | undefined;
   try {
-    let profile: TargetProfile;
+    let profile: TargetProfile | undefined;
     if (opts.target) {
       const { loadProfile } = await import('../helpers/target.js');
       profile = loadProfile(opts.target);
-    } else {
+    }
+    // Before anything is started or created: a run whose report cannot be written must not begin.
+    ensureWritableDir(reportsRoot(), 'report directory (RUNBOOK_REPORTS_DIR)');
+    ensureWritableDir(stateRoot(), 'runner state directory (RUNBOOK_STATE_DIR)');
+    if (!opts.target) {
       sandbox = await startRunnerSandbox();
       profile = sandbox.profile;
     }
-    if (interrupts.reason) return EXIT.INTERRUPTED;
+    if (interrupts.reason) return interruptedInSetup(interrupts);
     phase('target resolved');
-    const platform = await preflight(runbook, profile);
+    let platform: PlatformInfo;
+    try {
+      platform = await preflight(runbook, profile!);
+    } catch (err) {
+      // A signal while the preflight waited on the target: the interruption is the cause, not the target.
+      if (interrupts.reason) return interruptedInSetup(interrupts);
+      throw err;
+    }
+    if (interrupts.reason) return interruptedInSetup(interrupts);
     phase('preflight done');
-    return await executeRun({ runbook, files, profile, opts, interrupts, platform, sandboxed: !!sandbox });
+    interrupts.phase = 'run';
+    return await executeRun({ runbook, files, profile: profile!, opts, interrupts, platform, sandboxed: !!sandbox });
   } finally {
     interrupts.uninstall();
     if (sandbox) await sandbox.stop().catch((err) => process.stderr.write(`sandbox stop failed: ${errorMessage(err)}\n`));
   }
+}
+
+/** Create dir if needed and check it can be written; anything else is a precondition failure (exit 3). */
+function ensureWritableDir(dir: string, what: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, fsConstants.W_OK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new PreconditionError(`${what} ${dir} is not writable (${code ?? errorMessage(err)}); nothing was run`);
+  }
+}
+
+/** Interrupted before any step ran: nothing was created on the target, so there is nothing to undo. */
+function interruptedInSetup(interrupts: InterruptState): number {
+  process.stderr.write(`runbook: ${interrupts.reason} during setup; nothing was created on the target and no report was written\n`);
+  return EXIT.INTERRUPTED;
 }
 
 function selectFiles(runbook: Runbook, onlyFailed?: string): string[] {
@@ -178,6 +208,8 @@ async function preflight(runbook: Runbook, profile: TargetProfile): Promise<Plat
 class InterruptState {
   reason?: string;
   forced = false;
+  /** What a signal interrupts: setup (nothing created yet), the steps and teardown, or report writing. */
+  phase: 'setup' | 'run' | 'report' = 'setup';
   private channel?: BroadcastChannel;
   private listeners: (() => void)[] = [];
   private readonly handlers: [NodeJS.Signals, () => void][] = [
@@ -207,18 +239,28 @@ class InterruptState {
   interrupt(reason: string): void {
     if (this.reason) return;
     this.reason = reason;
-    process.stderr.write(`\n${reason}: stopping the current step and tearing down (press Ctrl-C again to force)\n`);
+    const next = {
+      setup: 'stopping before anything is created on the target',
+      run: 'stopping the current step and tearing down (press Ctrl-C again to force)',
+      report: 'steps and teardown are done; finishing the report, then exiting',
+    }[this.phase];
+    process.stderr.write(`\n${reason}: ${next}\n`);
     this.post({ type: 'interrupt', reason });
     for (const l of this.listeners) l();
   }
 
   private onSignal(what: string): void {
     if (!this.reason) return this.interrupt(`interrupted by ${what}`);
-    if (this.forced) return;
+    if (this.forced || this.phase !== 'run') return;
     this.forced = true;
     process.stderr.write(`forcing: bounded teardown (${FORCE_TEARDOWN_MS / 1000} s), then exit\n`);
     this.post({ type: 'force', reason: this.reason });
     for (const l of this.listeners) l();
+  }
+
+  /** A worker that opened its channel after the signal missed it: say it again when a step starts. */
+  repost(): void {
+    if (this.reason) this.post({ type: this.forced ? 'force' : 'interrupt', reason: this.reason });
   }
 
   private post(msg: InterruptMessage): void {
@@ -288,7 +330,8 @@ async function executeRun(a: ExecuteArgs): Promise<number> {
   budgetTimer.unref();
 
   phase('run prepared');
-  const session = await runScenarios({
+  // Interrupted while earlier leftovers were replayed: no step starts (workers would miss the signal).
+  const session = interrupts.reason ? { steps: [], runErrors: [] } : await runScenarios({
     files: a.files,
     runDir,
     resultsDir,
@@ -315,6 +358,10 @@ async function executeRun(a: ExecuteArgs): Promise<number> {
 
   const end = new Date();
   const { status, exitCode } = verdict(session.steps, session.runErrors, interrupts, stillPending.length);
+  // From here on a signal cannot change what happened on the target: the report is finished (it is
+  // short and bounded) and the exit code stays the verdict, so report and exit code always agree.
+  const interruptedReason = interrupts.reason;
+  interrupts.phase = 'report';
   const report = await import('../helpers/report/write.js');
   const summary: RunSummary = {
     run_id: runId,
@@ -326,7 +373,7 @@ async function executeRun(a: ExecuteArgs): Promise<number> {
     ticket: a.opts.ticket ?? null,
     status,
     exit_code: exitCode,
-    ...(interrupts.reason ? { interrupted_reason: interrupts.reason } : {}),
+    ...(interruptedReason ? { interrupted_reason: interruptedReason } : {}),
     start: start.toISOString(),
     end: end.toISOString(),
     duration_ms: end.getTime() - start.getTime(),
@@ -398,6 +445,10 @@ function verdict(
   if (first && /^(UnreachableError|PreconditionError)$/.test(first.error_type ?? '')) {
     return { status: 'unreachable', exitCode: EXIT.UNREACHABLE };
   }
+  // A malformed case/waiver/config file a step loaded is the operator's input, not a verdict on Cordum.
+  if (first && /^(ConfigError|UsageError)$/.test(first.error_type ?? '')) {
+    return { status: 'config_error', exitCode: EXIT.USAGE };
+  }
   if (failed.length === 0 && runErrors.length > 0) return { status: 'error', exitCode: EXIT.CHECK_FAILED };
   return { status: 'failed', exitCode: EXIT.CHECK_FAILED };
 }
@@ -454,6 +505,7 @@ async function runScenarios(s: SessionArgs): Promise<{ steps: StepRecord[]; runE
       {
         ...baseVitestConfig(s.files),
         reporters: [
+          { onTestCaseReady: () => s.interrupts.repost() },
           progress,
           collector,
           new AllureReporter({ resultsDir: s.resultsDir, environmentInfo: s.environment, categories: CATEGORIES }),
@@ -498,10 +550,28 @@ function baseVitestConfig(files: string[]) {
     pool: 'threads' as const,
     fileParallelism: false,
     maxWorkers: 1,
-    sequence: { shuffle: false },
+    // The runbook's order, not Vitest's default (failed/slow files first): steps of later files may
+    // depend on earlier ones, and the verdict names the first failure.
+    sequence: { shuffle: false, sequencer: declaredOrder(files) },
     passWithNoTests: false,
     hookTimeout: 130_000,
     teardownTimeout: 10_000,
+  };
+}
+
+/** A Vitest sequencer that runs scenario files in the order the runbook lists them. */
+function declaredOrder(files: string[]) {
+  const rank = (f: string) => {
+    const i = files.indexOf(resolve(f));
+    return i < 0 ? files.length : i;
+  };
+  return class {
+    shard<T>(specs: T[]): T[] {
+      return specs;
+    }
+    sort<T extends { moduleId: string }>(specs: T[]): T[] {
+      return [...specs].sort((a, b) => rank(a.moduleId) - rank(b.moduleId));
+    }
   };
 }
 

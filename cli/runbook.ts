@@ -94,14 +94,33 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
       return err.exitCode === 0 ? EXIT.PASSED : EXIT.USAGE;
     }
     if (err instanceof RunbookError) {
-      process.stderr.write(`runbook: ${err.message}\n`);
+      process.stderr.write(`runbook: ${await redactSecrets(err.message)}\n`);
       if (debug()) process.stderr.write(`${err.stack}\n`);
       return err.exitCode;
     }
-    process.stderr.write(`runbook: internal error: ${errorMessage(err).split('\n')[0]} (set DEBUG=runbooks for details)\n`);
+    process.stderr.write(`runbook: internal error: ${await redactSecrets(errorMessage(err).split('\n')[0] ?? '')} (set DEBUG=runbooks for details)\n`);
     if (debug()) process.stderr.write(`${(err as Error)?.stack ?? err}\n`);
     return EXIT.CHECK_FAILED;
   }
+}
+
+/** Env var names whose values are secrets even when no profile has been read yet. */
+const SECRET_ENV_NAME = /(KEY|TOKEN|SECRET|PASSWORD|PASSWD|PASS|CREDENTIALS?|AUTH)$/i;
+
+/**
+ * The last line on stderr must not carry a secret either: a malformed profile can quote the value an
+ * operator pasted where an env var NAME belongs. Redacts registered secrets and the values of
+ * secret-looking environment variables.
+ */
+async function redactSecrets(message: string): Promise<string> {
+  const { redact, registerSecret } = await import('../helpers/evidence.js').catch(() => ({ redact: undefined, registerSecret: undefined }));
+  let out = message;
+  for (const [name, value] of Object.entries(process.env)) {
+    if (!value || value.length < 8 || !SECRET_ENV_NAME.test(name)) continue;
+    registerSecret?.(value);
+    out = out.split(value).join('***');
+  }
+  return redact ? redact(out) : out;
 }
 
 const invokedDirectly = process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href;

@@ -29,6 +29,14 @@ async function main(): Promise<void> {
     process.exit(EXIT.USAGE);
   }
 
+  // Signals during start-up are remembered and honoured once the sandbox is up (so nothing leaks).
+  let pendingSignal: string | undefined;
+  let onSignal = (signal: string) => {
+    pendingSignal ??= signal;
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+
   // Imported after argument parsing (no start-up work before usage errors).
   const { startSandbox, SANDBOX_API_KEY_ENV } = await import('../sandbox/index.js');
   let sandbox: Awaited<ReturnType<typeof startSandbox>>;
@@ -47,15 +55,6 @@ async function main(): Promise<void> {
     process.exit(EXIT.UNREACHABLE);
   }
 
-  console.log('# Cordum sandbox profile');
-  console.log(stringify(sandbox.profile).trimEnd());
-  console.log('');
-  console.log(`# ports: gateway ${sandbox.ports.gateway}, gateway metrics ${sandbox.ports.gatewayMetrics}, scheduler metrics ${sandbox.ports.schedulerMetrics}, workflow health ${sandbox.ports.workflowHealth}`);
-  console.log(`# faults: ${sandbox.faults.length ? sandbox.faults.join(', ') : 'none'}`);
-  console.log(`# export the API key in the shell that runs runbooks:`);
-  console.log(`export ${SANDBOX_API_KEY_ENV}='${sandbox.apiKey}'`);
-  console.log('# Ctrl-C stops the sandbox.');
-
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
@@ -69,8 +68,17 @@ async function main(): Promise<void> {
       },
     );
   };
-  process.on('SIGINT', () => shutdown('SIGINT'));
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  onSignal = shutdown;
+  if (pendingSignal) return shutdown(pendingSignal);
+
+  console.log('# Cordum sandbox profile');
+  console.log(stringify(sandbox.profile).trimEnd());
+  console.log('');
+  console.log(`# ports: gateway ${sandbox.ports.gateway}, gateway metrics ${sandbox.ports.gatewayMetrics}, scheduler metrics ${sandbox.ports.schedulerMetrics}, workflow health ${sandbox.ports.workflowHealth}`);
+  console.log(`# faults: ${sandbox.faults.length ? sandbox.faults.join(', ') : 'none'}`);
+  console.log(`# export the API key in the shell that runs runbooks:`);
+  console.log(`export ${SANDBOX_API_KEY_ENV}='${sandbox.apiKey}'`);
+  console.log('# Ctrl-C stops the sandbox.');
 }
 
 main().catch((err) => {

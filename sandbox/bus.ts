@@ -76,8 +76,8 @@ export function defaultMsgId(subject: string, packet: BusPacket): string | undef
 export function deliveryCountFromReply(reply: string | undefined): number {
   if (!reply?.startsWith('$JS.ACK.')) return 1;
   const t = reply.split('.');
-  // v1 form has 9 tokens; v2 adds domain + account hash (and an optional token) in front of the stream.
-  const idx = t.length === 9 ? 4 : t.length - 5;
+  // v1 form has 9 tokens; v2 puts domain + account hash in front of the stream (and may append a token).
+  const idx = t.length === 9 ? 4 : 6;
   const n = Number(t[idx]);
   return Number.isFinite(n) && n > 0 ? n : 1;
 }

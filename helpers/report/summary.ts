@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { UsageError } from '../errors.js';
 
 export type StepStatus = 'passed' | 'failed' | 'skipped';
-export type RunStatus = 'passed' | 'failed' | 'interrupted' | 'teardown_failed' | 'unreachable' | 'error';
+export type RunStatus = 'passed' | 'failed' | 'interrupted' | 'teardown_failed' | 'unreachable' | 'config_error' | 'error';
 
 export interface StepRecord {
   scenario: string;

@@ -218,7 +218,8 @@ scenario('DLQ drill: inject failures, follow them to the DLQ, retry, prove recov
         });
         const inj: Injected = { kind: 'unmapped', jobId, topic, reasonCode: 'no_pool_mapping' };
         sh.injected.push(inj);
-        await followToDlq(ctx, sub, inj, `${topic} has no pool mapping`, {});
+        // Never scheduled, so the entry carries no attempts.
+        await followToDlq(ctx, sub, inj, `${topic} has no pool mapping`, { attempts: undefined });
       } finally {
         sub.stop();
       }
@@ -323,7 +324,7 @@ scenario('DLQ drill: inject failures, follow them to the DLQ, retry, prove recov
             const job = await jobState(ctx, r.newId, ['FAILED']);
             await ctx.evidence.json(`retried job ${r.newId}`, job);
             const entry = await dlqEntry(ctx, r.newId, rp.receivedAt);
-            checkEntry(entry, { job_id: r.newId, topic: r.topic, status: 'JOB_STATUS_FAILED', reason_code: 'no_pool_mapping', last_state: 'FAILED' });
+            checkEntry(entry, { job_id: r.newId, topic: r.topic, status: 'JOB_STATUS_FAILED', reason_code: 'no_pool_mapping', last_state: 'FAILED', attempts: undefined });
           });
         }
 
@@ -455,7 +456,7 @@ scenario('DLQ drill: inject failures, follow them to the DLQ, retry, prove recov
             const jobId = `${runId}:${STEP_ID}@${n}`;
             const rp = await dlqPacket(ctx, sub, jobId, `attempt ${n} failed`);
             const entry = await dlqEntry(ctx, jobId, rp.receivedAt);
-            checkEntry(entry, { job_id: jobId, status: 'JOB_STATUS_FAILED', reason_code: code, last_state: 'FAILED' });
+            checkEntry(entry, { job_id: jobId, topic: ctx.target.routing.mapped_topic, status: 'JOB_STATUS_FAILED', reason_code: code, last_state: 'FAILED', attempts: 1 });
           }
           const third = `${runId}:${STEP_ID}@3`;
           const list = await gw.dlqList(LIST_LIMIT);

@@ -445,6 +445,7 @@ scenario('Smoke: is this Cordum alive, secured and doing work?', (s) => {
         for (const id of c.jobIds) {
           const job = await gw.getJob(id);
           if (!['SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMEOUT', 'DENIED'].includes(job.state)) fail(`expected job ${id} to be terminal; it is ${job.state}`);
+          ctx.teardown.forget(`job ${id}`);
         }
       });
     },

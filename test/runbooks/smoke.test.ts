@@ -1,14 +1,34 @@
 // Runbook `smoke` end to end: the CLI as a child process against its own sandbox. It must pass on a
 // healthy sandbox, and each fault must make it exit 1 with the right step failing and a message
 // that says what was expected and what the platform did.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const ROOT = resolve(import.meta.dirname, '../..');
-const RUN_TIMEOUT_MS = 55_000;
+/** A run that is still going after this is stopped with SIGTERM (the runner then tears down). */
+const CHILD_DEADLINE_MS = 60_000;
+/** Two runs at a time: each starts its own redis-server + nats-server, and the machine has two cores. */
+const MAX_PARALLEL = 2;
+/** Vitest backstop: queueing behind the other runs plus one run's deadline and its teardown. */
+const RUN_TIMEOUT_MS = 150_000;
+
+const children = new Set<ChildProcess>();
+let active = 0;
+const waiting: (() => void)[] = [];
+
+async function slot<T>(fn: () => Promise<T>): Promise<T> {
+  while (active >= MAX_PARALLEL) await new Promise<void>((r) => waiting.push(r));
+  active++;
+  try {
+    return await fn();
+  } finally {
+    active--;
+    waiting.shift()?.();
+  }
+}
 
 let tmp: string;
 
@@ -25,6 +45,10 @@ interface Run {
 }
 
 function runbook(name: string, faults: string): Promise<Run> {
+  return slot(() => runOnce(name, faults));
+}
+
+function runOnce(name: string, faults: string): Promise<Run> {
   return new Promise((done, fail) => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'cli/runbook.ts', name], {
       cwd: ROOT,
@@ -37,12 +61,16 @@ function runbook(name: string, faults: string): Promise<Run> {
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    children.add(child);
+    const killer = setTimeout(() => child.kill('SIGTERM'), CHILD_DEADLINE_MS);
     let stdout = '';
     let stderr = '';
     child.stdout!.on('data', (d) => (stdout += d));
     child.stderr!.on('data', (d) => (stderr += d));
     child.on('error', fail);
     child.on('close', (code) => {
+      clearTimeout(killer);
+      children.delete(child);
       try {
         // The last line printed is the report's index.html; summary.json sits next to it.
         const last = stdout.trim().split('\n').at(-1)!;
@@ -64,10 +92,12 @@ beforeAll(() => {
 });
 
 afterAll(() => {
+  // Runs cut short by a Vitest timeout must not outlive the test file.
+  for (const c of children) c.kill('SIGTERM');
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
-// Concurrent: each run starts its own sandbox on free ports, and the file stays under a minute.
+// Concurrent (two at a time): each run starts its own sandbox on free ports.
 describe.concurrent('runbook smoke', () => {
   it('passes on a healthy sandbox and leaves nothing behind', async () => {
     const r = await runbook('smoke', '');

@@ -1,0 +1,212 @@
+// A fault-injecting stand-in for Cordum's API gateway, on loopback only. Fixture runbooks
+// (test/fixtures/faults/) create objects on it (things, locks) and register their teardown; the
+// server keeps a registry of what exists, so a test can scan it for leftovers after a run.
+// Probes (GET /api/v1/probe/<name>) answer according to the fault set for that name. The server can
+// die (stop listening, drop every connection) and come back on the same port with its registry.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+
+export type Fault =
+  | 'ok' // 200 {"ok":true}
+  | '500' // plain-text 500, as Cordum's handlers answer
+  | '502' // an ingress in front of a dead gateway
+  | '429' // the shared rate limiter's bare 429, every time
+  | 'slow' // answers after `slowMs` (past the profile's request timeout)
+  | 'reset' // destroys the socket without answering
+  | 'die' // the whole server dies: stops listening, every connection is dropped
+  | 'hold'; // no answer until release() (or the client gives up)
+
+export interface CreatedObject {
+  kind: 'thing' | 'lock';
+  name: string;
+  created: string;
+}
+
+export interface FaultGateway {
+  url: string;
+  port: number;
+  /** "METHOD /path" per request, in arrival order. */
+  log: string[];
+  /** Every X-API-Key value seen. */
+  keys: string[];
+  /** What exists on the "target": the leftover scan reads this. */
+  objects: Map<string, CreatedObject>;
+  setFault(probe: string, fault: Fault): void;
+  /** DELETEs of things wait for release() (teardown that blocks). */
+  holdDeletes: boolean;
+  /** GET /health waits for release() (a target that is slow to answer preflight). */
+  holdHealth: boolean;
+  slowMs: number;
+  /** Answer every held request now. */
+  release(): void;
+  /** Called before a probe answers (test hook: e.g. restart NATS when a step reaches a point). */
+  onProbe?: (name: string) => Promise<void> | void;
+  /** Count of log lines matching a predicate. */
+  count(match: string | RegExp): number;
+  alive(): boolean;
+  kill(): Promise<void>;
+  restart(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startFaultGateway(): Promise<FaultGateway> {
+  const log: string[] = [];
+  const keys: string[] = [];
+  const objects = new Map<string, CreatedObject>();
+  const faults = new Map<string, Fault>();
+  const held = new Set<() => void>();
+  const sockets = new Set<Socket>();
+  let next = 1;
+  let server: Server | undefined;
+  let port = 0;
+
+  const send = (res: ServerResponse, status: number, body?: unknown) => {
+    if (res.destroyed || res.writableEnded) return;
+    res.writeHead(status, { 'content-type': typeof body === 'string' ? 'text/plain' : 'application/json' });
+    res.end(body === undefined ? '' : typeof body === 'string' ? body : JSON.stringify(body));
+  };
+  const hold = (res: ServerResponse, then: () => void) => {
+    const answer = () => {
+      held.delete(answer);
+      then();
+    };
+    held.add(answer);
+    res.on('close', () => held.delete(answer));
+  };
+
+  const gw: FaultGateway = {
+    url: '',
+    port: 0,
+    log,
+    keys,
+    objects,
+    holdDeletes: false,
+    holdHealth: false,
+    slowMs: 4000,
+    setFault: (probe, fault) => void faults.set(probe, fault),
+    release() {
+      for (const answer of [...held]) answer();
+    },
+    count: (m) => log.filter((l) => (typeof m === 'string' ? l === m : m.test(l))).length,
+    alive: () => !!server?.listening,
+    kill,
+    restart: listen,
+    async close() {
+      gw.release();
+      await kill();
+    },
+  };
+
+  async function handle(req: IncomingMessage, res: ServerResponse, raw: string): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0]!;
+    if (path === '/health') {
+      if (gw.holdHealth) return hold(res, () => send(res, 200, 'ok'));
+      return send(res, 200, 'ok');
+    }
+    if (path === '/api/v1/status') return send(res, 200, { build: { version: 'faults-0.0.1', commit: 'f00d' } });
+
+    const probe = /^\/api\/v1\/probe\/([a-z0-9-]+)$/.exec(path);
+    if (probe) {
+      const name = probe[1]!;
+      await gw.onProbe?.(name);
+      switch (faults.get(name) ?? 'ok') {
+        case 'ok':
+          return send(res, 200, { ok: true, probe: name });
+        case '500':
+          // Some backends echo the caller's credentials in errors: the runner must not print them.
+          return send(res, 500, `internal error: redis: connection pool exhausted (key ${req.headers['x-api-key']})`);
+        case '502':
+          return send(res, 502, '<html><body><h1>502 Bad Gateway</h1></body></html>');
+        case '429':
+          return send(res, 429, 'rate limit exceeded');
+        case 'slow': {
+          const t = setTimeout(() => send(res, 200, { ok: true, slow: true }), gw.slowMs);
+          res.on('close', () => clearTimeout(t));
+          return;
+        }
+        case 'reset':
+          req.socket.destroy();
+          return;
+        case 'die':
+          req.socket.destroy();
+          await kill();
+          return;
+        case 'hold':
+          return hold(res, () => send(res, 200, { ok: true, held: true }));
+      }
+    }
+
+    if (path === '/api/v1/things' && req.method === 'POST') {
+      const id = `t${next++}`;
+      const body = JSON.parse(raw || '{}') as { name?: string };
+      objects.set(`thing/${id}`, { kind: 'thing', name: body.name ?? id, created: new Date().toISOString() });
+      return send(res, 201, { id });
+    }
+    const thing = /^\/api\/v1\/things\/([^/]+)$/.exec(path);
+    if (thing) {
+      const key = `thing/${thing[1]}`;
+      if (req.method === 'DELETE') {
+        const remove = () => send(res, objects.delete(key) ? 204 : 404);
+        return gw.holdDeletes ? hold(res, remove) : remove();
+      }
+      if (req.method === 'GET') return objects.has(key) ? send(res, 200, objects.get(key)) : send(res, 404, 'not found');
+    }
+
+    // Cordum's lock API, exclusive mode only (what the drill lock uses).
+    if (path === '/api/v1/locks/acquire' && req.method === 'POST') {
+      const b = JSON.parse(raw || '{}') as { resource: string; owner: string; ttl_ms?: number };
+      const key = `lock/${b.resource}`;
+      const cur = objects.get(key);
+      if (cur && cur.name !== b.owner) return send(res, 409, `lock ${b.resource} is held by ${cur.name}`);
+      objects.set(key, { kind: 'lock', name: b.owner, created: new Date().toISOString() });
+      return send(res, 200, { resource: b.resource, mode: 'exclusive', owners: { [b.owner]: 1 }, updated_at: '', expires_at: '' });
+    }
+    if (path === '/api/v1/locks/release' && req.method === 'POST') {
+      const b = JSON.parse(raw || '{}') as { resource: string; owner: string };
+      const key = `lock/${b.resource}`;
+      const cur = objects.get(key);
+      if (cur && cur.name !== b.owner) return send(res, 409, `lock ${b.resource} is held by ${cur.name}`);
+      objects.delete(key);
+      return send(res, 200, { lock: null, released: !!cur });
+    }
+    send(res, 404, 'no route');
+  }
+
+  async function listen(): Promise<void> {
+    if (server?.listening) return;
+    const srv = createServer((req, res) => {
+      const path = (req.url ?? '/').split('?')[0]!;
+      log.push(`${req.method} ${path}`);
+      const key = req.headers['x-api-key'];
+      if (typeof key === 'string') keys.push(key);
+      let raw = '';
+      req.on('data', (c) => (raw += c));
+      req.on('end', () => {
+        handle(req, res, raw).catch((err: unknown) => send(res, 500, `fault gateway: ${String(err)}`));
+      });
+    });
+    srv.on('connection', (s) => {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+    });
+    await new Promise<void>((resolve, reject) => {
+      srv.once('error', reject);
+      srv.listen(port, '127.0.0.1', () => resolve());
+    });
+    server = srv;
+    port = (srv.address() as AddressInfo).port;
+    gw.port = port;
+    gw.url = `http://127.0.0.1:${port}`;
+  }
+
+  async function kill(): Promise<void> {
+    const srv = server;
+    if (!srv) return;
+    server = undefined;
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((resolve) => srv.close(() => resolve()));
+  }
+
+  await listen();
+  return gw;
+}
