@@ -2,6 +2,7 @@
 // the same SandboxDeps and talks to the others only through Redis and NATS, like Cordum's services.
 // The returned profile points runbooks at it; the API key is referenced by env var name only.
 import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
@@ -19,6 +20,8 @@ import { freePort, startNats, startRedis, type ManagedServer } from './processes
 import { startScheduler } from './scheduler/index.js';
 import type { Component, FaultName, SandboxDeps } from './types.js';
 import { startWorkflowEngine } from './workflow/index.js';
+
+const SANDBOX_WAIVERS_FILE = fileURLToPath(new URL('./readiness.waivers.yaml', import.meta.url));
 
 export const SANDBOX_API_KEY_ENV = 'CORDUM_SANDBOX_API_KEY';
 
@@ -145,6 +148,8 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       routing: { pool: 'default', mapped_topic: 'job.default', unmapped_topic: 'job.runbook.unmapped' },
       policy: { reload_interval_ms: config.policyReloadMs, case_files: [] },
       destructive: { allowed: true },
+      // The sandbox is single-node by design; its own waivers say so in the readiness report.
+      readiness: { waivers: SANDBOX_WAIVERS_FILE },
       labels: { faults: faultList.join(',') },
     };
 

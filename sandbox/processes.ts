@@ -98,7 +98,24 @@ function manage(child: ChildProcess, dir: string, url: string, port: number, out
   };
   process.once('exit', onExit);
   child.once('exit', () => process.removeListener('exit', onExit));
+  startWatchdog(child, dir);
   return { url, port, dir, pid: child.pid ?? -1, output: out, stop };
+}
+
+/**
+ * A parent killed abruptly (SIGKILL, a crashed test worker) runs no exit handler, and a detached
+ * server would outlive it. A tiny shell loop watches both pids and stops the server (and removes
+ * its dir) once the parent is gone. It ends by itself when the server stops first.
+ */
+function startWatchdog(child: ChildProcess, dir: string): void {
+  if (!child.pid) return;
+  const script = [
+    `while kill -0 ${process.pid} 2>/dev/null && kill -0 ${child.pid} 2>/dev/null; do sleep 1; done`,
+    `if kill -0 ${child.pid} 2>/dev/null; then kill -TERM ${child.pid}; sleep 2; kill -KILL ${child.pid} 2>/dev/null; rm -rf '${dir.replace(/'/g, '')}'; fi`,
+  ].join('; ');
+  const dog = spawn('sh', ['-c', script], { detached: true, stdio: 'ignore' });
+  dog.on('error', () => {});
+  dog.unref();
 }
 
 function capture(child: ChildProcess): () => string {

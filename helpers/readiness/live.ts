@@ -141,22 +141,27 @@ export async function probeDefaultKey(base: string, timeoutMs: number): Promise<
 }
 
 /**
- * Sends up to burst + extra GET /api/v1/status, a few in flight, and stops at the first 429.
+ * Sends up to burst + extra GET /api/v1/status, many in flight, and stops at the first 429.
+ * The bucket refills (50 tokens/s by default) while we send, so requests go out concurrently: a
+ * slow client sending one at a time would never outpace the refill and see a false "no 429".
  * Refusing non-loopback targets is the caller's job (the profile names the gateway explicitly).
  */
-export async function probeRateLimit(base: string, apiKey: string | undefined, burst: number, extra: number, timeoutMs: number, concurrency = 8): Promise<LiveFacts['rateLimit']> {
+export async function probeRateLimit(base: string, apiKey: string | undefined, burst: number, extra: number, timeoutMs: number, concurrency = 64): Promise<LiveFacts['rateLimit']> {
   return bounded('rate-limit probe', timeoutMs, async (signal) => {
     const cap = burst + extra;
     const url = new URL('/api/v1/status', base).toString();
     const headers: Record<string, string> = apiKey ? { 'X-API-Key': apiKey } : {};
     let sent = 0;
+    let answered = 0;
     let first429At: number | null = null;
     const statuses: Record<string, number> = {};
     const worker = async () => {
       while (first429At === null && sent < cap && !signal.aborted) {
-        const n = ++sent;
+        sent++;
         const res = await fetch(url, { headers, signal });
         await res.body?.cancel();
+        // Counted in the order answers arrive: with many in flight, send order says nothing.
+        const n = ++answered;
         statuses[res.status] = (statuses[res.status] ?? 0) + 1;
         if (res.status === 429 && first429At === null) first429At = n;
       }
@@ -261,7 +266,7 @@ export async function collectLive(opts: CollectOptions, burstFromObjects?: (obje
     facts.defaultKey = apiKey === 'super-secret-key' && status?.ok ? { ok: true, value: { status: status.value.status } } : await probeDefaultKey(gatewayUrl, timeoutMs);
     if (!opts.skipRateLimit) {
       const burst = opts.burst ?? (out.objects && burstFromObjects ? burstFromObjects(out.objects) : 100);
-      facts.rateLimit = await probeRateLimit(gatewayUrl, apiKey, burst, opts.extraRequests ?? 40, timeoutMs * 3);
+      facts.rateLimit = await probeRateLimit(gatewayUrl, apiKey, burst, opts.extraRequests ?? 60, timeoutMs * 3);
     }
   }
   return out;

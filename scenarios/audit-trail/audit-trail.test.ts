@@ -399,15 +399,15 @@ function evidenceMarkdown(doc: Record<string, unknown>, e: Evidence): string {
 // ---------------------------------------------------------------------------------------------
 
 scenario('Audit trail: approvals and policy changes', (s) => {
-  s.step('1. Approve a workflow approval step and check the run timeline', async (ctx) => {
+  s.step('Approve a workflow approval step and check the run timeline', async (ctx) => {
     await decideRun(ctx, true);
   }, { timeoutMs: DEADLINE.workflow });
 
-  s.step('2. Reject a workflow approval step and check the run fails', async (ctx) => {
+  s.step('Reject a workflow approval step and check the run fails', async (ctx) => {
     await decideRun(ctx, false);
   }, { timeoutMs: DEADLINE.workflow });
 
-  s.step('3. Install a temporary rule that requires approval', async (ctx) => {
+  s.step('Install a temporary rule that requires approval', async (ctx) => {
     if (!ctx.target.destructive.allowed) {
       const reason = `job approvals need a temporary policy rule, and target '${ctx.target.name}' does not allow destructive drills (destructive.allowed: false); live policy was left alone`;
       ctx.state.set('ruleSkipped', reason);
@@ -436,7 +436,7 @@ scenario('Audit trail: approvals and policy changes', (s) => {
     if (d.decision !== 'DECISION_TYPE_REQUIRE_HUMAN' || d.ruleId !== n.ruleId) fail(`the kernel loaded snapshot ${kernelWithRule}, but evaluate for ${n.topic} answers ${d.decision} rule ${JSON.stringify(d.ruleId)}; expected DECISION_TYPE_REQUIRE_HUMAN by ${n.ruleId}`);
   }, { timeoutMs: DEADLINE.install });
 
-  s.step('4. Approve a job and check who, when, why and under which policy', async (ctx) => {
+  s.step('Approve a job and check who, when, why and under which policy', async (ctx) => {
     const rule = requireRule(ctx);
     const gw = ctx.gateway();
     const n = names(ctx);
@@ -458,7 +458,7 @@ scenario('Audit trail: approvals and policy changes', (s) => {
     evidence(ctx).jobs.push(ev);
   }, { timeoutMs: DEADLINE.approveJob });
 
-  s.step('5. Reject a job and check the record and its dead-letter entry', async (ctx) => {
+  s.step('Reject a job and check the record and its dead-letter entry', async (ctx) => {
     requireRule(ctx);
     const gw = ctx.gateway();
     const n = names(ctx);
@@ -484,7 +484,7 @@ scenario('Audit trail: approvals and policy changes', (s) => {
     evidence(ctx).jobs.push(ev);
   }, { timeoutMs: DEADLINE.rejectJob });
 
-  s.step('6. Remove the temporary rule by rolling back', async (ctx) => {
+  s.step('Remove the temporary rule by rolling back', async (ctx) => {
     const rule = requireRule(ctx);
     const gw = ctx.gateway();
     const n = names(ctx);
@@ -499,7 +499,7 @@ scenario('Audit trail: approvals and policy changes', (s) => {
     if (!sameMap(rule.bundlesBefore, after)) fail(`after the rollback the bundle map differs from the one before the drill: before ${compactJson(rule.bundlesBefore)}, after ${compactJson(after)}`);
   }, { timeoutMs: DEADLINE.remove });
 
-  s.step('7. The policy audit lists the publish and the rollback', async (ctx) => {
+  s.step('The policy audit lists the publish and the rollback', async (ctx) => {
     const rule = requireRule(ctx);
     const n = names(ctx);
     const items = (await ctx.step('Read the policy audit', () => ctx.gateway().policyAudit())).items ?? [];
@@ -534,7 +534,7 @@ scenario('Audit trail: approvals and policy changes', (s) => {
     if (problems.length) fail(problems.join('; '));
   }, { timeoutMs: DEADLINE.audit });
 
-  s.step('8. Write the audit evidence file', async (ctx) => {
+  s.step('Write the audit evidence file', async (ctx) => {
     const doc = buildEvidence(ctx);
     const schema = JSON.parse(readFileSync(SCHEMA_FILE, 'utf8')) as object;
     const validate = new Ajv({ allErrors: true, strict: false }).compile(schema);

@@ -150,7 +150,7 @@ function requireDrill(ctx: RunContext): DrillState {
 }
 
 scenario('Policy decisions, draft simulation and a publish/rollback drill', (s) => {
-  s.step('1. Load the policy cases', async (ctx) => {
+  s.step('Load the policy cases', async (ctx) => {
     const files = [SHIPPED_CASES, ...ctx.target.policy.case_files];
     const loaded = await ctx.step(`Load ${files.length} case file(s)`, () => loadPolicyCaseFiles(files));
     // Stock-policy cases only mean something while no bundle adds rules (Cordum then stops
@@ -181,7 +181,7 @@ scenario('Policy decisions, draft simulation and a publish/rollback drill', (s) 
     await ctx.evidence.json('policy cases', active);
   }, { timeoutMs: DEADLINE.cases });
 
-  s.step('2. Evaluate, simulate and explain agree with every case', async (ctx) => {
+  s.step('Evaluate, simulate and explain agree with every case', async (ctx) => {
     const cases = ctx.state.get('cases') as PolicyCase[];
     const gw = ctx.gateway();
     const problems: string[] = [];
@@ -243,7 +243,7 @@ scenario('Policy decisions, draft simulation and a publish/rollback drill', (s) 
     }
   }, { timeoutMs: DEADLINE.decisions });
 
-  s.step('3. Simulate the draft bundle before publishing', async (ctx) => {
+  s.step('Simulate the draft bundle before publishing', async (ctx) => {
     const n = names(ctx);
     const gw = ctx.gateway();
     const content = draftContent(ctx);
@@ -278,7 +278,7 @@ scenario('Policy decisions, draft simulation and a publish/rollback drill', (s) 
     });
   }, { timeoutMs: DEADLINE.draft });
 
-  s.step('4. Snapshot the bundles and store the draft disabled', async (ctx) => {
+  s.step('Snapshot the bundles and store the draft disabled', async (ctx) => {
     if (!ctx.target.destructive.allowed) {
       const reason = `the publish/rollback drill changes live policy and target '${ctx.target.name}' does not allow destructive drills (destructive.allowed: false); live policy was left alone`;
       ctx.state.set('drillSkipped', reason);
@@ -312,7 +312,7 @@ scenario('Policy decisions, draft simulation and a publish/rollback drill', (s) 
     if (stored.enabled !== false) fail(`expected ${n.bundleId} to be stored as a draft (enabled: false); GET answered enabled: ${JSON.stringify(stored.enabled)}`);
   }, { timeoutMs: DEADLINE.store });
 
-  s.step('5. Publish the draft and wait for the kernel to load it', async (ctx) => {
+  s.step('Publish the draft and wait for the kernel to load it', async (ctx) => {
     const d = requireDrill(ctx);
     const n = names(ctx);
     const gw = ctx.gateway();
@@ -331,7 +331,7 @@ scenario('Policy decisions, draft simulation and a publish/rollback drill', (s) 
     }
   }, { timeoutMs: DEADLINE.publish });
 
-  s.step('6. Roll back to the snapshot and wait for the kernel to load the old policy', async (ctx) => {
+  s.step('Roll back to the snapshot and wait for the kernel to load the old policy', async (ctx) => {
     const d = requireDrill(ctx);
     const n = names(ctx);
     const gw = ctx.gateway();
@@ -351,7 +351,7 @@ scenario('Policy decisions, draft simulation and a publish/rollback drill', (s) 
     }
   }, { timeoutMs: DEADLINE.rollback });
 
-  s.step('7. The policy audit records both actions and the bundles are exactly as before', async (ctx) => {
+  s.step('The policy audit records both actions and the bundles are exactly as before', async (ctx) => {
     const d = requireDrill(ctx);
     const n = names(ctx);
     const gw = ctx.gateway();

@@ -6,7 +6,7 @@ import type { Msg } from '@nats-io/nats-core';
 import { describe, expect, it } from 'vitest';
 import { decodePacket, encodePacket, JobStatus, type BusPacket } from '../../helpers/cap/codec.js';
 import { waitFor } from '../../helpers/waits.js';
-import { isRecentMicros, isRecentSeconds, RFC3339, submitPinned, target, uniq, useContract, waitForDlqEntry } from './support.js';
+import { describeWhen, isRecentMicros, isRecentSeconds, itWhen, RFC3339, SKIP, submitPinned, target, uniq, useContract, waitForDlqEntry } from './support.js';
 
 const fx = useContract({ redis: true, nats: true });
 const ready = target.hasRedis && target.hasNats;
@@ -46,7 +46,7 @@ async function jsm(): Promise<JetStreamManager> {
   return jsmCache;
 }
 
-describe.skipIf(!ready)('Redis keys written on submit', () => {
+describeWhen(ready, SKIP.noBusOrRedis)('Redis keys written on submit', () => {
   it('submit writes ctx:<id> as JSON {prompt, adapter_id, priority, topic, created_at, tenant_id, context}', async () => {
     const { job_id } = await submitPinned(fx, { context: { ct: 1 } });
     const raw = await fx.redis!.get(`ctx:${job_id}`);
@@ -104,6 +104,26 @@ describe.skipIf(!ready)('Redis keys written on submit', () => {
     expect(await fx.redis!.sismember(`trace:${trace_id}`, job_id)).toBe(1);
   });
 
+  it('a non-terminal job is in job:tenant:active:<tenant>', async () => {
+    const { job_id } = await submitPinned(fx);
+    const tenant = (await fx.gw.getJob(job_id)).tenant;
+    expect(await fx.redis!.sismember(`job:tenant:active:${tenant}`, job_id)).toBe(1);
+  });
+
+  it('deadline_ms becomes a job:deadline member scored in unix seconds', async () => {
+    const { job_id } = await submitPinned(fx, { deadline_ms: 600_000 });
+    const score = await waitFor('job:deadline entry', () => fx.redis!.zscore('job:deadline', job_id), (v) => v !== null, { timeoutMs: 10_000, intervalMs: 100 });
+    expect(Math.abs(Number(score) - (Date.now() / 1000 + 600))).toBeLessThan(120);
+  });
+
+  it('the scheduler keeps sys:workers:snapshot as JSON {captured_at, pools, topics, workers}', async () => {
+    const raw = await waitFor('sys:workers:snapshot', () => fx.redis!.get('sys:workers:snapshot'), (v) => v !== null, { timeoutMs: 8_000, intervalMs: 200 });
+    const snap = JSON.parse(raw!);
+    expect(Object.keys(snap).sort()).toEqual(['captured_at', 'pools', 'topics', 'workers']);
+    expect(Array.isArray(snap.workers)).toBe(true);
+    expect(snap.topics[fx.profile.routing.mapped_topic]).toContain(fx.profile.routing.pool);
+  });
+
   it('an idempotency key is stored as job:idempotency:<tenant>:<key> holding the job id', async () => {
     const key = uniq();
     const { job_id } = await submitPinned(fx, { idempotency_key: key });
@@ -112,7 +132,7 @@ describe.skipIf(!ready)('Redis keys written on submit', () => {
   });
 });
 
-describe.skipIf(!ready)('CAP packets on the bus', () => {
+describeWhen(ready, SKIP.noBusOrRedis)('CAP packets on the bus', () => {
   it('the JobRequest on sys.job.submit decodes with our codec and carries the documented fields', async () => {
     const cap = capture('sys.job.submit');
     try {
@@ -186,7 +206,7 @@ describe.skipIf(!ready)('CAP packets on the bus', () => {
   });
 });
 
-describe.skipIf(!ready)('JetStream', () => {
+describeWhen(ready, SKIP.noBusOrRedis)('JetStream', () => {
   it('stream CORDUM_SYS takes sys.> on file storage with a 2-minute duplicate window', async () => {
     const si = await (await jsm()).streams.info('CORDUM_SYS');
     expect(si.config.subjects).toEqual(['sys.>']);
@@ -259,3 +279,22 @@ describe.skipIf(!ready)('JetStream', () => {
 });
 
 
+
+describeWhen(ready, SKIP.noBusOrRedis)('heartbeats', () => {
+  // The gateway never forgets a worker it has seen, so this leaves an entry in /api/v1/workers until
+  // the gateway restarts: only where the profile allows changes. The pool is unique and unmapped,
+  // so the scheduler never routes to it.
+  itWhen(target.destructiveAllowed, SKIP.notDestructive)('a heartbeat shows in /api/v1/workers with snake_case keys and zero values omitted', async () => {
+    const workerId = uniq('ct-worker');
+    const pool = uniq('ct-pool');
+    await fx.bus!.publish('sys.heartbeat', { sender_id: workerId, heartbeat: { worker_id: workerId, pool, max_parallel_jobs: 2, labels: { ct: 'yes' } } });
+    const workers = await waitFor(
+      `worker ${workerId} listed`,
+      () => fx.gw.workers(),
+      (ws) => ws.some((w) => w.worker_id === workerId),
+      { timeoutMs: 10_000, intervalMs: 100 },
+    );
+    const w = workers.find((x) => x.worker_id === workerId)!;
+    expect(w).toEqual({ worker_id: workerId, pool, max_parallel_jobs: 2, labels: { ct: 'yes' } });
+  });
+});

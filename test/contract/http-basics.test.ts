@@ -1,7 +1,7 @@
 // Cross-cutting HTTP behaviour of the gateway: middleware order, error format, content types,
 // routing answers (404/405/301), CORS and API-key auth.
 import { describe, expect, it } from 'vitest';
-import { RFC3339, SKIP, target, useContract } from './support.js';
+import { itWhen, RFC3339, SKIP, target, useContract } from './support.js';
 
 const fx = useContract();
 
@@ -59,6 +59,19 @@ describe('error format', () => {
     expect(res.text).toBe('invalid json\n');
   });
 
+  it.each([
+    '/api/v1/jobs',
+    '/api/v1/workflows',
+    '/api/v1/config',
+    '/api/v1/locks/acquire',
+    '/api/v1/artifacts',
+    '/api/v1/policy/evaluate',
+  ])('POST %s with an empty body answers 400', async (path) => {
+    const res = await fx.raw('POST', path);
+    expect(res.status).toBe(400);
+    expect(res.headers['content-type']).toBe('text/plain; charset=utf-8');
+  });
+
   it('the request Content-Type is never checked (a JSON body sent as text/plain is accepted)', async () => {
     const res = await fx.raw('POST', '/api/v1/policy/evaluate', { body: JSON.stringify({ topic: 'sys.ct' }), headers: { 'content-type': 'text/plain' } });
     expect(res.status).toBe(200);
@@ -66,13 +79,13 @@ describe('error format', () => {
 });
 
 describe('routing', () => {
-  it.skipIf(!target.authConfigured)('unknown /api paths answer 401 unauthorized before 404 when the key is missing', async () => {
+  itWhen(target.authConfigured, SKIP.noAuth)('unknown /api paths answer 401 unauthorized before 404 when the key is missing', async () => {
     const res = await fx.raw('GET', '/api/v1/ct-no-such-route', { key: 'none' });
     expect(res.status).toBe(401);
     expect(res.text).toBe('unauthorized\n');
   });
 
-  it.skipIf(!target.authConfigured)('unknown /api paths answer 401 unauthorized before 404 when the key is wrong', async () => {
+  itWhen(target.authConfigured, SKIP.noAuth)('unknown /api paths answer 401 unauthorized before 404 when the key is wrong', async () => {
     const res = await fx.raw('GET', '/api/v1/ct-no-such-route', { key: 'wrong' });
     expect(res.status).toBe(401);
     expect(res.text).toBe('unauthorized\n');
@@ -92,7 +105,7 @@ describe('routing', () => {
     expect(list(res.headers.allow)).toContain('GET');
   });
 
-  it.skipIf(!target.authConfigured)('a wrong method on a known /api route answers 401 (not 405) without a key', async () => {
+  itWhen(target.authConfigured, SKIP.noAuth)('a wrong method on a known /api route answers 401 (not 405) without a key', async () => {
     const res = await fx.raw('DELETE', '/api/v1/status', { key: 'none' });
     expect(res.status).toBe(401);
   });
@@ -117,30 +130,30 @@ describe('routing', () => {
 });
 
 describe('auth', () => {
-  it.skipIf(!target.authConfigured)('an /api call without X-API-Key answers 401 unauthorized', async () => {
+  itWhen(target.authConfigured, SKIP.noAuth)('an /api call without X-API-Key answers 401 unauthorized', async () => {
     const res = await fx.raw('GET', '/api/v1/status', { key: 'none' });
     expect(res.status).toBe(401);
     expect(res.text).toBe('unauthorized\n');
     expect(res.headers['content-type']).toBe('text/plain; charset=utf-8');
   });
 
-  it.skipIf(!target.authConfigured)('an /api call with an unknown key answers 401 unauthorized', async () => {
+  itWhen(target.authConfigured, SKIP.noAuth)('an /api call with an unknown key answers 401 unauthorized', async () => {
     const res = await fx.raw('GET', '/api/v1/status', { key: 'wrong' });
     expect(res.status).toBe(401);
     expect(res.text).toBe('unauthorized\n');
   });
 
-  it.skipIf(!target.authConfigured)('Authorization: Bearer <key> is not accepted in place of X-API-Key', async () => {
+  itWhen(target.authConfigured, SKIP.noAuth)('Authorization: Bearer <key> is not accepted in place of X-API-Key', async () => {
     const res = await fx.raw('GET', '/api/v1/status', { key: 'none', headers: { authorization: `Bearer ${fx.apiKey}` } });
     expect(res.status).toBe(401);
   });
 
-  it.skipIf(!target.authConfigured)('the key value is trimmed and surrounding quotes are stripped', async () => {
+  itWhen(target.authConfigured, SKIP.noAuth)('the key value is trimmed and surrounding quotes are stripped', async () => {
     const res = await fx.raw('GET', '/api/v1/status', { key: 'none', headers: { 'x-api-key': ` "${fx.apiKey}" ` } });
     expect(res.status).toBe(200);
   });
 
-  it.skipIf(!target.authConfigured)('paths outside /api/ need no key (404, not 401)', async () => {
+  itWhen(target.authConfigured, SKIP.noAuth)('paths outside /api/ need no key (404, not 401)', async () => {
     const res = await fx.raw('GET', '/ct-not-api', { key: 'none' });
     expect(res.status).toBe(404);
     expect(res.text).toBe('404 page not found\n');

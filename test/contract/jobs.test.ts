@@ -150,6 +150,17 @@ describe('detail and list', () => {
     expect(item!.state).toBe('PENDING');
   });
 
+  it('a job submitted with deadline_ms lists deadline_unix in unix seconds', async () => {
+    const { job_id } = await submitPinned(fx, { deadline_ms: 600_000 });
+    const item = await waitFor(
+      'deadline_unix on the list item',
+      async () => ((await fx.gw.listJobs({ limit: 200 })).items ?? []).find((j) => j.id === job_id),
+      (j) => j?.deadline_unix !== undefined,
+      { timeoutMs: 10_000, intervalMs: 100 },
+    );
+    expect(Math.abs(Number(item!.deadline_unix) - (Date.now() / 1000 + 600))).toBeLessThan(120);
+  });
+
   it('job list answers {items, next_cursor} with next_cursor = last updated_at - 1 when the page is full', async () => {
     await submitPinned(fx);
     const page = await fx.gw.listJobs({ limit: 1 });

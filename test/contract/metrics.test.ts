@@ -2,7 +2,7 @@
 // is not counted. Counters are compared before/after, never assumed to start at zero.
 import { describe, expect, it } from 'vitest';
 import { findSamples, parseMetrics, sumSamples, type MetricsPage } from '../../helpers/metrics.js';
-import { target, uniq, useContract } from './support.js';
+import { describeWhen, itWhen, SKIP, target, uniq, useContract } from './support.js';
 
 const fx = useContract();
 const REQS = 'cordum_api_gateway_http_requests_total';
@@ -12,7 +12,7 @@ async function scrape(): Promise<MetricsPage> {
   return parseMetrics(await fx.gw.scrapeMetrics(fx.profile.metrics!.gateway!));
 }
 
-describe.skipIf(!target.hasGatewayMetrics)('gateway metrics', () => {
+describeWhen(target.hasGatewayMetrics, SKIP.noMetrics)('gateway metrics', () => {
   it('the metrics listener needs no API key and serves the Prometheus text format', async () => {
     const res = await fx.raw('GET', fx.profile.metrics!.gateway!, { key: 'none' });
     expect(res.status).toBe(200);
@@ -54,7 +54,7 @@ describe.skipIf(!target.hasGatewayMetrics)('gateway metrics', () => {
     }
   });
 
-  it.skipIf(!target.authConfigured)('401 responses from auth are not counted', async () => {
+  itWhen(target.authConfigured, SKIP.noAuth)('401 responses from auth are not counted', async () => {
     const route = '/api/v1/workflow-runs';
     const before = await scrape();
     const res = await fx.raw('GET', route, { key: 'none' });

@@ -1,7 +1,7 @@
 // Policy decision endpoints (protojson, proxied to the safety kernel) and config-service backed
 // bundles. Bundle writes are drafts (enabled:false) and are removed again through the config service.
 import { describe, expect, it } from 'vitest';
-import { allKeys, RFC3339, target, uniq, useContract } from './support.js';
+import { allKeys, itWhen, RFC3339, SKIP, target, uniq, useContract } from './support.js';
 
 const fx = useContract();
 
@@ -46,7 +46,7 @@ describe('evaluate / simulate / explain', () => {
     expect(DECISIONS).toContain(res.json!.decision);
   });
 
-  it.skipIf(target.external)('the stock policy allows job.default via rule legacy:default:allow:1', async () => {
+  itWhen(!target.external, SKIP.external)('the stock policy allows job.default via rule legacy:default:allow:1', async () => {
     const res = await check('evaluate', { topic: 'job.default' });
     expect(res.json!.decision).toBe('DECISION_TYPE_ALLOW');
     expect(res.json!.ruleId).toBe('legacy:default:allow:1');
@@ -162,7 +162,7 @@ describe('bundles', () => {
     expect(res.text).toBe('bundle not found\n');
   });
 
-  it.skipIf(!target.destructiveAllowed)('a bundle id written with ~ for / is stored and read back as secops/<name>', async () => {
+  itWhen(target.destructiveAllowed, SKIP.notDestructive)('a bundle id written with ~ for / is stored and read back as secops/<name>', async () => {
     const name = uniq();
     const id = `secops/${name}`;
     fx.cleanup(() => removeBundle(id));
@@ -182,7 +182,7 @@ describe('bundles', () => {
     expect(item!.sha256).toMatch(/^[0-9a-f]{64}$/);
   });
 
-  it.skipIf(!target.destructiveAllowed)('PUT with invalid policy content answers 400 invalid policy content', async () => {
+  itWhen(target.destructiveAllowed, SKIP.notDestructive)('PUT with invalid policy content answers 400 invalid policy content', async () => {
     const name = uniq();
     fx.cleanup(() => removeBundle(`secops/${name}`));
     const res = await fx.gw.request('PUT', `/api/v1/policy/bundles/secops~${name}`, { body: { content: 'rules: [ {', enabled: false }, expect: [200, 400] });
@@ -190,7 +190,7 @@ describe('bundles', () => {
     expect(res.text).toMatch(/^invalid policy content: /);
   });
 
-  it.skipIf(!target.destructiveAllowed)('PUT with empty content answers 400 content required', async () => {
+  itWhen(target.destructiveAllowed, SKIP.notDestructive)('PUT with empty content answers 400 content required', async () => {
     const name = uniq();
     fx.cleanup(() => removeBundle(`secops/${name}`));
     const res = await fx.gw.request('PUT', `/api/v1/policy/bundles/secops~${name}`, { body: { content: '', enabled: false }, expect: [200, 400] });
@@ -208,7 +208,7 @@ describe('bundles', () => {
     expect(res.json).toHaveProperty('items');
   });
 
-  it.skipIf(!target.destructiveAllowed)('a bundle snapshot gets an id <RFC3339>-<10 hex> and reads back by its encoded id', async () => {
+  itWhen(target.destructiveAllowed, SKIP.notDestructive)('a bundle snapshot gets an id <RFC3339>-<10 hex> and reads back by its encoded id', async () => {
     const snap = await fx.gw.request<Record<string, any>>('POST', '/api/v1/policy/bundles/snapshots', { body: { note: 'contract' }, expect: 200 });
     expect(snap.json!.id).toMatch(/^\d{4}-\d{2}-\d{2}T[^ ]+-[0-9a-f]{10}$/);
     expect(snap.json!.created_at).toMatch(RFC3339);

@@ -1,6 +1,6 @@
 // Job approvals, config service, schemas, locks, artifacts and memory pointers.
 import { describe, expect, it } from 'vitest';
-import { itSandboxGap, RFC3339, submitPinned, target, uniq, useContract } from './support.js';
+import { itSandboxGap, itWhen, RFC3339, SKIP, submitPinned, target, uniq, useContract } from './support.js';
 
 const fx = useContract({ redis: true });
 
@@ -55,6 +55,15 @@ describe('config service', () => {
     expect(eff.version).toContain('team:1');
     expect(eff.hash).toMatch(/^[0-9a-f]{64}$/);
     expect(eff.data).toMatchObject({ other: true });
+  });
+
+  // Sandbox gap: nothing seeds system/default (runtime.md §2.2 hot reload; api.md §10.11 warning).
+  itSandboxGap('the scheduler seeds the system/default document with data.pools and data.timeouts', async () => {
+    const doc = await fx.gw.getConfig();
+    expect(doc.scope).toBe('system');
+    expect(doc.scope_id).toBe('default');
+    expect(doc.data).toHaveProperty('pools');
+    expect(doc.data).toHaveProperty('timeouts');
   });
 
   it('GET of a missing config document answers 404 config not found', async () => {
@@ -269,7 +278,7 @@ describe('memory pointers', () => {
     expect(quoted.json!.key).toBe(`ctx:${job_id}`);
   });
 
-  it.skipIf(!target.hasRedis)('a mem: list key is wrapped as {redis_type: list, length, items}', async () => {
+  itWhen(target.hasRedis, SKIP.noRedis)('a mem: list key is wrapped as {redis_type: list, length, items}', async () => {
     const key = `mem:${uniq()}:events`;
     fx.cleanup(() => fx.redis!.del(key));
     await fx.redis!.rpush(key, 'a', 'b');

@@ -99,6 +99,11 @@ describe('route inventory', () => {
     }
   });
 
+  itSandboxGap('the WebSocket route /api/v1/stream is registered (a plain GET without upgrade is not 404)', async () => {
+    const res = await fx.raw('GET', '/api/v1/stream');
+    expect(res.status).not.toBe(404);
+  });
+
   it('GET answers on a registered GET route imply HEAD in the Allow header', async () => {
     const res = await fx.raw('PATCH', '/api/v1/status');
     expect((res.headers.allow ?? '').split(',').map((s) => s.trim())).toEqual(expect.arrayContaining(['GET', 'HEAD']));

@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { Redis } from 'ioredis';
 import { request as undiciRequest } from 'undici';
-import { afterAll, beforeAll, it } from 'vitest';
+import { afterAll, beforeAll, describe, it, type TestFunction } from 'vitest';
 import { connectBus, type Bus } from '../../helpers/bus.js';
 import { GatewayClient, type GatewayResponse, type HttpMethod } from '../../helpers/gateway.js';
 import type { TargetProfile } from '../../helpers/profile-types.js';
@@ -47,8 +47,19 @@ export const SKIP = {
   noBusOrRedis: 'the target profile lacks redis.url or nats.url',
   noMetrics: 'the target profile has no metrics.gateway URL',
   notDestructive: 'the target profile does not allow destructive changes (destructive.allowed: false)',
-  external: 'only meaningful against the sandbox (depends on sandbox start-up settings or the stock policy file)',
+  external: 'only meaningful against the sandbox (depends on the stock policy file)',
+  rateLimitExternal: "a real target's token bucket is shared with its other clients and its size is not known to the suite",
 };
+
+/** `it` that is skipped unless `ok`; the reason is appended to the test name so reports show it. */
+export function itWhen(ok: boolean, reason: string): (name: string, fn: TestFunction, timeout?: number) => void {
+  return (name, fn, timeout) => it.skipIf(!ok)(ok ? name : `${name} (skipped: ${reason})`, fn, timeout);
+}
+
+/** `describe` that is skipped unless `ok`, with the reason in its name. */
+export function describeWhen(ok: boolean, reason: string): (name: string, fn: () => void) => void {
+  return (name, fn) => describe.skipIf(!ok)(ok ? name : `${name} (skipped: ${reason})`, fn);
+}
 
 /**
  * For a documented behaviour the sandbox is known NOT to implement yet: `it.fails` against the
@@ -128,6 +139,8 @@ export function useContract(opts: FixtureOptions = {}): ContractFixture {
     const noKey = new GatewayClient(profile, { apiKey: null });
     const wrongKey = new GatewayClient(profile, { apiKey: `ct-wrong-${randomBytes(8).toString('hex')}` });
     closers.push(() => gw.close(), () => noKey.close(), () => wrongKey.close());
+    // One clear failure for the whole file when the target is down, instead of one per test.
+    if (externalProfile) await gw.health();
     const apiKey = profile.gateway.api_key_env ? process.env[profile.gateway.api_key_env] : undefined;
 
     let redis: Redis | undefined;
@@ -170,7 +183,9 @@ export function useContract(opts: FixtureOptions = {}): ContractFixture {
 
   afterAll(async () => {
     const errors: string[] = [];
-    for (const fn of [...cleanups].reverse()) {
+    // When setup failed nothing was created; the setup error is what the report should show.
+    const steps = fx.gw ? [...cleanups].reverse() : [];
+    for (const fn of steps) {
       try {
         await fn();
       } catch (err) {

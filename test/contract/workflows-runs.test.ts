@@ -1,8 +1,7 @@
 // Workflows, runs, approval steps and the run timeline. Only approval steps are used: they are
 // handled inside the engine and need no worker.
 import { describe, expect, it } from 'vitest';
-import { retryOn409 } from '../../helpers/waits.js';
-import { waitFor } from '../../helpers/waits.js';
+import { retryOn409, waitFor } from '../../helpers/waits.js';
 import { isRecentSeconds, RFC3339, UUID, uniq, useContract } from './support.js';
 
 const fx = useContract();
@@ -229,6 +228,32 @@ describe('runs', () => {
     const run = await fx.gw.getRun(runId);
     expect(run.status).toBe('cancelled');
     expect(run.steps.approve.status).toBe('cancelled');
+  });
+});
+
+describe('job steps without a worker', () => {
+  it('a worker step defaults to topic job.workflow.<id>, is unmapped, and fails its run', async () => {
+    const wf = uniq('ct-wf');
+    await fx.gw.request('POST', '/api/v1/workflows', { body: { id: wf, steps: { work: { type: 'worker' } } }, expect: 201 });
+    fx.cleanup(() => fx.gw.request('DELETE', `/api/v1/workflows/${wf}`, { expect: [204, 404] }));
+    const runId = await startRun(wf);
+    const jobId = `${runId}:work@1`;
+    fx.cleanup(() => fx.gw.request('DELETE', `/api/v1/dlq/${encodeURIComponent(jobId)}`, { expect: 204 }));
+    // Failure reaches the run through the result tap or, at the latest, the workflow reconciler (every 5 s).
+    const run = await waitFor('run failed', () => fx.gw.getRun(runId), (r) => r.status === 'failed', { timeoutMs: 12_000, intervalMs: 200 });
+    expect(run.steps.work.status).toBe('failed');
+    expect(run.steps.work.job_id).toBe(jobId);
+    const job = await fx.gw.getJob(jobId);
+    expect(job.topic).toBe(`job.workflow.${wf}`);
+    expect(job.state).toBe('FAILED');
+    const events = await fx.gw.timeline(runId);
+    expect(events.map((e) => [e.type, e.status])).toEqual([
+      ['step_dispatched', 'running'],
+      ['run_status', 'running'],
+      ['step_completed', 'failed'],
+      ['run_status', 'failed'],
+    ]);
+    expect(events[0].data).toMatchObject({ context_ptr: `redis://ctx:${jobId}` });
   });
 });
 

@@ -32,7 +32,12 @@ describe('two runs at once', () => {
     const r1 = await first;
     expectCalm(ws, second, 3);
     const s2 = expectReport(second, 'unreachable');
-    expect(s2.steps[0].error).toMatch(/restore drill lock cordum-runbooks:restore-drill not acquired \(another drill running\?\).*409 .*held by rb-\w+-drill/);
+    expect(s2.steps.map((st: any) => `${st.status} ${st.name}`)).toEqual([
+      'failed Take the drill lock',
+      "skipped Probe 'drill'",
+      'passed Teardown: remove what this run created',
+    ]);
+    expect(s2.steps.find((st: any) => st.status === 'failed')?.error).toMatch(/restore drill lock cordum-runbooks:restore-drill not acquired \(another drill running\?\).*409 .*held by rb-\w+-drill/);
     expect(second.stdout).toMatch(/not acquired \(another drill running\?\)/);
     expectCalm(ws, r1, 0);
     expectReport(r1, 'passed');

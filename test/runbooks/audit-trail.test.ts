@@ -111,7 +111,7 @@ describe.concurrent('pnpm runbook audit-trail', () => {
     const s = summaryOf(r);
     expect(r.code).toBe(1);
     const failed = failedSteps(s);
-    expect(failed.map((f) => f.name)).toEqual(['1. Approve a workflow approval step and check the run timeline']);
+    expect(failed.map((f) => f.name)).toEqual(['Approve a workflow approval step and check the run timeline']);
     expect(failed[0]!.error).toMatch(/timeline: expected event 3 of 4, step_approved with step_id="approve", status="succeeded", after \[1\] run_status status="waiting" .*no step_approved event at all/);
     expect(s.teardown.left_behind).toEqual([]);
   }, RUN_TIMEOUT_MS);
@@ -121,7 +121,7 @@ describe.concurrent('pnpm runbook audit-trail', () => {
     const s = summaryOf(r);
     expect(r.code).toBe(1);
     const failed = failedSteps(s);
-    expect(failed.map((f) => f.name)).toEqual(['4. Approve a job and check who, when, why and under which policy']);
+    expect(failed.map((f) => f.name)).toEqual(['Approve a job and check who, when, why and under which policy']);
     expect(failed[0]!.error).toMatch(/approved: the audit record is incomplete: approval_by is "", expected "rb-.*-approver" \(X-Principal-Id of the approve call\); approval_role is "", expected "admin"/);
     // The temporary rule is rolled back by teardown, which the journal in the report shows.
     const journal = readFileSync(join(reportDir(r), 'teardown-journal.jsonl'), 'utf8');

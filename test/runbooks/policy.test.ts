@@ -132,7 +132,7 @@ describe.concurrent('pnpm runbook policy', () => {
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(s.status).toBe('passed');
     expect(s.counts.skipped).toBe(0);
-    expect(s.steps.map((st: any) => st.name)).toContain('5. Publish the draft and wait for the kernel to load it');
+    expect(s.steps.map((st: any) => st.name)).toContain('Publish the draft and wait for the kernel to load it');
     const ids = s.findings.map((f: any) => f.id);
     expect(ids).toContain('policy-explain-adds-nothing');
     expect(s.findings.find((f: any) => f.id === 'policy-bundle-simulate-ignores-file-policy')).toMatchObject({ severity: 'warn' });
@@ -144,7 +144,7 @@ describe.concurrent('pnpm runbook policy', () => {
     const s = summaryOf(r);
     expect(r.code).toBe(1);
     const failed = failedSteps(s);
-    expect(failed.map((f) => f.name)).toEqual(['2. Evaluate, simulate and explain agree with every case']);
+    expect(failed.map((f) => f.name)).toEqual(['Evaluate, simulate and explain agree with every case']);
     expect(failed[0]!.error).toMatch(/policy case\(s\) failed; case 'the default job topic is allowed by the tenant list' \(runbooks\/cases\/stock-policy\.cases\.yaml:\d+\): explain names rule "legacy:default:deny:1", the case expects "legacy:default:allow:1"/);
     expect(failed[0]!.error).toContain('explain disagrees with evaluate on ruleId');
   }, RUN_TIMEOUT_MS);
@@ -154,7 +154,7 @@ describe.concurrent('pnpm runbook policy', () => {
     const s = summaryOf(r);
     expect(r.code).toBe(1);
     const failed = failedSteps(s);
-    expect(failed.map((f) => f.name)).toEqual(['5. Publish the draft and wait for the kernel to load it']);
+    expect(failed.map((f) => f.name)).toEqual(['Publish the draft and wait for the kernel to load it']);
     expect(failed[0]!.error).toMatch(/the safety kernel did not reload the policy in time: timed out after 7000 ms waiting for the safety kernel to load the published bundle/);
     expect(s.steps.find((st: any) => st.name.startsWith('Teardown')).status).toBe('passed');
     const journal = readFileSync(join(reportDir(r), 'teardown-journal.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
@@ -171,7 +171,7 @@ describe.concurrent('pnpm runbook policy', () => {
     const s = summaryOf(r);
     expect(r.code, r.stdout + r.stderr).toBe(1);
     const failed = failedSteps(s);
-    expect(failed.map((f) => f.name)).toEqual(['2. Evaluate, simulate and explain agree with every case']);
+    expect(failed.map((f) => f.name)).toEqual(['Evaluate, simulate and explain agree with every case']);
     expect(failed[0]!.error).toMatch(/^1 of 5 policy case\(s\) failed; case 'team expects job\.default to be denied' \(.*team\.cases\.yaml:2\): evaluate decided DECISION_TYPE_ALLOW, the case expects DECISION_TYPE_DENY/);
   }, RUN_TIMEOUT_MS);
 
@@ -204,7 +204,7 @@ describe.concurrent('pnpm runbook policy', () => {
     const deadline = Date.now() + 45_000;
     let seen = '';
     child.stdout!.on('data', (d) => (seen += d));
-    while (!(published() && /✓ 4\. Snapshot the bundles/.test(seen))) {
+    while (!(published() && /✓ Snapshot the bundles/.test(seen))) {
       if (Date.now() > deadline) throw new Error(`the drill never reached the publish step; stdout so far:\n${seen}`);
       await new Promise((r) => setTimeout(r, 100));
     }

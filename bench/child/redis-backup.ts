@@ -1,0 +1,47 @@
+// Child process of the Redis benchmark, so peak RSS is the backup's own (not the driver's).
+//   node --import tsx bench/child/redis-backup.ts backup  <redis-url> <dir>   logical backup into dir
+//   node --import tsx bench/child/redis-backup.ts restore <redis-url> <dir>   restore dir into the server
+//   node --import tsx bench/child/redis-backup.ts rdb     <redis-url> <file>  our physical RDB fetch
+// Prints one JSON line: {"keys", "bytes", "ms", "maxRssKb"}; ms covers the operation only.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { backupRedisLogical, redisSource, restoreRedisLogical } from '../../helpers/backup/redis-logical.js';
+import { fetchRdb } from '../../helpers/backup/redis-rdb.js';
+import type { RedisDbSection } from '../../helpers/backup/archive.js';
+
+async function main(): Promise<void> {
+  const [mode, url, path] = process.argv.slice(2);
+  if (!mode || !url || !path) throw new Error('usage: redis-backup.ts backup|restore|rdb <redis-url> <dir|file>');
+  const u = new URL(url);
+  let out: { keys: number; bytes: number; ms: number };
+  if (mode === 'rdb') {
+    const t0 = performance.now();
+    const r = await fetchRdb({ host: u.hostname, port: Number(u.port), file: path });
+    out = { keys: 0, bytes: r.bytes, ms: performance.now() - t0 };
+  } else {
+    const client = new Redis(url, { maxRetriesPerRequest: 3 });
+    try {
+      if (mode === 'backup') {
+        const t0 = performance.now();
+        const r = await backupRedisLogical(redisSource(client), { root: path });
+        const ms = performance.now() - t0;
+        writeFileSync(join(path, 'bench-result.json'), JSON.stringify(r));
+        out = { keys: r.dbs.reduce((s, d) => s + d.keys, 0), bytes: Object.values(r.files).reduce((s, f) => s + f.bytes, 0), ms };
+      } else if (mode === 'restore') {
+        const { dbs } = JSON.parse(readFileSync(join(path, 'bench-result.json'), 'utf8')) as { dbs: RedisDbSection[] };
+        const t0 = performance.now();
+        const r = await restoreRedisLogical(client, { root: path, dbs });
+        out = { keys: r.restored, bytes: r.bytes, ms: performance.now() - t0 };
+      } else throw new Error(`unknown mode ${mode}`);
+    } finally {
+      client.disconnect();
+    }
+  }
+  process.stdout.write(JSON.stringify({ ...out, maxRssKb: process.resourceUsage().maxRSS }) + '\n');
+}
+
+main().catch((err) => {
+  process.stderr.write(`redis-backup child: ${(err as Error).stack ?? err}\n`);
+  process.exit(1);
+});

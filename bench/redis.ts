@@ -1,0 +1,151 @@
+// Redis backup and restore throughput and peak RSS for generated mixed-type keyspaces, next to
+// `redis-cli --rdb` on the same data. Our backup runs in a child process (bench/child/redis-backup.ts)
+// so its peak RSS is its own.
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Redis } from 'ioredis';
+import { startRedis, type ManagedServer } from '../sandbox/processes.js';
+import { lastJson, runChild, tsxArgs, HAVE_TIME_V } from './env.js';
+import { writeRespFile } from './resp.js';
+import { goalFlatMemory, goalRatioAtLeast, medianOf, stat, type BenchResult, type Figure, type Goal } from './stats.js';
+import type { BenchContext } from './index.js';
+
+const REPO = resolve(import.meta.dirname, '..');
+const MB = 1024 * 1024;
+
+export function sizeLabel(n: number): string {
+  return n >= 1_000_000 ? `${n / 1_000_000}M` : n >= 1000 ? `${n / 1000}k` : String(n);
+}
+
+async function server(ctx: BenchContext): Promise<ManagedServer> {
+  // No persistence (the benchmark is about reading/writing over the wire); no diskless delay, which
+  // would add 5 s of waiting to every RDB transfer (redis-cli --rdb and ours alike).
+  const s = await startRedis({ persistence: false, extraArgs: ['--repl-diskless-sync-delay', '0'] });
+  ctx.onCleanup(() => s.stop());
+  return s;
+}
+
+export async function benchRedis(ctx: BenchContext): Promise<BenchResult> {
+  const t0 = performance.now();
+  const sizes = ctx.quick ? [10_000, 100_000] : [100_000, 1_000_000];
+  const [src, dst] = await Promise.all([server(ctx), server(ctx)]);
+  const srcClient = new Redis(src.url);
+  const dstClient = new Redis(dst.url);
+  const dir = mkdtempSync(join(tmpdir(), 'cordum-bench-redis-'));
+  ctx.onCleanup(async () => rmSync(dir, { recursive: true, force: true }));
+  const figures: Figure[] = [];
+  const goals: Goal[] = [];
+  const notes: string[] = [];
+  const backupRss: { size: number; bytes: number }[] = [];
+  const restoreRss: { size: number; bytes: number }[] = [];
+  const n = ctx.reps.slow;
+  const cli = (args: string[], extra: Parameters<typeof runChild>[2] = {}) => runChild('redis-cli', ['-h', '127.0.0.1', ...args], { timeoutMs: 600_000, ...extra });
+  try {
+    for (const size of sizes) {
+      const L = sizeLabel(size);
+      const fig = (name: string, unit: Figure['unit'], note?: string): Figure => ({ bench: 'redis', name: `${name}, ${L} keys`, unit, values: [], rssBytes: [], ...(note ? { note } : {}) });
+      await srcClient.flushall();
+      // Seed: generated RESP through redis-cli --pipe.
+      const respFile = join(dir, `seed-${size}.resp`);
+      const gen = await writeRespFile(respFile, size);
+      const load = await cli(['-p', String(src.port), '--pipe'], { stdinFile: respFile, measureRss: false });
+      rmSync(respFile, { force: true });
+      if (load.code !== 0 || !/errors: 0,/.test(load.stdout)) throw new Error(`redis-cli --pipe failed: ${load.stdout.slice(-300)} ${load.stderr.slice(-300)}`);
+      const keys = await srcClient.dbsize();
+      if (keys !== size) throw new Error(`seeded ${keys} keys, expected ${size}`);
+      const usedMemory = Number(/used_memory:(\d+)/.exec(await srcClient.info('memory'))?.[1] ?? NaN);
+      const loadFig = fig('seed with redis-cli --pipe', 'keys/s', `${(gen.bytes / MB).toFixed(0)} MB of RESP, ${gen.commands.toLocaleString('en-US')} commands`);
+      loadFig.values.push(size / (load.wallMs / 1000));
+      delete loadFig.rssBytes;
+
+      const F = {
+        cliRdb: fig('redis-cli --rdb', 'keys/s'),
+        ours: fig('our logical backup (SCAN + DUMP → JSONL)', 'keys/s', 'operation only'),
+        oursMBs: fig('our logical backup', 'MB/s', 'RDB-equivalent MB'),
+        oursWall: fig('our logical backup, whole process', 'keys/s', 'incl. Node start-up'),
+        cliMBs: fig('redis-cli --rdb', 'MB/s'),
+        oursRdb: fig('our RDB fetch (fetchRdb, physical)', 'keys/s', 'operation only'),
+        restore: fig('our logical restore (RESTORE … REPLACE)', 'keys/s', 'operation only'),
+        restoreMBs: fig('our logical restore', 'MB/s', 'RDB-equivalent MB'),
+      };
+      let rdbBytes = NaN;
+      let archiveBytes = NaN;
+      for (let i = 0; i < n; i++) {
+        // redis-cli --rdb
+        const rdbFile = join(dir, `cli-${size}.rdb`);
+        const c = await cli(['-p', String(src.port), '--rdb', rdbFile]);
+        if (c.code !== 0) throw new Error(`redis-cli --rdb failed: ${c.stderr.slice(-300)}`);
+        rdbBytes = statSync(rdbFile).size;
+        rmSync(rdbFile, { force: true });
+        F.cliRdb.values.push(size / (c.wallMs / 1000));
+        F.cliMBs.values.push(rdbBytes / MB / (c.wallMs / 1000));
+        if (c.maxRssBytes) F.cliRdb.rssBytes!.push(c.maxRssBytes);
+        // Ours, logical
+        const out = join(dir, `archive-${size}`);
+        rmSync(out, { recursive: true, force: true });
+        const [node, args] = tsxArgs(join(REPO, 'bench/child/redis-backup.ts'), 'backup', src.url, out);
+        const b = await runChild(node, args, { cwd: REPO, timeoutMs: 600_000 });
+        if (b.code !== 0) throw new Error(`backup child failed: ${b.stderr.slice(-500)}`);
+        const br = lastJson<{ keys: number; bytes: number; ms: number }>(b.stdout);
+        if (br.keys !== size) throw new Error(`backup saw ${br.keys} keys, expected ${size}`);
+        archiveBytes = br.bytes;
+        F.ours.values.push(size / (br.ms / 1000));
+        F.oursMBs.values.push(rdbBytes / MB / (br.ms / 1000));
+        F.oursWall.values.push(size / (b.wallMs / 1000));
+        if (b.maxRssBytes) F.ours.rssBytes!.push(b.maxRssBytes);
+        // Ours, physical RDB
+        const [rn, ra] = tsxArgs(join(REPO, 'bench/child/redis-backup.ts'), 'rdb', src.url, join(dir, `ours-${size}.rdb`));
+        const p = await runChild(rn, ra, { cwd: REPO, timeoutMs: 600_000 });
+        rmSync(join(dir, `ours-${size}.rdb`), { force: true });
+        if (p.code !== 0) throw new Error(`rdb child failed: ${p.stderr.slice(-500)}`);
+        const pr = lastJson<{ ms: number }>(p.stdout);
+        F.oursRdb.values.push(size / (pr.ms / 1000));
+        if (p.maxRssBytes) F.oursRdb.rssBytes!.push(p.maxRssBytes);
+        // Restore into the scratch server
+        await dstClient.flushall();
+        const [sn, sa] = tsxArgs(join(REPO, 'bench/child/redis-backup.ts'), 'restore', dst.url, out);
+        const s = await runChild(sn, sa, { cwd: REPO, timeoutMs: 600_000 });
+        if (s.code !== 0) throw new Error(`restore child failed: ${s.stderr.slice(-500)}`);
+        const sr = lastJson<{ keys: number; ms: number }>(s.stdout);
+        const restored = await dstClient.dbsize();
+        if (restored !== size) throw new Error(`restore left ${restored} keys, expected ${size}`);
+        F.restore.values.push(size / (sr.ms / 1000));
+        F.restoreMBs.values.push(rdbBytes / MB / (sr.ms / 1000));
+        if (s.maxRssBytes) F.restore.rssBytes!.push(s.maxRssBytes);
+        rmSync(out, { recursive: true, force: true });
+        ctx.progress(`redis ${L} run ${i + 1}/${n}: redis-cli --rdb ${Math.round(c.wallMs)} ms, ours ${Math.round(br.ms)} ms, restore ${Math.round(sr.ms)} ms`);
+      }
+      await dstClient.flushall();
+      const figs = [loadFig, ...Object.values(F)];
+      for (const f of figs) if (f.rssBytes && !f.rssBytes.length) delete f.rssBytes;
+      figures.push(...figs);
+      notes.push(
+        `${L} keys: RDB ${(rdbBytes / MB).toFixed(1)} MB, our JSONL archive ${(archiveBytes / MB).toFixed(1)} MB, server used_memory ${(usedMemory / MB).toFixed(0)} MB.`,
+      );
+      goals.push(goalRatioAtLeast(`logical backup ≥ 0.8x redis-cli --rdb (keys/s), ${L} keys`, medianOf(figs, F.ours.name), medianOf(figs, F.cliRdb.name), 0.8));
+      goals.push(goalRatioAtLeast(`physical RDB fetch ≥ 0.8x redis-cli --rdb (keys/s), ${L} keys`, medianOf(figs, F.oursRdb.name), medianOf(figs, F.cliRdb.name), 0.8));
+      backupRss.push({ size, bytes: stat(F.ours.rssBytes ?? []).max });
+      restoreRss.push({ size, bytes: stat(F.restore.rssBytes ?? []).max });
+    }
+  } finally {
+    srcClient.disconnect();
+    dstClient.disconnect();
+  }
+  goals.push(goalFlatMemory('backup memory flat as the dataset grows (peak RSS)', backupRss));
+  goals.push(goalFlatMemory('restore memory flat as the dataset grows (peak RSS)', restoreRss));
+  if (!HAVE_TIME_V) notes.push('/usr/bin/time is missing: peak RSS of our children is their own process.resourceUsage().maxRSS; redis-cli has none.');
+  return {
+    name: 'redis',
+    title: 'Redis backup and restore',
+    method: [
+      `Two redis-server processes on loopback (no persistence, repl-diskless-sync-delay 0). The source is seeded with generated keys of five types in turn (string 120 B; hash of 4 fields; list, set and zset of 5 members; every 10th key with a 7-day TTL), as RESP through \`redis-cli --pipe\`, timed.`,
+      `Per run, on the same data: \`redis-cli --rdb\` (wall time of the process), our logical backup (\`backupRedisLogical\`: SCAN + TYPE/PTTL/DUMP pipelines → JSONL) and our physical fetch (\`fetchRdb\`, diskless), each in a child process (\`node --import tsx bench/child/redis-backup.ts\`) under \`/usr/bin/time -v\` for its peak RSS; then our logical restore of that archive into the empty second server (\`restoreRedisLogical\`, RESTORE … REPLACE), also in a child.`,
+      'keys/s of our operations use the time of the operation inside the child (Node and tsx start-up excluded; the "whole process" line includes it). MB/s use the RDB size of the same data as the common measure of the dataset, for every tool. The backup goal compares keys/s at each size.',
+    ],
+    figures,
+    goals,
+    notes,
+    durationMs: performance.now() - t0,
+  };
+}

@@ -1,0 +1,123 @@
+// Time to verdict: `pnpm runbook smoke --target <file>` against one already running sandbox, split
+// into phases, next to bench/floor-smoke.ts (the same HTTP calls as a bare script).
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { stringify } from 'yaml';
+import { loadProfile } from '../helpers/target.js';
+import type { Sandbox } from '../sandbox/index.js';
+import { lastJson, runChild, tsxArgs } from './env.js';
+import { goalBelow, medianOf, type BenchResult, type Figure } from './stats.js';
+import type { BenchContext } from './index.js';
+
+const REPO = resolve(import.meta.dirname, '..');
+
+/** The runner's DEBUG=runbooks phase names (cli/run.ts) this benchmark splits on. */
+const PHASES = ['target resolved', 'preflight done', 'vitest created', 'scenarios done', 'teardown replay done', 'report written'] as const;
+
+/** `[runbook +123 ms] vitest created` → the phase name. */
+export function parsePhaseLine(line: string): string | undefined {
+  return /^\[runbook \+\d+ ms\] (.+)$/.exec(line.trim())?.[1];
+}
+
+export function writeProfileYaml(sb: Sandbox, dir: string): string {
+  const { source: _source, ...rest } = sb.profile;
+  const file = join(dir, 'bench-sandbox.yaml');
+  writeFileSync(file, stringify({ ...rest, name: 'bench-sandbox', description: 'sandbox started by pnpm bench' }));
+  return file;
+}
+
+export async function benchSmoke(ctx: BenchContext): Promise<BenchResult> {
+  const t0 = performance.now();
+  const sb = await ctx.sandbox();
+  const dir = mkdtempSync(join(tmpdir(), 'cordum-bench-smoke-'));
+  ctx.onCleanup(async () => rmSync(dir, { recursive: true, force: true }));
+  const profileFile = writeProfileYaml(sb, dir);
+  loadProfile(profileFile); // fail here, not in the child, when the profile does not validate
+  const profileJson = join(dir, 'profile.json');
+  writeFileSync(profileJson, JSON.stringify(sb.profile));
+  const env = {
+    ...process.env,
+    DEBUG: 'runbooks',
+    CI: 'true',
+    RUNBOOK_REPORTS_DIR: join(dir, 'reports'),
+    RUNBOOK_STATE_DIR: join(dir, 'state'),
+  };
+  const n = ctx.reps.slow;
+  const fig = (name: string, note?: string): Figure => ({ bench: 'smoke', name, unit: 'ms', values: [], rssBytes: [], ...(note ? { note } : {}) });
+  const F = {
+    wall: fig('runner: process start → exit (time to verdict)'),
+    start: fig('runner start: process start → Vitest ready', 'tsx, CLI, profile, preflight, Vitest'),
+    scenario: fig('scenario phase: Vitest ready → scenarios done'),
+    steps: fig('sum of step durations (summary.json)'),
+    replay: fig('teardown journal replay: scenarios done → report data ready'),
+    report: fig('report generation: report data ready → report written'),
+    exit: fig('exit: report written → process exit'),
+    floorWall: fig('floor: process start → exit'),
+    floorCalls: fig('floor: the HTTP calls alone (in-process)'),
+    overhead: fig('runner over floor (process to process)'),
+  };
+  const notes: string[] = [];
+  for (let i = 0; i < n; i++) {
+    // Runner
+    const at = new Map<string, number>();
+    const [node, args] = tsxArgs(join(REPO, 'cli/runbook.ts'), 'smoke', '--target', profileFile);
+    const r = await runChild(node, args, {
+      cwd: REPO,
+      env,
+      timeoutMs: 180_000,
+      onLine: (stream, line, ms) => {
+        const p = stream === 'stderr' ? parsePhaseLine(line) : undefined;
+        if (p && !at.has(p)) at.set(p, ms);
+      },
+    });
+    if (r.code !== 0) throw new Error(`pnpm runbook smoke exited ${r.code}: ${(r.stdout + r.stderr).trim().split('\n').slice(-8).join(' | ')}`);
+    const missing = PHASES.filter((p) => !at.has(p));
+    if (missing.length) throw new Error(`runner did not print phase(s) ${missing.join(', ')} with DEBUG=runbooks`);
+    const indexPath = r.stdout.trim().split('\n').pop()!;
+    const summary = JSON.parse(readFileSync(join(resolve(REPO, indexPath), '..', 'summary.json'), 'utf8')) as { steps: { duration_ms: number }[]; status: string };
+    F.wall.values.push(r.wallMs);
+    if (r.maxRssBytes) F.wall.rssBytes!.push(r.maxRssBytes);
+    F.start.values.push(at.get('vitest created')!);
+    F.scenario.values.push(at.get('scenarios done')! - at.get('vitest created')!);
+    F.steps.values.push(summary.steps.reduce((s, x) => s + x.duration_ms, 0));
+    F.replay.values.push(at.get('teardown replay done')! - at.get('scenarios done')!);
+    F.report.values.push(at.get('report written')! - at.get('teardown replay done')!);
+    F.exit.values.push(r.wallMs - at.get('report written')!);
+    // Floor
+    const [fnode, fargs] = tsxArgs(join(REPO, 'bench/floor-smoke.ts'), profileJson);
+    const f = await runChild(fnode, fargs, { cwd: REPO, timeoutMs: 60_000 });
+    if (f.code !== 0) throw new Error(`floor-smoke exited ${f.code}: ${f.stderr.trim().split('\n').slice(-5).join(' | ')}`);
+    const fr = lastJson<{ ms: number; calls: number }>(f.stdout);
+    F.floorWall.values.push(f.wallMs);
+    if (f.maxRssBytes) F.floorWall.rssBytes!.push(f.maxRssBytes);
+    F.floorCalls.values.push(fr.ms);
+    F.overhead.values.push(r.wallMs - f.wallMs);
+    if (i === 0) notes.push(`The floor makes ${fr.calls} HTTP calls (plus the CAP worker on NATS that the second job needs).`);
+    ctx.progress(`smoke run ${i + 1}/${n}: runner ${Math.round(r.wallMs)} ms, floor ${Math.round(f.wallMs)} ms`);
+  }
+  const figures = Object.values(F);
+  for (const f of figures) if (!f.rssBytes?.length) delete f.rssBytes;
+  const overhead = medianOf(figures, F.overhead.name);
+  const report = medianOf(figures, F.report.name);
+  notes.push(
+    'Phase boundaries come from the runner itself: with DEBUG=runbooks, cli/run.ts prints `[runbook +N ms] <phase>` lines on stderr; ' +
+      'the benchmark timestamps each line on arrival (relative to spawn), so "runner start" includes Node/tsx start-up, which the runner\'s own clock does not see.',
+    'DEBUG=runbooks also sends Vitest\'s own log to stderr; otherwise the run is the ordinary `pnpm runbook smoke --target <file>` (`pnpm` itself is not in the timing: the CLI is started as `node --import tsx cli/runbook.ts`).',
+  );
+  return {
+    name: 'smoke',
+    title: 'Time to verdict: `pnpm runbook smoke`',
+    method: [
+      'One sandbox is started in the benchmark process; its profile is written to a temporary YAML file and `cli/runbook.ts smoke --target <file>` is run as a child, with the sandbox API key in the environment (CORDUM_SANDBOX_API_KEY) and reports written to a temporary directory.',
+      'Next to each runner run, `bench/floor-smoke.ts` (the floor) makes the same HTTP calls in the same order with undici, as a bare script in its own process. "Runner over floor" is the difference of the two process wall times, per pair.',
+    ],
+    figures,
+    goals: [
+      goalBelow('runner adds under 1.5 s over the floor', overhead / 1000, 1.5, 's'),
+      goalBelow('report generation under 2 s', report / 1000, 2, 's'),
+    ],
+    notes,
+    durationMs: performance.now() - t0,
+  };
+}

@@ -1,0 +1,164 @@
+// The pure pieces of `pnpm bench`: statistics, formatting, goal verdicts, argument parsing, the
+// markdown writer, the generated Redis data and the fixture replication. No timings are asserted.
+import { describe, expect, it } from 'vitest';
+import { isLoaded, renderMarkdown, type MachineInfo, type RunInfo } from '../../bench/markdown.js';
+import { COMPLIANT_DIR, replicate } from '../../bench/readiness.js';
+import { keyCommands, respCommand } from '../../bench/resp.js';
+import { parsePhaseLine } from '../../bench/smoke.js';
+import {
+  figureLine,
+  fmtNum,
+  goalBelow,
+  goalFlatMemory,
+  goalLinear,
+  goalRatioAtLeast,
+  median,
+  parseArgs,
+  parseTimeV,
+  stat,
+  type BenchResult,
+} from '../../bench/stats.js';
+import { loadManifestDir } from '../../helpers/readiness/manifests.js';
+
+const machine = (load: number): MachineInfo => ({
+  cpuModel: 'Test CPU',
+  cores: 2,
+  memoryBytes: 8 * 1024 ** 3,
+  node: 'v20.0.0',
+  redisServer: 'v=7.0.15',
+  natsServer: 'nats-server: v2.9.10',
+  os: 'TestOS',
+  loadAvg: [load, 0.5, 0.25],
+});
+const run = (quick: boolean): RunInfo => ({ quick, startedAt: '2026-01-01T00:00:00.000Z', durationMs: 1000, reps: { slow: 3, fast: 5 }, command: 'pnpm bench' });
+
+describe('statistics', () => {
+  it('median of odd and even counts, stat ignores non-finite values', () => {
+    expect(median([3, 1, 2])).toBe(2);
+    expect(median([4, 1, 3, 2])).toBe(2.5);
+    expect(median([])).toBeNaN();
+    expect(stat([5, NaN, 1, 9])).toEqual({ n: 3, median: 5, min: 1, max: 9 });
+    expect(stat([]).n).toBe(0);
+  });
+
+  it('formats numbers by magnitude', () => {
+    expect(fmtNum(123456.7)).toBe('123,457');
+    expect(fmtNum(12.345)).toBe('12.3');
+    expect(fmtNum(1.234)).toBe('1.23');
+    expect(fmtNum(0.01234)).toBe('0.0123');
+    expect(fmtNum(NaN)).toBe('n/a');
+  });
+
+  it('prints one line per figure with median, min, max, n and peak RSS', () => {
+    const line = figureLine({ bench: 'redis', name: 'backup, 1M keys', unit: 'keys/s', values: [100, 300, 200], rssBytes: [50 * 1024 * 1024] });
+    expect(line).toContain('backup, 1M keys: median 200 keys/s (min 100, max 300, n=3)');
+    expect(line).toContain('peak RSS 50.0 MB');
+    expect(line.split('\n')).toHaveLength(1);
+  });
+});
+
+describe('goals', () => {
+  it('below / ratio / not judged without a figure', () => {
+    expect(goalBelow('x', 1.2, 1.5, 's').met).toBe(true);
+    expect(goalBelow('x', 1.6, 1.5, 's').met).toBe(false);
+    expect(goalBelow('x', NaN, 1.5, 's').met).toBeNull();
+    expect(goalRatioAtLeast('x', 80, 100, 0.8).met).toBe(true);
+    expect(goalRatioAtLeast('x', 79, 100, 0.8).met).toBe(false);
+    expect(goalRatioAtLeast('x', 79, NaN, 0.8).met).toBeNull();
+  });
+
+  it('linear: constant or falling ms/object passes, a rising step fails', () => {
+    expect(goalLinear('l', [{ size: 100, msPerObject: 0.5 }, { size: 1000, msPerObject: 0.2 }, { size: 10000, msPerObject: 0.21 }]).met).toBe(true);
+    const bad = goalLinear('l', [{ size: 100, msPerObject: 0.2 }, { size: 1000, msPerObject: 0.2 }, { size: 10000, msPerObject: 2 }]);
+    expect(bad.met).toBe(false);
+    expect(bad.detail).toContain('1,000 → 10,000');
+    expect(goalLinear('l', [{ size: 100, msPerObject: 1 }]).met).toBeNull();
+  });
+
+  it('flat memory compares the largest size with the smallest', () => {
+    expect(goalFlatMemory('m', [{ size: 1e6, bytes: 140 }, { size: 1e5, bytes: 100 }]).met).toBe(true);
+    expect(goalFlatMemory('m', [{ size: 1e6, bytes: 400 }, { size: 1e5, bytes: 100 }]).met).toBe(false);
+  });
+});
+
+describe('parsing', () => {
+  it('GNU time -v output', () => {
+    const out = '\tMaximum resident set size (kbytes): 2048\n\tElapsed (wall clock) time (h:mm:ss or m:ss): 1:02.50\n';
+    expect(parseTimeV(out)).toEqual({ maxRssBytes: 2048 * 1024, wallMs: 62_500 });
+    expect(parseTimeV('nothing')).toEqual({});
+  });
+
+  it('command line', () => {
+    expect(parseArgs(['--quick', '--only', 'redis'])).toMatchObject({ quick: true, only: 'redis', write: false });
+    expect(parseArgs(['--', '--write', '--out=x.md'])).toMatchObject({ write: true, out: 'x.md' });
+    expect(() => parseArgs(['--only'])).toThrow(/needs a value/);
+    expect(() => parseArgs(['--bogus'])).toThrow(/unknown argument/);
+    expect(() => parseArgs(['--reps', '0'])).toThrow(/positive/);
+  });
+
+  it("the runner's DEBUG=runbooks phase lines", () => {
+    expect(parsePhaseLine('[runbook +1234 ms] vitest created')).toBe('vitest created');
+    expect(parsePhaseLine('  ✓ a step (12 ms)')).toBeUndefined();
+  });
+});
+
+describe('markdown writer', () => {
+  const results: BenchResult[] = [
+    {
+      name: 'dlq',
+      title: 'DLQ detection latency',
+      method: ['Inject and watch.'],
+      figures: [{ bench: 'dlq', name: 'over platform', unit: 'ms', values: [10, 30, 20], rssBytes: [100 * 1024 * 1024] }],
+      goals: [goalBelow('under 100 ms', 20, 100, 'ms'), goalBelow('under 10 ms', 20, 10, 'ms')],
+      notes: ['a note'],
+      durationMs: 2000,
+    },
+    { name: 'redis', title: 'Redis', method: [], figures: [], goals: [], notes: [], error: 'redis-server | missing', durationMs: 1 },
+  ];
+
+  it('has machine, method, figures with median/min/max/RSS and honest goal verdicts', () => {
+    const md = renderMarkdown(machine(0.5), run(false), results);
+    expect(md).toContain('## Machine');
+    expect(md).toContain('| CPU | Test CPU |');
+    expect(md).toContain('## Method');
+    expect(md).toContain('| over platform | 20.0 ms | 10.0 | 30.0 | 3 | 100 MB |');
+    expect(md).toMatch(/under 100 ms \| \*\*met\*\*/);
+    expect(md).toMatch(/under 10 ms \| \*\*NOT met\*\*/);
+    expect(md).toContain('benchmark failed: redis-server \\| missing');
+    expect(md).not.toContain('loaded machine');
+    expect(md).not.toContain('Quick run');
+  });
+
+  it('flags a loaded machine (load > 1 per core) and a quick run', () => {
+    expect(isLoaded(machine(2.5))).toBe(true);
+    expect(isLoaded(machine(1.9))).toBe(false);
+    const md = renderMarkdown(machine(2.5), run(true), results);
+    expect(md).toMatch(/figures taken on a loaded machine/i);
+    expect(md).toContain('**Quick run**');
+  });
+});
+
+describe('generated data', () => {
+  it('RESP encoding counts bytes, not characters', () => {
+    expect(respCommand(['SET', 'k', 'é'])).toBe('*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\né\r\n');
+  });
+
+  it('keys cycle through five types, every 10th with a TTL, deterministically', () => {
+    const first = [0, 1, 2, 3, 4].map((i) => keyCommands(i)[0]![0]);
+    expect(first).toEqual(['SET', 'HSET', 'RPUSH', 'SADD', 'ZADD']);
+    expect(keyCommands(10).map((c) => c[0])).toEqual(['SET', 'PEXPIRE']);
+    expect(keyCommands(11)).toHaveLength(1);
+    expect(keyCommands(7)).toEqual(keyCommands(7));
+    expect(keyCommands(5)[0]![2]).not.toBe(keyCommands(0)[0]![2]);
+  });
+
+  it('replicates the compliant fixture into exactly N renamed, unique objects', () => {
+    const base = loadManifestDir(COMPLIANT_DIR).objects;
+    const objs = replicate(base, base.length * 2 + 3);
+    expect(objs).toHaveLength(base.length * 2 + 3);
+    const keys = new Set(objs.map((o) => `${o.kind}/${o.metadata.name}`));
+    expect(keys.size).toBe(objs.length);
+    expect(objs[base.length]!.metadata.name).toBe(`${base[0]!.metadata.name}-r1`);
+    expect(base[0]!.metadata.name).not.toMatch(/-r\d+$/); // the base set is not modified
+  });
+});
