@@ -28,6 +28,10 @@ export function isLoaded(m: MachineInfo): boolean {
   return m.loadAvg[0] > m.cores;
 }
 
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
 function esc(s: string): string {
   return s.replace(/\|/g, '\\|');
 }
@@ -64,7 +68,7 @@ export function renderMarkdown(machine: MachineInfo, run: RunInfo, results: Benc
 
   L.push('## Method', '');
   L.push(
-    `Each figure is the median of several runs with the minimum and maximum beside it: ${run.reps.slow} runs for slow benchmarks, ${run.reps.fast} for fast ones (n is shown per figure). ` +
+    `Each figure is the median of several runs with the minimum and maximum beside it: ${plural(run.reps.slow, 'run')} for slow benchmarks, ${plural(run.reps.fast, 'run')} for fast ones (n is shown per figure; a figure measured once per size, such as seeding, has n = 1). ` +
       'Servers (redis-server, nats-server) are started on free loopback ports for the benchmark and stopped afterwards; nothing touches a shared instance. ' +
       'Peak RSS is the maximum resident set size of the measured process (GNU `time -v` around a child process), never of the benchmark driver. ' +
       'Goals are judged on medians; a goal that could not be judged says so.',

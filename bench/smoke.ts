@@ -103,6 +103,7 @@ export async function benchSmoke(ctx: BenchContext): Promise<BenchResult> {
   notes.push(
     'Phase boundaries come from the runner itself: with DEBUG=runbooks, cli/run.ts prints `[runbook +N ms] <phase>` lines on stderr; ' +
       'the benchmark timestamps each line on arrival (relative to spawn), so "runner start" includes Node/tsx start-up, which the runner\'s own clock does not see.',
+    'The scenario phase minus the sum of step durations is Vitest\'s own cost inside the run: starting the worker thread, transforming and importing the scenario file and the helpers.',
     'DEBUG=runbooks also sends Vitest\'s own log to stderr; otherwise the run is the ordinary `pnpm runbook smoke --target <file>` (`pnpm` itself is not in the timing: the CLI is started as `node --import tsx cli/runbook.ts`).',
   );
   return {

@@ -14,11 +14,13 @@ export const DEFAULTS = {
   rateLimitRps: 50,
   rateLimitBurst: 100,
   policyReloadMs: 30_000,
+  schedulerConfigReloadMs: 30_000,
   workflowScanIntervalMs: 5_000,
   jobMetaTtlS: 7 * 24 * 3600,
   dataTtlS: 24 * 3600,
   artifactTtlS: { short: 24 * 3600, standard: 7 * 24 * 3600, audit: 30 * 24 * 3600 },
   timeouts: { dispatchTimeoutS: 300, runningTimeoutS: 9000, scanIntervalS: 30 },
+  packCatalog: { id: 'official', url: 'https://packs.cordum.io/catalog.json' },
 } as const;
 
 type Env = Record<string, string | undefined>;
@@ -166,6 +168,7 @@ export function buildConfig(env: Env = process.env, overrides: Partial<SandboxCo
     policyFileYaml: stockConfigText('safety.yaml'),
     pools: parsePools(stockConfigText('pools.yaml')),
     timeouts: parseTimeouts(stockConfigText('timeouts.yaml')),
+    schedulerConfigReloadMs: durationMs(env, 'SCHEDULER_CONFIG_RELOAD_INTERVAL', DEFAULTS.schedulerConfigReloadMs),
     workflowScanIntervalMs: durationMs(env, 'WORKFLOW_ENGINE_SCAN_INTERVAL', DEFAULTS.workflowScanIntervalMs),
     jobMetaTtlS: ttlSeconds(env, 'JOB_META_TTL', DEFAULTS.jobMetaTtlS),
     dataTtlS: ttlSeconds(env, 'REDIS_DATA_TTL', DEFAULTS.dataTtlS),
@@ -175,6 +178,12 @@ export function buildConfig(env: Env = process.env, overrides: Partial<SandboxCo
       audit: ttlSeconds(env, 'ARTIFACT_TTL_AUDIT', DEFAULTS.artifactTtlS.audit),
     },
     build: { version: 'dev', commit: 'unknown', date: 'unknown' },
+    packCatalog: {
+      id: (env.CORDUM_PACK_CATALOG_ID ?? '').trim() || DEFAULTS.packCatalog.id,
+      title: (env.CORDUM_PACK_CATALOG_TITLE ?? '').trim(),
+      url: (env.CORDUM_PACK_CATALOG_URL ?? '').trim() || DEFAULTS.packCatalog.url,
+      enabled: !/^(1|true|yes|y|on)$/i.test((env.CORDUM_PACK_CATALOG_DEFAULT_DISABLED ?? '').trim()),
+    },
   };
   return { ...cfg, ...overrides };
 }

@@ -38,11 +38,15 @@ export interface SandboxConfig {
   /** pools.yaml equivalent: topic -> pool names, pool -> requires. */
   pools: { topics: Record<string, string[]>; pools: Record<string, { requires?: string[] }> };
   timeouts: { dispatchTimeoutS: number; runningTimeoutS: number; scanIntervalS: number };
+  /** SCHEDULER_CONFIG_RELOAD_INTERVAL: how often the scheduler re-reads cfg:system:default (default 30 s). */
+  schedulerConfigReloadMs: number;
   workflowScanIntervalMs: number; // WORKFLOW_ENGINE_SCAN_INTERVAL, default 5000
   jobMetaTtlS: number; // JOB_META_TTL, default 7 days
   dataTtlS: number; // REDIS_DATA_TTL, default 24 h
   artifactTtlS: { short: number; standard: number; audit: number };
   build: { version: string; commit: string; date: string };
+  /** Marketplace catalog (CORDUM_PACK_CATALOG_URL / _ID / _TITLE / _DEFAULT_DISABLED); never fetched by the sandbox. */
+  packCatalog: { id: string; title: string; url: string; enabled: boolean };
 }
 
 /** What every component gets when it starts. */

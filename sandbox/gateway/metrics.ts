@@ -1,8 +1,9 @@
 // The gateway's Prometheus endpoint: its own listener, default process collectors plus the two
-// HTTP series Cordum exports. Fault `metrics-missing` answers 404 on /metrics, the regression a
+// HTTP series Cordum exports. Families without samples are left out, as the Go client does. Fault `metrics-missing` answers 404 on /metrics, the regression a
 // readiness audit must catch.
 import { createServer, type Server } from 'node:http';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { omitEmptyFamilies } from '../metrics-text.js';
 import type { Faults } from '../types.js';
 
 export interface GatewayMetrics {
@@ -46,7 +47,7 @@ export async function serveMetrics(metrics: GatewayMetrics, port: number, faults
     metrics.registry.metrics().then(
       (text) => {
         res.writeHead(200, { 'Content-Type': metrics.registry.contentType });
-        res.end(text);
+        res.end(omitEmptyFamilies(text));
       },
       (err: Error) => {
         res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' });

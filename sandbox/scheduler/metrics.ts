@@ -1,8 +1,10 @@
 // The scheduler's Prometheus endpoint (Cordum: :9090/metrics, namespace cordum_scheduler) on its
-// own registry so several sandboxes in one process do not share counters.
+// own registry so several sandboxes in one process do not share counters. Families without samples
+// are left out of the exposition, as the Go client does.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
+import { omitEmptyFamilies } from '../metrics-text.js';
 
 export interface SchedulerMetrics {
   received: Counter<'topic'>;
@@ -34,7 +36,7 @@ export async function serveMetrics(metrics: SchedulerMetrics, port: number): Pro
     }
     metrics.registry
       .metrics()
-      .then((body) => res.writeHead(200, { 'Content-Type': metrics.registry.contentType }).end(body))
+      .then((body) => res.writeHead(200, { 'Content-Type': metrics.registry.contentType }).end(omitEmptyFamilies(body)))
       .catch((err) => res.writeHead(500).end(String(err)));
   });
   await new Promise<void>((resolve, reject) => {

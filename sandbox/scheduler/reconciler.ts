@@ -10,8 +10,8 @@ const SCAN_LIMIT = 1000;
 export function createReconciler(deps: SandboxDeps, store: JobStore, handleJobRequest: (p: BusPacket) => Promise<DeliveryOutcome>) {
   const { redis, config } = deps;
   const log = (msg: string) => deps.log('scheduler', msg);
-  const t = config.timeouts;
-  const lockTtl = Math.max(1000, 2 * t.scanIntervalS * 1000);
+  // Read on every tick: the config overlay may swap config.timeouts (then call reschedule()).
+  const lockTtl = () => Math.max(1000, 2 * config.timeouts.scanIntervalS * 1000);
 
   const timeout = async (jobId: string, why: string) => {
     try {
@@ -32,9 +32,10 @@ export function createReconciler(deps: SandboxDeps, store: JobStore, handleJobRe
   };
 
   async function reconcileOnce(): Promise<void> {
-    const lock = await tryLock(redis, 'cordum:reconciler:default', lockTtl);
+    const lock = await tryLock(redis, 'cordum:reconciler:default', lockTtl());
     if (!lock) return;
     try {
+      const t = config.timeouts;
       const nowUs = Date.now() * 1000;
       await staleIn('DISPATCHED', t.dispatchTimeoutS, nowUs);
       await staleIn('RUNNING', t.runningTimeoutS, nowUs);
@@ -45,9 +46,10 @@ export function createReconciler(deps: SandboxDeps, store: JobStore, handleJobRe
   }
 
   async function replayPendingOnce(): Promise<void> {
-    const lock = await tryLock(redis, 'cordum:replayer:pending', lockTtl);
+    const lock = await tryLock(redis, 'cordum:replayer:pending', lockTtl());
     if (!lock) return;
     try {
+      const t = config.timeouts;
       const nowUs = Date.now() * 1000;
       for (const id of await store.idsInState('PENDING', SCAN_LIMIT)) {
         const meta = await store.getMeta(id);
@@ -67,14 +69,24 @@ export function createReconciler(deps: SandboxDeps, store: JobStore, handleJobRe
 
   const tick = (fn: () => Promise<void>, name: string) => () =>
     void fn().catch((err) => log(`${name} failed: ${(err as Error).message}`));
-  const timers = [
-    setInterval(tick(reconcileOnce, 'reconciler'), t.scanIntervalS * 1000),
-    setInterval(tick(replayPendingOnce, 'pending replayer'), t.scanIntervalS * 1000),
-  ];
-  timers.forEach((x) => x.unref());
+  let timers: NodeJS.Timeout[] = [];
+  let stopped = false;
+  const arm = () => {
+    timers.forEach(clearInterval);
+    if (stopped) return;
+    const everyMs = config.timeouts.scanIntervalS * 1000;
+    timers = [setInterval(tick(reconcileOnce, 'reconciler'), everyMs), setInterval(tick(replayPendingOnce, 'pending replayer'), everyMs)];
+    timers.forEach((x) => x.unref());
+  };
+  arm();
   return {
     reconcileOnce,
     replayPendingOnce,
-    stop: () => timers.forEach(clearInterval),
+    /** Re-arm the timers with the current config.timeouts.scanIntervalS. */
+    reschedule: arm,
+    stop: () => {
+      stopped = true;
+      timers.forEach(clearInterval);
+    },
   };
 }

@@ -5,9 +5,21 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Ajv } from 'ajv';
-import type { DlqEntry, JobDetail, PolicyAuditEntry, SafetyDecisionRecord, TimelineEvent, WorkflowRun } from '../../helpers/gateway.js';
-import type { TargetProfile } from '../../helpers/profile-types.js';
-import { ENV } from '../../helpers/report/run-contract.js';
+import type { DlqEntry, JobDetail, PublishResponse, RollbackResponse, SafetyDecisionRecord, TimelineEvent, WorkflowRun } from '../../helpers/gateway.js';
+import {
+  bundleMap,
+  checkAuditEntry,
+  diffBundleMaps,
+  kernelReloadWaitMs,
+  publishAndWaitForKernel,
+  putDraft,
+  recordedRole,
+  rollbackAction,
+  rollbackAndWait,
+  runnerReloadIntervalMs,
+  snapshotBundles,
+  type BundleSnapshotState,
+} from '../../helpers/policy-bundles.js';
 import { scenario, type RunContext } from '../../helpers/steps.js';
 import { assertTimeline, lastStatus, type ExpectedEvent } from '../../helpers/timeline.js';
 import { compactJson, retryOn409, waitFor, WaitTimeoutError } from '../../helpers/waits.js';
@@ -15,8 +27,8 @@ import { compactJson, retryOn409, waitFor, WaitTimeoutError } from '../../helper
 const SCHEMA_FILE = fileURLToPath(new URL('../../helpers/schemas/audit-evidence.schema.json', import.meta.url));
 
 /** Kernel waits: 2 reload intervals + 5 s (see runbooks/audit-trail.md); step deadlines follow. */
-const RELOAD_MS = reloadIntervalFromRunnerProfile();
-const RELOAD_WAIT_MS = 2 * RELOAD_MS + 5_000;
+const RELOAD_MS = runnerReloadIntervalMs();
+const RELOAD_WAIT_MS = kernelReloadWaitMs(RELOAD_MS);
 const DEADLINE = {
   workflow: 20_000,
   install: RELOAD_WAIT_MS + 20_000,
@@ -28,17 +40,6 @@ const DEADLINE = {
   evidence: 10_000,
 };
 const STEP_ID = 'approve';
-
-function reloadIntervalFromRunnerProfile(): number {
-  const file = process.env[ENV.TARGET_FILE];
-  if (!file) return 30_000;
-  try {
-    const ms = (JSON.parse(readFileSync(file, 'utf8')) as Partial<TargetProfile>).policy?.reload_interval_ms;
-    return typeof ms === 'number' && ms > 0 ? ms : 30_000;
-  } catch {
-    return 30_000;
-  }
-}
 
 function fail(msg: string): never {
   throw new Error(msg);
@@ -55,12 +56,6 @@ function names(ctx: RunContext) {
     approver: { id: `${p}-approver`, role: ctx.target.gateway.principal?.role ?? 'operator' },
     teardownLabel: 'policy: roll back the bundle map to the pre-drill snapshot (remove the temporary approval rule)',
   };
-}
-
-/** X-Principal-Role as Cordum records it: lower-cased, secops/operator mapped to admin. */
-function recordedRole(role: string | undefined): string {
-  const r = (role ?? '').trim().toLowerCase();
-  return r === 'secops' || r === 'operator' ? 'admin' : r;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -121,12 +116,10 @@ function evidence(ctx: RunContext): Evidence {
 }
 
 interface RuleState {
-  snapshotId: string;
-  bundlesBefore: Record<string, unknown>;
-  kernelBefore: string;
+  before: BundleSnapshotState;
   kernelWithRule: string;
-  publish: { snapshot_before: string; snapshot_after: string; published: string[] };
-  rollback?: { snapshot_before: string; snapshot_after: string; rollback_to: string };
+  publish: PublishResponse;
+  rollback?: RollbackResponse;
   kernelAfterRollback?: string;
 }
 
@@ -248,33 +241,6 @@ function ruleContent(ctx: RunContext): string {
     `      topics: ["${n.topic}"]`,
     '',
   ].join('\n');
-}
-
-async function kernelSnapshot(ctx: RunContext): Promise<string> {
-  return (await ctx.gateway().policySnapshots()).snapshots?.[0] ?? '';
-}
-
-async function waitForKernel(ctx: RunContext, what: string, until: (s: string) => boolean): Promise<string> {
-  try {
-    return await waitFor(`${what} (deadline ${RELOAD_WAIT_MS} ms = 2 x policy.reload_interval_ms ${RELOAD_MS} + 5 s)`, () => kernelSnapshot(ctx), until, {
-      timeoutMs: RELOAD_WAIT_MS,
-      intervalMs: Math.min(1_000, Math.max(250, Math.round(RELOAD_MS / 10))),
-      signal: ctx.signal,
-    });
-  } catch (err) {
-    if (err instanceof WaitTimeoutError) throw new Error(`the safety kernel did not reload the policy in time: ${err.message}`);
-    throw err;
-  }
-}
-
-function sortKeys(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(sortKeys);
-  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b)).map(([k, x]) => [k, sortKeys(x)]));
-  return v;
-}
-
-function sameMap(a: Record<string, unknown>, b: Record<string, unknown>): boolean {
-  return compactJson(sortKeys(a)) === compactJson(sortKeys(b));
 }
 
 /** Submit a job on the approval topic, registered for cleanup, and wait until it needs approval. */
@@ -416,22 +382,19 @@ scenario('Audit trail: approvals and policy changes', (s) => {
     }
     const n = names(ctx);
     const gw = ctx.gateway();
-    const kernelBefore = await ctx.step('Record the kernel snapshot', () => kernelSnapshot(ctx));
-    const bundlesBefore = ((await gw.bundles()).bundles ?? {}) as Record<string, unknown>;
-    const snap = await ctx.step('Take a bundle snapshot', () => gw.createBundleSnapshot(`${ctx.prefix} audit-trail: before`));
-    if (!sameMap(bundlesBefore, (snap.bundles ?? {}) as Record<string, unknown>)) fail('the bundle map changed between reading it and snapshotting it: someone else is editing policy right now; not installing the rule');
-    ctx.teardown.add(n.teardownLabel, {
-      kind: 'http',
-      method: 'POST',
-      path: '/api/v1/policy/rollback',
-      body: { snapshot_id: snap.id, author: n.author, message: `${ctx.prefix}: teardown removed the audit-trail approval rule` },
-      okStatuses: [200],
+    const before = await snapshotBundles(gw, `${ctx.prefix} audit-trail: before`, { phase: ctx.step });
+    ctx.teardown.add(n.teardownLabel, rollbackAction(before.snapshotId, { author: n.author, message: `${ctx.prefix}: teardown removed the audit-trail approval rule` }));
+    await putDraft(gw, n.bundleId, ruleContent(ctx), false, { author: n.author, message: `${ctx.prefix} audit-trail approval rule`, phase: ctx.step });
+    const published = await publishAndWaitForKernel(gw, [n.bundleId], {
+      reloadIntervalMs: RELOAD_MS,
+      signal: ctx.signal,
+      kernelBefore: before.kernel,
+      author: n.author,
+      message: `${ctx.prefix} audit-trail: require approval on ${n.topic}`,
+      phase: ctx.step,
     });
-    await ctx.step(`Store ${n.bundleId} (enabled: false)`, () => gw.putBundle(n.bundleId, { content: ruleContent(ctx), enabled: false, author: n.author, message: `${ctx.prefix} audit-trail approval rule` }));
-    const pub = await ctx.step(`Publish ${n.bundleId}`, () => gw.publishPolicy({ bundle_ids: [n.bundleId], author: n.author, message: `${ctx.prefix} audit-trail: require approval on ${n.topic}` }));
-    if (!(pub.published ?? []).includes(n.bundleId)) fail(`expected publish to list ${n.bundleId}; it answered ${compactJson(pub)}`);
-    const kernelWithRule = await ctx.step('Wait for the kernel to load the rule', () => waitForKernel(ctx, `the kernel snapshot to move away from ${kernelBefore}`, (s) => s !== '' && s !== kernelBefore));
-    ctx.state.set('rule', { snapshotId: snap.id, bundlesBefore, kernelBefore, kernelWithRule, publish: pub } satisfies RuleState);
+    const kernelWithRule = published.kernelAfter;
+    ctx.state.set('rule', { before, kernelWithRule, publish: published.response } satisfies RuleState);
     const d = await ctx.step(`Evaluate ${n.topic}`, () => gw.policyEvaluate({ topic: n.topic }));
     if (d.decision !== 'DECISION_TYPE_REQUIRE_HUMAN' || d.ruleId !== n.ruleId) fail(`the kernel loaded snapshot ${kernelWithRule}, but evaluate for ${n.topic} answers ${d.decision} rule ${JSON.stringify(d.ruleId)}; expected DECISION_TYPE_REQUIRE_HUMAN by ${n.ruleId}`);
   }, { timeoutMs: DEADLINE.install });
@@ -488,34 +451,33 @@ scenario('Audit trail: approvals and policy changes', (s) => {
     const rule = requireRule(ctx);
     const gw = ctx.gateway();
     const n = names(ctx);
-    rule.rollback = await ctx.step(`Roll back to bundle snapshot ${rule.snapshotId}`, () =>
-      gw.rollbackPolicy({ snapshot_id: rule.snapshotId, author: n.author, message: `${ctx.prefix} audit-trail: remove the approval rule` }),
-    );
+    const rolledBack = await rollbackAndWait(gw, rule.before.snapshotId, {
+      reloadIntervalMs: RELOAD_MS,
+      signal: ctx.signal,
+      kernelBefore: rule.before.kernel,
+      author: n.author,
+      message: `${ctx.prefix} audit-trail: remove the approval rule`,
+      phase: ctx.step,
+    });
+    rule.rollback = rolledBack.response;
+    rule.kernelAfterRollback = rolledBack.kernelAfter;
     ctx.teardown.forget(n.teardownLabel);
-    rule.kernelAfterRollback = await ctx.step('Wait for the kernel to load the old policy', () =>
-      waitForKernel(ctx, `the kernel snapshot to return to ${rule.kernelBefore}`, (s) => s === rule.kernelBefore),
-    );
-    const after = ((await gw.bundles()).bundles ?? {}) as Record<string, unknown>;
-    if (!sameMap(rule.bundlesBefore, after)) fail(`after the rollback the bundle map differs from the one before the drill: before ${compactJson(rule.bundlesBefore)}, after ${compactJson(after)}`);
+    const after = await bundleMap(gw);
+    const diff = diffBundleMaps(rule.before.bundles, after);
+    if (diff) fail(`after the rollback the bundle map differs from the one before the drill: ${diff}`);
   }, { timeoutMs: DEADLINE.remove });
 
   s.step('The policy audit lists the publish and the rollback', async (ctx) => {
     const rule = requireRule(ctx);
     const n = names(ctx);
     const items = (await ctx.step('Read the policy audit', () => ctx.gateway().policyAudit())).items ?? [];
-    const actor = ctx.target.gateway.principal?.id;
-    const role = ctx.target.gateway.principal?.role ? recordedRole(ctx.target.gateway.principal.role) : undefined;
+    const principal = ctx.target.gateway.principal;
+    const expect = { actorId: principal?.id, role: principal?.role ? recordedRole(principal.role) : undefined };
     const problems: string[] = [];
     const pick = (action: 'publish' | 'rollback', resp: { snapshot_before: string; snapshot_after: string }, kernel?: string): void => {
-      const e: PolicyAuditEntry | undefined = items.find((x) => x.action === action && x.snapshot_after === resp.snapshot_after);
-      if (!e) {
-        problems.push(`no ${action} entry with snapshot_after ${resp.snapshot_after} (newest entries: ${compactJson(items.slice(0, 3))})`);
-        return;
-      }
-      if (e.snapshot_before !== resp.snapshot_before) problems.push(`${action} entry has snapshot_before ${JSON.stringify(e.snapshot_before ?? '')}, expected ${resp.snapshot_before}`);
-      if (actor && e.actor_id !== actor) problems.push(`${action} entry records actor_id ${JSON.stringify(e.actor_id ?? '')}, expected ${actor} (X-Principal-Id)`);
-      if (role && e.role !== role) problems.push(`${action} entry records role ${JSON.stringify(e.role ?? '')}, expected ${role}`);
-      if (action === 'publish' && !(e.bundle_ids ?? []).includes(n.bundleId)) problems.push(`publish entry lists bundle_ids ${compactJson(e.bundle_ids ?? [])}, expected ${n.bundleId}`);
+      const { entry: e, problems: own } = checkAuditEntry(items, action, resp, action === 'publish' ? { ...expect, bundleIds: [n.bundleId] } : expect);
+      problems.push(...own);
+      if (!e) return;
       evidence(ctx).policy.push({
         audit_id: e.id,
         action,

@@ -2,14 +2,24 @@
 // The drill (steps 4-7) changes live policy for a moment, so it runs only where the profile allows
 // destructive drills; the rollback to the pre-drill bundle snapshot is registered for teardown
 // before the first write, so an interrupted drill is rolled back.
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { BundlesResponse, PolicyAuditEntry, PolicyCheckBody, PolicyDecision } from '../../helpers/gateway.js';
+import type { PolicyCheckBody, PolicyDecision, PublishResponse, RollbackResponse } from '../../helpers/gateway.js';
+import {
+  bundleMap,
+  checkAuditEntry,
+  diffBundleMaps,
+  kernelReloadWaitMs,
+  publishAndWaitForKernel,
+  putDraft,
+  recordedRole,
+  rollbackAction,
+  rollbackAndWait,
+  runnerReloadIntervalMs,
+  snapshotBundles,
+  type BundleSnapshotState,
+} from '../../helpers/policy-bundles.js';
 import { loadPolicyCaseFiles, type PolicyCase, type PolicyCaseFile } from '../../helpers/policy-cases.js';
-import type { TargetProfile } from '../../helpers/profile-types.js';
-import { ENV } from '../../helpers/report/run-contract.js';
 import { scenario, type RunContext } from '../../helpers/steps.js';
-import { compactJson, waitFor, WaitTimeoutError } from '../../helpers/waits.js';
 
 const SHIPPED_CASES = fileURLToPath(new URL('../../runbooks/cases/stock-policy.cases.yaml', import.meta.url));
 
@@ -18,8 +28,8 @@ const SHIPPED_CASES = fileURLToPath(new URL('../../runbooks/cases/stock-policy.c
  * a reload reads Redis). Step deadlines are derived from the target's reload interval; the DSL
  * fixes them when the file is loaded, so the resolved profile the runner wrote is read here.
  */
-const RELOAD_MS = reloadIntervalFromRunnerProfile();
-const RELOAD_WAIT_MS = 2 * RELOAD_MS + 5_000;
+const RELOAD_MS = runnerReloadIntervalMs();
+const RELOAD_WAIT_MS = kernelReloadWaitMs(RELOAD_MS);
 const DEADLINE = {
   cases: 10_000,
   decisions: 60_000,
@@ -29,18 +39,6 @@ const DEADLINE = {
   rollback: RELOAD_WAIT_MS + 20_000,
   audit: 20_000,
 };
-
-function reloadIntervalFromRunnerProfile(): number {
-  const file = process.env[ENV.TARGET_FILE];
-  if (!file) return 30_000;
-  try {
-    const p = JSON.parse(readFileSync(file, 'utf8')) as Partial<TargetProfile>;
-    const ms = p.policy?.reload_interval_ms;
-    return typeof ms === 'number' && ms > 0 ? ms : 30_000;
-  } catch {
-    return 30_000;
-  }
-}
 
 function fail(msg: string): never {
   throw new Error(msg);
@@ -73,74 +71,16 @@ function draftContent(ctx: RunContext): string {
   ].join('\n');
 }
 
-/** X-Principal-Role as Cordum records it: lower-cased, secops/operator mapped to admin. */
-function recordedRole(role: string | undefined): string | undefined {
-  if (!role) return undefined;
-  const r = role.trim().toLowerCase();
-  return r === 'secops' || r === 'operator' ? 'admin' : r;
-}
-
 function short(d: PolicyDecision): string {
   return `${d.decision} rule ${JSON.stringify(d.ruleId ?? '')} reason ${JSON.stringify(d.reason ?? '')}`;
 }
 
 interface DrillState {
-  snapshotId: string;
-  bundlesBefore: Record<string, unknown>;
-  kernelBefore: string;
+  before: BundleSnapshotState;
   kernelAfterPublish?: string;
   probeBefore: PolicyDecision;
-  publish?: { snapshot_before: string; snapshot_after: string; published: string[] };
-  rollback?: { snapshot_before: string; snapshot_after: string; rollback_to: string };
-}
-
-async function kernelSnapshot(ctx: RunContext): Promise<string> {
-  const s = await ctx.gateway().policySnapshots();
-  return s.snapshots?.[0] ?? '';
-}
-
-/** Wait until the kernel's current snapshot satisfies `until`; the deadline comes from reload_interval_ms. */
-async function waitForKernel(ctx: RunContext, what: string, until: (snapshot: string) => boolean): Promise<string> {
-  const interval = Math.min(1_000, Math.max(250, Math.round(RELOAD_MS / 10)));
-  try {
-    return await waitFor(`${what} (deadline ${RELOAD_WAIT_MS} ms = 2 x policy.reload_interval_ms ${RELOAD_MS} + 5 s)`, () => kernelSnapshot(ctx), until, {
-      timeoutMs: RELOAD_WAIT_MS,
-      intervalMs: interval,
-      signal: ctx.signal,
-    });
-  } catch (err) {
-    if (err instanceof WaitTimeoutError) throw new Error(`the safety kernel did not reload the policy in time: ${err.message}`);
-    throw err;
-  }
-}
-
-function bundleMap(r: BundlesResponse): Record<string, unknown> {
-  return (r.bundles ?? {}) as Record<string, unknown>;
-}
-
-/** "added x; removed y; changed z (field a)" or '' when equal. */
-function diffBundleMaps(before: Record<string, unknown>, after: Record<string, unknown>): string {
-  const parts: string[] = [];
-  const added = Object.keys(after).filter((k) => !(k in before));
-  const removed = Object.keys(before).filter((k) => !(k in after));
-  const changed = Object.keys(before)
-    .filter((k) => k in after && compactJson(sortKeys(before[k])) !== compactJson(sortKeys(after[k])))
-    .map((k) => {
-      const b = (before[k] ?? {}) as Record<string, unknown>;
-      const a = (after[k] ?? {}) as Record<string, unknown>;
-      const fields = [...new Set([...Object.keys(b), ...Object.keys(a)])].filter((f) => compactJson(sortKeys(b[f])) !== compactJson(sortKeys(a[f])));
-      return `${k} (${fields.join(', ')})`;
-    });
-  if (added.length) parts.push(`added ${added.join(', ')}`);
-  if (removed.length) parts.push(`removed ${removed.join(', ')}`);
-  if (changed.length) parts.push(`changed ${changed.join(', ')}`);
-  return parts.join('; ');
-}
-
-function sortKeys(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(sortKeys);
-  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b)).map(([k, x]) => [k, sortKeys(x)]));
-  return v;
+  publish?: PublishResponse;
+  rollback?: RollbackResponse;
 }
 
 function requireDrill(ctx: RunContext): DrillState {
@@ -286,45 +226,31 @@ scenario('Policy decisions, draft simulation and a publish/rollback drill', (s) 
     }
     const n = names(ctx);
     const gw = ctx.gateway();
-    const kernelBefore = await ctx.step('Record the kernel snapshot (GET /api/v1/policy/snapshots)', () => kernelSnapshot(ctx));
-    const bundlesBefore = await ctx.step('Record the bundle map (GET /api/v1/policy/bundles)', async () => bundleMap(await gw.bundles()));
-    const snap = await ctx.step('Take a bundle snapshot', () => gw.createBundleSnapshot(`${ctx.prefix} policy drill: before`));
-    const inSnapshot = (snap.bundles ?? {}) as Record<string, unknown>;
-    const drift = diffBundleMaps(bundlesBefore, inSnapshot);
-    if (drift) fail(`the bundle map changed between reading it and snapshotting it (${drift}): someone else is editing policy right now; not starting the drill`);
+    const before = await snapshotBundles(gw, `${ctx.prefix} policy drill: before`, { phase: ctx.step });
     const probeBefore = ctx.state.get('probeBefore') as PolicyDecision;
-    ctx.state.set('drill', { snapshotId: snap.id, bundlesBefore, kernelBefore, probeBefore } satisfies DrillState);
-    await ctx.evidence.json('bundle map before the drill', { snapshot_id: snap.id, kernel_snapshot: kernelBefore, bundles: bundlesBefore });
+    ctx.state.set('drill', { before, probeBefore } satisfies DrillState);
+    await ctx.evidence.json('bundle map before the drill', { snapshot_id: before.snapshotId, kernel_snapshot: before.kernel, bundles: before.bundles });
 
     // Registered before the first write: whatever happens from here on, teardown restores the map.
-    ctx.teardown.add(n.teardownLabel, {
-      kind: 'http',
-      method: 'POST',
-      path: '/api/v1/policy/rollback',
-      body: { snapshot_id: snap.id, author: n.author, message: `${ctx.prefix}: teardown rolled back an interrupted policy drill` },
-      // A missing snapshot is not "already gone" here: it means the rollback could not happen.
-      okStatuses: [200],
-    });
-    await ctx.step(`Store ${n.bundleId} with enabled: false`, () =>
-      gw.putBundle(n.bundleId, { content: draftContent(ctx), enabled: false, author: n.author, message: `${ctx.prefix} policy drill draft` }),
-    );
-    const stored = await gw.getBundle(n.bundleId);
-    if (stored.enabled !== false) fail(`expected ${n.bundleId} to be stored as a draft (enabled: false); GET answered enabled: ${JSON.stringify(stored.enabled)}`);
+    ctx.teardown.add(n.teardownLabel, rollbackAction(before.snapshotId, { author: n.author, message: `${ctx.prefix}: teardown rolled back an interrupted policy drill` }));
+    await putDraft(gw, n.bundleId, draftContent(ctx), false, { author: n.author, message: `${ctx.prefix} policy drill draft`, phase: ctx.step });
   }, { timeoutMs: DEADLINE.store });
 
   s.step('Publish the draft and wait for the kernel to load it', async (ctx) => {
     const d = requireDrill(ctx);
     const n = names(ctx);
     const gw = ctx.gateway();
-    const pub = await ctx.step(`Publish ${n.bundleId} (X-Principal-Id ${ctx.target.gateway.principal?.id ?? '(none)'})`, () =>
-      gw.publishPolicy({ bundle_ids: [n.bundleId], author: n.author, message: `${ctx.prefix} policy drill publish` }),
-    );
-    d.publish = pub;
-    await ctx.evidence.json('publish response', pub);
-    if (!(pub.published ?? []).includes(n.bundleId)) fail(`expected publish to list ${n.bundleId} as published; it answered ${compactJson(pub)}`);
-    d.kernelAfterPublish = await ctx.step('Wait for the kernel snapshot to change', () =>
-      waitForKernel(ctx, `the safety kernel to load the published bundle (its snapshot to move away from ${d.kernelBefore})`, (s) => s !== '' && s !== d.kernelBefore),
-    );
+    const published = await publishAndWaitForKernel(gw, [n.bundleId], {
+      reloadIntervalMs: RELOAD_MS,
+      signal: ctx.signal,
+      kernelBefore: d.before.kernel,
+      author: n.author,
+      message: `${ctx.prefix} policy drill publish`,
+      phase: ctx.step,
+    });
+    d.publish = published.response;
+    d.kernelAfterPublish = published.kernelAfter;
+    await ctx.evidence.json('publish response', published.response);
     const now = await ctx.step(`Evaluate ${n.probeTopic} on the live policy`, () => gw.policyEvaluate({ topic: n.probeTopic }));
     if (now.decision !== 'DECISION_TYPE_DENY' || now.ruleId !== n.ruleId) {
       fail(`the kernel loaded snapshot ${d.kernelAfterPublish}, but evaluate for ${n.probeTopic} answers ${short(now)}; expected DECISION_TYPE_DENY by rule ${n.ruleId} as the draft simulation said`);
@@ -335,16 +261,18 @@ scenario('Policy decisions, draft simulation and a publish/rollback drill', (s) 
     const d = requireDrill(ctx);
     const n = names(ctx);
     const gw = ctx.gateway();
-    const rb = await ctx.step(`Roll back to bundle snapshot ${d.snapshotId}`, () =>
-      gw.rollbackPolicy({ snapshot_id: d.snapshotId, author: n.author, message: `${ctx.prefix} policy drill rollback` }),
-    );
-    d.rollback = rb;
-    await ctx.evidence.json('rollback response', rb);
+    const rolledBack = await rollbackAndWait(gw, d.before.snapshotId, {
+      reloadIntervalMs: RELOAD_MS,
+      signal: ctx.signal,
+      kernelBefore: d.before.kernel,
+      author: n.author,
+      message: `${ctx.prefix} policy drill rollback`,
+      phase: ctx.step,
+    });
+    d.rollback = rolledBack.response;
+    await ctx.evidence.json('rollback response', rolledBack.response);
     // The live policy is back in the config service: nothing is left for teardown to undo.
     ctx.teardown.forget(n.teardownLabel);
-    await ctx.step('Wait for the kernel snapshot to return to the pre-drill one', () =>
-      waitForKernel(ctx, `the safety kernel to load the rolled-back policy (its snapshot to return to ${d.kernelBefore})`, (s) => s === d.kernelBefore),
-    );
     const now = await ctx.step(`Evaluate ${n.probeTopic} on the live policy`, () => gw.policyEvaluate({ topic: n.probeTopic }));
     if (now.decision !== d.probeBefore.decision || (now.ruleId ?? '') !== (d.probeBefore.ruleId ?? '')) {
       fail(`after the rollback evaluate for ${n.probeTopic} answers ${short(now)}; expected the pre-drill decision ${short(d.probeBefore)}`);
@@ -356,28 +284,19 @@ scenario('Policy decisions, draft simulation and a publish/rollback drill', (s) 
     const n = names(ctx);
     const gw = ctx.gateway();
     const items = (await ctx.step('Read the policy audit', () => gw.policyAudit())).items ?? [];
-    const actor = ctx.target.gateway.principal?.id;
-    const role = recordedRole(ctx.target.gateway.principal?.role);
-    const problems: string[] = [];
-    const check = (what: string, e: PolicyAuditEntry | undefined, expect: { snapshot_before: string; snapshot_after: string }) => {
-      if (!e) return problems.push(`no ${what} entry with snapshot_after ${expect.snapshot_after} in the policy audit (newest: ${compactJson(items.slice(0, 3))})`);
-      if (e.snapshot_before !== expect.snapshot_before) problems.push(`${what} entry has snapshot_before ${JSON.stringify(e.snapshot_before)}, expected ${expect.snapshot_before}`);
-      if (actor && e.actor_id !== actor) problems.push(`${what} entry records actor_id ${JSON.stringify(e.actor_id ?? '')}, expected ${actor} (X-Principal-Id)`);
-      if (role && e.role !== role) problems.push(`${what} entry records role ${JSON.stringify(e.role ?? '')}, expected ${role} (X-Principal-Role as Cordum normalises it)`);
-      return 0;
-    };
-    const pub = items.find((e) => e.action === 'publish' && e.snapshot_after === d.publish!.snapshot_after);
-    check('publish', pub, d.publish!);
-    if (pub && !(pub.bundle_ids ?? []).includes(n.bundleId)) problems.push(`publish entry lists bundle_ids ${compactJson(pub.bundle_ids ?? [])}, expected ${n.bundleId}`);
-    const rb = items.find((e) => e.action === 'rollback' && e.snapshot_after === d.rollback!.snapshot_after);
-    check('rollback', rb, d.rollback!);
-    await ctx.evidence.json('policy audit entries of this drill', { publish: pub, rollback: rb });
+    const principal = ctx.target.gateway.principal;
+    const actor = principal?.id;
+    const expect = { actorId: actor, role: principal?.role ? recordedRole(principal.role) : undefined };
+    const pub = checkAuditEntry(items, 'publish', d.publish!, { ...expect, bundleIds: [n.bundleId] });
+    const rb = checkAuditEntry(items, 'rollback', d.rollback!, expect);
+    const problems = [...pub.problems, ...rb.problems];
+    await ctx.evidence.json('policy audit entries of this drill', { publish: pub.entry, rollback: rb.entry });
     if (!actor) {
       ctx.finding({ id: 'policy-audit-actor-unchecked', severity: 'warn', title: 'Audit actor not checked', detail: `target '${ctx.target.name}' sets no gateway.principal.id, so the drill sent no X-Principal-Id to compare the audit's actor_id with` });
     }
 
-    const after = bundleMap(await ctx.step('Read the bundle map again', () => gw.bundles()));
-    const diff = diffBundleMaps(d.bundlesBefore, after);
+    const after = await ctx.step('Read the bundle map again', () => bundleMap(gw));
+    const diff = diffBundleMaps(d.before.bundles, after);
     await ctx.evidence.json('bundle map after the drill', after);
     if (diff) problems.push(`the bundle map is not as it was before the drill: ${diff}`);
     if (problems.length) fail(problems.join('\n'));

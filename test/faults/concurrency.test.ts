@@ -25,7 +25,7 @@ describe('two runs at once', () => {
   it('a second drill while one holds the drill lock: exit 3 naming the lock; the first passes; the lock is released', async () => {
     gw.setFault('drill', 'hold');
     const first = ws.cli(['lock', '--target', profile]);
-    await until('the first drill to hold the lock', () => gw.count('GET /api/v1/probe/drill') === 1, 40_000);
+    await until('the first drill to hold the lock', () => gw.count('GET /api/v1/probe/drill') === 1, 120_000);
     expect([...gw.objects.values()].map((o) => o.kind)).toEqual(['lock']);
     const second = await ws.cli(['lock', '--target', profile]);
     gw.release();
@@ -43,18 +43,18 @@ describe('two runs at once', () => {
     expectReport(r1, 'passed');
     expect(gw.count('GET /api/v1/probe/drill'), 'the second drill never reached its drill step').toBe(1);
     expect(gw.objects.size, 'leftovers on the target (the lock)').toBe(0);
-  }, 90_000);
+  }, 240_000);
 
   it('read-only runbooks may overlap: both run at the same time and pass', async () => {
     gw.setFault('ro', 'hold');
     const before = gw.count('GET /api/v1/probe/ro');
     const runs = [ws.cli(['readonly', '--target', profile]), ws.cli(['readonly', '--target', profile])];
-    await until('both runs inside their read-only step at once', () => gw.count('GET /api/v1/probe/ro') === before + 2, 60_000);
+    await until('both runs inside their read-only step at once', () => gw.count('GET /api/v1/probe/ro') === before + 2, 120_000);
     gw.release();
     for (const r of await Promise.all(runs)) {
       expectCalm(ws, r, 0);
       expectReport(r, 'passed');
     }
     expect(gw.objects.size).toBe(0);
-  }, 90_000);
+  }, 240_000);
 });

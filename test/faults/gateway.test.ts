@@ -39,7 +39,7 @@ describe('gateway faults', () => {
     expect(s.steps.filter((st: any) => st.name.startsWith('Teardown')).map((st: any) => st.status)).toEqual(['passed', 'passed', 'passed', 'passed']);
     expect(r.stdout).toMatch(/^FAILED: 8 passed, 4 failed, 0 skipped$/m);
     expect(gw.objects.size, 'leftovers on the target').toBe(0);
-  }, 60_000);
+  }, 240_000);
 
   it('a response slower than the request timeout fails the step as unreachable (exit 3) without waiting for it', async () => {
     gw.setFault('slow', 'slow');
@@ -50,7 +50,7 @@ describe('gateway faults', () => {
     expect(s.steps[1].error).toMatch(/no complete response within the request timeout of 1500 ms/);
     expect(r.stdout).toMatch(/no complete response within the request timeout of 1500 ms/);
     expect(gw.objects.size, 'leftovers on the target').toBe(0);
-  }, 60_000);
+  }, 240_000);
 
   it('the gateway dies mid-run: exit 4 naming what was left; the next run removes it once the gateway is back', async () => {
     gw.setFault('die', 'die');
@@ -72,5 +72,5 @@ describe('gateway faults', () => {
     expect(again.stdout).toMatch(/Leftovers of earlier run .*gw-dies.*: 1 removed, 0 still there/);
     expect(s2.teardown.earlier_runs[0].removed).toHaveLength(1);
     expect(gw.objects.size, 'leftovers on the target').toBe(0);
-  }, 90_000);
+  }, 240_000);
 });

@@ -45,7 +45,7 @@ describe('signals in every phase', () => {
     expect(causeLine(r)).toMatch(/^runbook: interrupted by Ctrl-C \(SIGINT\) during setup; nothing was created on the target and no report was written$/);
     expect(gw.count('POST /api/v1/things')).toBe(0);
     expect(runDirs().length).toBe(before);
-  }, 60_000);
+  }, 240_000);
 
   it('SIGTERM during a step: the step stops, teardown runs, exit 130, the report says interrupted', async () => {
     gw.setFault('step', 'hold');
@@ -66,7 +66,7 @@ describe('signals in every phase', () => {
     ]);
     expect(r.stderr).toMatch(/interrupted by SIGTERM: stopping the current step and tearing down/);
     expect(gw.objects.size, 'leftovers on the target').toBe(0);
-  }, 60_000);
+  }, 240_000);
 
   it('Ctrl-C during teardown: teardown is not cut short, it finishes, exit 130', async () => {
     gw.holdDeletes = true;
@@ -85,7 +85,7 @@ describe('signals in every phase', () => {
     expect(s.steps.at(-1)).toMatchObject({ name: 'Teardown: remove what this run created', status: 'passed' });
     expect(s.teardown.left_behind).toEqual([]);
     expect(gw.objects.size, 'leftovers on the target').toBe(0);
-  }, 60_000);
+  }, 240_000);
 
   it('Ctrl-C twice during a blocked teardown: bounded forced stop, the runner replays the journal, nothing left', async () => {
     gw.holdDeletes = true;
@@ -105,7 +105,7 @@ describe('signals in every phase', () => {
     const s = expectReport(r, 'interrupted');
     expect(s.teardown.left_behind).toEqual([]);
     expect(gw.objects.size, 'leftovers on the target').toBe(0);
-  }, 60_000);
+  }, 240_000);
 
   it('Ctrl-C while the report is written: the report is completed and verified, exit code = verdict', async () => {
     let child: ChildProcess | undefined;
@@ -130,5 +130,5 @@ describe('signals in every phase', () => {
       expect(r.code).toBe(130); // arrived after the runner let go of the signal: default handler
     }
     expect(gw.objects.size, 'leftovers on the target').toBe(0);
-  }, 60_000);
+  }, 240_000);
 });

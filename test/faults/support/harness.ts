@@ -70,7 +70,7 @@ export class Workspace {
       const timer = setTimeout(() => {
         hung = true;
         child.kill('SIGKILL');
-      }, opts.deadlineMs ?? 45_000);
+      }, opts.deadlineMs ?? 150_000);
       child.stdout!.on('data', (d) => (stdout += d));
       child.stderr!.on('data', (d) => (stderr += d));
       child.on('error', (e) => {
@@ -120,7 +120,7 @@ export function causeLine(r: CliResult): string {
 }
 
 /** Bounded poll for test coordination (never a bare sleep). */
-export async function until(what: string, check: () => boolean, deadlineMs = 30_000): Promise<void> {
+export async function until(what: string, check: () => boolean, deadlineMs = 90_000): Promise<void> {
   const end = Date.now() + deadlineMs;
   while (!check()) {
     if (Date.now() > end) throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}`);
