@@ -302,9 +302,31 @@ async function executeRun(a: ExecuteArgs): Promise<number> {
   let gw: InstanceType<typeof GatewayClient> | undefined;
   const exec = teardown.targetExecutor(profile, () => (gw ??= new GatewayClient(profile)));
 
+  const journal = teardown.journalPath(stateRoot(), profile.name, runId);
+  teardown.claimJournal(journal);
+  try {
+    return await executeClaimed(a, { runId, runDir, resultsDir, start, journal, exec, closeGateway: () => gw?.close() });
+  } finally {
+    teardown.releaseJournal(journal);
+  }
+}
+
+interface Claimed {
+  runId: string;
+  runDir: string;
+  resultsDir: string;
+  start: Date;
+  journal: string;
+  exec: import('../helpers/teardown.js').TeardownExecutor;
+  closeGateway: () => Promise<void> | undefined;
+}
+
+async function executeClaimed(a: ExecuteArgs, c: Claimed): Promise<number> {
+  const { runbook, profile, interrupts } = a;
+  const { runId, runDir, resultsDir, start, journal, exec } = c;
+  const teardown = await import('../helpers/teardown.js');
   const earlier = a.sandboxed ? [] : await replayEarlierRuns(profile, runId, exec);
 
-  const journal = teardown.journalPath(stateRoot(), profile.name, runId);
   const targetFile = join(runDir, RUN_FILES.target);
   await writeFile(targetFile, JSON.stringify(profile, null, 2) + '\n');
   const environment: Record<string, string> = {
@@ -352,7 +374,7 @@ async function executeRun(a: ExecuteArgs): Promise<number> {
   const replaySignal = AbortSignal.timeout(interrupts.forced ? FORCE_TEARDOWN_MS : INTERRUPT_GRACE_MS);
   const replay = await teardown.replayJournal(journal, exec, replaySignal);
   await exec.close?.();
-  await gw?.close().catch(() => {});
+  await c.closeGateway()?.catch(() => {});
   const stillPending = await teardown.readPending(journal);
   if (stillPending.length === 0) teardown.closeJournal(journal);
 
@@ -416,6 +438,11 @@ async function replayEarlierRuns(
   const t = await import('../helpers/teardown.js');
   const found: EarlierRun[] = [];
   for (const path of t.unfinishedJournals(stateRoot(), profile.name, runId)) {
+    const live = t.liveOwner(path);
+    if (live !== undefined) {
+      out(`Run ${relative(REPO_ROOT, path)} is still running (pid ${live}); its objects are left to it`);
+      continue;
+    }
     const pending = await t.readPending(path);
     if (pending.length === 0) {
       t.closeJournal(path);

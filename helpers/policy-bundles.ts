@@ -214,6 +214,11 @@ export interface AuditExpectation {
   bundleIds?: string[];
 }
 
+/** What an audit entry should record for calls made with this principal (X-Principal-Id/Role). */
+export function auditActor(principal: { id?: string; role?: string } | undefined): AuditExpectation {
+  return { actorId: principal?.id, role: principal?.role ? recordedRole(principal.role) : undefined };
+}
+
 /**
  * Find the policy audit entry of a publish or rollback (by the snapshot_after it answered) and
  * check it; `problems` says what is missing or wrong, in words for a report.

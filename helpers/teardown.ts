@@ -2,7 +2,8 @@
 // reverse order. HTTP and Redis actions are also appended to a journal file as they are registered,
 // so the runner can replay whatever is still pending after a crash, a timeout or Ctrl-C, and the
 // next run against the same target can report and remove leftovers from an earlier one.
-import { appendFileSync, existsSync, mkdirSync, readdirSync, renameSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { TargetProfile } from './profile-types.js';
@@ -176,6 +177,37 @@ export async function replayJournal(path: string, exec: TeardownExecutor, signal
 /** Mark a journal as finished (nothing pending) so the next run's leftover check skips it. */
 export function closeJournal(path: string): void {
   if (existsSync(path)) renameSync(path, path.replace(/\.jsonl$/, '.done.jsonl'));
+}
+
+// A run's journal is only a leftover once its run has ended: `<run>.owner` names the live runner
+// process, so a second run against the same target never undoes (or unlocks) a run still going.
+
+function ownerPath(journal: string): string {
+  return journal.replace(/\.jsonl$/, '.owner');
+}
+
+/** Mark the journal as belonging to this (live) process. */
+export function claimJournal(journal: string): void {
+  mkdirSync(dirname(journal), { recursive: true });
+  writeFileSync(ownerPath(journal), JSON.stringify({ pid: process.pid, host: hostname() }) + '\n');
+}
+
+export function releaseJournal(journal: string): void {
+  rmSync(ownerPath(journal), { force: true });
+}
+
+/** The pid of the live run that owns this journal, if it is still running on this host. */
+export function liveOwner(journal: string): number | undefined {
+  try {
+    const o = JSON.parse(readFileSync(ownerPath(journal), 'utf8')) as { pid: number; host: string };
+    if (o.host !== hostname() || o.pid === process.pid) return undefined;
+    process.kill(o.pid, 0);
+    return o.pid;
+  } catch (err) {
+    // EPERM: the process exists but belongs to someone else: still alive.
+    if ((err as NodeJS.ErrnoException).code === 'EPERM') return -1;
+    return undefined;
+  }
 }
 
 /** Journals of earlier runs against this target that were never closed. */

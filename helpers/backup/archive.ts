@@ -3,7 +3,9 @@
 //
 // Layout (one directory per backup):
 //   manifest.json                         what was backed up, counts, sizes, sha256 of every file
-//   redis/<node>.db<N>.jsonl              logical Redis dump, one JSON record per key (see RedisRecord)
+//   redis/<node>.db<N>.rdump              logical Redis dump, length-prefixed binary records (see
+//                                         encodeRecords); format /1 archives hold .jsonl instead
+//                                         (one JSON line per key), which restore and verify still read
 //   redis/<node>.rdb                      optional physical RDB copy per master
 //   jetstream/<STREAM>/backup.json        {config, state} exactly as the snapshot API answered
 //   jetstream/<STREAM>/stream.tar.s2      snapshot bytes exactly as the server sent them
@@ -15,22 +17,33 @@ import { mkdir, readFile, stat, writeFile, open } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
 export const MANIFEST_FILE = 'manifest.json';
-export const MANIFEST_FORMAT = 'cordum-runbooks-backup/1';
+export const MANIFEST_FORMAT = 'cordum-runbooks-backup/2';
+/** Format /1 differs only in its Redis files (JSONL with base64 payloads); it is still readable. */
+export const MANIFEST_FORMAT_V1 = 'cordum-runbooks-backup/1';
 
 export type RedisKeyType = 'string' | 'hash' | 'list' | 'set' | 'zset' | 'stream' | string;
 
-/** One key of a logical Redis dump, one JSON line each. */
+/** One key of a logical Redis dump, as read back from an archive file. */
 export interface RedisRecord {
-  /** Key as UTF-8 text (absent when the key is not valid UTF-8; then `kb` holds it as base64). */
-  k?: string;
-  kb?: string;
+  /** Key bytes. */
+  key: Buffer;
   /** TYPE at capture. */
   t: RedisKeyType;
   /** PTTL at capture: -1 = no expiry, otherwise remaining milliseconds. */
   p: number;
   /** Absolute expiry (drill clock, epoch ms) = capture time + p; absent when p = -1. */
   e?: number;
-  /** DUMP payload, base64. */
+  /** DUMP payload. */
+  v: Buffer;
+}
+
+/** A format /1 JSONL line: key as UTF-8 text (`k`) or base64 (`kb`), payload base64. */
+export interface RedisJsonRecord {
+  k?: string;
+  kb?: string;
+  t: RedisKeyType;
+  p: number;
+  e?: number;
   v: string;
 }
 
@@ -82,7 +95,7 @@ export interface ConsumerSummary {
 }
 
 export interface BackupManifest {
-  format: typeof MANIFEST_FORMAT;
+  format: typeof MANIFEST_FORMAT | typeof MANIFEST_FORMAT_V1;
   source: string;
   started_at: string;
   finished_at: string;
@@ -106,13 +119,26 @@ export const MAX_PREFIXES = 1000;
 export const NO_PREFIX = '(none)';
 export const OTHER_PREFIX = '(other)';
 
+/** The bytes as text when they are valid UTF-8, else undefined (fast path for plain ASCII). */
+function utf8Text(raw: Buffer): string | undefined {
+  let ascii = true;
+  for (let i = 0; i < raw.length; i++) {
+    if (raw[i]! >= 0x80) {
+      ascii = false;
+      break;
+    }
+  }
+  if (ascii) return raw.toString('latin1');
+  const text = raw.toString('utf8');
+  return Buffer.from(text, 'utf8').equals(raw) ? text : undefined;
+}
+
 /** Text before the first ':' of a (possibly binary) key; non-UTF-8 prefixes are shown as base64. */
 export function keyPrefix(key: Buffer): string {
   const i = key.indexOf(0x3a);
   if (i < 0) return NO_PREFIX;
   const raw = key.subarray(0, i);
-  const text = raw.toString('utf8');
-  return Buffer.from(text, 'utf8').equals(raw) ? text : `base64:${raw.toString('base64')}`;
+  return utf8Text(raw) ?? `base64:${raw.toString('base64')}`;
 }
 
 export function countPrefix(counts: Record<string, number>, key: Buffer): void {
@@ -122,17 +148,157 @@ export function countPrefix(counts: Record<string, number>, key: Buffer): void {
 }
 
 export function recordKey(rec: RedisRecord): Buffer {
-  return rec.k !== undefined ? Buffer.from(rec.k, 'utf8') : Buffer.from(rec.kb ?? '', 'base64');
+  return rec.key;
 }
 
 /** Human-readable key for messages (binary keys shown as base64). */
 export function recordKeyLabel(rec: RedisRecord): string {
-  return rec.k ?? `base64:${rec.kb}`;
+  return utf8Text(rec.key) ?? `base64:${rec.key.toString('base64')}`;
 }
 
-export function encodeKey(key: Buffer): Pick<RedisRecord, 'k' | 'kb'> {
-  const text = key.toString('utf8');
-  return Buffer.from(text, 'utf8').equals(key) ? { k: text } : { kb: key.toString('base64') };
+/** A format /1 JSONL line as a record. */
+export function fromJsonRecord(rec: RedisJsonRecord): RedisRecord {
+  const key = rec.k !== undefined ? Buffer.from(rec.k, 'utf8') : Buffer.from(rec.kb ?? '', 'base64');
+  return { key, t: rec.t, p: rec.p, ...(rec.e !== undefined ? { e: rec.e } : {}), v: Buffer.from(rec.v, 'base64') };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Binary logical dump (.rdump), format /2. All integers little-endian.
+//   header   8 bytes  "CRBKRD2\n"
+//   record   u32 body length, then the body:
+//              u8 type length, type (ASCII, e.g. "hash" or a module type name)
+//              f64 PTTL at capture (-1 = no expiry)
+//              f64 absolute expiry, epoch ms (-1 when there is none)
+//              u32 key length, key bytes
+//              DUMP payload (the rest of the body)
+//   end      u32 0xFFFFFFFF, f64 number of records; nothing may follow
+// The end marker makes a file cut at a record boundary detectable without the manifest; the
+// manifest's sha256 still covers every byte.
+
+export const RDUMP_EXT = '.rdump';
+export const RDUMP_HEADER = Buffer.from('CRBKRD2\n', 'latin1');
+const RDUMP_END = 0xffffffff;
+/** Fixed part of a record body: type length byte, PTTL, expiry, key length. */
+const RDUMP_FIXED = 1 + 8 + 8 + 4;
+
+export interface RecordToEncode {
+  key: Buffer;
+  /** Type name as bytes (ASCII). */
+  type: Buffer;
+  p: number;
+  /** Absolute expiry, or -1. */
+  e: number;
+  v: Buffer;
+}
+
+/** Encode records into one buffer (one write per batch, no per-key strings). */
+export function encodeRecords(recs: RecordToEncode[]): Buffer {
+  let size = 0;
+  for (const r of recs) size += 4 + RDUMP_FIXED + r.type.length + r.key.length + r.v.length;
+  const out = Buffer.allocUnsafe(size);
+  let o = 0;
+  for (const r of recs) {
+    o = out.writeUInt32LE(RDUMP_FIXED + r.type.length + r.key.length + r.v.length, o);
+    out[o++] = r.type.length;
+    o += r.type.copy(out, o);
+    o = out.writeDoubleLE(r.p, o);
+    o = out.writeDoubleLE(r.e, o);
+    o = out.writeUInt32LE(r.key.length, o);
+    o += r.key.copy(out, o);
+    o += r.v.copy(out, o);
+  }
+  return out;
+}
+
+export function encodeEnd(records: number): Buffer {
+  const out = Buffer.allocUnsafe(12);
+  out.writeUInt32LE(RDUMP_END, 0);
+  out.writeDoubleLE(records, 4);
+  return out;
+}
+
+/**
+ * Stream the records of a .rdump file in batches of up to `size`. Records are views into the read
+ * buffers (no per-key copies); memory is one read chunk (or one record, if larger) plus the batch.
+ * Any framing problem names the file, the record number and its byte offset.
+ */
+export async function* readRdumpBatches(path: string, rel: string, size: number): AsyncGenerator<RedisRecord[]> {
+  const bad = (n: number, at: number, what: string) => new ArchiveError('corrupt-record', `archive file ${rel} record ${n} at byte ${at}: ${what}`, rel);
+  let parts: Buffer[] = [];
+  let have = 0;
+  /** Bytes needed before parsing can progress. */
+  let need = RDUMP_HEADER.length;
+  let offset = 0; // file offset of parts[0][0]
+  let headerSeen = false;
+  let ended = false;
+  let n = 0;
+  let batch: RedisRecord[] = [];
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
+    parts.push(chunk as Buffer);
+    have += (chunk as Buffer).length;
+    if (have < need) continue;
+    const buf = parts.length === 1 ? parts[0]! : Buffer.concat(parts, have);
+    let pos = 0;
+    if (!headerSeen) {
+      if (!buf.subarray(0, RDUMP_HEADER.length).equals(RDUMP_HEADER)) {
+        throw new ArchiveError('corrupt-record', `archive file ${rel} does not start with the ${JSON.stringify(RDUMP_HEADER.toString('latin1'))} header`, rel);
+      }
+      headerSeen = true;
+      pos = RDUMP_HEADER.length;
+    }
+    need = 0;
+    while (pos < buf.length) {
+      if (ended) throw new ArchiveError('corrupt-record', `archive file ${rel} has ${buf.length - pos} bytes after its end marker at byte ${offset + pos}`, rel);
+      if (buf.length - pos < 4) {
+        need = 4;
+        break;
+      }
+      const len = buf.readUInt32LE(pos);
+      if (len === RDUMP_END) {
+        if (buf.length - pos < 12) {
+          need = 12;
+          break;
+        }
+        const count = buf.readDoubleLE(pos + 4);
+        if (count !== n) throw bad(n + 1, offset + pos, `end marker says ${count} records, the file holds ${n}`);
+        ended = true;
+        pos += 12;
+        continue;
+      }
+      if (len < RDUMP_FIXED) throw bad(n + 1, offset + pos, `body length ${len} is shorter than a record`);
+      if (buf.length - pos < 4 + len) {
+        need = 4 + len;
+        break;
+      }
+      const b = pos + 4;
+      const tlen = buf[b]!;
+      const klenAt = b + 1 + tlen + 16;
+      if (1 + tlen + 16 + 4 > len) throw bad(n + 1, offset + pos, `type length ${tlen} overruns the record`);
+      const klen = buf.readUInt32LE(klenAt);
+      if (RDUMP_FIXED + tlen + klen > len) throw bad(n + 1, offset + pos, `key length ${klen} overruns the record`);
+      const p = buf.readDoubleLE(b + 1 + tlen);
+      const e = buf.readDoubleLE(b + 1 + tlen + 8);
+      if (!Number.isInteger(p) || p < -1 || !Number.isInteger(e) || e < -1) throw bad(n + 1, offset + pos, `bad TTL fields (${p}, ${e})`);
+      const t = buf.toString('latin1', b + 1, b + 1 + tlen);
+      const key = buf.subarray(klenAt + 4, klenAt + 4 + klen);
+      const v = buf.subarray(klenAt + 4 + klen, b + len);
+      n++;
+      batch.push(e >= 0 ? { key, t, p, e, v } : { key, t, p, v });
+      pos = b + len;
+      if (batch.length >= size) {
+        yield batch;
+        batch = [];
+      }
+    }
+    offset += pos;
+    const rest = buf.subarray(pos);
+    parts = rest.length ? [rest] : [];
+    have = rest.length;
+  }
+  if (!headerSeen) throw new ArchiveError('corrupt-record', `archive file ${rel} is ${have} bytes, too short for the header`, rel);
+  if (have) throw bad(n + 1, offset, `truncated: ${have} bytes of an incomplete record at the end of the file`);
+  if (!ended) throw new ArchiveError('corrupt-record', `archive file ${rel} ends after ${n} records without its end marker (truncated)`, rel);
+  if (batch.length) yield batch;
 }
 
 /**
@@ -147,7 +313,8 @@ export class HashingWriter {
   bytes = 0;
 
   private constructor(readonly path: string) {
-    this.out = createWriteStream(path, { mode: 0o600 });
+    // A few MB of buffering lets batch-sized writes flow without a drain wait on every one.
+    this.out = createWriteStream(path, { mode: 0o600, highWaterMark: 4 << 20 });
     this.out.on('error', (err) => (this.failure = err));
   }
 
@@ -157,11 +324,25 @@ export class HashingWriter {
   }
 
   async write(chunk: Buffer | Uint8Array | string): Promise<void> {
+    if (!this.writeNow(chunk)) await this.drained();
+  }
+
+  /**
+   * Write without waiting; returns false when the stream's buffer is over its high-water mark, and
+   * the caller should then await drained() before writing more (for synchronous per-chunk paths).
+   */
+  writeNow(chunk: Buffer | Uint8Array | string): boolean {
     if (this.failure) throw this.failure;
     const buf = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
     this.hash.update(buf);
     this.bytes += buf.length;
-    if (!this.out.write(buf)) {
+    return this.out.write(buf);
+  }
+
+  /** Resolves once the stream has drained (immediately when it is not over its high-water mark). */
+  async drained(): Promise<void> {
+    if (this.failure) throw this.failure;
+    if (this.out.writableNeedDrain) {
       await new Promise<void>((resolve, reject) => {
         const onErr = (err: Error) => reject(err);
         this.out.once('error', onErr);
@@ -220,8 +401,8 @@ export async function readManifest(root: string): Promise<BackupManifest> {
   } catch (err) {
     throw new ArchiveError('manifest-corrupt', `backup manifest ${path} is not valid JSON: ${(err as Error).message}`);
   }
-  if (parsed.format !== MANIFEST_FORMAT) {
-    throw new ArchiveError('manifest-corrupt', `backup manifest ${path} has format ${JSON.stringify(parsed.format)}, expected ${MANIFEST_FORMAT}`);
+  if (parsed.format !== MANIFEST_FORMAT && parsed.format !== MANIFEST_FORMAT_V1) {
+    throw new ArchiveError('manifest-corrupt', `backup manifest ${path} has format ${JSON.stringify(parsed.format)}, expected ${MANIFEST_FORMAT} (or ${MANIFEST_FORMAT_V1})`);
   }
   return parsed;
 }

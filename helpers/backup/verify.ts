@@ -205,7 +205,7 @@ async function compareSample(
     const [dump, pttl] = await Promise.all([client.dumpBuffer(key), client.pttl(key)]);
     const now = Date.now();
     if (dump == null) continue; // vanished since the TYPE check: counted by the count comparison
-    const archived = Buffer.from(rec.v, 'base64');
+    const archived = rec.v;
     if (!dump.equals(archived) && !(await sameCanonicalValue(client, key, rec.t, archived))) {
       fail('value-mismatch', `key ${label} (${rec.t}) differs from the backup in ${file}`);
     }

@@ -57,6 +57,42 @@ export function originAllowed(origin: string, hostHeader: string | undefined, al
   return hostname === reqHost;
 }
 
+// ---------- WebSocket subprotocol auth ----------
+
+export const STREAM_PATH = '/api/v1/stream';
+export const STREAM_SUBPROTOCOL = 'cordum-api-key';
+
+/** Strict Go-style base64 decoding: undefined unless `text` is valid in that alphabet/padding. */
+function strictBase64(text: string, url: boolean): string | undefined {
+  const ok = url ? /^[A-Za-z0-9_-]*$/.test(text) && text.length % 4 !== 1 : /^[A-Za-z0-9+/]*={0,2}$/.test(text) && text.length % 4 === 0;
+  if (!ok || !text) return undefined;
+  const bytes = Buffer.from(text, url ? 'base64url' : 'base64');
+  const decoded = bytes.toString('utf8');
+  return Buffer.from(decoded, 'utf8').equals(bytes) ? decoded : undefined;
+}
+
+/**
+ * Keys a browser may send as `Sec-WebSocket-Protocol: cordum-api-key, <token>` (or one
+ * `cordum-api-key.<token>` entry): the token read as base64url, then standard base64, then raw.
+ */
+export function subprotocolKeyCandidates(headerValue: string | undefined): string[] {
+  const entries = (headerValue ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const tokens: string[] = [];
+  if (entries.includes(STREAM_SUBPROTOCOL)) tokens.push(...entries.filter((e) => e !== STREAM_SUBPROTOCOL));
+  for (const e of entries) if (e.startsWith(`${STREAM_SUBPROTOCOL}.`)) tokens.push(e.slice(STREAM_SUBPROTOCOL.length + 1));
+  const out: string[] = [];
+  for (const t of tokens) {
+    for (const k of [strictBase64(t, true), strictBase64(t, false), t]) {
+      const key = normaliseKey(k);
+      if (key && !out.includes(key)) out.push(key);
+    }
+  }
+  return out;
+}
+
 // ---------- rate limiter ----------
 
 /** One process-wide token bucket: starts full at `burst`, one token per 1s/rps (computed lazily). */
@@ -120,7 +156,7 @@ function safeDecode(seg: string): string | undefined {
 export class Router implements RouteTable {
   private readonly routes: Route[] = [];
 
-  add(method: 'GET' | 'POST' | 'PUT' | 'DELETE', pattern: string, handler: Handler): void {
+  add(method: 'GET' | 'POST' | 'PUT' | 'DELETE' | '*', pattern: string, handler: Handler): void {
     const segments = pattern
       .split('/')
       .slice(1)
@@ -153,7 +189,7 @@ export class Router implements RouteTable {
       if (ok) candidates.push({ route, params });
     }
     if (!candidates.length) return null;
-    const methodMatches = candidates.filter((c) => c.route.method === method || (method === 'HEAD' && c.route.method === 'GET'));
+    const methodMatches = candidates.filter((c) => c.route.method === method || c.route.method === '*' || (method === 'HEAD' && c.route.method === 'GET'));
     if (!methodMatches.length) {
       const allow = new Set<string>();
       for (const c of candidates) {
@@ -207,6 +243,7 @@ function makeRequest(req: IncomingMessage, path: string, params: Record<string, 
     principalId,
     principalRole: principalRole(req.headers['x-principal-role']),
     rawBody,
+    raw: req,
     async json<T>(opts: { emptyOk?: boolean; errorText?: string; maxBytes?: number } = {}) {
       const errorText = opts.errorText ?? 'invalid json';
       const buf = await rawBody();
@@ -288,10 +325,11 @@ export function createHttpHandler(opts: HttpStackOptions): (req: IncomingMessage
     // 2. rate limit: /api/ only, one shared bucket
     if (isApi && !opts.faults.has('rate-limit-off') && !bucket.take()) return writeError(res, 429, 'rate limited');
 
-    // 3. API-key auth on /api/ when keys are configured
+    // 3. API-key auth on /api/ when keys are configured (the stream also takes the key as a subprotocol)
     if (isApi && keys.size > 0) {
       const key = normaliseKey(header(req, 'x-api-key'));
-      if (!key || !keys.has(key)) return writeError(res, 401, 'unauthorized');
+      const candidates = key ? [key] : escapedPath === STREAM_PATH ? subprotocolKeyCandidates(header(req, 'sec-websocket-protocol')) : [];
+      if (!candidates.some((k) => keys.has(k))) return writeError(res, 401, 'unauthorized');
     }
 
     // 4. ServeMux: clean-path redirect, then method+pattern match

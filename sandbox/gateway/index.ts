@@ -1,5 +1,5 @@
-// The API gateway: HTTP listener (middleware + routes), a separate /metrics listener, the
-// sys.heartbeat worker registry and the sys.job.dlq tap.
+// The API gateway: HTTP listener (middleware + routes), the WebSocket stream on the same listener,
+// a separate /metrics listener, the sys.heartbeat worker registry and the sys.job.dlq tap.
 import { createServer } from 'node:http';
 import type { Component, SandboxDeps } from '../types.js';
 import { startDlqTap } from './dlq-tap.js';
@@ -11,11 +11,14 @@ import { dlqRoutes } from './routes/dlq.js';
 import { jobRoutes } from './routes/jobs.js';
 import { lockRoutes } from './routes/locks.js';
 import { memoryRoutes } from './routes/memory.js';
+import { packRoutes } from './routes/packs.js';
+import { schemaRoutes } from './routes/schemas.js';
 import { createStatusRoutes, createWorkerRegistry, trackNatsStatus } from './routes/status.js';
+import { createStreamHub } from './stream.js';
 import type { RouteModule } from './types.js';
 
-/** The route modules this module owns (health/status/workers are always registered by startGateway). */
-export const coreRouteModules: RouteModule[] = [jobRoutes, dlqRoutes, lockRoutes, artifactRoutes, memoryRoutes, configRoutes];
+/** The route modules this module owns (health/status/workers and the stream are always registered by startGateway). */
+export const coreRouteModules: RouteModule[] = [jobRoutes, dlqRoutes, lockRoutes, artifactRoutes, memoryRoutes, configRoutes, schemaRoutes, packRoutes];
 
 export interface GatewayHandle extends Component {
   url: string;
@@ -33,10 +36,14 @@ export async function startGateway(
   const workers = createWorkerRegistry(deps.bus);
   const router = new Router();
   createStatusRoutes({ startedAt: Date.now(), workers, natsStatus: trackNatsStatus(deps.nc) })(router, deps);
+  const stream = createStreamHub(deps);
+  stream.routes(router, deps);
   for (const mod of opts.routeModules ?? coreRouteModules) mod(router, deps);
 
   const tap = await startDlqTap(deps);
-  const server = createServer(createHttpHandler({ config: deps.config, faults: deps.faults, metrics, router, log }));
+  const handler = createHttpHandler({ config: deps.config, faults: deps.faults, metrics, router, log });
+  const server = createServer(handler);
+  server.on('upgrade', (req, socket, head) => stream.onUpgrade(req, socket, head, handler));
   server.keepAliveTimeout = 5_000;
   let metricsServer: Awaited<ReturnType<typeof serveMetrics>> | undefined;
   try {
@@ -48,6 +55,7 @@ export async function startGateway(
   } catch (err) {
     workers.stop();
     await tap.stop();
+    await stream.stop();
     if (server.listening) await closeServer(server);
     throw new Error(`gateway could not listen: ${(err as Error).message}`);
   }
@@ -63,6 +71,7 @@ export async function startGateway(
       (stopped ??= (async () => {
         workers.stop();
         await tap.stop();
+        await stream.stop();
         await Promise.all([closeServer(server), metricsServer!.close()]);
       })()),
   };

@@ -1,6 +1,6 @@
 // The gateway's route-module seam: each group of routes is a module that registers handlers.
 // Implemented by sandbox/gateway/http.ts (router, middleware, error format).
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { SandboxDeps } from '../types.js';
 
 /** A handler error that becomes Go-style `http.Error`: plain text body + "\n". */
@@ -26,6 +26,8 @@ export interface GatewayRequest {
   /** X-Principal-Role header, lower-cased, secops/operator mapped to admin. */
   principalRole?: string;
   rawBody(): Promise<Buffer>;
+  /** The Node request (the WebSocket route takes the connection over from it). */
+  raw?: IncomingMessage;
   /**
    * Decode JSON like Go's encoding/json: unknown fields ignored; malformed -> HttpError(400, errorText ?? 'invalid json').
    * Empty body -> HttpError(400, ...) unless emptyOk, then returns undefined.
@@ -43,8 +45,11 @@ export interface GatewayReply {
 export type Handler = (req: GatewayRequest, reply: GatewayReply) => Promise<void> | void;
 
 export interface RouteTable {
-  /** Go 1.22 ServeMux style pattern, e.g. '/api/v1/jobs/{id}'. The pattern is the metrics `route` label. */
-  add(method: 'GET' | 'POST' | 'PUT' | 'DELETE', pattern: string, handler: Handler): void;
+  /**
+   * Go 1.22 ServeMux style pattern, e.g. '/api/v1/jobs/{id}'. The pattern is the metrics `route` label.
+   * Method '*' is a pattern without a method (it matches every method, so it never answers 405).
+   */
+  add(method: 'GET' | 'POST' | 'PUT' | 'DELETE' | '*', pattern: string, handler: Handler): void;
 }
 
 /** A group of routes. Tenant is deps.config.tenant. */

@@ -6,20 +6,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Ajv } from 'ajv';
 import type { DlqEntry, JobDetail, PublishResponse, RollbackResponse, SafetyDecisionRecord, TimelineEvent, WorkflowRun } from '../../helpers/gateway.js';
-import {
-  bundleMap,
-  checkAuditEntry,
-  diffBundleMaps,
-  kernelReloadWaitMs,
-  publishAndWaitForKernel,
-  putDraft,
-  recordedRole,
-  rollbackAction,
-  rollbackAndWait,
-  runnerReloadIntervalMs,
-  snapshotBundles,
-  type BundleSnapshotState,
-} from '../../helpers/policy-bundles.js';
+import * as policyBundles from '../../helpers/policy-bundles.js';
 import { scenario, type RunContext } from '../../helpers/steps.js';
 import { assertTimeline, lastStatus, type ExpectedEvent } from '../../helpers/timeline.js';
 import { compactJson, retryOn409, waitFor, WaitTimeoutError } from '../../helpers/waits.js';
@@ -27,8 +14,8 @@ import { compactJson, retryOn409, waitFor, WaitTimeoutError } from '../../helper
 const SCHEMA_FILE = fileURLToPath(new URL('../../helpers/schemas/audit-evidence.schema.json', import.meta.url));
 
 /** Kernel waits: 2 reload intervals + 5 s (see runbooks/audit-trail.md); step deadlines follow. */
-const RELOAD_MS = runnerReloadIntervalMs();
-const RELOAD_WAIT_MS = kernelReloadWaitMs(RELOAD_MS);
+const RELOAD_MS = policyBundles.runnerReloadIntervalMs();
+const RELOAD_WAIT_MS = policyBundles.kernelReloadWaitMs(RELOAD_MS);
 const DEADLINE = {
   workflow: 20_000,
   install: RELOAD_WAIT_MS + 20_000,
@@ -116,7 +103,7 @@ function evidence(ctx: RunContext): Evidence {
 }
 
 interface RuleState {
-  before: BundleSnapshotState;
+  before: policyBundles.BundleSnapshotState;
   kernelWithRule: string;
   publish: PublishResponse;
   rollback?: RollbackResponse;
@@ -229,6 +216,11 @@ async function decideRun(ctx: RunContext, approved: boolean): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Policy rule (bundle) and job approvals
 
+/** How this run changes policy: its deadlines, its author, its sub-steps in the report. */
+function changeOptions(ctx: RunContext) {
+  return { reloadIntervalMs: RELOAD_MS, signal: ctx.signal, author: names(ctx).author, phase: ctx.step };
+}
+
 function ruleContent(ctx: RunContext): string {
   const n = names(ctx);
   return [
@@ -282,7 +274,7 @@ async function checkApprovalRecord(
     if (got !== expected) problems.push(`${field} is ${JSON.stringify(got ?? null)}, expected ${JSON.stringify(expected)} (${why})`);
   };
   want('approval_by', job.approval_by, n.approver.id, 'X-Principal-Id of the approve call');
-  want('approval_role', job.approval_role, recordedRole(n.approver.role), 'X-Principal-Role as Cordum records it');
+  want('approval_role', job.approval_role, policyBundles.recordedRole(n.approver.role), 'X-Principal-Role as Cordum records it');
   want('approval_reason', job.approval_reason, sent.reason, 'the reason sent');
   want('approval_policy_snapshot', job.approval_policy_snapshot, rule.kernelWithRule, 'the kernel snapshot that holds the rule');
   const atUs = Number(job.approval_at);
@@ -382,17 +374,10 @@ scenario('Audit trail: approvals and policy changes', (s) => {
     }
     const n = names(ctx);
     const gw = ctx.gateway();
-    const before = await snapshotBundles(gw, `${ctx.prefix} audit-trail: before`, { phase: ctx.step });
-    ctx.teardown.add(n.teardownLabel, rollbackAction(before.snapshotId, { author: n.author, message: `${ctx.prefix}: teardown removed the audit-trail approval rule` }));
-    await putDraft(gw, n.bundleId, ruleContent(ctx), false, { author: n.author, message: `${ctx.prefix} audit-trail approval rule`, phase: ctx.step });
-    const published = await publishAndWaitForKernel(gw, [n.bundleId], {
-      reloadIntervalMs: RELOAD_MS,
-      signal: ctx.signal,
-      kernelBefore: before.kernel,
-      author: n.author,
-      message: `${ctx.prefix} audit-trail: require approval on ${n.topic}`,
-      phase: ctx.step,
-    });
+    const before = await policyBundles.snapshotBundles(gw, `${ctx.prefix} audit-trail: before`, { phase: ctx.step });
+    ctx.teardown.add(n.teardownLabel, policyBundles.rollbackAction(before.snapshotId, { author: n.author, message: `${ctx.prefix}: teardown removed the audit-trail approval rule` }));
+    await policyBundles.putDraft(gw, n.bundleId, ruleContent(ctx), false, { ...changeOptions(ctx), message: `${ctx.prefix} audit-trail approval rule` });
+    const published = await policyBundles.publishAndWaitForKernel(gw, [n.bundleId], { ...changeOptions(ctx), kernelBefore: before.kernel, message: `${ctx.prefix} audit-trail: require approval on ${n.topic}` });
     const kernelWithRule = published.kernelAfter;
     ctx.state.set('rule', { before, kernelWithRule, publish: published.response } satisfies RuleState);
     const d = await ctx.step(`Evaluate ${n.topic}`, () => gw.policyEvaluate({ topic: n.topic }));
@@ -451,19 +436,12 @@ scenario('Audit trail: approvals and policy changes', (s) => {
     const rule = requireRule(ctx);
     const gw = ctx.gateway();
     const n = names(ctx);
-    const rolledBack = await rollbackAndWait(gw, rule.before.snapshotId, {
-      reloadIntervalMs: RELOAD_MS,
-      signal: ctx.signal,
-      kernelBefore: rule.before.kernel,
-      author: n.author,
-      message: `${ctx.prefix} audit-trail: remove the approval rule`,
-      phase: ctx.step,
-    });
+    const rolledBack = await policyBundles.rollbackAndWait(gw, rule.before.snapshotId, { ...changeOptions(ctx), kernelBefore: rule.before.kernel, message: `${ctx.prefix} audit-trail: remove the approval rule` });
     rule.rollback = rolledBack.response;
     rule.kernelAfterRollback = rolledBack.kernelAfter;
     ctx.teardown.forget(n.teardownLabel);
-    const after = await bundleMap(gw);
-    const diff = diffBundleMaps(rule.before.bundles, after);
+    const after = await policyBundles.bundleMap(gw);
+    const diff = policyBundles.diffBundleMaps(rule.before.bundles, after);
     if (diff) fail(`after the rollback the bundle map differs from the one before the drill: ${diff}`);
   }, { timeoutMs: DEADLINE.remove });
 
@@ -472,10 +450,10 @@ scenario('Audit trail: approvals and policy changes', (s) => {
     const n = names(ctx);
     const items = (await ctx.step('Read the policy audit', () => ctx.gateway().policyAudit())).items ?? [];
     const principal = ctx.target.gateway.principal;
-    const expect = { actorId: principal?.id, role: principal?.role ? recordedRole(principal.role) : undefined };
+    const expect = policyBundles.auditActor(principal);
     const problems: string[] = [];
     const pick = (action: 'publish' | 'rollback', resp: { snapshot_before: string; snapshot_after: string }, kernel?: string): void => {
-      const { entry: e, problems: own } = checkAuditEntry(items, action, resp, action === 'publish' ? { ...expect, bundleIds: [n.bundleId] } : expect);
+      const { entry: e, problems: own } = policyBundles.checkAuditEntry(items, action, resp, action === 'publish' ? { ...expect, bundleIds: [n.bundleId] } : expect);
       problems.push(...own);
       if (!e) return;
       evidence(ctx).policy.push({

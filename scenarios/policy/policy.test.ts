@@ -4,20 +4,7 @@
 // before the first write, so an interrupted drill is rolled back.
 import { fileURLToPath } from 'node:url';
 import type { PolicyCheckBody, PolicyDecision, PublishResponse, RollbackResponse } from '../../helpers/gateway.js';
-import {
-  bundleMap,
-  checkAuditEntry,
-  diffBundleMaps,
-  kernelReloadWaitMs,
-  publishAndWaitForKernel,
-  putDraft,
-  recordedRole,
-  rollbackAction,
-  rollbackAndWait,
-  runnerReloadIntervalMs,
-  snapshotBundles,
-  type BundleSnapshotState,
-} from '../../helpers/policy-bundles.js';
+import * as policyBundles from '../../helpers/policy-bundles.js';
 import { loadPolicyCaseFiles, type PolicyCase, type PolicyCaseFile } from '../../helpers/policy-cases.js';
 import { scenario, type RunContext } from '../../helpers/steps.js';
 
@@ -28,8 +15,8 @@ const SHIPPED_CASES = fileURLToPath(new URL('../../runbooks/cases/stock-policy.c
  * a reload reads Redis). Step deadlines are derived from the target's reload interval; the DSL
  * fixes them when the file is loaded, so the resolved profile the runner wrote is read here.
  */
-const RELOAD_MS = runnerReloadIntervalMs();
-const RELOAD_WAIT_MS = kernelReloadWaitMs(RELOAD_MS);
+const RELOAD_MS = policyBundles.runnerReloadIntervalMs();
+const RELOAD_WAIT_MS = policyBundles.kernelReloadWaitMs(RELOAD_MS);
 const DEADLINE = {
   cases: 10_000,
   decisions: 60_000,
@@ -57,6 +44,11 @@ function names(ctx: RunContext) {
   };
 }
 
+/** How this run changes policy: its deadlines, its author, its sub-steps in the report. */
+function changeOptions(ctx: RunContext) {
+  return { reloadIntervalMs: RELOAD_MS, signal: ctx.signal, author: names(ctx).author, phase: ctx.step };
+}
+
 function draftContent(ctx: RunContext): string {
   const n = names(ctx);
   return [
@@ -76,7 +68,7 @@ function short(d: PolicyDecision): string {
 }
 
 interface DrillState {
-  before: BundleSnapshotState;
+  before: policyBundles.BundleSnapshotState;
   kernelAfterPublish?: string;
   probeBefore: PolicyDecision;
   publish?: PublishResponse;
@@ -226,28 +218,21 @@ scenario('Policy decisions, draft simulation and a publish/rollback drill', (s) 
     }
     const n = names(ctx);
     const gw = ctx.gateway();
-    const before = await snapshotBundles(gw, `${ctx.prefix} policy drill: before`, { phase: ctx.step });
+    const before = await policyBundles.snapshotBundles(gw, `${ctx.prefix} policy drill: before`, { phase: ctx.step });
     const probeBefore = ctx.state.get('probeBefore') as PolicyDecision;
     ctx.state.set('drill', { before, probeBefore } satisfies DrillState);
     await ctx.evidence.json('bundle map before the drill', { snapshot_id: before.snapshotId, kernel_snapshot: before.kernel, bundles: before.bundles });
 
     // Registered before the first write: whatever happens from here on, teardown restores the map.
-    ctx.teardown.add(n.teardownLabel, rollbackAction(before.snapshotId, { author: n.author, message: `${ctx.prefix}: teardown rolled back an interrupted policy drill` }));
-    await putDraft(gw, n.bundleId, draftContent(ctx), false, { author: n.author, message: `${ctx.prefix} policy drill draft`, phase: ctx.step });
+    ctx.teardown.add(n.teardownLabel, policyBundles.rollbackAction(before.snapshotId, { author: n.author, message: `${ctx.prefix}: teardown rolled back an interrupted policy drill` }));
+    await policyBundles.putDraft(gw, n.bundleId, draftContent(ctx), false, { ...changeOptions(ctx), message: `${ctx.prefix} policy drill draft` });
   }, { timeoutMs: DEADLINE.store });
 
   s.step('Publish the draft and wait for the kernel to load it', async (ctx) => {
     const d = requireDrill(ctx);
     const n = names(ctx);
     const gw = ctx.gateway();
-    const published = await publishAndWaitForKernel(gw, [n.bundleId], {
-      reloadIntervalMs: RELOAD_MS,
-      signal: ctx.signal,
-      kernelBefore: d.before.kernel,
-      author: n.author,
-      message: `${ctx.prefix} policy drill publish`,
-      phase: ctx.step,
-    });
+    const published = await policyBundles.publishAndWaitForKernel(gw, [n.bundleId], { ...changeOptions(ctx), kernelBefore: d.before.kernel, message: `${ctx.prefix} policy drill publish` });
     d.publish = published.response;
     d.kernelAfterPublish = published.kernelAfter;
     await ctx.evidence.json('publish response', published.response);
@@ -261,14 +246,7 @@ scenario('Policy decisions, draft simulation and a publish/rollback drill', (s) 
     const d = requireDrill(ctx);
     const n = names(ctx);
     const gw = ctx.gateway();
-    const rolledBack = await rollbackAndWait(gw, d.before.snapshotId, {
-      reloadIntervalMs: RELOAD_MS,
-      signal: ctx.signal,
-      kernelBefore: d.before.kernel,
-      author: n.author,
-      message: `${ctx.prefix} policy drill rollback`,
-      phase: ctx.step,
-    });
+    const rolledBack = await policyBundles.rollbackAndWait(gw, d.before.snapshotId, { ...changeOptions(ctx), kernelBefore: d.before.kernel, message: `${ctx.prefix} policy drill rollback` });
     d.rollback = rolledBack.response;
     await ctx.evidence.json('rollback response', rolledBack.response);
     // The live policy is back in the config service: nothing is left for teardown to undo.
@@ -286,17 +264,17 @@ scenario('Policy decisions, draft simulation and a publish/rollback drill', (s) 
     const items = (await ctx.step('Read the policy audit', () => gw.policyAudit())).items ?? [];
     const principal = ctx.target.gateway.principal;
     const actor = principal?.id;
-    const expect = { actorId: actor, role: principal?.role ? recordedRole(principal.role) : undefined };
-    const pub = checkAuditEntry(items, 'publish', d.publish!, { ...expect, bundleIds: [n.bundleId] });
-    const rb = checkAuditEntry(items, 'rollback', d.rollback!, expect);
+    const expect = policyBundles.auditActor(principal);
+    const pub = policyBundles.checkAuditEntry(items, 'publish', d.publish!, { ...expect, bundleIds: [n.bundleId] });
+    const rb = policyBundles.checkAuditEntry(items, 'rollback', d.rollback!, expect);
     const problems = [...pub.problems, ...rb.problems];
     await ctx.evidence.json('policy audit entries of this drill', { publish: pub.entry, rollback: rb.entry });
     if (!actor) {
       ctx.finding({ id: 'policy-audit-actor-unchecked', severity: 'warn', title: 'Audit actor not checked', detail: `target '${ctx.target.name}' sets no gateway.principal.id, so the drill sent no X-Principal-Id to compare the audit's actor_id with` });
     }
 
-    const after = await ctx.step('Read the bundle map again', () => bundleMap(gw));
-    const diff = diffBundleMaps(d.before.bundles, after);
+    const after = await ctx.step('Read the bundle map again', () => policyBundles.bundleMap(gw));
+    const diff = policyBundles.diffBundleMaps(d.before.bundles, after);
     await ctx.evidence.json('bundle map after the drill', after);
     if (diff) problems.push(`the bundle map is not as it was before the drill: ${diff}`);
     if (problems.length) fail(problems.join('\n'));

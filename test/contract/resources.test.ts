@@ -1,6 +1,6 @@
 // Job approvals, config service, schemas, locks, artifacts and memory pointers.
 import { describe, expect, it } from 'vitest';
-import { itSandboxGap, itWhen, RFC3339, SKIP, submitPinned, target, uniq, useContract } from './support.js';
+import { itWhen, RFC3339, SKIP, submitPinned, target, uniq, useContract } from './support.js';
 
 const fx = useContract({ redis: true });
 
@@ -57,8 +57,8 @@ describe('config service', () => {
     expect(eff.data).toMatchObject({ other: true });
   });
 
-  // Sandbox gap: nothing seeds system/default (runtime.md §2.2 hot reload; api.md §10.11 warning).
-  itSandboxGap('the scheduler seeds the system/default document with data.pools and data.timeouts', async () => {
+  // runtime.md §2.2 hot reload; api.md §10.11 warning.
+  it('the scheduler seeds the system/default document with data.pools and data.timeouts', async () => {
     const doc = await fx.gw.getConfig();
     expect(doc.scope).toBe('system');
     expect(doc.scope_id).toBe('default');
@@ -94,9 +94,9 @@ describe('config service', () => {
   });
 });
 
-// Sandbox gap: the sandbox gateway registers no /api/v1/schemas routes (api.md §10.12).
+// api.md §10.12.
 describe('schemas', () => {
-  itSandboxGap('schemas register (204), list by id, read back, and DELETE answers 204 even when repeated', async () => {
+  it('schemas register (204), list by id, read back, and DELETE answers 204 even when repeated', async () => {
     const id = uniq();
     fx.cleanup(() => fx.gw.request('DELETE', `/api/v1/schemas/${id}`, { expect: [204, 404] }));
     const put = await fx.gw.request('POST', '/api/v1/schemas', { body: { id, schema: { type: 'object' } }, expect: 204 });
@@ -111,7 +111,7 @@ describe('schemas', () => {
     expect(gone.text).toBe('schema not found\n');
   });
 
-  itSandboxGap('a schema without id answers 400 schema id required', async () => {
+  it('a schema without id answers 400 schema id required', async () => {
     const res = await fx.gw.request('POST', '/api/v1/schemas', { body: { schema: {} }, expect: [204, 400] });
     expect(res.status).toBe(400);
     expect(res.text).toBe('schema id required\n');

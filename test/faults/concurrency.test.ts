@@ -39,6 +39,8 @@ describe('two runs at once', () => {
     ]);
     expect(s2.steps.find((st: any) => st.status === 'failed')?.error).toMatch(/restore drill lock cordum-runbooks:restore-drill not acquired \(another drill running\?\).*409 .*held by rb-\w+-drill/);
     expect(second.stdout).toMatch(/not acquired \(another drill running\?\)/);
+    // The second run must not take the first (live) run's journal for leftovers and undo its lock.
+    expect(second.stdout).toMatch(/^Run .*-lock-\w+\.jsonl is still running \(pid \d+\); its objects are left to it$/m);
     expectCalm(ws, r1, 0);
     expectReport(r1, 'passed');
     expect(gw.count('GET /api/v1/probe/drill'), 'the second drill never reached its drill step').toBe(1);

@@ -3,9 +3,12 @@
 // (two cores), bounded by a deadline (SIGTERM, then the runner tears down), and read back through
 // the report's summary.json (the last line the runner prints is the report path).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import type { RunSummary } from '../../helpers/report/summary.js';
+
+export type { RunSummary } from '../../helpers/report/summary.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 /** A run still going after this gets SIGTERM so it cannot outlive its test. */
@@ -13,15 +16,6 @@ export const CHILD_DEADLINE_MS = 90_000;
 /** Vitest backstop for a test that queues behind others and then runs one deadline. */
 export const RUN_TIMEOUT_MS = 240_000;
 const MAX_PARALLEL = 2;
-
-export interface RunSummary {
-  status: string;
-  exit_code: number;
-  steps: { name: string; status: string; error?: string; duration_ms?: number }[];
-  findings?: { id: string; severity: string; title: string; detail: string }[];
-  teardown: { left_behind: unknown[] };
-  [k: string]: unknown;
-}
 
 export interface RunResult {
   code: number | null;
@@ -36,9 +30,16 @@ export interface RunOptions {
   /** SANDBOX_FAULTS for the sandbox the runner starts. */
   faults?: string;
   env?: Record<string, string>;
-  /** Called once the child is running (e.g. to send it a signal later). */
-  onStart?: (child: ChildProcess) => void;
+  /** Called once the child is running (e.g. to send it a signal later), with this run's own dirs. */
+  onStart?: (child: ChildProcess, dirs: RunDirs) => void;
   deadlineMs?: number;
+}
+
+export interface RunDirs {
+  /** RUNBOOK_STATE_DIR: journals of unfinished teardowns live below it. */
+  stateDir: string;
+  /** RUNBOOK_REPORTS_DIR */
+  reportsDir: string;
 }
 
 const children = new Set<ChildProcess>();
@@ -69,6 +70,7 @@ export function runCli(args: string[], opts: RunOptions = {}): Promise<RunResult
 
 function spawnOnce(args: string[], opts: RunOptions): Promise<RunResult> {
   const dir = mkdtempSync(join(scratch(), 'run-'));
+  const dirs: RunDirs = { stateDir: join(dir, 'state'), reportsDir: join(dir, 'reports') };
   return new Promise((done, fail) => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'cli/runbook.ts', ...args], {
       cwd: ROOT,
@@ -76,14 +78,14 @@ function spawnOnce(args: string[], opts: RunOptions): Promise<RunResult> {
         ...process.env,
         CI: 'true',
         SANDBOX_FAULTS: opts.faults ?? '',
-        RUNBOOK_REPORTS_DIR: join(dir, 'reports'),
-        RUNBOOK_STATE_DIR: join(dir, 'state'),
+        RUNBOOK_REPORTS_DIR: dirs.reportsDir,
+        RUNBOOK_STATE_DIR: dirs.stateDir,
         ...opts.env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     children.add(child);
-    opts.onStart?.(child);
+    opts.onStart?.(child, dirs);
     const killer = setTimeout(() => child.kill('SIGTERM'), opts.deadlineMs ?? CHILD_DEADLINE_MS);
     let stdout = '';
     let stderr = '';
@@ -111,6 +113,24 @@ export async function runRunbook(name: string, opts: RunOptions & { args?: strin
 
 export function failedSteps(r: { summary: RunSummary }) {
   return r.summary.steps.filter((s) => s.status === 'failed');
+}
+
+/** A file of the run's report, e.g. 'artifacts/audit-evidence.json' or 'teardown-journal.jsonl'. */
+export function reportText(r: RunResult, file: string): string {
+  if (!r.reportDir) throw new Error(`the run wrote no report (exit ${r.code})\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
+  return readFileSync(join(r.reportDir, file), 'utf8');
+}
+
+/**
+ * Write a target profile (YAML text) and files it refers to by relative path (e.g. case files)
+ * into a fresh scratch directory, for runs with `--target <file>`; returns the profile's path.
+ */
+export function writeProfile(yaml: string, files: Record<string, string> = {}): string {
+  const dir = mkdtempSync(join(scratch(), 'profile-'));
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+  const file = join(dir, 'target.yaml');
+  writeFileSync(file, yaml);
+  return file;
 }
 
 /** For afterAll: no child outlives its test file, and the scratch dir goes away. */
