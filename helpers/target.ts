@@ -242,6 +242,10 @@ function describeAjvError(err: ErrorObject, root: JsonSchema): string {
     return `${fieldPath([...path, prop])}: unknown field (allowed here: ${allowed})`;
   }
   const expected = parent['x-expected'] ?? err.message ?? 'a valid value';
+  // A *_env field that fails validation often holds a pasted secret instead of a variable name:
+  // say what kind of value it was, never the value itself.
+  const last = String(path.at(-1) ?? '');
+  if (last.endsWith('_env')) return `${fieldPath(path)}: expected ${expected}, got a ${typeof err.data} that is not an environment variable name (value not shown: it may be a secret)`;
   return `${fieldPath(path)}: expected ${expected}, got ${describe(err.data)}`;
 }
 

@@ -29,7 +29,12 @@ export interface ManagedServer {
 
 const SEARCH_PATH = (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/usr/local/sbin', '/usr/local/bin', '/usr/bin']);
 
+/** REDIS_SERVER_BIN / NATS_SERVER_BIN override the search (and let tests simulate a missing binary). */
+const BIN_OVERRIDES: Record<string, string> = { 'redis-server': 'REDIS_SERVER_BIN', 'nats-server': 'NATS_SERVER_BIN' };
+
 export function findBinary(name: string): string | undefined {
+  const override = BIN_OVERRIDES[name] && process.env[BIN_OVERRIDES[name]];
+  if (override) return existsSync(override) ? override : undefined;
   for (const dir of SEARCH_PATH) {
     if (!dir) continue;
     const p = join(dir, name);
@@ -63,14 +68,23 @@ function canConnect(port: number): Promise<boolean> {
   });
 }
 
-async function waitForPort(port: number, child: ChildProcess, what: string, timeoutMs: number, out: () => string): Promise<void> {
+/**
+ * Ready = the server printed its own ready line AND the port accepts connections. The port alone is
+ * not enough: if it is taken, another process answers there while ours exits with "Address already
+ * in use", and clients would silently talk to the squatter.
+ */
+async function waitForReady(port: number, child: ChildProcess, what: string, timeoutMs: number, out: () => string, ready: RegExp): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  const exited = () => `${what} exited with code ${child.exitCode} during start-up (port ${port}): ${out().trim().split('\n').slice(-3).join(' | ')}`;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`${what} exited with code ${child.exitCode} during start-up: ${out().trim().split('\n').slice(-3).join(' | ')}`);
-    if (await canConnect(port)) return;
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(exited());
+    if (ready.test(out()) && (await canConnect(port))) {
+      if (child.exitCode !== null) throw new Error(exited());
+      return;
+    }
     await new Promise((r) => setTimeout(r, 25));
   }
-  throw new Error(`${what} did not accept connections on 127.0.0.1:${port} within ${timeoutMs} ms`);
+  throw new Error(`${what} did not become ready on 127.0.0.1:${port} within ${timeoutMs} ms: ${out().trim().split('\n').slice(-2).join(' | ')}`);
 }
 
 function manage(child: ChildProcess, dir: string, url: string, port: number, out: () => string): ManagedServer {
@@ -158,7 +172,7 @@ export async function startRedis(opts: RedisOptions = {}): Promise<ManagedServer
   const out = capture(child);
   const server = manage(child, dir, `redis://127.0.0.1:${port}`, port, out);
   try {
-    await waitForPort(port, child, 'redis-server', opts.startTimeoutMs ?? 5000, out);
+    await waitForReady(port, child, 'redis-server', opts.startTimeoutMs ?? 5000, out, /Ready to accept connections/);
   } catch (err) {
     await server.stop();
     throw err;
@@ -184,7 +198,7 @@ export async function startNats(opts: NatsOptions = {}): Promise<ManagedServer> 
   const out = capture(child);
   const server = manage(child, dir, `nats://127.0.0.1:${port}`, port, out);
   try {
-    await waitForPort(port, child, 'nats-server', opts.startTimeoutMs ?? 5000, out);
+    await waitForReady(port, child, 'nats-server', opts.startTimeoutMs ?? 5000, out, /Server is ready/);
   } catch (err) {
     await server.stop();
     throw err;

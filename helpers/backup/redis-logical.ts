@@ -541,6 +541,7 @@ async function dumpDb(
   const scan_started_ms = Date.now();
   const inflight: Array<{ keys: Buffer[]; replies: Promise<Reply[]> }> = [];
   let stopScan = false;
+  let roomFreed: (() => void) | undefined;
   try {
     out.writeNow(RDUMP_HEADER);
     // SCAN runs on its own (the caller's ioredis connection), independently of the batches, and
@@ -552,7 +553,6 @@ async function dumpDb(
     let scanDone = false;
     let scanError: Error | undefined;
     let keysArrived: (() => void) | undefined;
-    let roomFreed: (() => void) | undefined;
     const queued = () => queue.length - qpos;
     const queueLimit = PIPELINE_DEPTH * sizing.max + SCAN_COUNT;
     const scanner = (async () => {

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { connect } from '@nats-io/transport-node';
 import { describe, expect, it } from 'vitest';
-import { startNats, startRedis } from '../../sandbox/processes.js';
+import { MissingBinaryError, startNats, startRedis } from '../../sandbox/processes.js';
 
 describe('managed redis-server and nats-server', () => {
   it('starts redis with persistence on a free port and removes its dir on stop', async () => {
@@ -24,5 +24,18 @@ describe('managed redis-server and nats-server', () => {
     await nc.close();
     await srv.stop();
     expect(existsSync(srv.dir)).toBe(false);
+  });
+
+  it('names the missing binary and how to install it', async () => {
+    const saved = process.env.REDIS_SERVER_BIN;
+    process.env.REDIS_SERVER_BIN = '/nonexistent/redis-server';
+    try {
+      const err = await startRedis().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(MissingBinaryError);
+      expect((err as Error).message).toMatch(/redis-server not found.*apt-get install redis-server/);
+    } finally {
+      if (saved === undefined) delete process.env.REDIS_SERVER_BIN;
+      else process.env.REDIS_SERVER_BIN = saved;
+    }
   });
 });
