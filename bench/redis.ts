@@ -61,7 +61,7 @@ export async function benchRedis(ctx: BenchContext): Promise<BenchResult> {
 
       const F = {
         cliRdb: fig('redis-cli --rdb', 'keys/s'),
-        ours: fig('our logical backup (SCAN + DUMP → JSONL)', 'keys/s', 'operation only'),
+        ours: fig('our logical backup (SCAN + DUMP → binary records)', 'keys/s', 'operation only'),
         oursMBs: fig('our logical backup', 'MB/s', 'RDB-equivalent MB'),
         oursWall: fig('our logical backup, whole process', 'keys/s', 'incl. Node start-up'),
         cliMBs: fig('redis-cli --rdb', 'MB/s'),
@@ -121,7 +121,7 @@ export async function benchRedis(ctx: BenchContext): Promise<BenchResult> {
       for (const f of figs) if (f.rssBytes && !f.rssBytes.length) delete f.rssBytes;
       figures.push(...figs);
       notes.push(
-        `${L} keys: RDB ${(rdbBytes / MB).toFixed(1)} MB, our JSONL archive ${(archiveBytes / MB).toFixed(1)} MB, server used_memory ${(usedMemory / MB).toFixed(0)} MB.`,
+        `${L} keys: RDB ${(rdbBytes / MB).toFixed(1)} MB, our archive ${(archiveBytes / MB).toFixed(1)} MB, server used_memory ${(usedMemory / MB).toFixed(0)} MB.`,
       );
       goals.push(goalRatioAtLeast(`logical backup ≥ 0.8x redis-cli --rdb (keys/s), ${L} keys`, medianOf(figs, F.ours.name), medianOf(figs, F.cliRdb.name), 0.8));
       goals.push(goalRatioAtLeast(`physical RDB fetch ≥ 0.8x redis-cli --rdb (keys/s), ${L} keys`, medianOf(figs, F.oursRdb.name), medianOf(figs, F.cliRdb.name), 0.8));
@@ -140,7 +140,7 @@ export async function benchRedis(ctx: BenchContext): Promise<BenchResult> {
     title: 'Redis backup and restore',
     method: [
       `Two redis-server processes on loopback (no persistence, repl-diskless-sync-delay 0). The source is seeded with generated keys of five types in turn (string 120 B; hash of 4 fields; list, set and zset of 5 members; every 10th key with a 7-day TTL), as RESP through \`redis-cli --pipe\`, timed.`,
-      `Per run, on the same data: \`redis-cli --rdb\` (wall time of the process), our logical backup (\`backupRedisLogical\`: SCAN + TYPE/PTTL/DUMP pipelines → JSONL) and our physical fetch (\`fetchRdb\`, diskless), each in a child process (\`node --import tsx bench/child/redis-backup.ts\`) under \`/usr/bin/time -v\` for its peak RSS; then our logical restore of that archive into the empty second server (\`restoreRedisLogical\`, RESTORE … REPLACE), also in a child.`,
+      `Per run, on the same data: \`redis-cli --rdb\` (wall time of the process), our logical backup (\`backupRedisLogical\`: SCAN + PTTL/DUMP pipelines → length-prefixed binary records) and our physical fetch (\`fetchRdb\`, diskless), each in a child process (\`node --import tsx bench/child/redis-backup.ts\`) under \`/usr/bin/time -v\` for its peak RSS; then our logical restore of that archive into the empty second server (\`restoreRedisLogical\`, RESTORE … REPLACE), also in a child.`,
       'keys/s of our operations use the time of the operation inside the child (Node and tsx start-up excluded; the "whole process" line includes it). MB/s use the RDB size of the same data as the common measure of the dataset, for every tool. The backup goal compares keys/s at each size.',
     ],
     figures,
