@@ -17,6 +17,8 @@ import {
   TEARDOWN_STEP,
   interruptChannelName,
   newRunId,
+  reportsRoot,
+  stateRoot,
   type InterruptMessage,
 } from '../helpers/report/run-contract.js';
 import { failedScenarioFiles, type RunStatus, type RunSummary, type StepRecord } from '../helpers/report/summary.js';
@@ -28,25 +30,26 @@ export interface RunOptions {
   plan?: boolean;
   ticket?: string;
   onlyFailed?: string;
+  /** Exit 1 only for steps that passed in the previous run of this runbook on this target. */
+  failOnNew?: boolean;
+  /** The runbook's declared options as given (ctx.options in scenarios). */
+  options?: Record<string, string | boolean>;
 }
 
 /** Where reports and runner state live; tests point these at temp dirs. */
-export function reportsRoot(): string {
-  return resolve(process.env.RUNBOOK_REPORTS_DIR ?? join(REPO_ROOT, 'reports'));
-}
-export function stateRoot(): string {
-  return resolve(process.env.RUNBOOK_STATE_DIR ?? join(REPO_ROOT, '.runbook-state'));
-}
+export { reportsRoot, stateRoot };
+
+/** The whole webhook notification, retries included, gets at most this long. */
+const NOTIFY_DEADLINE_MS = 20_000;
 
 /** How long the run may spend tearing down after Ctrl-C before a second Ctrl-C is needed. */
 const INTERRUPT_GRACE_MS = 120_000;
 /** After a second Ctrl-C: the bounded window for the runner's own journal replay. */
 const FORCE_TEARDOWN_MS = 10_000;
 
-const T0 = Date.now();
-/** DEBUG=runbooks: where the runner's own time goes (the budget is < 1.5 s plus the steps). */
-function phase(name: string): void {
-  if (process.env.DEBUG?.includes('runbooks')) process.stderr.write(`[runbook +${Date.now() - T0} ms] ${name}\n`);
+/** DEBUG=runbooks: where the runner's own time goes, in ms since the process started (the budget is < 1.5 s plus the steps). */
+export function phase(name: string): void {
+  if (process.env.DEBUG?.includes('runbooks')) process.stderr.write(`[runbook +${Math.round(performance.now())} ms] ${name}\n`);
 }
 
 async function withDeadline(p: Promise<unknown>, ms: number): Promise<void> {
@@ -74,8 +77,11 @@ export async function runRunbook(opts: RunOptions): Promise<number> {
   if (opts.plan) return printPlan(runbook, files, opts);
 
   // No top-level work before this point loads Vitest, Allure or the sandbox: `list`/`--plan` stay fast.
-  // From here on they will be needed, so their (slow) imports overlap with target resolution and preflight.
-  prefetch(() => import('vitest/node'), () => import('allure-vitest/reporter'));
+  // From here on they will be needed, so their (slow, CPU-bound) imports overlap with waiting on the
+  // target: with the sandbox, once its servers are starting (its own modules load first, so
+  // redis-server and nats-server are spawned as early as possible), otherwise right away.
+  const prefetchRunner = () => prefetch(() => import('vitest/node'), () => import('allure-vitest/reporter'));
+  if (opts.target) prefetchRunner();
   const interrupts = new InterruptState();
   interrupts.install();
   let sandbox: { profile: TargetProfile; stop(): Promise<void> } | undefined;
@@ -89,7 +95,7 @@ export async function runRunbook(opts: RunOptions): Promise<number> {
     ensureWritableDir(reportsRoot(), 'report directory (RUNBOOK_REPORTS_DIR)');
     ensureWritableDir(stateRoot(), 'runner state directory (RUNBOOK_STATE_DIR)');
     if (!opts.target) {
-      sandbox = await startRunnerSandbox();
+      sandbox = await startRunnerSandbox(prefetchRunner);
       profile = sandbox.profile;
     }
     if (interrupts.reason) return interruptedInSetup(interrupts);
@@ -141,9 +147,10 @@ function selectFiles(runbook: Runbook, onlyFailed?: string): string[] {
   return files;
 }
 
-async function startRunnerSandbox(): Promise<{ profile: TargetProfile; stop(): Promise<void> }> {
+async function startRunnerSandbox(whileStarting: () => void): Promise<{ profile: TargetProfile; stop(): Promise<void> }> {
   const { startSandbox } = await import('../sandbox/index.js');
   const { parseFaults } = await import('../sandbox/faults.js');
+  phase('sandbox loaded');
   const faults = process.env.SANDBOX_FAULTS ?? '';
   try {
     parseFaults(faults);
@@ -151,7 +158,9 @@ async function startRunnerSandbox(): Promise<{ profile: TargetProfile; stop(): P
     throw new UsageError(`SANDBOX_FAULTS: ${errorMessage(err)}`);
   }
   // A short reload interval keeps policy runbooks fast.
-  return startSandbox({ policyReloadMs: 1000, faults });
+  const started = startSandbox({ policyReloadMs: 1000, faults });
+  whileStarting();
+  return started;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -365,6 +374,7 @@ async function executeClaimed(a: ExecuteArgs, c: Claimed): Promise<number> {
       [ENV.RUN_DIR]: runDir,
       [ENV.JOURNAL]: journal,
       [ENV.NAME]: runbook.name,
+      [ENV.OPTIONS]: JSON.stringify(a.opts.options ?? {}),
     },
   });
   clearTimeout(budgetTimer);
@@ -379,12 +389,14 @@ async function executeClaimed(a: ExecuteArgs, c: Claimed): Promise<number> {
   if (stillPending.length === 0) teardown.closeJournal(journal);
 
   const end = new Date();
-  const { status, exitCode } = verdict(session.steps, session.runErrors, interrupts, stillPending.length);
+  const verdictNow = verdict(session.steps, session.runErrors, interrupts, stillPending.length);
+  const { status } = verdictNow;
+  let exitCode: number = verdictNow.exitCode;
   // From here on a signal cannot change what happened on the target: the report is finished (it is
   // short and bounded) and the exit code stays the verdict, so report and exit code always agree.
   const interruptedReason = interrupts.reason;
   interrupts.phase = 'report';
-  const report = await import('../helpers/report/write.js');
+  const [report, history] = await Promise.all([import('../helpers/report/write.js'), import('../helpers/history.js')]);
   const summary: RunSummary = {
     run_id: runId,
     runbook: runbook.name,
@@ -403,6 +415,7 @@ async function executeClaimed(a: ExecuteArgs, c: Claimed): Promise<number> {
     steps: session.steps,
     findings: [],
     teardown: {
+      removed_by_steps: [],
       removed_by_runner: replay.removed,
       left_behind: stillPending.map((p) => ({
         label: `${p.label} (${teardown.describeAction(p.action)})`,
@@ -412,16 +425,60 @@ async function executeClaimed(a: ExecuteArgs, c: Claimed): Promise<number> {
     },
     errors: session.runErrors,
     environment,
+    options: a.opts.options ?? {},
+    sections: [],
     ...(a.opts.onlyFailed ? { only_failed_from: a.opts.onlyFailed } : {}),
   };
+  if (a.opts.failOnNew) {
+    // The baseline is read before this run is appended, so a run is never its own baseline.
+    const previous = await history.previousRun(reportsRoot(), profile.name, runbook.name).catch(() => undefined);
+    const fresh = history.newFailures(previous, summary);
+    summary.fail_on_new = {
+      baseline_run: (previous as { run_id?: string } | undefined)?.run_id ?? (previous ? previous.start : null),
+      new_failures: fresh,
+      exit_code_without_flag: exitCode,
+    };
+    // Only a failed check is relaxed; unreachable, teardown leftovers, config errors and interrupts keep their code.
+    if (exitCode === EXIT.CHECK_FAILED && status === 'failed' && fresh.length === 0) exitCode = EXIT.PASSED;
+    summary.exit_code = exitCode;
+  }
   phase('teardown replay done');
-  const indexPath = await report.writeReport({ runDir, resultsDir, summary, historyTarget: profile.name, journal });
+  const written = await report.writeReport({ runDir, resultsDir, summary, reportsDir: reportsRoot(), journal });
   phase('report written');
+  await report.recordHistory(reportsRoot(), runDir, written.historyPoint).catch((err: unknown) => {
+    process.stderr.write(`runbook: the run could not be added to the run history: ${errorMessage(err)}\n`);
+  });
   out(`${summary.status.toUpperCase()}: ${summary.counts.passed} passed, ${summary.counts.failed} failed, ${summary.counts.skipped} skipped`);
+  if (summary.fail_on_new) {
+    const { failOnNewText } = await import('../helpers/report/summary.js');
+    out(`--fail-on-new: ${failOnNewText(summary.fail_on_new)}`);
+  }
+  if (process.env.RUNBOOK_WEBHOOK_URL) await notify(runDir, written.index);
+  phase('done');
   // The last line is the report's path, so scripts can `tail -1`.
-  const shown = relative(process.cwd(), indexPath);
-  out(shown && !shown.startsWith('..') ? shown : indexPath);
+  const shown = relative(process.cwd(), written.index);
+  out(shown && !shown.startsWith('..') ? shown : written.index);
   return exitCode;
+}
+
+/** One webhook message per run, from summary.json as written (redacted); bounded, never changes the exit code. */
+async function notify(runDir: string, index: string): Promise<void> {
+  try {
+    const [{ notifyRun }, { readFile }] = await Promise.all([import('../helpers/notify/webhook.js'), import('node:fs/promises')]);
+    const summary = JSON.parse(await readFile(join(runDir, 'summary.json'), 'utf8'));
+    let timer: NodeJS.Timeout | undefined;
+    const result = await Promise.race([
+      notifyRun(summary, { reportLocation: process.env.RUNBOOK_REPORT_URL ?? index }),
+      new Promise<{ sent: false; skipped: false; attempts: number; error: string }>((r) => {
+        timer = setTimeout(() => r({ sent: false, skipped: false, attempts: 0, error: `no answer within ${NOTIFY_DEADLINE_MS / 1000} s` }), NOTIFY_DEADLINE_MS);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (result.sent) process.stderr.write(`notify: sent (HTTP ${result.status}, ${result.attempts} attempt(s))\n`);
+    else if (!result.skipped) process.stderr.write(`notify: not sent: ${result.error}\n`);
+  } catch (err) {
+    process.stderr.write(`notify: not sent: ${errorMessage(err)}\n`);
+  }
 }
 
 interface EarlierRun {
@@ -536,9 +593,9 @@ async function runScenarios(s: SessionArgs): Promise<{ steps: StepRecord[]; runE
           progress,
           collector,
           new AllureReporter({ resultsDir: s.resultsDir, environmentInfo: s.environment, categories: CATEGORIES }),
-          ['junit', { suiteName: 'runbook' }],
         ],
-        outputFile: { junit: join(s.runDir, 'junit.xml') },
+        // junit.xml is written by the runner from the step records (helpers/report/junit.ts), so it
+        // exists for interrupted, forced and broken runs too.
         env: s.env,
       },
       {},
@@ -581,6 +638,12 @@ function baseVitestConfig(files: string[]) {
     // depend on earlier ones, and the verdict names the first failure.
     sequence: { shuffle: false, sequencer: declaredOrder(files) },
     passWithNoTests: false,
+    // Nothing is written under the repo: the image runs with a read-only root filesystem.
+    cache: false as const,
+    // Time to verdict: no dependency pre-bundling, typecheck or coverage; one worker, files in order.
+    deps: { optimizer: { ssr: { enabled: false }, client: { enabled: false } } },
+    typecheck: { enabled: false },
+    coverage: { enabled: false },
     hookTimeout: 130_000,
     teardownTimeout: 10_000,
   };
@@ -646,6 +709,14 @@ async function printPlan(runbook: Runbook, files: string[], opts: RunOptions): P
   out(`Creates: ${runbook.creates.length ? '' : 'nothing'}`);
   for (const c of runbook.creates) out(`  - ${c}`);
   if (opts.ticket) out(`Ticket: ${opts.ticket}`);
+  if (runbook.options.length) {
+    out('Options:');
+    for (const o of runbook.options) {
+      const v = opts.options?.[o.name];
+      const given = v === undefined ? 'not given' : v === true ? 'given' : v === false ? 'not given' : `= ${JSON.stringify(v)}`;
+      out(`  --${o.name}${o.type === 'string' ? ' <value>' : ''}: ${o.description} (${given})`);
+    }
+  }
   out('Steps:');
   let n = 0;
   for (const sc of scenarios) {

@@ -1,20 +1,33 @@
 // `pnpm runbook`: the on-call entry point.
 //   pnpm runbook list
-//   pnpm runbook <name> [--target <profile>] [--plan] [--ticket <id>] [--only-failed <report dir>]
+//   pnpm runbook <name> [--target <profile>] [--plan] [--ticket <id>] [--only-failed <report dir>] [--fail-on-new]
+//                       [--<option> [value] ...]   (the options runbooks/<name>.md declares)
 // Further subcommands live in cli/commands/<command>.ts (e.g. bundle, verify-bundle): each module
 // exports `register(program)` and is only imported when its command is used (or for --help), so
 // the common paths stay fast. Errors are one line on stderr with a documented exit code; set
 // DEBUG=runbooks for stacks.
 import { existsSync, readdirSync } from 'node:fs';
+import * as nodeModule from 'node:module';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
-import { loadCatalog } from '../helpers/catalog.js';
-import { EXIT, RunbookError, errorMessage } from '../helpers/errors.js';
+import { findRunbook, loadCatalog, type RunbookOption } from '../helpers/catalog.js';
+import { EXIT, RunbookError, UsageError, errorMessage } from '../helpers/errors.js';
 
 /** The contract for modules in cli/commands/: add a subcommand to the program. */
 export interface CommandModule {
   register(program: Command): void;
+}
+
+// Node >= 22.1 (the container image): cache V8 code for Vitest, Vite and Allure between runs; their
+// import is most of the runner's start-up. Best effort: an unwritable tmpdir just means no cache.
+try {
+  (nodeModule as { enableCompileCache?: (dir?: string) => unknown }).enableCompileCache?.(
+    process.env.NODE_COMPILE_CACHE ?? join(tmpdir(), 'cordum-runbooks-compile-cache'),
+  );
+} catch {
+  // no cache
 }
 
 const COMMANDS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'commands');
@@ -40,9 +53,65 @@ async function loadExtensions(program: Command, argv: string[]): Promise<void> {
   }
 }
 
+/** Root options that take a value: the token after them is not the runbook's name. */
+const ROOT_VALUE_OPTIONS = new Set(['--target', '--ticket', '--only-failed']);
+
+/** The runbook named on the command line (the first operand), if any. */
+export function runbookNameIn(argv: string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') return argv[i + 1];
+    if (a.startsWith('-')) {
+      if (ROOT_VALUE_OPTIONS.has(a)) i++;
+      continue;
+    }
+    return a;
+  }
+  return undefined;
+}
+
+/** commander's flag and property name for a declared runbook option. */
+function runbookOption(o: RunbookOption): Option {
+  return new Option(o.type === 'boolean' ? `--${o.name}` : `--${o.name} <value>`, `${o.description} (runbook option)`);
+}
+
+/**
+ * A runbook's front matter may declare `options:`; exactly those are accepted after its name
+ * (commander rejects anything else with exit 2). An unknown runbook adds nothing: the action names it.
+ */
+export function addRunbookOptions(program: Command, argv: string[]): void {
+  const name = runbookNameIn(argv);
+  if (!name || name === 'help' || program.commands.some((c) => c.name() === name || c.aliases().includes(name))) return;
+  let declared: RunbookOption[];
+  try {
+    declared = findRunbook(name).options;
+  } catch (err) {
+    if (err instanceof UsageError) return; // unknown runbook: the action reports it in one line
+    throw err; // malformed front matter: name the file and field now
+  }
+  for (const o of declared) program.addOption(runbookOption(o));
+  DECLARED.set(program, declared);
+}
+
+const DECLARED = new WeakMap<Command, RunbookOption[]>();
+
+/** The declared options as given: booleans are always present (false when absent), strings only when given. */
+function givenOptions(declared: RunbookOption[], opts: Record<string, unknown>): Record<string, string | boolean> {
+  const given: Record<string, string | boolean> = {};
+  for (const o of declared) {
+    const v = opts[runbookOption(o).attributeName()];
+    if (o.type === 'boolean') given[o.name] = v === true;
+    else if (typeof v === 'string') given[o.name] = v;
+  }
+  return given;
+}
+
 export function buildProgram(): Command {
   const program = new Command('runbook')
     .description('Executable runbooks for Cordum: a verdict in seconds and an Allure report for the change ticket.')
+    // The runner's own options belong to it only before a subcommand: `runbook bundle <dir> --ticket X`
+    // is the bundle command's --ticket, not the runner's.
+    .enablePositionalOptions()
     .showSuggestionAfterError(false)
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(str.split('\n')[0] + '\n') });
@@ -70,22 +139,32 @@ export function buildProgram(): Command {
     .option('--plan', 'print the steps, target, what would be created and whether it is destructive; run nothing')
     .option('--ticket <id>', 'change ticket id recorded in the report')
     .addOption(new Option('--only-failed <report dir>', 'rerun only the scenario files with failed steps in that report'))
-    .action(async (name: string | undefined, opts: { target?: string; plan?: boolean; ticket?: string; onlyFailed?: string }) => {
+    .option('--fail-on-new', 'exit 1 only for steps that passed in the previous run of this runbook on this target; other failures are reported, exit 0')
+    .action(async (name: string | undefined, opts: { target?: string; plan?: boolean; ticket?: string; onlyFailed?: string; failOnNew?: boolean } & Record<string, unknown>) => {
       if (!name) {
         program.outputHelp();
         process.exitCode = EXIT.USAGE;
         return;
       }
       const { runRunbook } = await import('./run.js');
-      process.exitCode = await runRunbook({ name, ...opts });
+      process.exitCode = await runRunbook({
+        name,
+        target: opts.target,
+        plan: opts.plan,
+        ticket: opts.ticket,
+        onlyFailed: opts.onlyFailed,
+        failOnNew: opts.failOnNew,
+        options: givenOptions(DECLARED.get(program) ?? [], opts),
+      });
     });
   return program;
 }
 
 export async function main(argv = process.argv.slice(2)): Promise<number> {
-  const program = buildProgram();
   try {
+    const program = buildProgram();
     await loadExtensions(program, argv);
+    addRunbookOptions(program, argv);
     await program.parseAsync(argv, { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : EXIT.PASSED;
   } catch (err) {

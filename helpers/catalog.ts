@@ -12,6 +12,17 @@ export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const NEEDS = ['gateway', 'bus', 'redis', 'kube'] as const;
 export type Need = (typeof NEEDS)[number];
 
+/** A command-line option a runbook declares in its front matter (`options:`). */
+export interface RunbookOption {
+  /** `--<name>` on the command line and the key in ctx.options (e.g. 'in-place'). */
+  name: string;
+  type: 'boolean' | 'string';
+  description: string;
+}
+
+/** Options of the runner itself (and commander's help): a runbook cannot declare these. */
+export const RESERVED_OPTIONS = ['target', 'plan', 'ticket', 'only-failed', 'fail-on-new', 'help', 'version'] as const;
+
 export interface Runbook {
   name: string;
   file: string; // absolute path of the .md page
@@ -27,10 +38,12 @@ export interface Runbook {
   owner: string;
   /** Human descriptions of the objects this runbook creates on the target. */
   creates: string[];
+  /** Options `pnpm runbook <name> --<option> [value]` accepts; scenarios read them as ctx.options. */
+  options: RunbookOption[];
 }
 
 const DEFAULT_TIME_BUDGET_MS = 10 * 60_000;
-const KNOWN_FIELDS = new Set(['title', 'summary', 'scenarios', 'tags', 'destructive', 'needs', 'time_budget', 'owner', 'creates']);
+const KNOWN_FIELDS = new Set(['title', 'summary', 'scenarios', 'tags', 'destructive', 'needs', 'time_budget', 'owner', 'creates', 'options']);
 
 export function runbooksDir(): string {
   return resolve(process.env.RUNBOOKS_DIR ?? join(REPO_ROOT, 'runbooks'));
@@ -106,7 +119,34 @@ export function parseRunbook(file: string): Runbook {
     timeBudgetMs: o.time_budget === undefined ? DEFAULT_TIME_BUDGET_MS : parseDuration(o.time_budget, () => bad('time_budget', "must be a duration like '90s', '5m' or a number of seconds")),
     owner: str('owner', false),
     creates: strList('creates'),
+    options: parseOptions(o.options, bad),
   };
+}
+
+const OPTION_FIELDS = ['name', 'type', 'description'];
+
+function parseOptions(v: unknown, bad: (f: string, e: string) => never): RunbookOption[] {
+  if (v === undefined) return [];
+  const expected = 'must be a list of {name, type: boolean|string, description}';
+  if (!Array.isArray(v)) return bad('options', expected);
+  const seen = new Set<string>();
+  return v.map((item: unknown, i) => {
+    const at = `options[${i}]`;
+    if (!item || typeof item !== 'object' || Array.isArray(item)) return bad('options', `${expected}; ${at} is not a mapping`);
+    const o = item as Record<string, unknown>;
+    const extra = Object.keys(o).find((k) => !OPTION_FIELDS.includes(k));
+    if (extra) return bad('options', `${expected}; ${at} has unknown field '${extra}'`);
+    const name = o.name;
+    if (typeof name !== 'string' || !/^[a-z][a-z0-9]*(-[a-z0-9]+)*$/.test(name)) {
+      return bad('options', `${expected}; ${at}.name must be lower-case kebab-case like 'in-place'`);
+    }
+    if ((RESERVED_OPTIONS as readonly string[]).includes(name)) return bad('options', `${expected}; ${at}.name '${name}' is one of the runner's own options`);
+    if (seen.has(name)) return bad('options', `${expected}; ${at}.name '${name}' is declared twice`);
+    seen.add(name);
+    if (o.type !== 'boolean' && o.type !== 'string') return bad('options', `${expected}; ${at}.type must be boolean or string`);
+    if (typeof o.description !== 'string' || !o.description.trim()) return bad('options', `${expected}; ${at}.description must be a non-empty string`);
+    return { name, type: o.type, description: o.description.trim() };
+  });
 }
 
 /** Entries are repo-relative files or directories (every *.test.ts / *.scenario.ts inside, sorted). */

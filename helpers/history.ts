@@ -1,6 +1,8 @@
 // Per-target run history: reports/.history/<target>.runs.jsonl, one run summary per line.
 // It lets `--fail-on-new` gate on regressions only ("fail only on steps that passed last time"),
-// and keeps a trend for a target that survives report clean-ups.
+// and keeps a trend for a target that survives report clean-ups. It is the only history file of a
+// target: each line also carries Allure's trend point for that run (`allure_history`), which the
+// report generator feeds back to Allure (helpers/report/write.ts).
 
 import { mkdir, open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -29,6 +31,8 @@ export interface Summary {
   steps: StepSummary[];
   counts?: Record<string, number>;
   findings?: unknown;
+  /** Allure's history data point of this run (trend charts in index.html). */
+  allure_history?: unknown;
 }
 
 export const HISTORY_DIR = '.history';
@@ -80,6 +84,30 @@ export async function readRunHistory(reportsDir: string, target: string): Promis
     }
   }
   return runs;
+}
+
+/**
+ * Allure's trend points of the recorded runs on a target, oldest first. Reports written before the
+ * run history carried them kept Allure's own file (`<target>.jsonl`); its points come first, so
+ * trends survive the change. That file is only read, never written.
+ */
+export async function allureHistory(reportsDir: string, target: string): Promise<unknown[]> {
+  const legacy = historyFile(reportsDir, target).replace(/\.runs\.jsonl$/, '.jsonl');
+  const points: unknown[] = [];
+  try {
+    for (const line of (await readFile(legacy, 'utf8')).split('\n')) {
+      if (!line.trim()) continue;
+      try {
+        points.push(JSON.parse(line));
+      } catch {
+        // torn line
+      }
+    }
+  } catch {
+    // no legacy file
+  }
+  for (const run of await readRunHistory(reportsDir, target)) if (run.allure_history) points.push(run.allure_history);
+  return points;
 }
 
 /**

@@ -37,8 +37,12 @@ export interface Finding {
 }
 
 export interface StepOptions {
-  /** The step is aborted (ctx.signal) and failed after this long. Default 60 s. */
-  timeoutMs?: number;
+  /**
+   * The step is aborted (ctx.signal) and failed after this long. Default 60 s. A function of the
+   * target profile is resolved when the scenario file's run opens (before its first step), e.g.
+   * `{ timeoutMs: (t) => 2 * t.policy.reload_interval_ms + 20_000 }`.
+   */
+  timeoutMs?: number | ((target: TargetProfile) => number);
   /**
    * The step checks something on its own (an audit section): its failure does not skip the later
    * steps. Default false: runbook steps build on each other.
@@ -48,6 +52,11 @@ export interface StepOptions {
 
 export interface RunContext {
   target: TargetProfile;
+  /**
+   * The runbook's declared options (front matter `options:`) as given on the command line, keyed by
+   * the declared name: booleans are always present (false when not given), strings only when given.
+   */
+  options: Readonly<Record<string, string | boolean>>;
   runId: string;
   /** `rb-<short run id>`: put it in the name of every object the step creates. */
   prefix: string;
@@ -66,6 +75,11 @@ export interface RunContext {
   step<T>(name: string, fn: () => Promise<T> | T): Promise<T>;
   /** A documented platform behaviour worth reporting; severity 'fail' also fails the step. */
   finding(f: Finding): void;
+  /**
+   * Append a short Markdown section to summary.md, under the step table (sections keep the order
+   * they were added in). Redacted like every report file; at most 16 KiB per section.
+   */
+  summary(markdown: string): void;
   /** Write a file into the report directory (it lands in the manifest); returns its path. */
   writeArtifact(name: string, content: string | Uint8Array): string;
   /** Shared by the steps of one scenario file. */
@@ -83,6 +97,14 @@ export interface ScenarioBuilder {
 }
 
 const DEFAULT_STEP_TIMEOUT_MS = 60_000;
+/** A section of summary.md is meant to be short: a table, a few lines. */
+const MAX_SECTION_BYTES = 16 * 1024;
+/**
+ * Vitest needs a test timeout when the file is collected; a deadline that depends on the target is
+ * only known when the run opens. Such steps get this backstop (our own timer, which aborts the step,
+ * is what fires; the runbook's time budget bounds the run).
+ */
+const DYNAMIC_TIMEOUT_BACKSTOP_MS = 6 * 3_600_000;
 const TEARDOWN_TIMEOUT_MS = 120_000;
 /** Vitest's own timeout sits above ours so the step fails with our message, not Vitest's. */
 const VITEST_GRACE_MS = 5_000;
@@ -90,13 +112,16 @@ const VITEST_GRACE_MS = 5_000;
 interface StepDef {
   name: string;
   fn: StepFn;
-  timeoutMs: number;
+  timeoutMs: number | ((target: TargetProfile) => number);
   independent: boolean;
 }
 
 /** Everything one scenario file shares between its steps. */
 interface FileRun {
   target: TargetProfile;
+  options: Readonly<Record<string, string | boolean>>;
+  /** Step deadlines, resolved against the target when the run opened. */
+  deadlines: Map<string, number | Error>;
   runId: string;
   runDir: string;
   runbook: string;
@@ -123,7 +148,11 @@ export function scenario(title: string, build: (s: ScenarioBuilder) => void): vo
     step(name, fn, opts) {
       if (name === TEARDOWN_STEP) throw new Error(`'${TEARDOWN_STEP}' is added by scenario(); do not declare it`);
       if (steps.some((s) => s.name === name)) throw new Error(`scenario '${title}': duplicate step name '${name}'`);
-      steps.push({ name, fn, timeoutMs: opts?.timeoutMs ?? DEFAULT_STEP_TIMEOUT_MS, independent: opts?.independent ?? false });
+      const timeoutMs = opts?.timeoutMs ?? DEFAULT_STEP_TIMEOUT_MS;
+      if (typeof timeoutMs !== 'function' && !validTimeout(timeoutMs)) {
+        throw new Error(`scenario '${title}': step '${name}': timeoutMs must be a positive number of milliseconds or a function of the target`);
+      }
+      steps.push({ name, fn, timeoutMs, independent: opts?.independent ?? false });
     },
   });
 
@@ -134,6 +163,7 @@ export function scenario(title: string, build: (s: ScenarioBuilder) => void): vo
   describe.sequential(title, () => {
     beforeAll(async () => {
       run = await openFileRun();
+      for (const def of steps) run.deadlines.set(def.name, resolveTimeout(def, run.target));
     });
 
     for (const def of steps) {
@@ -143,12 +173,14 @@ export function scenario(title: string, build: (s: ScenarioBuilder) => void): vo
         if (failedStep) tctx.skip(`skipped because '${failedStep}' failed`);
         await labelTest(r);
         try {
-          await runStep(r, def, tctx);
+          const deadline = r.deadlines.get(def.name);
+          if (deadline instanceof Error) throw deadline;
+          await runStep(r, def, deadline ?? DEFAULT_STEP_TIMEOUT_MS, tctx);
         } catch (err) {
           if (!isSkip(err) && !def.independent) failedStep = def.name;
           throw err;
         }
-      }, def.timeoutMs + VITEST_GRACE_MS);
+      }, (typeof def.timeoutMs === 'number' ? def.timeoutMs : DYNAMIC_TIMEOUT_BACKSTOP_MS) + VITEST_GRACE_MS);
     }
 
     test(TEARDOWN_STEP, async () => {
@@ -168,6 +200,39 @@ export function scenario(title: string, build: (s: ScenarioBuilder) => void): vo
   });
 }
 
+function validTimeout(ms: unknown): ms is number {
+  return typeof ms === 'number' && Number.isFinite(ms) && ms > 0 && ms <= DYNAMIC_TIMEOUT_BACKSTOP_MS;
+}
+
+/** A step's deadline for this target; a broken deadline function fails that step (with this error). */
+function resolveTimeout(def: StepDef, target: TargetProfile): number | Error {
+  if (typeof def.timeoutMs === 'number') return def.timeoutMs;
+  let ms: unknown;
+  try {
+    ms = def.timeoutMs(target);
+  } catch (err) {
+    return new Error(`step '${def.name}': its timeoutMs function threw for target '${target.name}': ${errorMessage(err)}`);
+  }
+  if (!validTimeout(ms)) {
+    return new Error(`step '${def.name}': its timeoutMs function returned ${String(ms)} for target '${target.name}'; expected milliseconds between 1 and ${DYNAMIC_TIMEOUT_BACKSTOP_MS}`);
+  }
+  return ms;
+}
+
+/** RUNBOOK_OPTIONS: the runbook's options as the runner parsed them (JSON object). */
+function readOptions(): Readonly<Record<string, string | boolean>> {
+  const raw = process.env[ENV.OPTIONS];
+  if (!raw) return Object.freeze({});
+  const parsed = JSON.parse(raw) as unknown;
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error(`${ENV.OPTIONS} is not a JSON object`);
+  const out: Record<string, string | boolean> = {};
+  for (const [k, v] of Object.entries(parsed)) {
+    if (typeof v !== 'string' && typeof v !== 'boolean') throw new Error(`${ENV.OPTIONS}: option '${k}' is neither a string nor a boolean`);
+    out[k] = v;
+  }
+  return Object.freeze(out);
+}
+
 function mustRun(run: FileRun | undefined): FileRun {
   if (!run) throw new Error('scenario context missing: run scenarios with `pnpm runbook <name>`, not directly with vitest');
   return run;
@@ -185,6 +250,8 @@ async function openFileRun(): Promise<FileRun> {
   const scope = basename(currentTestFile());
   const run: FileRun = {
     target,
+    options: readOptions(),
+    deadlines: new Map(),
     runId,
     runDir: requireEnv(ENV.RUN_DIR),
     runbook: process.env[ENV.NAME] ?? 'unknown',
@@ -263,10 +330,10 @@ function isSkip(err: unknown): boolean {
   return (err as { code?: string } | undefined)?.code === 'VITEST_PENDING';
 }
 
-async function runStep(run: FileRun, def: StepDef, tctx: TestContext): Promise<void> {
+async function runStep(run: FileRun, def: StepDef, timeoutMs: number, tctx: TestContext): Promise<void> {
   const controller = new AbortController();
   run.current = controller;
-  const timer = setTimeout(() => controller.abort(new StepTimeoutError(def.name, def.timeoutMs)), def.timeoutMs);
+  const timer = setTimeout(() => controller.abort(new StepTimeoutError(def.name, timeoutMs)), timeoutMs);
   const failures: Finding[] = [];
   const ctx = makeContext(run, def.name, controller.signal, tctx, failures);
   try {
@@ -313,6 +380,7 @@ function makeContext(run: FileRun, stepName: string, signal: AbortSignal, tctx: 
   };
   return {
     target: run.target,
+    options: run.options,
     runId: run.runId,
     prefix: runPrefix(run.runId),
     gateway: () => gatewayFor(run),
@@ -343,6 +411,16 @@ function makeContext(run: FileRun, stepName: string, signal: AbortSignal, tctx: 
       track(ev.attachJson(`finding ${f.id} (${f.severity})`, record));
       if (f.severity === 'fail') failures.push(f);
     },
+    summary(markdown) {
+      if (typeof markdown !== 'string') throw new TypeError('ctx.summary(markdown): markdown must be a string');
+      let text = ev.redact(markdown).trimEnd();
+      if (Buffer.byteLength(text) > MAX_SECTION_BYTES) {
+        text = Buffer.from(text).subarray(0, MAX_SECTION_BYTES).toString('utf8').replace(/\uFFFD$/, '') + '\n\n_(section cut at 16 KiB)_';
+      }
+      if (!text) return;
+      mkdirSync(run.runDir, { recursive: true });
+      appendFileSync(join(run.runDir, RUN_FILES.sections), JSON.stringify({ scenario: run.scope, step: stepName, markdown: text }) + '\n');
+    },
     writeArtifact(name, content) {
       const dir = join(run.runDir, RUN_FILES.artifacts);
       mkdirSync(dir, { recursive: true });
@@ -357,6 +435,19 @@ function makeContext(run: FileRun, stepName: string, signal: AbortSignal, tctx: 
       throw new Error('unreachable: Vitest skip did not throw');
     },
   };
+}
+
+/** summary.json lists what each scenario's teardown did (teardown.removed_by_steps). */
+function recordTeardown(run: FileRun, results: NonNullable<import('./teardown.js').TeardownOutcome['results']>): void {
+  if (results.length === 0) return;
+  const ev = run.evidence!;
+  const lines = results.map((r) => ev.redact(JSON.stringify({ scenario: run.scope, ...r })) + '\n').join('');
+  try {
+    mkdirSync(run.runDir, { recursive: true });
+    appendFileSync(join(run.runDir, RUN_FILES.teardown), lines);
+  } catch (err) {
+    process.stderr.write(`could not record teardown results: ${errorMessage(err)}\n`);
+  }
 }
 
 /** One client per scenario file; its transcripts land on whichever step is running at the time. */
@@ -387,6 +478,7 @@ async function runTeardown(run: FileRun, asStep: boolean): Promise<void> {
   try {
     const signal = AbortSignal.any([run.teardownController.signal, AbortSignal.timeout(TEARDOWN_TIMEOUT_MS)]);
     const outcome = await run.teardown.runAll(exec, signal);
+    recordTeardown(run, outcome.results ?? []);
     if (!asStep) return;
     await run.evidence!.attachJson('teardown: removed', outcome.removed);
     if (outcome.leftovers.length > 0) {

@@ -35,6 +35,8 @@ export interface PendingItem {
 export interface TeardownOutcome {
   removed: string[];
   leftovers: { label: string; error: string }[];
+  /** Every action tried, in order (TeardownRegistry.runAll only). */
+  results?: { label: string; action: string; ok: boolean; error?: string }[];
 }
 
 /** Runs one action against the target. Local actions run in-process and never reach an executor. */
@@ -91,15 +93,18 @@ export class TeardownRegistry {
 
   /** Undo everything in reverse registration order; failures are collected, never thrown. */
   async runAll(exec: TeardownExecutor, signal?: AbortSignal): Promise<TeardownOutcome> {
-    const outcome: TeardownOutcome = { removed: [], leftovers: [] };
+    const outcome: TeardownOutcome = { removed: [], leftovers: [], results: [] };
     for (const [label, action] of [...this.items.entries()].reverse()) {
+      const described = describeAction(journalAction(action));
       try {
         await runAction(action, exec, signal);
         this.items.delete(label);
         this.write({ op: 'done', scope: this.scope, label, at: new Date().toISOString() });
-        outcome.removed.push(`${label} (${describeAction(journalAction(action))})`);
+        outcome.removed.push(`${label} (${described})`);
+        outcome.results!.push({ label, action: described, ok: true });
       } catch (err) {
         outcome.leftovers.push({ label, error: errorMessage(err) });
+        outcome.results!.push({ label, action: described, ok: false, error: errorMessage(err) });
       }
     }
     return outcome;

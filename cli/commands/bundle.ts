@@ -64,10 +64,8 @@ export function register(program: Command): void {
     .option('--ticket <id>', 'change ticket id for the archive name (default: the ticket recorded in the run)')
     .option('--out <path>', 'output folder or .tar.gz path (default: next to the report folder)')
     .option('--jira <issue>', 'also attach the bundle to this Jira issue (JIRA_BASE_URL, JIRA_TOKEN, [JIRA_USER])')
-    .action(async (reportDir: string, _opts: unknown, command: Command) => {
-      // optsWithGlobals: the runner's root command also defines --ticket, and commander hands an
-      // option the parent knows to the parent unless positional options are enabled.
-      const opts = command.optsWithGlobals<{ ticket?: string; out?: string; jira?: string }>();
+    .action(async (reportDir: string, opts: { ticket?: string; out?: string; jira?: string }) => {
+      // The root command enables positional options, so this --ticket is the bundle's own.
       await bundleCommand(reportDir, { ticket: opts.ticket, out: opts.out, jira: opts.jira });
       process.exitCode = EXIT.PASSED;
     });

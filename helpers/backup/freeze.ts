@@ -4,7 +4,7 @@
 // all of it afterwards whatever happened. Also the guard that keeps in-place restores deliberate.
 // Kubernetes access sits behind FreezeOps so the logic is testable without a cluster.
 import { UsageError } from '../errors.js';
-import type { Kube } from '../kube.js';
+import { apiStatus, type Kube } from '../kube.js';
 
 /** Deployment name suffixes of the components that write to Redis/JetStream (kustomize and Helm names). */
 export const WRITER_COMPONENTS = ['api-gateway', 'gateway', 'scheduler', 'workflow-engine', 'context-engine'];
@@ -148,7 +148,12 @@ export function kubeFreezeOps(kube: Kube): FreezeOps {
       await kube.autoscaling.deleteNamespacedHorizontalPodAutoscaler({ name, namespace: ns });
     },
     async createHpa(ns, hpa) {
-      await kube.autoscaling.createNamespacedHorizontalPodAutoscaler({ namespace: ns, body: hpa as never });
+      try {
+        await kube.autoscaling.createNamespacedHorizontalPodAutoscaler({ namespace: ns, body: hpa as never });
+      } catch (err) {
+        // Already there (an earlier unfreeze attempt, or a GitOps sync): unfreezing stays repeatable.
+        if (apiStatus(err) !== 409) throw err;
+      }
     },
     async listCronJobs(ns) {
       const list = await kube.batch.listNamespacedCronJob({ namespace: ns });

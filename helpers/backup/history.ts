@@ -1,11 +1,22 @@
 // Where drills are recorded so the readiness audit (checklist 6.3, "restore drill run quarterly")
 // can find the last one: a local JSON-lines file, and on clusters a ConfigMap annotation.
 import { appendFile, mkdir, readFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { apiStatus, kubeError, type Kube } from '../kube.js';
+import { reportsRoot } from '../report/run-contract.js';
 
-export const DRILL_HISTORY_FILE = 'reports/.drills.jsonl';
+/**
+ * The drill record: `<RUNBOOK_REPORTS_DIR, else <repo>/reports>/.drills.jsonl`, whatever the working
+ * directory (the container image sets RUNBOOK_REPORTS_DIR=/reports). The readiness audit reads the
+ * same path (helpers/readiness/live.ts).
+ */
+export function drillHistoryFile(env: NodeJS.ProcessEnv = process.env): string {
+  return join(reportsRoot(env), '.drills.jsonl');
+}
+
+/** drillHistoryFile() as resolved when this module was loaded (absolute). */
+export const DRILL_HISTORY_FILE = drillHistoryFile();
 export const DRILL_CONFIGMAP = 'cordum-runbooks-drills';
 export const LAST_DRILL_ANNOTATION = 'cordum-runbooks/last-restore-drill';
 
@@ -30,7 +41,7 @@ export interface DrillRecord {
   error?: string;
 }
 
-export async function appendDrillRecord(record: DrillRecord, file = DRILL_HISTORY_FILE): Promise<string> {
+export async function appendDrillRecord(record: DrillRecord, file = drillHistoryFile()): Promise<string> {
   const path = resolve(file);
   await mkdir(dirname(path), { recursive: true });
   await appendFile(path, JSON.stringify(record) + '\n');
@@ -38,7 +49,7 @@ export async function appendDrillRecord(record: DrillRecord, file = DRILL_HISTOR
 }
 
 /** All records, oldest first; unparseable lines are skipped (a crash mid-append leaves half a line). */
-export async function readDrillHistory(file = DRILL_HISTORY_FILE): Promise<DrillRecord[]> {
+export async function readDrillHistory(file = drillHistoryFile()): Promise<DrillRecord[]> {
   let text: string;
   try {
     text = await readFile(resolve(file), 'utf8');
@@ -58,7 +69,7 @@ export async function readDrillHistory(file = DRILL_HISTORY_FILE): Promise<Drill
   return out;
 }
 
-export async function lastDrill(file = DRILL_HISTORY_FILE, opts: { target?: string; passedOnly?: boolean } = {}): Promise<DrillRecord | undefined> {
+export async function lastDrill(file = drillHistoryFile(), opts: { target?: string; passedOnly?: boolean } = {}): Promise<DrillRecord | undefined> {
   const all = await readDrillHistory(file);
   return all.filter((r) => (!opts.target || r.target === opts.target) && (!opts.passedOnly || r.status === 'passed')).at(-1);
 }

@@ -7,6 +7,7 @@ import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { fetch } from 'undici';
 import { errorMessage } from '../errors.js';
+import { drillHistoryFile } from '../backup/history.js';
 import type { TargetProfile } from '../profile-types.js';
 import { createKube, type KubeOptions } from '../kube.js';
 import type { KubeObject } from './objects.js';
@@ -254,7 +255,7 @@ export async function collectLive(opts: CollectOptions, burstFromObjects?: (obje
   if (p?.metrics?.gateway) tasks.push(probeMetrics(p.metrics.gateway, timeoutMs).then((r) => (metrics.gateway = r)));
   if (p?.metrics?.scheduler) tasks.push(probeMetrics(p.metrics.scheduler, timeoutMs).then((r) => (metrics.scheduler = r)));
   facts.metrics = metrics;
-  facts.drills = readDrillHistory(opts.historyFile ?? 'reports/.drills.jsonl');
+  facts.drills = readDrillHistory(opts.historyFile ?? drillHistoryFile());
   await Promise.all(tasks);
 
   // Gateway probes run after the others, in order: status and default key before the burst,

@@ -48,9 +48,18 @@ export interface GenerateOptions {
   /** Scratch directory for Allure's own output (its summary.json etc. must not land in the run dir). */
   stagingDir: string;
   reportName: string;
-  /** JSONL file Allure appends one line per report to; keep one per target for trends. */
-  historyPath: string;
+  /**
+   * Allure's trend data of earlier runs (its history data points, oldest first). They live in the
+   * per-target run history (helpers/history.ts), one per run, so there is one history file per target.
+   */
+  history: unknown[];
   historyLimit?: number;
+}
+
+export interface GeneratedHtml {
+  index: string;
+  /** Allure's history data point for this run, to be stored with the run in the run history. */
+  historyPoint?: unknown;
 }
 
 type CoreModule = {
@@ -79,18 +88,24 @@ export async function preloadAllure(): Promise<void> {
   await loadCore();
 }
 
-/** Generate `<outputDir>/index.html` (single file, offline) and return its path. */
-export async function generateHtml(opts: GenerateOptions): Promise<string> {
+/** Generate `<outputDir>/index.html` (single file, offline) and return its path and Allure's history point. */
+export async function generateHtml(opts: GenerateOptions): Promise<GeneratedHtml> {
   const core = await loadCore();
   mkdirSync(opts.outputDir, { recursive: true });
-  mkdirSync(dirname(opts.historyPath), { recursive: true });
   const staging = opts.stagingDir;
+  // Allure rewrites its history file on every report; it gets a scratch copy, and the new point is
+  // read back from it, so Allure never owns (or truncates) the run history.
+  const historyPath = join(staging, 'history', 'history.jsonl');
+  mkdirSync(dirname(historyPath), { recursive: true });
+  const limit = opts.historyLimit ?? 50;
+  const earlier = opts.history.slice(-limit);
+  await writeFile(historyPath, earlier.map((p) => JSON.stringify(p) + '\n').join(''));
   const config = await core.resolveConfig(
     {
       name: opts.reportName,
-      output: staging,
-      historyPath: opts.historyPath,
-      historyLimit: opts.historyLimit ?? 50,
+      output: join(staging, 'out'),
+      historyPath,
+      historyLimit: limit,
       plugins: {
         awesome: { options: { singleFile: true, reportName: opts.reportName, groupBy: ['parentSuite', 'suite'] } },
       },
@@ -101,12 +116,21 @@ export async function generateHtml(opts: GenerateOptions): Promise<string> {
   await report.start();
   await report.readDirectory(opts.resultsDir);
   await report.done();
-  const produced = join(staging, 'index.html');
+  const produced = join(staging, 'out', 'index.html');
   if (!existsSync(produced)) throw new Error(`allure did not produce ${produced}`);
   const html = stripAnalytics(await readFile(produced, 'utf8'));
   const out = join(opts.outputDir, 'index.html');
   await writeFile(out, html);
-  return out;
+  let historyPoint: unknown;
+  try {
+    const last = (await readFile(historyPath, 'utf8')).trim().split('\n').at(-1);
+    const point = last ? (JSON.parse(last) as { uuid?: unknown }) : undefined;
+    const previous = earlier.at(-1) as { uuid?: unknown } | undefined;
+    if (point && point.uuid !== previous?.uuid) historyPoint = point;
+  } catch {
+    // no trend point for this run; the report itself is fine
+  }
+  return { index: out, historyPoint };
 }
 
 /**

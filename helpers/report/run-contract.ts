@@ -2,6 +2,20 @@
 // variable names, file names inside a run directory, the interrupt channel and run ids. Kept free of
 // Vitest imports so both sides can load it.
 import { randomBytes } from 'node:crypto';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
+/** Where reports (and the per-target history, the drill record) live: RUNBOOK_REPORTS_DIR, else <repo>/reports. */
+export function reportsRoot(env: NodeJS.ProcessEnv = process.env): string {
+  return resolve(env.RUNBOOK_REPORTS_DIR ?? join(REPO_ROOT, 'reports'));
+}
+
+/** Runner state (teardown journals): RUNBOOK_STATE_DIR, else <repo>/.runbook-state. */
+export function stateRoot(env: NodeJS.ProcessEnv = process.env): string {
+  return resolve(env.RUNBOOK_STATE_DIR ?? join(REPO_ROOT, '.runbook-state'));
+}
 
 export const ENV = {
   TARGET_FILE: 'RUNBOOK_TARGET_FILE', // path of the resolved profile as JSON
@@ -9,6 +23,7 @@ export const ENV = {
   RUN_DIR: 'RUNBOOK_RUN_DIR', // reports/<run-id>/
   JOURNAL: 'RUNBOOK_TEARDOWN_JOURNAL',
   NAME: 'RUNBOOK_NAME',
+  OPTIONS: 'RUNBOOK_OPTIONS', // the runbook's declared options as given on the command line, JSON
 } as const;
 
 export const RUN_FILES = {
@@ -16,6 +31,10 @@ export const RUN_FILES = {
   artifacts: 'artifacts',
   allureResults: 'allure-results',
   target: 'target.json',
+  /** What the in-worker teardown did, one JSON line per action (label, action, ok). */
+  teardown: 'teardown-steps.jsonl',
+  /** Markdown sections scenarios add to summary.md (ctx.summary), one JSON line each. */
+  sections: 'summary-sections.jsonl',
 } as const;
 
 export const TEARDOWN_STEP = 'Teardown: remove what this run created';

@@ -30,6 +30,34 @@ export interface FindingRecord {
   at?: string;
 }
 
+/** One action the in-worker teardown ran (helpers/steps.ts writes them to RUN_FILES.teardown). */
+export interface StepTeardownRecord {
+  /** Scenario file that registered it. */
+  scenario: string;
+  label: string;
+  /** What was done: `DELETE /api/v1/...`, a Redis command, or `local cleanup`. */
+  action: string;
+  ok: boolean;
+  error?: string;
+}
+
+/** A Markdown section a scenario added with ctx.summary(); appended under the step table. */
+export interface SummarySection {
+  scenario: string;
+  step: string;
+  markdown: string;
+}
+
+/** What `--fail-on-new` decided (present only when the flag was given). */
+export interface FailOnNew {
+  /** run_id of the previous run of this runbook on this target; null when there was none. */
+  baseline_run: string | null;
+  /** "scenario › step" of steps failing now that passed in the baseline. */
+  new_failures: string[];
+  /** The exit code the run would have had without the flag. */
+  exit_code_without_flag: number;
+}
+
 export interface RunSummary {
   run_id: string;
   runbook: string;
@@ -50,12 +78,19 @@ export interface RunSummary {
   steps: StepRecord[];
   findings: FindingRecord[];
   teardown: {
+    /** What the teardown step of each scenario did inside the workers, in order. */
+    removed_by_steps: StepTeardownRecord[];
     removed_by_runner: string[];
     left_behind: { label: string; error: string }[];
     earlier_runs: { journal: string; removed: string[]; left_behind: { label: string; error: string }[] }[];
   };
   errors: string[];
   environment: Record<string, string>;
+  /** The runbook's declared options as given on the command line (ctx.options). */
+  options: Record<string, string | boolean>;
+  /** Markdown sections added by scenarios (ctx.summary), in the order they were added. */
+  sections: SummarySection[];
+  fail_on_new?: FailOnNew;
   only_failed_from?: string;
 }
 
@@ -68,7 +103,8 @@ export function countSteps(steps: StepRecord[]): RunSummary['counts'] {
   };
 }
 
-export function readFindings(runDir: string, file: string): FindingRecord[] {
+/** The lines of a JSONL file in the run directory that parse (a torn last line is skipped). */
+export function readJsonl<T>(runDir: string, file: string): T[] {
   const path = join(runDir, file);
   if (!existsSync(path)) return [];
   return readFileSync(path, 'utf8')
@@ -76,11 +112,15 @@ export function readFindings(runDir: string, file: string): FindingRecord[] {
     .filter((l) => l.trim())
     .flatMap((l) => {
       try {
-        return [JSON.parse(l) as FindingRecord];
+        return [JSON.parse(l) as T];
       } catch {
         return [];
       }
     });
+}
+
+export function readFindings(runDir: string, file: string): FindingRecord[] {
+  return readJsonl<FindingRecord>(runDir, file);
 }
 
 export async function writeSummaries(runDir: string, s: RunSummary): Promise<void> {
@@ -107,6 +147,9 @@ export function renderMarkdown(s: RunSummary): string {
   lines.push(`| Run | \`${s.run_id}\` |`);
   lines.push(`| Started / ended | ${s.start} / ${s.end} (${(s.duration_ms / 1000).toFixed(1)} s) |`);
   lines.push(`| Steps | ${s.counts.passed} passed, ${s.counts.failed} failed, ${s.counts.skipped} skipped |`);
+  if (s.fail_on_new) lines.push(`| --fail-on-new | ${cell(failOnNewText(s.fail_on_new))} |`);
+  const opts = Object.entries(s.options ?? {});
+  if (opts.length) lines.push(`| Options | ${cell(opts.map(([k, v]) => (v === true ? `--${k}` : v === false ? `(no --${k})` : `--${k} ${v}`)).join(' '))} |`);
   for (const [k, v] of Object.entries(s.environment)) lines.push(`| ${cell(k)} | ${cell(v)} |`);
   lines.push('');
   lines.push('| # | Step | Result | Duration | Detail |');
@@ -115,6 +158,10 @@ export function renderMarkdown(s: RunSummary): string {
     const detail = st.error ?? st.skip_reason ?? '';
     lines.push(`| ${i + 1} | ${cell(st.name)} | ${ICON[st.status]} | ${(st.duration_ms / 1000).toFixed(2)} s | ${cell(detail)} |`);
   });
+  for (const sec of s.sections ?? []) {
+    lines.push('');
+    lines.push(sec.markdown.trimEnd());
+  }
   if (s.findings.length > 0) {
     lines.push('');
     lines.push('**Findings**');
@@ -124,10 +171,14 @@ export function renderMarkdown(s: RunSummary): string {
     for (const f of s.findings) lines.push(`| ${cell(f.id)} | ${f.severity} | ${cell(f.title)} | ${cell(f.detail)} | ${cell(f.step)} |`);
   }
   const td = s.teardown;
-  if (td.left_behind.length > 0 || td.removed_by_runner.length > 0 || td.earlier_runs.length > 0) {
+  const bySteps = td.removed_by_steps ?? [];
+  if (td.left_behind.length > 0 || td.removed_by_runner.length > 0 || td.earlier_runs.length > 0 || bySteps.length > 0) {
     lines.push('');
     lines.push('**Teardown**');
     lines.push('');
+    for (const r of bySteps) {
+      lines.push(r.ok ? `- removed by the teardown step: ${cell(r.label)} (${cell(r.action)})` : `- ⚠️ the teardown step could not remove ${cell(r.label)} (${cell(r.action)}): ${cell(r.error)}`);
+    }
     for (const r of td.removed_by_runner) lines.push(`- removed by the runner: ${r}`);
     for (const l of td.left_behind) lines.push(`- ⚠️ left behind: ${l.label}: ${l.error}`);
     for (const e of td.earlier_runs) {
@@ -142,6 +193,13 @@ export function renderMarkdown(s: RunSummary): string {
   }
   lines.push('');
   return lines.join('\n');
+}
+
+export function failOnNewText(f: FailOnNew): string {
+  if (f.exit_code_without_flag !== 1) return `not applied (the run's exit code is ${f.exit_code_without_flag}, not a failed check)`;
+  if (!f.baseline_run) return 'no previous run of this runbook on this target: no baseline, so no failure is new; exit 0';
+  if (f.new_failures.length === 0) return `no new failures against run ${f.baseline_run}: every failing step was not passing there; exit 0`;
+  return `${f.new_failures.length} step(s) passed in run ${f.baseline_run} and fail now: ${f.new_failures.join('; ')}; exit 1`;
 }
 
 /** Scenario files that had a failed step in an earlier report (for --only-failed). */

@@ -1,29 +1,43 @@
-// Everything in reports/<run-id>/ after the steps ran: summary.json/.md, the single-file Allure
-// HTML, the secret scrub and the checksum manifest (always last, so it covers every other file).
+// Everything in reports/<run-id>/ after the steps ran: summary.json/.md, junit.xml, the single-file
+// Allure HTML, the secret scrub and the checksum manifest (always last, so it covers every other
+// file). Then the run is appended to the target's run history (one file per target).
 import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { errorMessage } from '../errors.js';
+import { redact } from '../evidence.js';
+import { allureHistory, appendRunHistory, type Summary } from '../history.js';
 import { generateHtml } from './allure.js';
+import { writeJunit } from './junit.js';
 import { writeManifest } from './manifest.js';
 import { RUN_FILES } from './run-contract.js';
 import { scrubSecrets } from './secrets.js';
-import { countSteps, readFindings, writeSummaries, type RunSummary } from './summary.js';
+import { countSteps, readFindings, readJsonl, writeSummaries, type RunSummary, type StepTeardownRecord, type SummarySection } from './summary.js';
 
 export interface WriteReportArgs {
   runDir: string;
   resultsDir: string;
   summary: RunSummary;
-  /** History is kept per target: reports/.history/<target>.jsonl. */
-  historyTarget: string;
+  /** reports/: the run history is reports/.history/<target>.runs.jsonl. */
+  reportsDir: string;
   journal?: string;
 }
 
-/** Write the report and return the path of index.html (or summary.md if the HTML failed). */
-export async function writeReport(a: WriteReportArgs): Promise<string> {
+export interface WrittenReport {
+  /** index.html, or summary.md if the HTML failed. */
+  index: string;
+  /** Allure's trend point for this run (stored with the run in the history). */
+  historyPoint?: unknown;
+}
+
+/** Write the report. The summary gets its counts, findings, sections and step teardown from the run dir. */
+export async function writeReport(a: WriteReportArgs): Promise<WrittenReport> {
   const s = a.summary;
   s.counts = countSteps(s.steps);
   s.findings = readFindings(a.runDir, RUN_FILES.findings);
+  s.sections = readJsonl<SummarySection>(a.runDir, RUN_FILES.sections);
+  s.teardown.removed_by_steps = readJsonl<StepTeardownRecord>(a.runDir, RUN_FILES.teardown);
   const journal = a.journal ?? '';
   if (journal && existsSync(journal)) copyFileSync(journal, join(a.runDir, 'teardown-journal.jsonl'));
   else {
@@ -31,31 +45,41 @@ export async function writeReport(a: WriteReportArgs): Promise<string> {
     if (done && existsSync(done)) copyFileSync(done, join(a.runDir, 'teardown-journal.jsonl'));
   }
   await writeSummaries(a.runDir, s);
+  await writeJunit(a.runDir, s);
   // Scrub before Allure reads the results, so a secret in an error message never reaches the HTML.
   scrubSecrets(a.runDir);
 
   let index = join(a.runDir, 'index.html');
+  let historyPoint: unknown;
   const staging = mkdtempSync(join(tmpdir(), 'runbook-allure-'));
   try {
-    await generateHtml({
+    const html = await generateHtml({
       resultsDir: a.resultsDir,
       outputDir: a.runDir,
       stagingDir: staging,
       reportName: `${s.runbook} on ${s.target} (${s.status})`,
-      historyPath: join(dirname(a.runDir), '.history', `${safeName(a.historyTarget)}.jsonl`),
+      history: await allureHistory(a.reportsDir, s.target).catch(() => []),
     });
+    historyPoint = html.historyPoint;
   } catch (err) {
     s.errors.push(`report HTML could not be generated: ${errorMessage(err)}`);
     await writeSummaries(a.runDir, s);
+    await writeJunit(a.runDir, s);
     index = join(a.runDir, 'summary.md');
   } finally {
     rmSync(staging, { recursive: true, force: true });
   }
   scrubSecrets(a.runDir);
   await writeManifest(a.runDir);
-  return index;
+  return { index, historyPoint };
 }
 
-function safeName(s: string): string {
-  return s.replace(/[^A-Za-z0-9._-]/g, '_');
+/**
+ * Append the run (summary.json as written, so already redacted) and its Allure trend point to the
+ * target's run history. Returns the history file.
+ */
+export async function recordHistory(reportsDir: string, runDir: string, historyPoint?: unknown): Promise<string> {
+  const summary = JSON.parse(await readFile(join(runDir, 'summary.json'), 'utf8')) as Summary;
+  const point = historyPoint === undefined ? undefined : (JSON.parse(redact(JSON.stringify(historyPoint))) as unknown);
+  return appendRunHistory(reportsDir, point === undefined ? summary : { ...summary, allure_history: point });
 }

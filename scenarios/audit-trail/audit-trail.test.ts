@@ -7,22 +7,22 @@ import { fileURLToPath } from 'node:url';
 import { Ajv } from 'ajv';
 import type { DlqEntry, JobDetail, PublishResponse, RollbackResponse, SafetyDecisionRecord, TimelineEvent, WorkflowRun } from '../../helpers/gateway.js';
 import * as policyBundles from '../../helpers/policy-bundles.js';
+import type { TargetProfile } from '../../helpers/profile-types.js';
 import { scenario, type RunContext } from '../../helpers/steps.js';
 import { assertTimeline, lastStatus, type ExpectedEvent } from '../../helpers/timeline.js';
 import { compactJson, retryOn409, waitFor, WaitTimeoutError } from '../../helpers/waits.js';
 
 const SCHEMA_FILE = fileURLToPath(new URL('../../helpers/schemas/audit-evidence.schema.json', import.meta.url));
 
-/** Kernel waits: 2 reload intervals + 5 s (see runbooks/audit-trail.md); step deadlines follow. */
-const RELOAD_MS = policyBundles.runnerReloadIntervalMs();
-const RELOAD_WAIT_MS = policyBundles.kernelReloadWaitMs(RELOAD_MS);
+/** Kernel waits: 2 reload intervals + 5 s (see runbooks/audit-trail.md); step deadlines follow (resolved against the target when the run opens). */
+const afterReload = (extraMs: number) => (t: TargetProfile) => policyBundles.kernelReloadWaitMs(t.policy.reload_interval_ms) + extraMs;
 const DEADLINE = {
   workflow: 20_000,
-  install: RELOAD_WAIT_MS + 20_000,
+  install: afterReload(20_000),
   jobState: 15_000,
   approveJob: 30_000,
   rejectJob: 30_000,
-  remove: RELOAD_WAIT_MS + 20_000,
+  remove: afterReload(20_000),
   audit: 15_000,
   evidence: 10_000,
 };
@@ -218,7 +218,7 @@ async function decideRun(ctx: RunContext, approved: boolean): Promise<void> {
 
 /** How this run changes policy: its deadlines, its author, its sub-steps in the report. */
 function changeOptions(ctx: RunContext) {
-  return { reloadIntervalMs: RELOAD_MS, signal: ctx.signal, author: names(ctx).author, phase: ctx.step };
+  return { reloadIntervalMs: ctx.target.policy.reload_interval_ms, signal: ctx.signal, author: names(ctx).author, phase: ctx.step };
 }
 
 function ruleContent(ctx: RunContext): string {
@@ -482,6 +482,8 @@ scenario('Audit trail: approvals and policy changes', (s) => {
     const path = ctx.writeArtifact('audit-evidence.json', json);
     const md = evidenceMarkdown(doc, evidence(ctx));
     ctx.writeArtifact('audit-evidence.md', md);
+    // The same tables in summary.md, under the step table (headings demoted to fit under the run's).
+    ctx.summary(md.replace(/^# .*\n/, '**Audit evidence** (`artifacts/audit-evidence.json`)\n').replace(/^## (.+)$/gm, '**$1**'));
     await ctx.evidence.text('audit evidence (table)', md);
     await ctx.evidence.json('audit evidence', doc);
     if (!validate(doc)) {

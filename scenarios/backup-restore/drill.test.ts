@@ -1,16 +1,18 @@
 // Runbook backup-restore: take a fresh backup of Redis and both JetStream streams, restore it into
 // scratch servers started for the run, prove it complete and usable (including a marker workflow
 // and a marker bus message planted first), and record RPO/RTO for the readiness audit.
-// Nothing is restored into the target itself; see runbooks/backup-restore.md for in-place recovery.
+// Nothing is restored into the target itself: on an in-place run (--in-place) these steps stand
+// aside and in-place.test.ts does the recovery (see runbooks/backup-restore.md).
 import { expect } from 'vitest';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { scenario, type RunContext } from '../../helpers/steps.js';
+import { scenario, type RunContext, type ScenarioBuilder } from '../../helpers/steps.js';
 import { createKube } from '../../helpers/kube.js';
 import { RestoreDrill, type ScratchTarget } from '../../helpers/backup/drill.js';
 import { gatewayLock, leaseLock, type DrillLock } from '../../helpers/backup/lock.js';
 import { kubeConfigMapClient } from '../../helpers/backup/history.js';
 import { streamHasSubject } from '../../helpers/backup/verify.js';
 import type { BackupManifest } from '../../helpers/backup/archive.js';
+import { IN_PLACE_RUN, inPlaceRequest, refuseStrayInPlaceOptions } from './in-place-options.js';
 
 const MIN = 60_000;
 
@@ -20,7 +22,25 @@ function drillOf(ctx: RunContext): RestoreDrill {
   return d;
 }
 
-scenario('Backup and restore drill', (s) => {
+/** Every drill step skips on an in-place run, and refuses --archive/--confirm given without --in-place. */
+function drillOnly(base: ScenarioBuilder): ScenarioBuilder {
+  return {
+    step: (name, fn, opts) =>
+      base.step(
+        name,
+        async (ctx) => {
+          const req = inPlaceRequest(ctx);
+          if (req.inPlace) ctx.skip(IN_PLACE_RUN);
+          refuseStrayInPlaceOptions(req);
+          await fn(ctx);
+        },
+        opts,
+      ),
+  };
+}
+
+scenario('Backup and restore drill', (base) => {
+  const s = drillOnly(base);
   s.step(
     'Preflight: connectivity, versions, sizes, disk, drill lock',
     async (ctx) => {

@@ -6,24 +6,24 @@ import { fileURLToPath } from 'node:url';
 import type { PolicyCheckBody, PolicyDecision, PublishResponse, RollbackResponse } from '../../helpers/gateway.js';
 import * as policyBundles from '../../helpers/policy-bundles.js';
 import { loadPolicyCaseFiles, type PolicyCase, type PolicyCaseFile } from '../../helpers/policy-cases.js';
+import type { TargetProfile } from '../../helpers/profile-types.js';
 import { scenario, type RunContext } from '../../helpers/steps.js';
 
 const SHIPPED_CASES = fileURLToPath(new URL('../../runbooks/cases/stock-policy.cases.yaml', import.meta.url));
 
 /**
  * Waits for the kernel allow two reload intervals plus 5 s (the reload timer's phase is unknown, and
- * a reload reads Redis). Step deadlines are derived from the target's reload interval; the DSL
- * fixes them when the file is loaded, so the resolved profile the runner wrote is read here.
+ * a reload reads Redis). Step deadlines are derived from the target's reload interval: the DSL
+ * resolves a timeoutMs function against the target when the run opens.
  */
-const RELOAD_MS = policyBundles.runnerReloadIntervalMs();
-const RELOAD_WAIT_MS = policyBundles.kernelReloadWaitMs(RELOAD_MS);
+const afterReload = (extraMs: number) => (t: TargetProfile) => policyBundles.kernelReloadWaitMs(t.policy.reload_interval_ms) + extraMs;
 const DEADLINE = {
   cases: 10_000,
   decisions: 60_000,
   draft: 20_000,
   store: 20_000,
-  publish: RELOAD_WAIT_MS + 20_000,
-  rollback: RELOAD_WAIT_MS + 20_000,
+  publish: afterReload(20_000),
+  rollback: afterReload(20_000),
   audit: 20_000,
 };
 
@@ -46,7 +46,7 @@ function names(ctx: RunContext) {
 
 /** How this run changes policy: its deadlines, its author, its sub-steps in the report. */
 function changeOptions(ctx: RunContext) {
-  return { reloadIntervalMs: RELOAD_MS, signal: ctx.signal, author: names(ctx).author, phase: ctx.step };
+  return { reloadIntervalMs: ctx.target.policy.reload_interval_ms, signal: ctx.signal, author: names(ctx).author, phase: ctx.step };
 }
 
 function draftContent(ctx: RunContext): string {

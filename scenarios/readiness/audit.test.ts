@@ -3,6 +3,7 @@
 // One step per checklist section. Section steps are independent: a failing section does not skip
 // the others, so every section is judged. Reports: readiness.{md,sarif,junit.xml,json}.
 import { existsSync } from 'node:fs';
+import { drillHistoryFile } from '../../helpers/backup/history.js';
 import { scenario, type RunContext } from '../../helpers/steps.js';
 import {
   ALL_CHECKS,
@@ -48,7 +49,7 @@ scenario('Production readiness audit', (s) => {
         await ctx.evidence.json('manifests', { source: m.source, objects: m.objects.length, errors: m.errors });
         report = await runAudit({ ...common, mode: 'static', objects: m.objects, loadErrors: m.errors });
       } else {
-        report = await runAudit({ ...common, mode: 'live', live: { profile: ctx.target, kube: ctx.target.kube ? {} : false, historyFile: 'reports/.drills.jsonl' } });
+        report = await runAudit({ ...common, mode: 'live', live: { profile: ctx.target, kube: ctx.target.kube ? {} : false, historyFile: drillHistoryFile() } });
       }
       ctx.state.set('report', report);
       await ctx.evidence.json('summary', { mode: report.mode, namespace: report.namespace, waivers: waivers.length, waiversFile: existsSync(waiversFile) ? waiversFile : null, sections: report.sections.map((x) => ({ section: x.section, score: x.score, counts: x.counts })) });

@@ -87,7 +87,7 @@ describe('pnpm runbook', () => {
   it('exits 2 with one line naming the known runbooks for an unknown name', async () => {
     const r = await cli(['nope']);
     expect(r.code).toBe(2);
-    expect(r.stderr.trim().split('\n')).toEqual(["runbook: unknown runbook 'nope'; known runbooks: fail, hang, pass"]);
+    expect(r.stderr.trim().split('\n')).toEqual(["runbook: unknown runbook 'nope'; known runbooks: fail, features, hang, pass, regress"]);
   });
 
   it('exits 2 naming the field for a malformed profile', async () => {
@@ -143,7 +143,11 @@ describe('pnpm runbook', () => {
     const html = readFileSync(join(dir, 'index.html'), 'utf8');
     expect(html).not.toMatch(/googletagmanager|gtag\(/);
     expect(readFileSync(join(dir, 'allure-results', 'environment.properties'), 'utf8')).toMatch(/platform_version=fixture-1\.2\.3/);
-    expect(existsSync(join(dir, '..', '.history', 'runner-fixture.jsonl'))).toBe(true);
+    // One history file per target: the run summary with Allure's trend point.
+    expect(readdirSync(join(dir, '..', '.history'))).toEqual(['runner-fixture.runs.jsonl']);
+    const last = JSON.parse(readFileSync(join(dir, '..', '.history', 'runner-fixture.runs.jsonl'), 'utf8').trim().split('\n').at(-1)!);
+    expect(last).toMatchObject({ run_id: s.run_id, runbook: 'pass', status: 'passed' });
+    expect(last.allure_history).toMatchObject({ uuid: expect.any(String) });
     // The scenario attached the key as evidence and wrote it into an artifact: none may survive.
     expect(server.keys).toContain(SECRET);
     const hits = listFiles(dir).filter((f) => readFileSync(f).includes(SECRET));

@@ -6,6 +6,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseRunbook } from '../../helpers/catalog.js';
 import { stripAnalytics } from '../../helpers/report/allure.js';
+import { renderJunit } from '../../helpers/report/junit.js';
+import type { RunSummary } from '../../helpers/report/summary.js';
+import { runbookNameIn } from '../../cli/runbook.js';
 import { verifyManifest, writeManifest } from '../../helpers/report/manifest.js';
 import { newRunId, runPrefix } from '../../helpers/report/run-contract.js';
 import { TeardownRegistry, pendingFromJournal, replayJournal, type TeardownExecutor } from '../../helpers/teardown.js';
@@ -90,5 +93,56 @@ describe('catalog', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('runbook options', () => {
+  const write = (dir: string, options: string) => {
+    const file = join(dir, 'x.md');
+    writeFileSync(file, `---\ntitle: X\nsummary: s\nscenarios: [test/fixtures/scenarios/pass]\noptions:\n${options}\n---\n`);
+    return file;
+  };
+
+  it('parses declared options and rejects malformed ones naming the field', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'catalog-'));
+    try {
+      const ok = write(dir, '  - {name: in-place, type: boolean, description: restore in place}\n  - {name: archive, type: string, description: where}');
+      expect(parseRunbook(ok).options).toEqual([
+        { name: 'in-place', type: 'boolean', description: 'restore in place' },
+        { name: 'archive', type: 'string', description: 'where' },
+      ]);
+      expect(() => parseRunbook(write(dir, '  - {name: target, type: string, description: d}'))).toThrow(/x\.md: field 'options' .*'target' is one of the runner's own options/);
+      expect(() => parseRunbook(write(dir, '  - {name: n, type: number, description: d}'))).toThrow(/options\[0\]\.type must be boolean or string/);
+      expect(() => parseRunbook(write(dir, '  - {name: In_Place, type: boolean, description: d}'))).toThrow(/kebab-case/);
+      expect(() => parseRunbook(write(dir, '  - {name: a, type: boolean, description: d}\n  - {name: a, type: string, description: d}'))).toThrow(/declared twice/);
+      expect(() => parseRunbook(write(dir, '  - {name: a, type: boolean, description: d, default: x}'))).toThrow(/unknown field 'default'/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('finds the runbook name on a command line', () => {
+    expect(runbookNameIn(['--target', 'compose', 'backup-restore', '--in-place'])).toBe('backup-restore');
+    expect(runbookNameIn(['--plan', 'smoke'])).toBe('smoke');
+    expect(runbookNameIn(['--fail-on-new'])).toBeUndefined();
+  });
+});
+
+describe('junit.xml', () => {
+  it('escapes markup and control characters and groups steps by scenario file', () => {
+    const s = {
+      runbook: 'r', target: 't<x>', start: '2026-01-01T00:00:00.000Z', errors: ['boom & bust'],
+      steps: [
+        { scenario: 'A "one"', file: 'a.ts', name: 'ok', status: 'passed', duration_ms: 10 },
+        { scenario: 'A "one"', file: 'a.ts', name: 'bad <step>', status: 'failed', duration_ms: 5, error: 'expected 1\n\x1b[31mgot\x00 2', error_type: 'AssertionError' },
+        { scenario: 'B', file: 'b.ts', name: 'later', status: 'skipped', duration_ms: 0, skip_reason: "skipped because 'x' failed" },
+      ],
+    } as unknown as RunSummary;
+    const xml = renderJunit(s);
+    expect(xml).toContain('<testsuites name="runbook r on t&lt;x&gt;" tests="3" failures="1" errors="1" skipped="1"');
+    expect(xml).toContain('<testsuite name="A &quot;one&quot;" file="a.ts" tests="2" failures="1"');
+    expect(xml).toContain('<failure message="expected 1" type="AssertionError">expected 1\ngot 2</failure>');
+    expect(xml).toContain('<skipped message="skipped because \'x\' failed"/>');
+    expect(xml).toContain('<error message="boom &amp; bust">');
   });
 });
