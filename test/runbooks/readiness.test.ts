@@ -1,7 +1,8 @@
-// Runbook `readiness` end to end: live on the sandbox (passes, with the sandbox's single-node
-// waiver shown as waived), each live fault fails exactly its check, and static mode on the
-// project's compliant fixture namespace passes while a broken copy fails.
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// Runbook `readiness` end to end: live on the sandbox (passes once a restore drill has been run,
+// with the sandbox's single-node waiver shown as waived; fails without a drill), each live fault
+// fails exactly its check, and static mode on the project's compliant fixture namespace passes
+// while a broken copy fails.
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -21,14 +22,39 @@ function statusOf(reportDir: string, id: string): string | undefined {
   return audit(reportDir).results.find((r) => r.id === id)?.status;
 }
 
+/**
+ * A reports dir whose drill history holds one passed restore drill of the `sandbox` target from
+ * yesterday, so a fault run isolates the check its fault breaks (the drill check is covered by the
+ * first two tests with a real drill and with none).
+ */
+function reportsWithDrill(name: string): string {
+  const dir = join(scratch, name);
+  mkdirSync(dir, { recursive: true });
+  const at = new Date(Date.now() - 86_400_000).toISOString();
+  writeFileSync(join(dir, '.drills.jsonl'), `${JSON.stringify({ kind: 'restore-drill', target: 'sandbox', started_at: at, finished_at: at, status: 'passed' })}\n`);
+  return dir;
+}
+
 describe.concurrent('runbook readiness', () => {
-  it('passes live on a healthy sandbox, reporting the single-node waiver as waived', async () => {
-    const r = await runRunbook('readiness');
+  it('passes live on a healthy sandbox after a restore drill, reporting the single-node waiver as waived', async () => {
+    // The honest order: run the drill first (it records itself in the reports dir), then audit.
+    const reports = join(scratch, 'drilled');
+    const drill = await runRunbook('backup-restore', { env: { RUNBOOK_REPORTS_DIR: reports } });
+    expect(drill.code, drill.stdout + drill.stderr).toBe(0);
+    const r = await runRunbook('readiness', { env: { RUNBOOK_REPORTS_DIR: reports } });
     expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(statusOf(r.reportDir!, 'backups.restore-drill')).toBe('pass');
     expect(failedSteps(r)).toEqual([]);
     expect(statusOf(r.reportDir!, 'persistence.streams-replicated')).toBe('waived');
     expect(statusOf(r.reportDir!, 'persistence.redis-live')).toBe('pass');
     expect(statusOf(r.reportDir!, 'persistence.streams-file-backed')).toBe('pass');
+  }, RUN_TIMEOUT_MS);
+
+  it('fails backups.restore-drill when no restore drill was ever recorded', async () => {
+    const r = await runRunbook('readiness', { env: { RUNBOOK_REPORTS_DIR: join(scratch, 'never-drilled') } });
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(failedSteps(r).map((s) => s.name)).toEqual(['Backups and recovery']);
+    expect(audit(r.reportDir!).results.filter((x) => x.status === 'fail').map((x) => x.id)).toEqual(['backups.restore-drill']);
   }, RUN_TIMEOUT_MS);
 
   for (const [fault, check, section] of [
@@ -37,7 +63,7 @@ describe.concurrent('runbook readiness', () => {
     ['rate-limit-off', 'limits.rate-limit-live', 'Limits and policy'],
   ] as const) {
     it(`fails ${check} when the sandbox runs with ${fault}`, async () => {
-      const r = await runRunbook('readiness', { faults: fault });
+      const r = await runRunbook('readiness', { faults: fault, env: { RUNBOOK_REPORTS_DIR: reportsWithDrill(fault) } });
       expect(r.code, r.stdout + r.stderr).toBe(1);
       const failed = failedSteps(r);
       expect(failed.map((s) => s.name)).toEqual([section]);
