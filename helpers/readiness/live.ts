@@ -10,6 +10,9 @@ import { errorMessage } from '../errors.js';
 import { drillHistoryFile } from '../backup/history.js';
 import type { TargetProfile } from '../profile-types.js';
 import { createKube, type KubeOptions } from '../kube.js';
+import { historyFile as runHistoryFile, readRunHistory } from '../history.js';
+import { reportsRoot } from '../report/run-contract.js';
+import { ApiextensionsV1Api } from '@kubernetes/client-node';
 import type { KubeObject } from './objects.js';
 
 export type Probe<T> = { ok: true; value: T } | { ok: false; reason: string };
@@ -30,15 +33,35 @@ export interface DrillRecord {
   status: string;
 }
 
+/** One recorded runbook run of the target (from reports/.history/<target>.runs.jsonl). */
+export interface RunRecord {
+  runbook: string;
+  target?: string;
+  status: string;
+  end: string;
+}
+
+/** A CustomResourceDefinition the API server lists: its name, group and kind. */
+export interface CrdFact {
+  name: string;
+  group: string;
+  kind: string;
+}
+
 export interface LiveFacts {
   targetName?: string;
-  redis?: Probe<{ config: Record<string, string>; persistence: Record<string, string> }>;
+  /** `cluster` is CLUSTER INFO as key → value, or null when the server has cluster support disabled. */
+  redis?: Probe<{ config: Record<string, string>; persistence: Record<string, string>; cluster?: Record<string, string> | null }>;
   nats?: Probe<{ streams: Record<string, StreamFacts | null>; server: { version?: string; cluster?: string; jetstream?: boolean } }>;
   gatewayStatus?: Probe<{ status: number; body: unknown }>;
   defaultKey?: Probe<{ status: number }>;
   rateLimit?: Probe<{ sent: number; first429At: number | null; burst: number; cap: number; statuses: Record<string, number> }>;
   metrics?: { gateway?: Probe<{ status: number; hasGoSeries: boolean }>; scheduler?: Probe<{ status: number; hasGoSeries: boolean }> };
   drills?: { file: string; records: DrillRecord[]; error?: string };
+  /** The target's run history (functional runbooks); absent when no target name is known. */
+  runs?: { file: string; target: string; records: RunRecord[]; error?: string };
+  /** CRDs installed in the cluster (cluster-scoped list; may be forbidden). */
+  crds?: Probe<CrdFact[]>;
   kubeSkipped?: { kind: string; reason: string }[];
 }
 
@@ -72,6 +95,16 @@ function tlsFromRef(t: { ca_file?: string; cert_file?: string; key_file?: string
   };
 }
 
+/** `key:value` lines of INFO / CLUSTER INFO. */
+function parseInfo(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of text.split(/\r?\n/)) {
+    const i = line.indexOf(':');
+    if (i > 0) out[line.slice(0, i)] = line.slice(i + 1).trim();
+  }
+  return out;
+}
+
 export async function probeRedis(url: string, opts: { password?: string; username?: string; tls?: ReturnType<typeof tlsFromRef>; timeoutMs: number }): Promise<LiveFacts['redis']> {
   return bounded('redis', opts.timeoutMs, async () => {
     const r = new Redis(url, { lazyConnect: true, connectTimeout: opts.timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false, password: opts.password, username: opts.username, tls: opts.tls });
@@ -83,12 +116,15 @@ export async function probeRedis(url: string, opts: { password?: string; usernam
         const pair = (await r.call('CONFIG', 'GET', k)) as string[];
         config[k] = pair[1] ?? '';
       }
-      const persistence: Record<string, string> = {};
-      for (const line of String(await r.info('persistence')).split(/\r?\n/)) {
-        const i = line.indexOf(':');
-        if (i > 0) persistence[line.slice(0, i)] = line.slice(i + 1);
+      const persistence = parseInfo(String(await r.info('persistence')));
+      let cluster: Record<string, string> | null = null;
+      try {
+        cluster = parseInfo(String(await r.call('CLUSTER', 'INFO')));
+      } catch (err) {
+        // "ERR This instance has cluster support disabled": a standalone server, not an error.
+        if (!/cluster support disabled/i.test(errorMessage(err))) throw err;
       }
-      return { config, persistence };
+      return { config, persistence, cluster };
     } finally {
       r.disconnect();
     }
@@ -198,6 +234,17 @@ export function readDrillHistory(file: string): NonNullable<LiveFacts['drills']>
   return { file, records, error: bad.length ? `unparsable lines: ${bad.join(', ')}` : undefined };
 }
 
+/** The target's recorded runs (helpers/history.ts), reduced to what the functional-tests check reads. */
+export async function readTargetRuns(reportsDir: string, target: string): Promise<NonNullable<LiveFacts['runs']>> {
+  const file = runHistoryFile(reportsDir, target);
+  try {
+    const runs = await readRunHistory(reportsDir, target);
+    return { file, target, records: runs.filter((r) => r.target === target).map((r) => ({ runbook: r.runbook, target: r.target, status: r.status, end: r.end })) };
+  } catch (err) {
+    return { file, target, records: [], error: errorMessage(err).split('\n')[0] };
+  }
+}
+
 export interface CollectOptions {
   profile?: TargetProfile;
   kube?: KubeOptions | false;
@@ -211,6 +258,10 @@ export interface CollectOptions {
   extraRequests?: number;
   timeoutMs?: number;
   historyFile?: string;
+  /** Reports root holding the run history (default reportsRoot(): RUNBOOK_REPORTS_DIR or <repo>/reports). */
+  reportsDir?: string;
+  /** Target name for the run history when no profile is given (tests). */
+  target?: string;
   skipRateLimit?: boolean;
 }
 
@@ -224,7 +275,7 @@ export interface Collected {
 export async function collectLive(opts: CollectOptions, burstFromObjects?: (objects: KubeObject[]) => number): Promise<Collected> {
   const p = opts.profile;
   const timeoutMs = opts.timeoutMs ?? 10_000;
-  const facts: LiveFacts = { targetName: p?.name };
+  const facts: LiveFacts = { targetName: opts.target ?? p?.name };
   const out: Collected = { facts, namespace: opts.kube ? (opts.kube.namespace ?? p?.kube?.namespace) : p?.kube?.namespace };
 
   const kubeTask = (async () => {
@@ -240,6 +291,12 @@ export async function collectLive(opts: CollectOptions, burstFromObjects?: (obje
     if (r.ok) {
       out.objects = r.value.objects as KubeObject[];
       facts.kubeSkipped = r.value.skipped;
+      // CRDs are cluster-scoped: a namespaced reader may be forbidden, which leaves the check not-checkable.
+      facts.crds = await bounded('list CustomResourceDefinitions', timeoutMs, async () => {
+        const api = createKube(p, opts.kube || {}).kc.makeApiClient(ApiextensionsV1Api);
+        const list = await api.listCustomResourceDefinition();
+        return (list.items ?? []).map((c) => ({ name: c.metadata?.name ?? '', group: c.spec.group, kind: c.spec.names.kind }));
+      });
     } else out.objectsUnavailable = r.reason;
   })();
 
@@ -256,6 +313,8 @@ export async function collectLive(opts: CollectOptions, burstFromObjects?: (obje
   if (p?.metrics?.scheduler) tasks.push(probeMetrics(p.metrics.scheduler, timeoutMs).then((r) => (metrics.scheduler = r)));
   facts.metrics = metrics;
   facts.drills = readDrillHistory(opts.historyFile ?? drillHistoryFile());
+  const target = opts.target ?? p?.name;
+  if (target) tasks.push(readTargetRuns(opts.reportsDir ?? reportsRoot(), target).then((r) => (facts.runs = r)));
   await Promise.all(tasks);
 
   // Gateway probes run after the others, in order: status and default key before the burst,

@@ -18,6 +18,7 @@ export const SECTIONS = [
   'backups',
   'upgrades',
   'enterprise',
+  'functional',
   'kubernetes',
 ] as const;
 export type Section = (typeof SECTIONS)[number];
@@ -33,6 +34,7 @@ export const SECTION_TITLES: Record<Section, string> = {
   backups: 'Backups and recovery',
   upgrades: 'Upgrades and releases',
   enterprise: 'Enterprise gating',
+  functional: 'Functional tests',
   kubernetes: 'Kubernetes hardening',
 };
 
@@ -48,6 +50,8 @@ export interface Thresholds {
   backupGraceHours: number;
   /** Requests sent past the burst before the rate-limit probe gives up. */
   rateLimitExtraRequests: number;
+  /** The functional runbooks (smoke, dlq-retry, policy, audit-trail) must have passed within this many days. */
+  functionalMaxAgeDays: number;
 }
 
 export const DEFAULT_THRESHOLDS: Thresholds = {
@@ -56,6 +60,7 @@ export const DEFAULT_THRESHOLDS: Thresholds = {
   restoreDrillMaxAgeDays: 92,
   backupGraceHours: 6,
   rateLimitExtraRequests: 40,
+  functionalMaxAgeDays: 7,
 };
 
 export interface CheckContext {

@@ -115,6 +115,7 @@ export const STATIC_VARIANTS: Variant[] = [
   { id: 'observability.scheduler-scrape', expect: 'fail', why: 'Service port not named metrics', mutate: (o) => void (find(o, 'Service', 'cordum-scheduler').spec.ports[0].name = 'http-metrics') },
   { id: 'observability.workflow-health', expect: 'warn', why: 'no blackbox Probe', mutate: (o) => remove(o, 'Probe', 'cordum-workflow-engine') },
   { id: 'observability.alerts', expect: 'fail', why: 'no PrometheusRule', mutate: (o) => remove(o, 'PrometheusRule', 'cordum') },
+  { id: 'observability.log-agent', expect: 'warn', why: 'no log-agent DaemonSet', mutate: (o) => remove(o, 'DaemonSet', 'cordum-log-agent') },
   { id: 'limits.timeouts', expect: 'warn', why: 'routed topic without timeout', mutate: (o) => configData(o, 'cordum-timeouts', 'timeouts.yaml', (s) => s.replace(/  job\.batch:\n    timeout_seconds: 3600\n    max_retries: 2\n/, '')) },
   { id: 'limits.policy-budgets', expect: 'warn', why: 'allow rule without budgets', mutate: (o) => configData(o, 'cordum-safety', 'safety.yaml', (s) => s.replace(/    constraints:\n(      .*\n|        .*\n)+/, '')) },
   {
@@ -138,6 +139,7 @@ export const STATIC_VARIANTS: Variant[] = [
   { id: 'backups.jetstream-cronjob', expect: 'fail', why: 'only CORDUM_JOBS', mutate: (o) => void (container(o, 'CronJob', 'cordum-jetstream-backup').args[0] = container(o, 'CronJob', 'cordum-jetstream-backup').args[0].replace('CORDUM_SYS CORDUM_JOBS', 'CORDUM_JOBS')) },
   { id: 'backups.off-cluster', expect: 'warn', why: 'no off-cluster copy', mutate: (o) => void (container(o, 'CronJob', 'cordum-jetstream-backup').args[0] = container(o, 'CronJob', 'cordum-jetstream-backup').args[0].replace(/rclone[^\n]*\n/, '')) },
   { id: 'upgrades.pinned-images', expect: 'fail', why: 'latest tag', mutate: (o) => void (container(o, 'Deployment', 'cordum-api-gateway').image = 'cordum/control-plane:latest-api-gateway') },
+  { id: 'upgrades.same-release', expect: 'warn', why: 'scheduler one release behind', mutate: (o) => void (container(o, 'Deployment', 'cordum-scheduler').image = 'cordum/control-plane:v1.4.1-scheduler') },
   { id: 'enterprise.license-required', expect: 'fail', why: 'enterprise gateway without license gating', mutate: (o) => void (container(o, 'Deployment', 'cordum-api-gateway').image = 'registry.acme.io/cordum-enterprise/gateway:v1.4.2') },
   {
     id: 'enterprise.separate-registries',
@@ -164,6 +166,8 @@ export const STATIC_VARIANTS: Variant[] = [
       e.value = e.value.split(',').slice(0, 5).join(',');
     },
   },
+  { id: 'kubernetes.crds-installed', expect: 'warn', why: 'PrometheusRule used without its CRD', mutate: (o) => remove(o, 'CustomResourceDefinition', 'prometheusrules.monitoring.coreos.com') },
+  { id: 'kubernetes.redis-cluster-init', expect: 'fail', why: 'Redis Cluster without the cluster-init Job', mutate: (o) => remove(o, 'Job', 'cordum-redis-cluster-init') },
 ];
 
 /**

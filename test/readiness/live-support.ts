@@ -7,6 +7,7 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FakeObject } from '../support/fake-kube.js';
+import { appendRunHistory } from '../../helpers/history.js';
 import { compliant, find } from './fixtures.js';
 
 export interface CertSet {
@@ -53,6 +54,7 @@ export function liveNamespace(now: Date, certs: CertSet): FakeObject[] {
   const ns = 'cordum';
   const hoursAgo = (h: number) => new Date(now.getTime() - h * 3_600_000).toISOString();
   for (const c of ['cordum-redis-backup', 'cordum-jetstream-backup']) find(objs, 'CronJob', c).status = { lastScheduleTime: hoursAgo(3), lastSuccessfulTime: hoursAgo(3) };
+  find(objs, 'Job', 'cordum-redis-cluster-init').status = { succeeded: 1, completionTime: hoursAgo(24 * 30), conditions: [{ type: 'Complete', status: 'True' }] };
   find(objs, 'HorizontalPodAutoscaler', 'cordum-api-gateway').status = { currentReplicas: 2, desiredReplicas: 2, conditions: [{ type: 'ScalingActive', status: 'True', reason: 'ValidMetricFound' }] };
   find(objs, 'ConfigMap', 'cordum-runbooks-drills').metadata.annotations['cordum-runbooks/last-restore-drill'] = hoursAgo(24 * 10);
   for (const sts of ['cordum-nats', 'cordum-redis']) {
@@ -62,8 +64,25 @@ export function liveNamespace(now: Date, certs: CertSet): FakeObject[] {
   objs.push(...certs.secrets);
   objs.push({ apiVersion: 'v1', kind: 'Secret', type: 'Opaque', metadata: { name: 'cordum-api-key', namespace: ns, creationTimestamp: hoursAgo(24 * 20), ownerReferences: [{ apiVersion: 'external-secrets.io/v1beta1', kind: 'ExternalSecret', name: 'cordum-api-key', uid: 'x' }] }, data: { API_KEY: Buffer.from('a-strong-test-key').toString('base64') } });
   objs.push({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, namespace: ns, labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } } });
-  // The ExternalSecret/Certificate CRDs are not listed by the audit; the API server would not have them here.
+  // The audit does not list Certificate/ExternalSecret objects (their CRDs stay installed: the fake
+  // serves the CustomResourceDefinitions of the fixture at the cluster-scoped path).
   return objs.filter((o) => !['Certificate', 'ExternalSecret'].includes(o.kind));
+}
+
+/** The functional runbooks of checklist §10. */
+export const FUNCTIONAL = ['smoke', 'dlq-retry', 'policy', 'audit-trail'] as const;
+
+/**
+ * A reports dir whose run history (helpers/history.ts) records `runs` for `target`, each
+ * `{runbook, status, daysAgo}`; default: every functional runbook passed a day ago.
+ */
+export async function reportsWithRuns(target: string, now: Date, runs: { runbook: string; status?: string; daysAgo?: number }[] = FUNCTIONAL.map((runbook) => ({ runbook }))): Promise<{ dir: string; cleanup(): void }> {
+  const dir = mkdtempSync(join(tmpdir(), 'cordum-rb-reports-'));
+  for (const r of runs) {
+    const end = new Date(now.getTime() - (r.daysAgo ?? 1) * 86_400_000).toISOString();
+    await appendRunHistory(dir, { runbook: r.runbook, target, status: r.status ?? 'passed', start: end, end, duration_ms: 1000, steps: [] });
+  }
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 export interface FakeGateway {

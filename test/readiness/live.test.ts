@@ -10,7 +10,7 @@ import { jetstreamManager, StorageType } from '@nats-io/jetstream';
 import { startNats, startRedis, type ManagedServer } from '../../sandbox/processes.js';
 import { runAudit, collectLive, ALL_CHECKS, type AuditReport, type CollectOptions } from '../../helpers/readiness/index.js';
 import { startFakeKube, type FakeKube, type FakeObject } from '../support/fake-kube.js';
-import { liveNamespace, makeTlsSecrets, startFakeGateway, type CertSet, type FakeGateway } from './live-support.js';
+import { liveNamespace, makeTlsSecrets, reportsWithRuns, startFakeGateway, type CertSet, type FakeGateway } from './live-support.js';
 import { find } from './fixtures.js';
 
 const KEY = 'a-strong-test-key';
@@ -22,6 +22,8 @@ let redisOn: ManagedServer;
 let redisOff: ManagedServer;
 let nats: ManagedServer;
 let certs: CertSet;
+/** Reports dir whose run history says every functional runbook passed on target NS yesterday. */
+let reports: string;
 const cleanups: (() => Promise<void> | void)[] = [];
 
 async function createStreams(url: string, storage: StorageType): Promise<void> {
@@ -50,7 +52,7 @@ async function gateway(opts: Parameters<typeof startFakeGateway>[0]): Promise<Fa
 }
 
 function opts(k: FakeKube, g: FakeGateway, over: Partial<CollectOptions> = {}): CollectOptions {
-  return { kube: { kubeconfig: k.kubeconfigPath, namespace: NS }, redisUrl: redisOn.url, natsUrl: nats.url, gatewayUrl: g.url, apiKey: KEY, timeoutMs: 5000, historyFile: '/nonexistent/.drills.jsonl', ...over };
+  return { kube: { kubeconfig: k.kubeconfigPath, namespace: NS }, redisUrl: redisOn.url, natsUrl: nats.url, gatewayUrl: g.url, apiKey: KEY, timeoutMs: 5000, historyFile: '/nonexistent/.drills.jsonl', reportsDir: reports, target: NS, ...over };
 }
 
 const statusOf = (r: AuditReport, id: string) => r.results.find((x) => x.id === id)!;
@@ -60,6 +62,9 @@ beforeAll(async () => {
   [redisOn, redisOff, nats] = await Promise.all([startRedis({ persistence: true }), startRedis({ persistence: false }), startNats()]);
   await createStreams(nats.url, StorageType.File);
   certs = makeTlsSecrets(NS);
+  const r = await reportsWithRuns(NS, now);
+  reports = r.dir;
+  cleanups.push(r.cleanup);
 });
 
 afterAll(async () => {
@@ -67,6 +72,9 @@ afterAll(async () => {
   certs?.cleanup();
   await Promise.all([redisOn?.stop(), redisOff?.stop(), nats?.stop()]);
 });
+
+let compliantReport: AuditReport | undefined;
+const report0 = () => compliantReport!;
 
 describe('live audit of a compliant namespace', () => {
   let report: AuditReport;
@@ -77,6 +85,7 @@ describe('live audit of a compliant namespace', () => {
     k = await kube(liveNamespace(now, certs));
     g = await gateway({ key: KEY, limit: 100 });
     report = await runAudit({ mode: 'live', live: opts(k, g), now, thresholds });
+    compliantReport = report;
   });
 
   it('passes every live check (static-only ones are not-checkable)', () => {
@@ -85,6 +94,8 @@ describe('live audit of a compliant namespace', () => {
     for (const id of LIVE_ONLY) expect(statusOf(report, id).status, `${id}: ${statusOf(report, id).message}`).toBe('pass');
     for (const id of ['kubernetes.renders', 'secrets.no-literal']) expect(statusOf(report, id).status).toBe('not-checkable');
     expect(report.exitCode).toBe(0);
+    for (const id of ['observability.log-agent', 'observability.opentelemetry', 'upgrades.same-release', 'kubernetes.crds-installed', 'kubernetes.redis-cluster-init', 'functional.runbooks-passed']) expect(statusOf(report, id).status, `${id}: ${statusOf(report, id).message}`).toBe('pass');
+    expect(statusOf(report, 'upgrades.staged-rollout').status).toBe('info');
   });
 
   it('reads the cluster through real REST list calls, including the Prometheus CRDs', () => {
@@ -213,6 +224,83 @@ describe('live-only checks fail on their variant', () => {
     } finally {
       await createStreams(nats.url, StorageType.File);
     }
+  });
+
+  it('functional.runbooks-passed: names the runbooks that never passed or are stale, with the command to run', async () => {
+    const k = await kube(liveNamespace(now, certs));
+    const g = await gateway({ key: KEY, limit: 100 });
+    const h = await reportsWithRuns(NS, now, [
+      { runbook: 'smoke' },
+      { runbook: 'policy', daysAgo: 10 },
+      { runbook: 'dlq-retry', status: 'failed' },
+    ]);
+    try {
+      const r = await runAudit({ mode: 'live', live: opts(k, g, { skipRateLimit: true, reportsDir: h.dir }), now, thresholds });
+      const o = statusOf(r, 'functional.runbooks-passed');
+      expect(o.status).toBe('fail');
+      expect(o.message).toMatch(/never passed on cordum: dlq-retry \(10\.2, last run failed\), audit-trail \(10\.4\)/);
+      expect(o.message).toMatch(/stale .*policy \(10 days ago\)/);
+      expect(o.remediation).toBe('pnpm runbook dlq-retry --target cordum; pnpm runbook audit-trail --target cordum; pnpm runbook policy --target cordum');
+      expect(onlyFails(r).filter((id) => id !== 'limits.rate-limit-live')).toEqual(['functional.runbooks-passed']);
+      // A wider window (audit option) accepts the 10-day-old policy run; the never-passed ones still fail.
+      const wide = await runAudit({ mode: 'live', live: opts(k, g, { skipRateLimit: true, reportsDir: h.dir }), now, thresholds: { ...thresholds, functionalMaxAgeDays: 14 } });
+      expect(statusOf(wide, 'functional.runbooks-passed').message).not.toMatch(/policy/);
+      // Another target's history is not this one's.
+      const other = await runAudit({ mode: 'live', live: opts(k, g, { skipRateLimit: true, target: 'staging' }), now, thresholds });
+      expect(statusOf(other, 'functional.runbooks-passed').message).toMatch(/never passed on staging: smoke .*dlq-retry.*policy.*audit-trail/);
+    } finally {
+      h.cleanup();
+    }
+  });
+
+  it('kubernetes.crds-installed: the PrometheusRule CRD missing from the API server', async () => {
+    const objs = liveNamespace(now, certs).filter((o) => !(o.kind === 'CustomResourceDefinition' && o.metadata.name === 'prometheusrules.monitoring.coreos.com'));
+    const k = await kube(objs);
+    const g = await gateway({ key: KEY, limit: 100 });
+    const r = await runAudit({ mode: 'live', live: opts(k, g, { skipRateLimit: true }), now, thresholds });
+    const o = statusOf(r, 'kubernetes.crds-installed');
+    expect(o.status).toBe('fail');
+    expect(o.message).toMatch(/CRDs not installed: PrometheusRule \(monitoring\.coreos\.com/);
+    expect(onlyFails(r).filter((id) => id !== 'limits.rate-limit-live')).toEqual(['kubernetes.crds-installed']);
+    expect(k.requests().some((q) => q.path === '/apis/apiextensions.k8s.io/v1/customresourcedefinitions')).toBe(true);
+  });
+
+  it('kubernetes.redis-cluster-init: a failed init Job; CLUSTER INFO of a real cluster-mode redis wins', async () => {
+    const objs = liveNamespace(now, certs);
+    find(objs as any, 'Job', 'cordum-redis-cluster-init').status = { failed: 3, conditions: [{ type: 'Failed', status: 'True', reason: 'BackoffLimitExceeded' }] };
+    const k = await kube(objs);
+    const g = await gateway({ key: KEY, limit: 100 });
+    const r = await runAudit({ mode: 'live', live: opts(k, g, { skipRateLimit: true }), now, thresholds });
+    expect(statusOf(r, 'kubernetes.redis-cluster-init').status).toBe('fail');
+    expect(statusOf(r, 'kubernetes.redis-cluster-init').message).toMatch(/has not completed/);
+    expect(onlyFails(r).filter((id) => id !== 'limits.rate-limit-live')).toEqual(['kubernetes.redis-cluster-init']);
+
+    const clustered = await startRedis({ persistence: true, extraArgs: ['--cluster-enabled', 'yes'] });
+    cleanups.push(() => clustered.stop());
+    const noSlots = await runAudit({ mode: 'live', live: opts(k, g, { skipRateLimit: true, redisUrl: clustered.url }), now, thresholds });
+    expect(statusOf(noSlots, 'kubernetes.redis-cluster-init').message).toMatch(/cluster_state fail/);
+    // Assign every slot to the one node: the cluster is formed, whatever the Job says.
+    const { Redis } = await import('ioredis');
+    const c = new Redis(clustered.url);
+    try {
+      await c.call('CLUSTER', 'ADDSLOTSRANGE', '0', '16383');
+      for (let i = 0; i < 50 && !/cluster_state:ok/.test(String(await c.call('CLUSTER', 'INFO'))); i++) await new Promise((res) => setTimeout(res, 100));
+    } finally {
+      c.disconnect();
+    }
+    const ok = await runAudit({ mode: 'live', live: opts(k, g, { skipRateLimit: true, redisUrl: clustered.url }), now, thresholds });
+    expect(statusOf(ok, 'kubernetes.redis-cluster-init').status).toBe('pass');
+    expect(statusOf(ok, 'kubernetes.redis-cluster-init').message).toMatch(/cluster_state ok, 16384 slots/);
+  });
+
+  it('observability.log-agent: no DaemonSet in the namespace is a warn that points at other namespaces', async () => {
+    const k = await kube(liveNamespace(now, certs).filter((o) => o.kind !== 'DaemonSet'));
+    const g = await gateway({ key: KEY, limit: 100 });
+    const r = await runAudit({ mode: 'live', live: opts(k, g, { skipRateLimit: true }), now, thresholds });
+    expect(statusOf(r, 'observability.log-agent').status).toBe('warn');
+    expect(statusOf(r, 'observability.log-agent').message).toMatch(/namespace cordum.*another namespace/);
+    expect(statusOf(report0(), 'observability.log-agent').status).toBe('pass');
+    expect(onlyFails(r).filter((id) => id !== 'limits.rate-limit-live')).toEqual([]);
   });
 
   it('unreachable systems become not-checkable with the reason, never pass', async () => {

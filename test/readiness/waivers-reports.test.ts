@@ -127,7 +127,7 @@ describe('reports', () => {
     expect(x).toMatch(/<testcase classname="readiness\.tls" name="tls\.redis: [^"]*" time="0">\n\s*<failure message="[^"]*REDIS_URL redis:\/\//);
     expect(x).toMatch(/name="limits\.rate-limit-config: [^"]*" time="0">\n\s*<skipped message="waived until 2026-06-30/);
     expect((x.match(/<testcase /g) ?? []).length).toBe(ALL_CHECKS.length);
-    expect((x.match(/<testsuite /g) ?? []).length).toBe(11);
+    expect((x.match(/<testsuite /g) ?? []).length).toBe(12);
     expect(x).not.toMatch(/&(?!amp;|lt;|gt;|quot;)/);
   });
 });

@@ -1,11 +1,12 @@
-// Runbook `readiness` end to end: live on the sandbox (passes once a restore drill has been run,
-// with the sandbox's single-node waiver shown as waived; fails without a drill), each live fault
-// fails exactly its check, and static mode on the project's compliant fixture namespace passes
-// while a broken copy fails.
+// Runbook `readiness` end to end: live on the sandbox (passes once a restore drill has been run and
+// the functional runbooks have passed, with the sandbox's single-node waiver shown as waived; fails
+// without a drill, and without the functional runs), each live fault fails exactly its check, and
+// static mode on the project's compliant fixture namespace passes while a broken copy fails.
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { appendRunHistory } from '../../helpers/history.js';
 import { ROOT, RUN_TIMEOUT_MS, cleanupRuns, failedSteps, runRunbook } from '../support/run-runbook.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'readiness-rb-'));
@@ -22,16 +23,30 @@ function statusOf(reportDir: string, id: string): string | undefined {
   return audit(reportDir).results.find((r) => r.id === id)?.status;
 }
 
+const FUNCTIONAL = ['smoke', 'dlq-retry', 'policy', 'audit-trail'];
+
+/**
+ * Seed the `sandbox` run history of a reports dir with a passed run of each functional runbook from
+ * yesterday (the shape the runner appends, helpers/history.ts). The runbooks themselves have their
+ * own end-to-end tests; running them here again would only slow this file down, and the check is
+ * about the record they leave: the last test below shows the audit fails without it.
+ */
+async function seedFunctionalRuns(dir: string): Promise<void> {
+  const at = new Date(Date.now() - 86_400_000).toISOString();
+  for (const runbook of FUNCTIONAL) await appendRunHistory(dir, { runbook, target: 'sandbox', status: 'passed', start: at, end: at, duration_ms: 1000, steps: [] });
+}
+
 /**
  * A reports dir whose drill history holds one passed restore drill of the `sandbox` target from
  * yesterday, so a fault run isolates the check its fault breaks (the drill check is covered by the
  * first two tests with a real drill and with none).
  */
-function reportsWithDrill(name: string): string {
+async function reportsWithDrill(name: string, functional = true): Promise<string> {
   const dir = join(scratch, name);
   mkdirSync(dir, { recursive: true });
   const at = new Date(Date.now() - 86_400_000).toISOString();
   writeFileSync(join(dir, '.drills.jsonl'), `${JSON.stringify({ kind: 'restore-drill', target: 'sandbox', started_at: at, finished_at: at, status: 'passed' })}\n`);
+  if (functional) await seedFunctionalRuns(dir);
   return dir;
 }
 
@@ -39,6 +54,8 @@ describe.concurrent('runbook readiness', () => {
   it('passes live on a healthy sandbox after a restore drill, reporting the single-node waiver as waived', async () => {
     // The honest order: run the drill first (it records itself in the reports dir), then audit.
     const reports = join(scratch, 'drilled');
+    mkdirSync(reports, { recursive: true });
+    await seedFunctionalRuns(reports);
     const drill = await runRunbook('backup-restore', { env: { RUNBOOK_REPORTS_DIR: reports } });
     expect(drill.code, drill.stdout + drill.stderr).toBe(0);
     const r = await runRunbook('readiness', { env: { RUNBOOK_REPORTS_DIR: reports } });
@@ -48,10 +65,14 @@ describe.concurrent('runbook readiness', () => {
     expect(statusOf(r.reportDir!, 'persistence.streams-replicated')).toBe('waived');
     expect(statusOf(r.reportDir!, 'persistence.redis-live')).toBe('pass');
     expect(statusOf(r.reportDir!, 'persistence.streams-file-backed')).toBe('pass');
+    expect(statusOf(r.reportDir!, 'functional.runbooks-passed')).toBe('pass');
   }, RUN_TIMEOUT_MS);
 
   it('fails backups.restore-drill when no restore drill was ever recorded', async () => {
-    const r = await runRunbook('readiness', { env: { RUNBOOK_REPORTS_DIR: join(scratch, 'never-drilled') } });
+    const dir = join(scratch, 'never-drilled');
+    mkdirSync(dir, { recursive: true });
+    await seedFunctionalRuns(dir);
+    const r = await runRunbook('readiness', { env: { RUNBOOK_REPORTS_DIR: dir } });
     expect(r.code, r.stdout + r.stderr).toBe(1);
     expect(failedSteps(r).map((s) => s.name)).toEqual(['Backups and recovery']);
     expect(audit(r.reportDir!).results.filter((x) => x.status === 'fail').map((x) => x.id)).toEqual(['backups.restore-drill']);
@@ -63,7 +84,7 @@ describe.concurrent('runbook readiness', () => {
     ['rate-limit-off', 'limits.rate-limit-live', 'Limits and policy'],
   ] as const) {
     it(`fails ${check} when the sandbox runs with ${fault}`, async () => {
-      const r = await runRunbook('readiness', { faults: fault, env: { RUNBOOK_REPORTS_DIR: reportsWithDrill(fault) } });
+      const r = await runRunbook('readiness', { faults: fault, env: { RUNBOOK_REPORTS_DIR: await reportsWithDrill(fault) } });
       expect(r.code, r.stdout + r.stderr).toBe(1);
       const failed = failedSteps(r);
       expect(failed.map((s) => s.name)).toEqual([section]);
@@ -72,6 +93,17 @@ describe.concurrent('runbook readiness', () => {
       expect(fails).toEqual([check]);
     }, RUN_TIMEOUT_MS);
   }
+
+  it('fails functional.runbooks-passed when the run history lacks the functional runbooks', async () => {
+    const r = await runRunbook('readiness', { env: { RUNBOOK_REPORTS_DIR: await reportsWithDrill('no-functional-runs', false) } });
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    const failed = failedSteps(r);
+    expect(failed.map((s) => s.name)).toEqual(['Functional tests']);
+    expect(failed[0].error).toContain('pnpm runbook smoke --target sandbox');
+    const o = audit(r.reportDir!).results.find((x) => x.id === 'functional.runbooks-passed') as { status: string; message: string } | undefined;
+    expect(o?.message).toMatch(/never passed on sandbox: smoke .*dlq-retry .*policy .*audit-trail/);
+    expect(audit(r.reportDir!).results.filter((x) => x.status === 'fail').map((x) => x.id)).toEqual(['functional.runbooks-passed']);
+  }, RUN_TIMEOUT_MS);
 
   it('audits manifests statically: the compliant namespace passes, a copy without NetworkPolicies fails', async () => {
     const good = await runRunbook('readiness', { env: { READINESS_MANIFESTS: join(ROOT, 'test/fixtures/readiness/compliant') } });

@@ -2,7 +2,10 @@
 // list/get/create/replace/patch/delete for any namespaced resource, the scale subresource of
 // Deployments/StatefulSets, Status objects for errors, optimistic concurrency on resourceVersion,
 // and a request log. Objects of custom groups (e.g. monitoring.coreos.com) are served when present
-// or declared via `crds`; otherwise their lists 404 like a cluster without the CRD.
+// or declared via `crds`; otherwise their lists 404 like a cluster without the CRD. Cluster-scoped
+// kinds (CustomResourceDefinition, Namespace-less objects) are stored without a namespace and served
+// at /apis/<group>/<version>/<plural>[/<name>], where a collection GET of a namespaced resource lists
+// it across all namespaces, as the real API server does.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -45,9 +48,11 @@ export interface FakeKubeOptions {
   context?: string;
 }
 
-const BUILTIN_GROUPS = ['', 'apps', 'batch', 'networking.k8s.io', 'policy', 'autoscaling', 'coordination.k8s.io', 'rbac.authorization.k8s.io'];
-const PREFERRED_VERSION: Record<string, string> = { '': 'v1', apps: 'v1', batch: 'v1', 'networking.k8s.io': 'v1', policy: 'v1', autoscaling: 'v2', 'coordination.k8s.io': 'v1', 'rbac.authorization.k8s.io': 'v1' };
+const BUILTIN_GROUPS = ['', 'apps', 'batch', 'networking.k8s.io', 'policy', 'autoscaling', 'coordination.k8s.io', 'rbac.authorization.k8s.io', 'apiextensions.k8s.io'];
+const PREFERRED_VERSION: Record<string, string> = { '': 'v1', apps: 'v1', batch: 'v1', 'networking.k8s.io': 'v1', policy: 'v1', autoscaling: 'v2', 'coordination.k8s.io': 'v1', 'rbac.authorization.k8s.io': 'v1', 'apiextensions.k8s.io': 'v1' };
 const IRREGULAR: Record<string, string> = { Endpoints: 'endpoints' };
+/** Kinds the API server keeps outside any namespace. */
+const CLUSTER_SCOPED = new Set(['CustomResourceDefinition', 'ClusterRole', 'ClusterRoleBinding', 'PersistentVolume', 'StorageClass', 'Node', 'PriorityClass', 'IngressClass', 'APIService', 'ValidatingWebhookConfiguration', 'MutatingWebhookConfiguration']);
 
 export function pluralOf(kind: string): string {
   if (IRREGULAR[kind]) return IRREGULAR[kind];
@@ -132,7 +137,8 @@ export async function startFakeKube(initial: FakeObject[] = [], opts: FakeKubeOp
   const keyOf = (group: string, plural: string, ns: string, name: string) => `${group}|${plural}|${ns}|${name}`;
   const put = (o: FakeObject) => {
     const obj = clone(o);
-    obj.metadata.namespace ??= defaultNs;
+    if (CLUSTER_SCOPED.has(obj.kind)) delete obj.metadata.namespace;
+    else obj.metadata.namespace ??= defaultNs;
     obj.metadata.resourceVersion = String(rv++);
     obj.metadata.uid ??= randomUUID();
     obj.metadata.creationTimestamp ??= new Date().toISOString();
@@ -140,7 +146,7 @@ export async function startFakeKube(initial: FakeObject[] = [], opts: FakeKubeOp
     const plural = pluralOf(obj.kind);
     groups.add(group);
     kinds.set(`${group}/${plural}`, { kind: obj.kind, apiVersion: obj.apiVersion });
-    store.set(keyOf(group, plural, obj.metadata.namespace!, obj.metadata.name), obj);
+    store.set(keyOf(group, plural, obj.metadata.namespace ?? '', obj.metadata.name), obj);
   };
   for (const o of initial) put(o);
 
@@ -188,6 +194,16 @@ export async function startFakeKube(initial: FakeObject[] = [], opts: FakeKubeOp
       if (group === '' && rest[0] === 'namespaces' && rest.length === 2) {
         const ns = [...store.values()].find((o) => o.kind === 'Namespace' && o.metadata.name === rest[1]);
         return ns ? send(200, ns) : send(404, status(404, 'NotFound', `namespaces "${rest[1]}" not found`));
+      }
+      // Cluster-scoped paths: /apis/<group>/<version>/<plural>[/<name>] (GET only).
+      if (rest[0] !== 'namespaces' && (rest.length === 1 || rest.length === 2) && method === 'GET') {
+        const [plural, name] = rest;
+        if (!groups.has(group)) return send(404, status(404, 'NotFound', `the server could not find the requested resource (${group}/${version} ${plural})`));
+        const info = kindFor(group, version, plural);
+        const items = [...store.values()].filter((o) => groupOf(o.apiVersion).group === group && pluralOf(o.kind) === plural && matchesLabelSelector(o, u.searchParams.get('labelSelector') ?? undefined));
+        if (!name) return send(200, { kind: `${info.kind}List`, apiVersion: info.apiVersion, metadata: { resourceVersion: String(rv) }, items });
+        const one = items.find((o) => o.metadata.name === name && o.metadata.namespace === undefined);
+        return one ? send(200, one) : send(404, status(404, 'NotFound', `${plural}${group ? `.${group}` : ''} "${name}" not found`));
       }
       if (rest[0] !== 'namespaces' || rest.length < 3) return send(404, status(404, 'NotFound', `unsupported path ${u.pathname}`));
       const [, ns, plural, name, sub] = rest;
@@ -321,6 +337,7 @@ function guessKind(plural: string): string {
     deployments: 'Deployment', statefulsets: 'StatefulSet', daemonsets: 'DaemonSet', jobs: 'Job', cronjobs: 'CronJob', networkpolicies: 'NetworkPolicy', ingresses: 'Ingress',
     poddisruptionbudgets: 'PodDisruptionBudget', horizontalpodautoscalers: 'HorizontalPodAutoscaler', leases: 'Lease', roles: 'Role', rolebindings: 'RoleBinding',
     servicemonitors: 'ServiceMonitor', podmonitors: 'PodMonitor', probes: 'Probe', prometheusrules: 'PrometheusRule',
+    customresourcedefinitions: 'CustomResourceDefinition',
   };
   return known[plural] ?? plural.replace(/s$/, '').replace(/^./, (c) => c.toUpperCase());
 }

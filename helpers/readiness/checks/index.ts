@@ -10,6 +10,7 @@ import { limitsChecks } from './limits.js';
 import { backupChecks } from './backups.js';
 import { upgradeChecks } from './upgrades.js';
 import { enterpriseChecks } from './enterprise.js';
+import { functionalChecks } from './functional.js';
 import { kubernetesChecks } from './kubernetes.js';
 
 export const ALL_CHECKS: Check[] = [
@@ -23,5 +24,6 @@ export const ALL_CHECKS: Check[] = [
   ...backupChecks,
   ...upgradeChecks,
   ...enterpriseChecks,
+  ...functionalChecks,
   ...kubernetesChecks,
 ];

@@ -1,8 +1,95 @@
 // Checklist §9 and §11: requests/limits, PDBs, non-root security contexts, probes, the overlay
 // rendering, stateful stores, and REDIS_CLUSTER_ADDRESSES in step with the Redis StatefulSet.
-import { defineCheck, fail, pass, warn, type Check } from '../model.js';
-import { containersOf, CORDUM_SERVICES, type Container, type Workload } from '../objects.js';
-import { isResult, needObjects, primary, REDIS_CLIENTS, ref } from './util.js';
+import { defineCheck, fail, info, notCheckable, pass, warn, type Check, type CheckContext, type PartialResult } from '../model.js';
+import { containersOf, CORDUM_SERVICES, type Container, type KubeObject, type ObjectIndex, type Workload } from '../objects.js';
+import { isResult, needObjects, parseRedisConf, primary, REDIS_CLIENTS, redisArgs, redisConf, ref, scriptOf } from './util.js';
+
+/** API groups served by Kubernetes itself; any other group's kinds need a CRD. */
+const BUILTIN_GROUPS = new Set(['', 'apps', 'batch', 'policy', 'autoscaling', 'networking.k8s.io', 'rbac.authorization.k8s.io', 'coordination.k8s.io', 'storage.k8s.io', 'apiextensions.k8s.io', 'admissionregistration.k8s.io', 'scheduling.k8s.io', 'certificates.k8s.io', 'discovery.k8s.io', 'node.k8s.io', 'events.k8s.io', 'flowcontrol.apiserver.k8s.io', 'apiregistration.k8s.io', 'authentication.k8s.io', 'authorization.k8s.io', 'resource.k8s.io']);
+/** CRDs the production layout needs whatever the namespace shows (deploy facts §10, checklist 11.3). */
+const REQUIRED_CRDS = [
+  { group: 'monitoring.coreos.com', kind: 'ServiceMonitor', name: 'servicemonitors.monitoring.coreos.com' },
+  { group: 'monitoring.coreos.com', kind: 'PrometheusRule', name: 'prometheusrules.monitoring.coreos.com' },
+];
+
+const groupOf = (apiVersion: string | undefined) => (apiVersion?.includes('/') ? apiVersion.split('/')[0] : '');
+
+/** Custom kinds (group + kind) used by the objects, with how many objects use each. */
+function customKinds(objs: KubeObject[]): { group: string; kind: string; objects: string[] }[] {
+  const m = new Map<string, { group: string; kind: string; objects: string[] }>();
+  for (const o of objs) {
+    const group = groupOf(o.apiVersion);
+    if (BUILTIN_GROUPS.has(group) || o.kind === 'CustomResourceDefinition') continue;
+    const k = `${o.kind}.${group}`;
+    if (!m.has(k)) m.set(k, { group, kind: o.kind, objects: [] });
+    m.get(k)!.objects.push(o.metadata.name);
+  }
+  return [...m.values()];
+}
+
+function crdsCheck(ctx: CheckContext): PartialResult {
+  const idx = needObjects(ctx);
+  if (isResult(idx)) return idx;
+  const used = customKinds(idx.all);
+  if (ctx.mode === 'static') {
+    const defined = idx.kind('CustomResourceDefinition').map((c) => ({ name: c.metadata.name, group: c.spec?.group, kind: c.spec?.names?.kind }));
+    const missing = used.filter((u) => !defined.some((d) => d.group === u.group && d.kind === u.kind));
+    const evidence = { customKinds: used, crdsInManifests: defined.map((d) => d.name), missing: missing.map((m) => `${m.kind}.${m.group}`) };
+    if (missing.length) return warn(`custom kinds used without their CRD among the rendered objects: ${missing.map((m) => `${m.kind} (${m.group})`).join(', ')}; applying fails unless they are installed first (check live)`, evidence);
+    return pass(used.length ? `CRDs for ${used.map((u) => u.kind).join(', ')} are part of the manifests` : 'no custom resource kinds used', evidence);
+  }
+  const needed = [...REQUIRED_CRDS.map((r) => ({ group: r.group, kind: r.kind, why: 'production layout (deploy facts §10)' })), ...used.filter((u) => !REQUIRED_CRDS.some((r) => r.group === u.group && r.kind === u.kind)).map((u) => ({ group: u.group, kind: u.kind, why: `used by ${u.objects.length} object(s)` }))];
+  const probe = ctx.live?.crds;
+  if (!probe?.ok) {
+    // The cluster-scoped list may be forbidden; a 404 on a namespaced list of the kind says the same.
+    const absent = (ctx.live?.kubeSkipped ?? []).filter((s) => /CRD not installed/.test(s.reason) && needed.some((n) => n.kind === s.kind));
+    const evidence = { needed, crdList: probe && !probe.ok ? probe.reason : 'not read', absentByListing: absent };
+    if (absent.length) return fail(`CRD missing for ${absent.map((a) => a.kind).join(', ')} (the API server has no such resource)`, evidence);
+    return notCheckable(`CRDs could not be listed: ${probe && !probe.ok ? probe.reason : 'not read'}`, evidence);
+  }
+  const rows = needed.map((n) => ({ ...n, crd: probe.value.find((c) => c.group === n.group && c.kind === n.kind)?.name ?? null }));
+  const missing = rows.filter((r) => !r.crd);
+  const evidence = { needed: rows, installed: probe.value.length };
+  if (missing.length) return fail(`CRDs not installed: ${missing.map((m) => `${m.kind} (${m.group}; ${m.why})`).join(', ')}`, evidence);
+  return pass(`${rows.length} needed CRDs installed (${rows.map((r) => r.crd).join(', ')})`, evidence);
+}
+
+/** Is Redis configured as a cluster (redis.conf or command-line `cluster-enabled yes`)? */
+function redisClustered(idx: ObjectIndex): { workload?: string; clustered: boolean } {
+  const w = primary(idx, 'redis');
+  if (!w) return { clustered: false };
+  const conf = parseRedisConf(redisConf(idx, w)).get('cluster-enabled')?.[0] ?? redisArgs(w).get('cluster-enabled');
+  return { workload: ref(w), clustered: conf?.toLowerCase() === 'yes' };
+}
+
+function clusterInitCheck(ctx: CheckContext): PartialResult {
+  const idx = ctx.objects;
+  const redisProbe = ctx.mode === 'live' ? ctx.live?.redis : undefined;
+  const clusterInfo = redisProbe?.ok ? redisProbe.value.cluster : undefined;
+  const layout = idx ? redisClustered(idx) : undefined;
+  const jobs = idx ? idx.workloads.filter((w) => w.kind === 'Job' && /--cluster\s+create/.test(scriptOf(w))) : [];
+  const jobRows = jobs.map((w) => ({ job: ref(w), succeeded: w.obj.status?.succeeded ?? 0, failed: w.obj.status?.failed ?? 0, active: w.obj.status?.active ?? 0 }));
+  const evidence: Record<string, unknown> = { redis: layout?.workload ?? null, clusterEnabled: layout?.clustered ?? null, initJobs: jobRows, clusterInfo: clusterInfo === undefined ? (redisProbe && !redisProbe.ok ? { error: redisProbe.reason } : 'not read') : clusterInfo };
+  if (ctx.mode === 'static') {
+    if (!idx) return notCheckable(ctx.objectsUnavailable ?? 'no manifests');
+    if (!layout!.clustered) return info(`Redis ${layout!.workload ? 'is not a cluster' : 'not found'}: no cluster-init Job needed`, evidence);
+    if (!jobs.length) return fail(`Redis runs as a cluster but no Job runs \`redis-cli --cluster create\``, evidence);
+    return pass(`cluster-init Job ${jobRows.map((j) => j.job).join(', ')} present`, evidence);
+  }
+  // Live: the cluster's own word wins; the Job's status is the fallback (it may be garbage-collected).
+  if (clusterInfo) {
+    if (clusterInfo.cluster_state === 'ok') return pass(`CLUSTER INFO: cluster_state ok, ${clusterInfo.cluster_slots_assigned ?? '?'} slots assigned, ${clusterInfo.cluster_known_nodes ?? '?'} nodes`, evidence);
+    return fail(`CLUSTER INFO: cluster_state ${clusterInfo.cluster_state ?? 'unknown'} (slots assigned ${clusterInfo.cluster_slots_assigned ?? '?'})`, evidence);
+  }
+  if (!idx) {
+    if (clusterInfo === null) return info('the profile\'s Redis has cluster support disabled: no cluster init needed', evidence);
+    return notCheckable(`neither the Kubernetes objects nor CLUSTER INFO could be read (${ctx.objectsUnavailable ?? 'no objects'})`, evidence);
+  }
+  if (!layout!.clustered) return info(`Redis ${layout!.workload ? 'is not a cluster' : 'not found'}: no cluster init needed`, evidence);
+  if (jobRows.some((j) => j.succeeded >= 1)) return pass(`cluster-init Job ${jobRows.find((j) => j.succeeded >= 1)!.job} succeeded`, evidence);
+  if (jobRows.length) return fail(`cluster-init Job ${jobRows.map((j) => `${j.job} (succeeded ${j.succeeded}, failed ${j.failed}, active ${j.active})`).join(', ')} has not completed`, evidence);
+  return warn('no cluster-init Job found (it may have been removed by ttlSecondsAfterFinished) and CLUSTER INFO was not read: point the profile\'s redis at a cluster node to confirm cluster_state:ok', evidence);
+}
 
 function secFlags(w: Workload, c: Container) {
   const pod = w.podSpec?.securityContext ?? {};
@@ -221,5 +308,25 @@ export const kubernetesChecks: Check[] = [
       if (missing.length || extra.length) return fail(`${entries.length} addresses for ${redis!.replicas} Redis pods${missing.length ? `; missing ${missing.join(', ')}` : ''}${extra.length ? `; unexpected ${extra.join(', ')}` : ''}`, evidence);
       return pass(`${entries.length} addresses match ${ref(redis!)}`, evidence);
     },
+  }),
+  defineCheck({
+    id: 'kubernetes.crds-installed',
+    section: 'kubernetes',
+    item: '11.3',
+    title: 'The CRDs the install needs are installed (Prometheus Operator, and every custom kind used)',
+    severity: 'fail',
+    modes: ['static', 'live'],
+    remediation: 'Install the operators that own the custom kinds before applying: kube-prometheus-stack / Prometheus Operator CRDs (servicemonitors and prometheusrules.monitoring.coreos.com), cert-manager (certificates.cert-manager.io), External Secrets (externalsecrets.external-secrets.io).',
+    run: crdsCheck,
+  }),
+  defineCheck({
+    id: 'kubernetes.redis-cluster-init',
+    section: 'kubernetes',
+    item: '11.6',
+    title: 'Redis cluster initialised (cluster-init Job present and succeeded, or CLUSTER INFO ok)',
+    severity: 'fail',
+    modes: ['static', 'live'],
+    remediation: 'Ship the cluster-init Job (cordum-redis-cluster-init: `redis-cli --tls … --cluster create <all pods> --cluster-replicas 1 --cluster-yes`) and look at its pod logs if it did not succeed; re-run it only on a fresh cluster ("node is not empty" otherwise).',
+    run: clusterInitCheck,
   }),
 ];

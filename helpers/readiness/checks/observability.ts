@@ -1,7 +1,7 @@
 // Checklist §4: metrics scraped (ServiceMonitor selecting the Service's own labels by port name,
 // or Prometheus annotations), workflow-engine health monitored, alert rules present and robust.
-import { defineCheck, fail, pass, warn, type Check, type CheckContext, type PartialResult } from '../model.js';
-import { containersOf, selectorMatches, type Component } from '../objects.js';
+import { defineCheck, fail, info, pass, warn, type Check, type CheckContext, type PartialResult } from '../model.js';
+import { containersOf, CORDUM_SERVICES, selectorMatches, type Component, type Workload } from '../objects.js';
 import { isResult, needObjects, primary, ref } from './util.js';
 
 function scrapeCheck(ctx: CheckContext, component: Component, port: number): PartialResult {
@@ -23,6 +23,18 @@ function scrapeCheck(ctx: CheckContext, component: Component, port: number): Par
   if (!monitors.length && !annotated) return fail(`no ServiceMonitor selects the ${component} Service labels with endpoint port "metrics"`, evidence);
   return pass(`${component} :${port}/metrics scraped via ${monitors.length ? `ServiceMonitor ${monitors[0].metadata.name}` : 'annotations'}`, evidence);
 }
+
+/** Log shippers commonly run as a DaemonSet (by image repository or workload name). */
+const LOG_AGENT = /(fluent-?bit|fluentd|(^|[/-])vector($|[/-])|promtail|grafana[/-]alloy|(^|[/-])alloy$|otel(col)?[/-]?(contrib|collector)|opentelemetry-collector|datadog[/-]agent|(^|\/)agent$|filebeat|elastic-agent|splunk-otel|logstash|nxlog|loggly|newrelic-logging|logging-operator)/i;
+
+/** Which DaemonSets look like log agents (image repositories and the DaemonSet name). */
+export function logAgents(daemonSets: Workload[]): { daemonSet: string; images: string[] }[] {
+  return daemonSets
+    .map((w) => ({ daemonSet: w.name, images: containersOf(w.podSpec, false).map((c) => (c.image ?? '').split('@')[0].replace(/:[^/:]*$/, '')) }))
+    .filter((d) => LOG_AGENT.test(d.daemonSet) || d.images.some((i) => LOG_AGENT.test(i)));
+}
+
+const isOtelCollector = (w: Workload) => containersOf(w.podSpec, false).some((c) => /opentelemetry-collector|otel\/?(col|collector)|otelcol/i.test(c.image ?? ''));
 
 export const observabilityChecks: Check[] = [
   defineCheck({
@@ -85,6 +97,49 @@ export const observabilityChecks: Check[] = [
       if (!cordum.length) return fail('no PrometheusRule with Cordum* alerts', evidence);
       if (!absent) return warn('down-alerts do not use absent(): a missing target never fires', evidence);
       return pass(`${cordum.length} Cordum alerts, absent() covered`, evidence);
+    },
+  }),
+  defineCheck({
+    id: 'observability.log-agent',
+    section: 'observability',
+    item: '4.4',
+    title: 'A log-shipping agent (DaemonSet) collects the pods\' logs (heuristic)',
+    severity: 'warn',
+    modes: ['static', 'live'],
+    remediation: 'Run a log agent as a DaemonSet (fluent-bit, vector, promtail/alloy, an OpenTelemetry collector in agent mode, the Datadog agent…) shipping container logs to your central store. If one already runs cluster-wide in another namespace (e.g. logging, kube-system), waive this check for the namespace with that reference.',
+    run(ctx) {
+      const idx = needObjects(ctx);
+      if (isResult(idx)) return idx;
+      const daemonSets = idx.workloads.filter((w) => w.kind === 'DaemonSet');
+      const agents = logAgents(daemonSets);
+      const evidence = { daemonSets: daemonSets.map((w) => w.name), logAgents: agents, scope: ctx.mode === 'live' ? `DaemonSets in namespace ${ctx.namespace ?? '(unknown)'}` : 'rendered manifests' };
+      if (agents.length) return pass(`log agent DaemonSet ${agents.map((a) => a.daemonSet).join(', ')}`, evidence);
+      // Agents usually live in their own namespace (logging, observability, kube-system): absence here is not proof.
+      const where = ctx.mode === 'live' ? `namespace ${ctx.namespace ?? '(unknown)'}` : 'the manifests';
+      return warn(`no log-agent DaemonSet in ${where}; a cluster-wide agent in another namespace would not be seen here, so confirm it (and waive this check) or deploy one`, evidence);
+    },
+  }),
+  defineCheck({
+    id: 'observability.opentelemetry',
+    section: 'observability',
+    item: '4.5',
+    title: 'OpenTelemetry configured (optional)',
+    severity: 'info',
+    modes: ['static', 'live'],
+    remediation: 'Optional: set OTEL_EXPORTER_OTLP_ENDPOINT (and OTEL_SERVICE_NAME) on the Cordum Deployments, pointing at an OpenTelemetry collector (OpenTelemetryCollector resource or a collector Deployment/DaemonSet).',
+    run(ctx) {
+      const idx = needObjects(ctx);
+      if (isResult(idx)) return idx;
+      const services = CORDUM_SERVICES.flatMap((c) => idx.component(c));
+      const withOtel = services
+        .map((w) => ({ workload: ref(w), otelEnv: containersOf(w.podSpec, false).flatMap((c) => [...idx.env(c).keys()].filter((k) => k.startsWith('OTEL_'))) }))
+        .filter((r) => r.otelEnv.length);
+      const collectors = [...idx.kind('OpenTelemetryCollector').map((o) => `OpenTelemetryCollector/${o.metadata.name}`), ...idx.templates().filter(isOtelCollector).map(ref)];
+      const evidence = { servicesWithOtelEnv: withOtel, servicesWithout: services.map(ref).filter((r) => !withOtel.some((x) => x.workload === r)), collectors };
+      const endpoint = withOtel.some((r) => r.otelEnv.some((k) => k.startsWith('OTEL_EXPORTER_OTLP')));
+      if (endpoint) return pass(`OTLP export configured on ${withOtel.map((r) => r.workload).join(', ')}${collectors.length ? `; collector ${collectors.join(', ')}` : ''}`, evidence);
+      if (collectors.length) return info(`a collector runs (${collectors.join(', ')}) but no Cordum service sets OTEL_EXPORTER_OTLP_*`, evidence);
+      return info('OpenTelemetry not configured (optional: no OTEL_EXPORTER_OTLP_* env on Cordum services, no collector)', evidence);
     },
   }),
 ];
