@@ -12,8 +12,50 @@ function types(p: KubeObject): Direction[] {
   return p.spec?.egress ? ['Ingress', 'Egress'] : ['Ingress'];
 }
 
+/**
+ * NetworkPolicies grouped by direction and pod selector, built once per index: a selector is then
+ * matched once per workload however many policies share it. Matching every policy against every
+ * workload made the flow checks quadratic in the object count.
+ */
+const policyGroups = new WeakMap<ObjectIndex, Map<Direction, { selector: any; policies: KubeObject[] }[]>>();
+
+function groupsFor(idx: ObjectIndex): Map<Direction, { selector: any; policies: KubeObject[] }[]> {
+  let groups = policyGroups.get(idx);
+  if (groups) return groups;
+  groups = new Map();
+  const byKey = new Map<string, { selector: any; policies: KubeObject[] }>();
+  for (const p of idx.kind('NetworkPolicy')) {
+    const selector = p.spec?.podSelector ?? {};
+    for (const dir of types(p)) {
+      const key = `${dir} ${JSON.stringify(selector)}`;
+      let g = byKey.get(key);
+      if (!g) {
+        g = { selector, policies: [] };
+        byKey.set(key, g);
+        if (!groups.has(dir)) groups.set(dir, []);
+        groups.get(dir)!.push(g);
+      }
+      g.policies.push(p);
+    }
+  }
+  policyGroups.set(idx, groups);
+  return groups;
+}
+
+/** Workloads with the same pod labels are selected by the same policies: answer once per label set. */
+const selectedCache = new WeakMap<ObjectIndex, Map<string, KubeObject[]>>();
+
 function policiesFor(idx: ObjectIndex, w: Workload, dir: Direction): KubeObject[] {
-  return idx.kind('NetworkPolicy').filter((p) => types(p).includes(dir) && selectorMatches(p.spec?.podSelector ?? {}, w.podLabels));
+  let cache = selectedCache.get(idx);
+  if (!cache) selectedCache.set(idx, (cache = new Map()));
+  const key = `${dir} ${JSON.stringify(Object.entries(w.podLabels ?? {}).sort())}`;
+  let out = cache.get(key);
+  if (!out) {
+    out = [];
+    for (const g of groupsFor(idx).get(dir) ?? []) if (selectorMatches(g.selector, w.podLabels)) out.push(...g.policies);
+    cache.set(key, out);
+  }
+  return out;
 }
 
 function peerMatches(peer: any, other: Workload, namespace: string | undefined): boolean {
