@@ -1,11 +1,12 @@
 // The runner end to end, as an on-call engineer uses it: the CLI as a child process against a
 // loopback stand-in gateway, fixture runbooks (test/fixtures/runbooks) and a fixture profile.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listFiles, verifyManifest } from '../../helpers/report/manifest.js';
+import { cleanupRuns, runCli, type RunResult } from '../support/run-runbook.js';
 import { startFixtureServer, type FixtureServer } from './fixture-server.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -15,35 +16,20 @@ const SECRET = 'rb-test-SECRET-7f3a9c21e5';
 let server: FixtureServer;
 let tmp: string;
 
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+type CliResult = RunResult;
 
+/** The CLI against the fixture runbooks and the loopback fixture gateway (shared runner: test/support). */
 function cli(args: string[], opts: { env?: Record<string, string>; onStart?: (child: ChildProcess) => void } = {}): Promise<CliResult> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'cli/runbook.ts', ...args], {
-      cwd: ROOT,
-      env: {
-        ...process.env,
-        CI: 'true',
-        RUNBOOKS_DIR: join(ROOT, 'test/fixtures/runbooks'),
-        RUNBOOK_REPORTS_DIR: join(tmp, 'reports'),
-        RUNBOOK_STATE_DIR: join(tmp, 'state'),
-        FIXTURE_GATEWAY_URL: server.url,
-        FIXTURE_API_KEY: SECRET,
-        ...opts.env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (d) => (stdout += d));
-    child.stderr!.on('data', (d) => (stderr += d));
-    child.on('error', fail);
-    child.on('close', (code) => done({ code, stdout, stderr }));
-    opts.onStart?.(child);
+  return runCli(args, {
+    env: {
+      RUNBOOKS_DIR: join(ROOT, 'test/fixtures/runbooks'),
+      RUNBOOK_REPORTS_DIR: join(tmp, 'reports'),
+      RUNBOOK_STATE_DIR: join(tmp, 'state'),
+      FIXTURE_GATEWAY_URL: server.url,
+      FIXTURE_API_KEY: SECRET,
+      ...opts.env,
+    },
+    onStart: opts.onStart,
   });
 }
 
@@ -71,6 +57,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  cleanupRuns();
   await server?.close();
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });

@@ -2,7 +2,6 @@
 // ctx.options, --plan, summary.json), deadlines that depend on the target, ctx.summary sections,
 // what the in-worker teardown removed, junit.xml, the run history with --fail-on-new, the webhook
 // notification, and subcommand options that share a name with the runner's (bundle --ticket).
-import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -10,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listFiles, verifyManifest } from '../../helpers/report/manifest.js';
+import { cleanupRuns, runCli, type RunResult } from '../support/run-runbook.js';
 import { startFixtureServer, type FixtureServer } from './fixture-server.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -19,35 +19,20 @@ const SECRET = 'rb-test-SECRET-features-51c0de';
 let server: FixtureServer;
 let tmp: string;
 
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+type CliResult = RunResult;
 
+/** The CLI against the fixture runbooks and the loopback fixture gateway (shared runner: test/support). */
 function cli(args: string[], env: Record<string, string> = {}, reports = join(tmp, 'reports')): Promise<CliResult> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'cli/runbook.ts', ...args], {
-      cwd: ROOT,
-      env: {
-        ...process.env,
-        CI: 'true',
-        RUNBOOKS_DIR: join(ROOT, 'test/fixtures/runbooks'),
-        RUNBOOK_REPORTS_DIR: reports,
-        RUNBOOK_STATE_DIR: join(tmp, 'state'),
-        FIXTURE_GATEWAY_URL: server.url,
-        FIXTURE_API_KEY: SECRET,
-        RUNBOOK_WEBHOOK_URL: '',
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (d) => (stdout += d));
-    child.stderr!.on('data', (d) => (stderr += d));
-    child.on('error', fail);
-    child.on('close', (code) => done({ code, stdout, stderr }));
+  return runCli(args, {
+    env: {
+      RUNBOOKS_DIR: join(ROOT, 'test/fixtures/runbooks'),
+      RUNBOOK_REPORTS_DIR: reports,
+      RUNBOOK_STATE_DIR: join(tmp, 'state'),
+      FIXTURE_GATEWAY_URL: server.url,
+      FIXTURE_API_KEY: SECRET,
+      RUNBOOK_WEBHOOK_URL: '',
+      ...env,
+    },
   });
 }
 
@@ -61,6 +46,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  cleanupRuns();
   await server?.close();
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });

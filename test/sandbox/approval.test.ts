@@ -7,6 +7,7 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSandbox, type Sandbox } from '../../sandbox/index.js';
 import { decodePacket, encodePacket } from '../../helpers/cap/codec.js';
+import { pollUntil as until, client } from './sandbox-client.js';
 
 const APPROVE_BUNDLE = 'rules:\n  - id: prod-needs-human\n    match: { topics: ["job.default"], risk_tags: ["prod"] }\n    decision: require_approval\n    reason: prod change\n';
 
@@ -48,32 +49,8 @@ async function start(faults: string[] = []): Promise<Env> {
   return env;
 }
 
-async function call(env: Env, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
-  const res = await fetch(env.sb.profile.gateway.url + path, {
-    method,
-    headers: { 'X-API-Key': env.sb.apiKey, ...headers },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  let json: any;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, text, json };
-}
-
-async function until<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, ms = 6000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last = await fn();
-  while (!ok(last)) {
-    if (Date.now() > deadline) throw new Error(`${what}: last value ${JSON.stringify(last)}`);
-    await new Promise((r) => setTimeout(r, 25));
-    last = await fn();
-  }
-  return last;
-}
+/** Raw HTTP against this env's sandbox gateway (status, text, parsed json). */
+const call = (env: Env, ...args: Parameters<ReturnType<typeof client>>) => client(env.sb)(...args);
 
 const state = (env: Env, id: string) => env.redis.hget(`job:meta:${id}`, 'state');
 const waitState = (env: Env, id: string, s: string) => until(`job ${id} -> ${s}`, () => state(env, id), (v) => v === s);

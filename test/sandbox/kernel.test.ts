@@ -11,6 +11,7 @@ import { startSafetyKernel } from '../../sandbox/kernel/index.js';
 import { createKernelClient } from '../../sandbox/kernel/client.js';
 import { globMatch } from '../../sandbox/kernel/evaluate.js';
 import type { FaultName, SandboxConfig, SandboxDeps } from '../../sandbox/types.js';
+import { pollUntil as until } from './sandbox-client.js';
 
 const STOCK_POLICY = readFileSync(fileURLToPath(new URL('../../sandbox/config/safety.yaml', import.meta.url)), 'utf8');
 
@@ -44,17 +45,6 @@ function deps(opts: { faults?: FaultName[]; reloadMs?: number; policy?: string }
 
 async function putBundles(bundles: Record<string, unknown>) {
   await redis.set('cfg:system:policy', JSON.stringify({ scope: 'system', scope_id: 'policy', data: { bundles }, revision: 1, updated_at: new Date().toISOString() }));
-}
-
-async function until<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, ms = 5000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: T = await fn();
-  while (!ok(last)) {
-    if (Date.now() > deadline) throw new Error(`${what}: still ${JSON.stringify(last)}`);
-    await new Promise((r) => setTimeout(r, 20));
-    last = await fn();
-  }
-  return last;
 }
 
 const client = () => createKernelClient(nc, { timeoutMs: 2000 });

@@ -2,8 +2,11 @@
 // management over the config docs, publish/rollback/audit, and the kernel picking bundles up on reload.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSandbox, type Sandbox } from '../../sandbox/index.js';
+import { pollUntil as until, client } from './sandbox-client.js';
 
 let sb: Sandbox;
+/** Raw HTTP against the sandbox gateway (status, text, parsed json). */
+const call: ReturnType<typeof client> = (...args) => client(sb)(...args);
 
 beforeAll(async () => {
   sb = await startSandbox({ policyReloadMs: 50, env: { API_RATE_LIMIT_RPS: '10000', API_RATE_LIMIT_BURST: '10000' } });
@@ -11,33 +14,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await sb?.stop();
 });
-
-async function call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
-  const res = await fetch(sb.profile.gateway.url + path, {
-    method,
-    headers: { 'X-API-Key': sb.apiKey, ...headers },
-    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-  });
-  const text = await res.text();
-  let json: any;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, text, json };
-}
-
-async function until<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, ms = 5000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last = await fn();
-  while (!ok(last)) {
-    if (Date.now() > deadline) throw new Error(`${what}: last value ${JSON.stringify(last)}`);
-    await new Promise((r) => setTimeout(r, 25));
-    last = await fn();
-  }
-  return last;
-}
 
 const DENY_BUNDLE = 'rules:\n  - id: deny-default\n    match: { topics: ["job.default"] }\n    decision: deny\n    reason: closed\n';
 

@@ -1,6 +1,7 @@
 // Small HTTP/NATS helpers for tests that run against a started sandbox.
 import { request } from 'undici';
 import type { Sandbox } from '../../sandbox/index.js';
+import { waitFor } from '../../helpers/waits.js';
 
 export interface Reply {
   status: number;
@@ -38,4 +39,9 @@ export async function until<T>(what: string, probe: () => Promise<T | undefined>
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last value ${JSON.stringify(last)}`);
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+/** Poll until ok(value): the project's waitFor at the 25 ms interval these tests use; fails with the last value. */
+export function pollUntil<T>(what: string, probe: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 5000): Promise<T> {
+  return waitFor(what, probe, ok, { timeoutMs, intervalMs: 25 });
 }

@@ -15,6 +15,7 @@ import { startScheduler } from '../../sandbox/scheduler/index.js';
 import { createJobStore } from '../../sandbox/stores/jobs.js';
 import { decodePacket, type BusPacket, type JobRequest } from '../../helpers/cap/codec.js';
 import type { Component, SandboxDeps } from '../../sandbox/types.js';
+import { pollUntil as until } from './sandbox-client.js';
 
 const POLICY = [
   'default_tenant: default',
@@ -72,16 +73,6 @@ afterAll(async () => {
 
 const store = () => createJobStore(redis, deps.config);
 
-async function until<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, ms = 6000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last = await fn();
-  while (!ok(last)) {
-    if (Date.now() > deadline) throw new Error(`${what}: last value ${JSON.stringify(last)}\n${logs.slice(-5).join('\n')}`);
-    await new Promise((r) => setTimeout(r, 25));
-    last = await fn();
-  }
-  return last;
-}
 const stateOf = (id: string) => until(`state of ${id}`, () => store().getState(id), () => true);
 const waitState = (id: string, state: string, ms?: number) => until(`state of ${id} -> ${state}`, () => store().getState(id), (s) => s === state, ms);
 
