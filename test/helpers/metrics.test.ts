@@ -1,6 +1,6 @@
 // The metrics page parser, one form of the Prometheus text and OpenMetrics grammars per test, then
 // pages written by a real producer (prom-client, in both formats) read back.
-import { Counter, Histogram, Registry } from 'prom-client';
+import { Counter, Histogram, Registry, type RegistryContentType } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { findSamples, hasFamily, parseMetrics, sumSamples } from '../../helpers/metrics.js';
 
@@ -167,11 +167,13 @@ describe('parseMetrics: malformed lines', () => {
 });
 
 describe('parseMetrics on pages a real client library writes', () => {
-  async function registry(contentType: typeof Registry.PROMETHEUS_CONTENT_TYPE | typeof Registry.OPENMETRICS_CONTENT_TYPE) {
-    const reg = new Registry(contentType);
-    const exemplars = contentType === Registry.OPENMETRICS_CONTENT_TYPE;
-    const c = new Counter({ name: 'jobs_received', help: 'Jobs received.\nPer "topic", in C:\\queue', labelNames: ['topic'], registers: [reg], enableExemplars: exemplars });
-    const h = new Histogram({ name: 'step_seconds', help: 'Step time.', labelNames: ['step'], buckets: [0.1, 1], registers: [reg], enableExemplars: exemplars });
+  async function registry(format: 'prometheus' | 'openmetrics') {
+    const reg = new Registry<RegistryContentType>();
+    const exemplars = format === 'openmetrics';
+    if (exemplars) reg.setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
+    // prom-client types exemplar label names as the metric's own label names; list both.
+    const c = new Counter({ name: 'jobs_received', help: 'Jobs received.\nPer "topic", in C:\\queue', labelNames: ['topic', 'trace_id'], registers: [reg], enableExemplars: exemplars });
+    const h = new Histogram({ name: 'step_seconds', help: 'Step time.', labelNames: ['step', 'trace_id'], buckets: [0.1, 1], registers: [reg], enableExemplars: exemplars });
     if (exemplars) {
       c.inc({ labels: { topic: 'job.de"fault' }, value: 3, exemplarLabels: { trace_id: 'abc' } });
       h.observe({ labels: { step: 'a\\b' }, value: 0.5, exemplarLabels: { trace_id: 'def' } });
@@ -183,7 +185,7 @@ describe('parseMetrics on pages a real client library writes', () => {
   }
 
   it('Prometheus text (prom-client): families, escapes, histogram buckets', async () => {
-    const page = parseMetrics(await registry(Registry.PROMETHEUS_CONTENT_TYPE));
+    const page = parseMetrics(await registry('prometheus'));
     expect(page.skipped).toBe(0);
     expect(page.format).toBe('prometheus');
     expect(page.help.get('jobs_received')).toBe('Jobs received.\nPer "topic", in C:\\queue');
@@ -193,7 +195,7 @@ describe('parseMetrics on pages a real client library writes', () => {
   });
 
   it('OpenMetrics (prom-client): _total counters, exemplars kept apart from labels, # EOF', async () => {
-    const text = await registry(Registry.OPENMETRICS_CONTENT_TYPE);
+    const text = await registry('openmetrics');
     expect(text).toContain('# {trace_id="abc"}');
     const page = parseMetrics(text);
     expect(page.skipped).toBe(0);
