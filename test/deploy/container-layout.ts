@@ -9,6 +9,7 @@ import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readlinkSy
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, posix } from 'node:path';
 import { RUNTIME_STAGE, STAGES, contextFiles, envOf, runCommandsOf, type Instruction } from './dockerfile.js';
+import { findBinary } from '../../sandbox/processes.js';
 import { REPO, type Doc } from './k8s-fixture.js';
 
 /** PATH of the Debian-based node image (Docker's default; the Dockerfile does not change it). */
@@ -16,20 +17,16 @@ const BASE_IMAGE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin
 /** Host folders that stand in for the image's OS layer (Debian, with the packages the Dockerfile installs). */
 const OS_LAYER = ['/usr', '/etc', '/bin', '/sbin', '/lib', '/lib64'];
 
-export function hasBinary(name: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0;
-}
-
 /** Can bubblewrap make a user namespace here (root, or unprivileged user namespaces allowed)? */
 export function bwrapWorks(): boolean {
-  if (!hasBinary('bwrap')) return false;
+  if (!findBinary('bwrap')) return false;
   return spawnSync('bwrap', ['--ro-bind', '/', '/', '--unshare-user', '--uid', '10001', 'true'], { stdio: 'ignore', timeout: 10_000 }).status === 0;
 }
 
 /** The Debian package that installed this binary on the host, by dpkg's own records. */
 export function debianPackageOf(binary: string): string | undefined {
-  const path = spawnSync('sh', ['-c', `PATH="$PATH:/usr/sbin"; command -v ${binary}`], { encoding: 'utf8' }).stdout.trim();
-  if (!path) return undefined;
+  const path = findBinary(binary);
+  if (!path || !findBinary('dpkg-query')) return undefined;
   const r = spawnSync('dpkg-query', ['-S', path], { encoding: 'utf8' });
   return r.status === 0 ? r.stdout.split(':')[0]!.trim() : undefined;
 }

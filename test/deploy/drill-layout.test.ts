@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSandbox, type Sandbox } from '../../sandbox/index.js';
-import { assembleImage, bwrapWorks, debianPackageOf, hasBinary, runCronJobPod, scratchDir, type ImageLayout, type PodRun } from './container-layout.js';
+import { findBinary } from '../../sandbox/processes.js';
+import { assembleImage, bwrapWorks, debianPackageOf, runCronJobPod, scratchDir, type ImageLayout, type PodRun } from './container-layout.js';
 import { allDocs, byKind, type Doc } from './k8s-fixture.js';
 
 const docs = allDocs();
@@ -24,7 +25,7 @@ const SCRATCH_SERVERS = ['redis-server', 'nats-server'];
 
 const missing = !bwrapWorks()
   ? 'bubblewrap (bwrap) is not installed or cannot create a user namespace here (.ci/run installs it: apt-get install bubblewrap)'
-  : !hasBinary('dpkg-query')
+  : !findBinary('dpkg-query')
     ? 'not a Debian host: the image layer stand-in is the host Debian system'
     : undefined;
 
