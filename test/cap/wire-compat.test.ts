@@ -6,17 +6,18 @@
 //      field number), and the other way round, so a drift on either side fails;
 //   2. round trips for a fully populated packet of every payload kind: ours → theirs and theirs → ours;
 //   3. byte-for-byte equality of the encodings.
+// Without the reference (a clone of the repository alone) the whole file is skipped with one line.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import protobuf from 'protobufjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { decodePacket, encodePacket, type BusPacket, type PayloadKind } from '../../helpers/cap/codec.js';
+import { REPO_ROOT } from '../../helpers/catalog.js';
+import { describeWithReference, sharedReference } from '../support/shared-reference.js';
 
-const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const SHARED_DIR = process.env.CORDUM_SHARED_DIR ?? resolve(REPO_ROOT, '../shared');
-const REF_PROTO_DIR = join(SHARED_DIR, 'cap/proto');
+const REF_PROTO_DIR = sharedReference('cap/proto').path;
+const REF_BUSPACKET = sharedReference('cap/proto/cordum/agent/v1/buspacket.proto');
 const OUR_PROTO = join(REPO_ROOT, 'helpers/cap/cap.proto');
 
 function loadReference(): protobuf.Root {
@@ -36,9 +37,10 @@ function loadOurs(path = OUR_PROTO): protobuf.Root {
   return root;
 }
 
-const theirs = loadReference();
+// Loaded only when present: the suites below are collected (and skipped) without it.
+const theirs = REF_BUSPACKET.present ? loadReference() : new protobuf.Root();
 const ours = loadOurs();
-const TheirPacket = theirs.lookupType('cordum.agent.v1.BusPacket');
+const TheirPacket = REF_BUSPACKET.present ? theirs.lookupType('cordum.agent.v1.BusPacket') : new protobuf.Type('Absent');
 
 // ---------------------------------------------------------------------------------------------
 // 1. Reflection
@@ -107,49 +109,6 @@ function allTypesAndEnums(ns: protobuf.NamespaceBase): string[] {
   }
   return out;
 }
-
-describe('CAP schema reflection (by field number)', () => {
-  const { diffs, visited } = compareSchemas(TheirPacket, ours.lookupType('runbooks.cap.BusPacket'));
-
-  it('every field number, type, label and enum value matches the reference, both ways', () => {
-    expect(diffs).toEqual([]);
-  });
-
-  it('covers every message and enum of the reference bus schema, each mapped to a distinct one of ours', () => {
-    const refAll = allTypesAndEnums(theirs.lookup('cordum.agent.v1') as protobuf.Namespace).sort();
-    // google.protobuf.Timestamp is reached too; it is the same well-known type on both sides.
-    expect([...visited.keys()].filter((n) => n.startsWith('.cordum.')).sort()).toEqual(refAll);
-    expect(new Set(visited.values()).size).toBe(visited.size);
-    // Ours has nothing the reference lacks (besides the imported Timestamp, compared structurally above).
-    const ourAll = allTypesAndEnums(ours.lookup('runbooks.cap') as protobuf.Namespace).sort();
-    expect([...new Set(visited.values())].filter((n) => n.startsWith('.runbooks.')).sort()).toEqual(ourAll);
-  });
-
-  describe('detects drift', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'rb-wire-'));
-    afterAll(() => rmSync(dir, { recursive: true, force: true }));
-    const mutated = (from: string, to: string) => {
-      const text = readFileSync(OUR_PROTO, 'utf8');
-      expect(text).toContain(from);
-      const p = join(dir, `m${Math.random().toString(16).slice(2)}.proto`);
-      writeFileSync(p, text.replace(from, to));
-      return compareSchemas(TheirPacket, loadOurs(p).lookupType('runbooks.cap.BusPacket')).diffs;
-    };
-
-    it('a changed scalar type', () => {
-      expect(mutated('int64 execution_ms = 5;', 'int32 execution_ms = 5;').join('\n')).toMatch(/execution_ms\(#5\).*"int64".*"int32"/);
-    });
-    it('a renumbered field', () => {
-      expect(mutated('string pool = 11;', 'string pool = 8;').join('\n')).toMatch(/field numbers differ/);
-    });
-    it('a field moved out of the oneof', () => {
-      expect(mutated('bytes signature = 14;\n}', 'bytes signature = 14;\n  string extra = 17;\n}').join('\n')).toMatch(/field numbers differ/);
-    });
-    it('a renamed JobStatus value', () => {
-      expect(mutated('JOB_STATUS_TIMEOUT = 9;', 'JOB_STATUS_TIMED_OUT = 9;').join('\n')).toMatch(/JobStatus names differ/);
-    });
-  });
-});
 
 // ---------------------------------------------------------------------------------------------
 // 2 + 3. Round trips and bytes
@@ -265,49 +224,99 @@ function normalise<T>(v: T): T {
 
 const KINDS: PayloadKind[] = ['job_request', 'job_result', 'heartbeat', 'alert', 'job_progress', 'job_cancel'];
 
-describe.each(KINDS)('wire compatibility: %s', (kind) => {
-  it('ours → reference: the reference decodes exactly what we encoded', () => {
-    const packet = packetOf(kind, 'multi');
-    const decoded = decodeTheirs(encodePacket(packet));
-    expect(normalise(decoded)).toEqual(normalise(asReferenceObject(packet)));
+// ---------------------------------------------------------------------------------------------
+// The suites: 1. reflection, then 2 + 3. round trips and bytes.
+
+describeWithReference(REF_BUSPACKET, 'CAP wire compatibility with the reference schemas', () => {
+  describe('CAP schema reflection (by field number)', () => {
+    let reflection: ReturnType<typeof compareSchemas> | undefined;
+    const reflect = () => (reflection ??= compareSchemas(TheirPacket, ours.lookupType('runbooks.cap.BusPacket')));
+
+    it('every field number, type, label and enum value matches the reference, both ways', () => {
+      expect(reflect().diffs).toEqual([]);
+    });
+
+    it('covers every message and enum of the reference bus schema, each mapped to a distinct one of ours', () => {
+      const { visited } = reflect();
+      const refAll = allTypesAndEnums(theirs.lookup('cordum.agent.v1') as protobuf.Namespace).sort();
+      // google.protobuf.Timestamp is reached too; it is the same well-known type on both sides.
+      expect([...visited.keys()].filter((n) => n.startsWith('.cordum.')).sort()).toEqual(refAll);
+      expect(new Set(visited.values()).size).toBe(visited.size);
+      // Ours has nothing the reference lacks (besides the imported Timestamp, compared structurally above).
+      const ourAll = allTypesAndEnums(ours.lookup('runbooks.cap') as protobuf.Namespace).sort();
+      expect([...new Set(visited.values())].filter((n) => n.startsWith('.runbooks.')).sort()).toEqual(ourAll);
+    });
+
+    describe('detects drift', () => {
+      const dir = mkdtempSync(join(tmpdir(), 'rb-wire-'));
+      afterAll(() => rmSync(dir, { recursive: true, force: true }));
+      const mutated = (from: string, to: string) => {
+        const text = readFileSync(OUR_PROTO, 'utf8');
+        expect(text).toContain(from);
+        const p = join(dir, `m${Math.random().toString(16).slice(2)}.proto`);
+        writeFileSync(p, text.replace(from, to));
+        return compareSchemas(TheirPacket, loadOurs(p).lookupType('runbooks.cap.BusPacket')).diffs;
+      };
+
+      it('a changed scalar type', () => {
+        expect(mutated('int64 execution_ms = 5;', 'int32 execution_ms = 5;').join('\n')).toMatch(/execution_ms\(#5\).*"int64".*"int32"/);
+      });
+      it('a renumbered field', () => {
+        expect(mutated('string pool = 11;', 'string pool = 8;').join('\n')).toMatch(/field numbers differ/);
+      });
+      it('a field moved out of the oneof', () => {
+        expect(mutated('bytes signature = 14;\n}', 'bytes signature = 14;\n  string extra = 17;\n}').join('\n')).toMatch(/field numbers differ/);
+      });
+      it('a renamed JobStatus value', () => {
+        expect(mutated('JOB_STATUS_TIMEOUT = 9;', 'JOB_STATUS_TIMED_OUT = 9;').join('\n')).toMatch(/JobStatus names differ/);
+      });
+    });
   });
 
-  it('reference → ours: our codec decodes exactly what the reference encoded', () => {
-    const packet = packetOf(kind, 'multi');
-    const decoded = decodePacket(encodeTheirs(asReferenceObject(packet)));
-    expect(normalise(decoded)).toEqual(normalise(packet));
+  describe.each(KINDS)('wire compatibility: %s', (kind) => {
+    it('ours → reference: the reference decodes exactly what we encoded', () => {
+      const packet = packetOf(kind, 'multi');
+      const decoded = decodeTheirs(encodePacket(packet));
+      expect(normalise(decoded)).toEqual(normalise(asReferenceObject(packet)));
+    });
+
+    it('reference → ours: our codec decodes exactly what the reference encoded', () => {
+      const packet = packetOf(kind, 'multi');
+      const decoded = decodePacket(encodeTheirs(asReferenceObject(packet)));
+      expect(normalise(decoded)).toEqual(normalise(packet));
+    });
+
+    it('both schemas produce identical bytes (single-entry maps, so entry order cannot differ)', () => {
+      const packet = packetOf(kind, 'single');
+      const ourBytes = Buffer.from(encodePacket(packet));
+      const theirBytes = Buffer.from(encodeTheirs(asReferenceObject(packet)));
+      expect(ourBytes.toString('hex')).toBe(theirBytes.toString('hex'));
+      // And the identical bytes decode to the same packet on both sides.
+      expect(normalise(decodePacket(theirBytes))).toEqual(normalise(packet));
+      expect(normalise(decodeTheirs(ourBytes))).toEqual(normalise(asReferenceObject(packet)));
+    });
   });
 
-  it('both schemas produce identical bytes (single-entry maps, so entry order cannot differ)', () => {
-    const packet = packetOf(kind, 'single');
-    const ourBytes = Buffer.from(encodePacket(packet));
-    const theirBytes = Buffer.from(encodeTheirs(asReferenceObject(packet)));
-    expect(ourBytes.toString('hex')).toBe(theirBytes.toString('hex'));
-    // And the identical bytes decode to the same packet on both sides.
-    expect(normalise(decodePacket(theirBytes))).toEqual(normalise(packet));
-    expect(normalise(decodeTheirs(ourBytes))).toEqual(normalise(asReferenceObject(packet)));
-  });
-});
+  describe('wire compatibility: envelope edge cases', () => {
+    it('a packet without a payload or signature still round-trips', () => {
+      const p: BusPacket = { trace_id: 't', sender_id: 's', created_at: CREATED_MS, protocol_version: 1 };
+      expect(Buffer.from(encodePacket(p)).toString('hex')).toBe(Buffer.from(encodeTheirs(asReferenceObject(p))).toString('hex'));
+    });
 
-describe('wire compatibility: envelope edge cases', () => {
-  it('a packet without a payload or signature still round-trips', () => {
-    const p: BusPacket = { trace_id: 't', sender_id: 's', created_at: CREATED_MS, protocol_version: 1 };
-    expect(Buffer.from(encodePacket(p)).toString('hex')).toBe(Buffer.from(encodeTheirs(asReferenceObject(p))).toString('hex'));
-  });
-
-  it('an explicitly set zero value is omitted, as Go proto.Marshal does', () => {
-    // proto3 never writes a scalar at its default. protobufjs writes any field set explicitly
-    // (status: 0), so our encoder drops defaults first: our bytes equal the bytes of a packet
-    // where the field is absent, which is what Go's proto.Marshal produces.
-    const p: BusPacket = { trace_id: 't', created_at: CREATED_MS, protocol_version: 1, job_result: { job_id: 'j', status: 0 } };
-    const ourBytes = Buffer.from(encodePacket(p));
-    const goLike = Buffer.from(encodeTheirs(asReferenceObject({ ...p, job_result: { job_id: 'j' } })));
-    expect(ourBytes.toString('hex')).toBe(goLike.toString('hex'));
-    const absent: BusPacket = { ...p, job_result: { job_id: 'j' } };
-    for (const bytes of [ourBytes, Buffer.from(encodePacket(absent))]) {
-      expect(decodeTheirs(bytes).job_result).toMatchObject({ job_id: 'j' });
-      expect((decodeTheirs(bytes).job_result as { status?: number }).status ?? 0).toBe(0);
-      expect(decodePacket(bytes).job_result?.status ?? 0).toBe(0);
-    }
+    it('an explicitly set zero value is omitted, as Go proto.Marshal does', () => {
+      // proto3 never writes a scalar at its default. protobufjs writes any field set explicitly
+      // (status: 0), so our encoder drops defaults first: our bytes equal the bytes of a packet
+      // where the field is absent, which is what Go's proto.Marshal produces.
+      const p: BusPacket = { trace_id: 't', created_at: CREATED_MS, protocol_version: 1, job_result: { job_id: 'j', status: 0 } };
+      const ourBytes = Buffer.from(encodePacket(p));
+      const goLike = Buffer.from(encodeTheirs(asReferenceObject({ ...p, job_result: { job_id: 'j' } })));
+      expect(ourBytes.toString('hex')).toBe(goLike.toString('hex'));
+      const absent: BusPacket = { ...p, job_result: { job_id: 'j' } };
+      for (const bytes of [ourBytes, Buffer.from(encodePacket(absent))]) {
+        expect(decodeTheirs(bytes).job_result).toMatchObject({ job_id: 'j' });
+        expect((decodeTheirs(bytes).job_result as { status?: number }).status ?? 0).toBe(0);
+        expect(decodePacket(bytes).job_result?.status ?? 0).toBe(0);
+      }
+    });
   });
 });

@@ -6,37 +6,11 @@ import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { DOCKERFILE, RUNTIME_STAGE, aptPackagesOf } from './dockerfile.js';
 import { REPO } from './k8s-fixture.js';
 
-interface Instruction {
-  op: string;
-  args: string;
-}
-
-/** Dockerfile instructions with line continuations joined and comments dropped. */
-function parseDockerfile(text: string): Instruction[] {
-  const out: Instruction[] = [];
-  let pending = '';
-  for (const raw of text.split('\n')) {
-    const line = raw.trim();
-    if (!pending && (line === '' || line.startsWith('#'))) continue;
-    if (line.startsWith('#')) continue; // comment inside a continuation
-    pending += (pending ? ' ' : '') + line.replace(/\\$/, '').trim();
-    if (line.endsWith('\\')) continue;
-    const [op, ...rest] = pending.split(/\s+/);
-    out.push({ op: op.toUpperCase(), args: rest.join(' ') });
-    pending = '';
-  }
-  return out;
-}
-
-const dockerfile = parseDockerfile(readFileSync(join(REPO, 'deploy/Dockerfile'), 'utf8'));
-const stages = dockerfile.reduce<Instruction[][]>((acc, i) => {
-  if (i.op === 'FROM') acc.push([]);
-  acc[acc.length - 1]?.push(i);
-  return acc;
-}, []);
-const runtime = stages[stages.length - 1];
+const dockerfile = DOCKERFILE;
+const runtime = RUNTIME_STAGE;
 
 describe('deploy/Dockerfile', () => {
   it('builds on a pinned Node LTS slim image in every stage', () => {
@@ -59,14 +33,24 @@ describe('deploy/Dockerfile', () => {
     expect(env).toContain('RUNBOOK_REPORTS_DIR=/reports');
   });
 
-  it('installs only runtime dependencies from the lockfile, and no Redis/NATS servers', () => {
+  it('installs only runtime dependencies from the lockfile', () => {
     const runs = dockerfile.filter((i) => i.op === 'RUN').map((i) => i.args).join('\n');
     expect(runs).toMatch(/pnpm install --frozen-lockfile --prod(\s|$)/);
     expect(runs).toMatch(/pnpm@\d+\.\d+\.\d+/);
-    expect(runs).not.toMatch(/redis|nats|apt-get install/);
     // The runtime stage takes node_modules from the deps stage; pnpm itself stays behind.
     expect(runtime.some((i) => i.op === 'COPY' && i.args.startsWith('--from=deps'))).toBe(true);
     expect(runtime.some((i) => i.op === 'RUN' && /pnpm/.test(i.args))).toBe(false);
+  });
+
+  it('carries redis-server and nats-server from Debian for the drill, without recommends or apt lists', () => {
+    // The backup-restore drill starts both as scratch restore targets (drill-layout.test.ts runs it).
+    expect(aptPackagesOf(runtime).sort()).toEqual(['nats-server', 'redis-server']);
+    const apt = runtime.find((i) => i.op === 'RUN' && i.args.includes('apt-get install'))!.args;
+    expect(apt).toContain('--no-install-recommends');
+    expect(apt).toMatch(/rm -rf \/var\/lib\/apt\/lists/);
+    // Debian 13 or later: its redis-server (8.0) and nats-server (2.10) are not older than Cordum's.
+    const base = runtime[0]!.args.split(/\s+/)[0]!;
+    expect(base).toMatch(/-(trixie|forky)-slim(@|$)/);
   });
 
   it('.dockerignore lets in the suite only: no tests, reports, git, node_modules or env files', () => {

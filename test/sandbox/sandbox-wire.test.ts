@@ -1,18 +1,17 @@
 // Wire compatibility with the REFERENCE CAP schemas (loaded read-only at test time): what the sandbox
 // publishes decodes with them, and what they encode is accepted by the sandbox's DLQ tap.
-import { existsSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import protobuf from 'protobufjs';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startSandbox, type Sandbox } from '../../sandbox/index.js';
+import { describeWithReference, sharedReference } from '../support/shared-reference.js';
 import { client, until } from './sandbox-client.js';
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const protoDir = resolve(process.env.CORDUM_SHARED_DIR ?? resolve(repoRoot, '../shared'), 'cap/proto');
+const protoDir = sharedReference('cap/proto').path;
+const reference = sharedReference('cap/proto/cordum/agent/v1/buspacket.proto');
 
 function loadReference(): protobuf.Root {
   const root = new protobuf.Root();
@@ -22,7 +21,7 @@ function loadReference(): protobuf.Root {
   return root;
 }
 
-const haveReference = existsSync(resolve(protoDir, 'cordum/agent/v1/buspacket.proto'));
+const haveReference = reference.present;
 let sb: Sandbox;
 let nc: NatsConnection;
 let redis: Redis;
@@ -41,7 +40,7 @@ afterAll(async () => {
   await sb?.stop();
 });
 
-describe.skipIf(!haveReference)('CAP wire compatibility with the reference schemas', () => {
+describeWithReference(reference, 'CAP wire compatibility with the reference schemas (sandbox)', () => {
   it('a JobRequest published on sys.job.submit decodes with cordum.agent.v1.BusPacket', async () => {
     const seen: Uint8Array[] = [];
     const sub = nc.subscribe('sys.job.submit', { callback: (_e, m) => void seen.push(m.data) });
