@@ -2,7 +2,8 @@
 // rendering, stateful stores, and REDIS_CLUSTER_ADDRESSES in step with the Redis StatefulSet.
 import { defineCheck, fail, info, notCheckable, pass, warn, type Check, type CheckContext, type PartialResult } from '../model.js';
 import { containersOf, CORDUM_SERVICES, type Container, type KubeObject, type ObjectIndex, type Workload } from '../objects.js';
-import { isResult, needObjects, parseRedisConf, primary, REDIS_CLIENTS, redisArgs, redisConf, ref, scriptOf } from './util.js';
+import { isResult, needObjects, parseRedisConf, primary, REDIS_CLIENTS, redisArgs, redisConf, ref } from './util.js';
+import { clusterInitJobs } from '../scripts.js';
 
 /** API groups served by Kubernetes itself; any other group's kinds need a CRD. */
 const BUILTIN_GROUPS = new Set(['', 'apps', 'batch', 'policy', 'autoscaling', 'networking.k8s.io', 'rbac.authorization.k8s.io', 'coordination.k8s.io', 'storage.k8s.io', 'apiextensions.k8s.io', 'admissionregistration.k8s.io', 'scheduling.k8s.io', 'certificates.k8s.io', 'discovery.k8s.io', 'node.k8s.io', 'events.k8s.io', 'flowcontrol.apiserver.k8s.io', 'apiregistration.k8s.io', 'authentication.k8s.io', 'authorization.k8s.io', 'resource.k8s.io']);
@@ -67,7 +68,7 @@ function clusterInitCheck(ctx: CheckContext): PartialResult {
   const redisProbe = ctx.mode === 'live' ? ctx.live?.redis : undefined;
   const clusterInfo = redisProbe?.ok ? redisProbe.value.cluster : undefined;
   const layout = idx ? redisClustered(idx) : undefined;
-  const jobs = idx ? idx.workloads.filter((w) => w.kind === 'Job' && /--cluster\s+create/.test(scriptOf(w))) : [];
+  const jobs = idx ? [...new Set(clusterInitJobs(idx).map((j) => j.workload))] : [];
   const jobRows = jobs.map((w) => ({ job: ref(w), succeeded: w.obj.status?.succeeded ?? 0, failed: w.obj.status?.failed ?? 0, active: w.obj.status?.active ?? 0 }));
   const evidence: Record<string, unknown> = { redis: layout?.workload ?? null, clusterEnabled: layout?.clustered ?? null, initJobs: jobRows, clusterInfo: clusterInfo === undefined ? (redisProbe && !redisProbe.ok ? { error: redisProbe.reason } : 'not read') : clusterInfo };
   if (ctx.mode === 'static') {

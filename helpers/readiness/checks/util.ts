@@ -3,6 +3,7 @@
 import type { CheckContext, PartialResult } from '../model.js';
 import { notCheckable } from '../model.js';
 import { containersOf, type Component, type ObjectIndex, type Workload } from '../objects.js';
+import { backupJobs } from '../scripts.js';
 
 /** Objects are needed; explain why not-checkable otherwise. */
 export function needObjects(ctx: CheckContext): ObjectIndex | PartialResult {
@@ -177,19 +178,10 @@ export function parseImage(raw: string): ImageRef {
   return { raw, registry, repository: name, tag, digest };
 }
 
-/** Shell text of a container (command + args joined), for reading scripts in Jobs/CronJobs. */
-export function scriptOf(w: Workload): string {
-  return containersOf(w.podSpec)
-    .map((c) => [...(c.command ?? []), ...(c.args ?? [])].join(' '))
-    .join('\n');
-}
-
-export function backupCronJobs(idx: ObjectIndex): { redis: Workload[]; nats: Workload[] } {
-  const cron = idx.workloads.filter((w) => w.kind === 'CronJob');
-  return {
-    redis: cron.filter((w) => /redis-cli[^\n]*--rdb|\bBGSAVE\b/i.test(scriptOf(w))),
-    nats: cron.filter((w) => /\bnats\b[^\n]*stream\s+(backup|snapshot)/.test(scriptOf(w))),
-  };
+/** Workloads of the backup jobs (helpers/readiness/scripts.ts reads what their commands do). */
+export function backupWorkloads(idx: ObjectIndex): { redis: Workload[]; nats: Workload[] } {
+  const jobs = backupJobs(idx);
+  return { redis: jobs.filter((j) => j.redisDumps.length).map((j) => j.workload), nats: jobs.filter((j) => j.natsBackups.length).map((j) => j.workload) };
 }
 
 export function parseDurationHours(v: string | undefined): number | undefined {
