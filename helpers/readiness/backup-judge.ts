@@ -103,7 +103,7 @@ export function redisBackupFindings(idx: ObjectIndex, jobs: BackupJob[], namespa
         const fromCluster = src.some((s) => s.argv[0]?.endsWith('redis-cli') && (/cluster\s+(nodes|shards|slots)/i.test(s.argv.join(' ')) || s.argv.includes('--cluster')));
         const mastersOnly = /master/i.test(loop?.sourceText ?? '') || src.some((s) => /master/i.test(s.argv.join(' ')));
         if (fromCluster) discovery = { cc, cmd, masters: mastersOnly };
-        else unknownSource = { cc, cmd, from: loop ? `\`${loop.sourceText}\`` : `$${variable}, which the script never sets` };
+        else unknownSource = { cc, cmd, from: loop ? `\`${loop.sourceText}\`` : variable ? `$${variable}, which the script never sets` : 'the output of a command substitution' };
       } else literalHosts.add(host);
       const missingFlags = call.unknownFlags;
       if (missingFlags.length) findings.push(finding('fail', `redis-cli has no ${missingFlags.map((f) => `\`${f}\``).join(', ')} flag (${at(cmd)}); its TLS flags are --tls, --cacert, --cert, --key, --sni`, cc, cmd, w));
@@ -251,7 +251,7 @@ export function storageFindings(idx: ObjectIndex, jobs: BackupJob[]): { findings
     ];
     const seen = new Set<string>();
     for (const o of outputs) {
-      const dir = o.path.replace(/\$\{?\w+\}?.*$/, '').replace(/\/+$/, '') || o.path;
+      const dir = o.path.split('$')[0].replace(/\/+$/, '') || o.path;
       const { volume } = volumeForPath(w, o.cc.container.name, dir.startsWith('/') ? dir : `/${dir}`);
       const kind = volumeKind(w, volume);
       const key = `${volume}`;
@@ -293,7 +293,7 @@ export function storageFindings(idx: ObjectIndex, jobs: BackupJob[]): { findings
         findings.push({
           status: 'fail',
           message: `${ref(a.job)} (\`${sa}\`) and ${ref(b.job)} (\`${sb}\`) both write claim ${claim} (${mode}) at ${same.slice(0, 3).map(hhmm).join(', ')}: the second pod cannot attach the volume while the first holds it on another node`,
-          location: locate(b.job.obj, `schedule: ${sb}`.trim()),
+          location: { ...locate(b.job.obj, 'schedule:'), snippet: `schedule: ${sb}` },
         });
       }
   }

@@ -385,6 +385,9 @@ class Parser {
 
 type Env = Map<string, string>;
 
+/** What `$(…)` and backticks expand to: the command's output is not known statically. */
+export const SUBSTITUTED = '$(…)';
+
 interface Frame {
   env: Env;
   loops: LoopBinding[];
@@ -446,14 +449,16 @@ class Evaluator {
         push(raw.slice(i, end), false);
         i = end;
       } else if (c === '$' && raw[i + 1] === '(') {
+        // The output of a command is unknown here: a placeholder without blanks keeps the
+        // known parts of the word (`/backup/jetstream/$(…)`) together.
         const end = skipParen(raw, i + 1);
         this.substitution(raw.slice(i + 2, end - 1), f);
-        push(raw.slice(i, end), false);
+        push(SUBSTITUTED, false);
         i = end;
       } else if (c === '`') {
         const end = skipBacktick(raw, i);
         this.substitution(raw.slice(i + 1, end - 1), f);
-        push(raw.slice(i, end), false);
+        push(SUBSTITUTED, false);
         i = end;
       } else if (c === '$' && raw[i + 1] === '{') {
         const end = skipBrace(raw, i + 1);
@@ -554,20 +559,13 @@ class Evaluator {
         // Leading NAME=value words are assignments: alone they set shell variables, before a
         // command they only set its environment (kept here too: the command reads them).
         const assigns: [string, string][] = [];
-        const unknown = new Set<string>();
         while (words.length && /^[A-Za-z_]\w*=/.test(words[0])) {
           const [name, ...rest] = words[0].split('=');
-          const value = this.expand(rest.join('='), f).join(' ');
-          // A value computed at run time (`TS=$(date …)`) stays unknown: later uses read `$TS`.
-          if (/\$\(|`/.test(rest.join('='))) unknown.add(name);
-          assigns.push([name, value]);
+          assigns.push([name, this.expand(rest.join('='), f).join(' ')]);
           words = words.slice(1);
         }
         if (!words.length) {
-          for (const [k, v] of assigns) {
-            if (unknown.has(k)) f.env.delete(k);
-            else f.env.set(k, v);
-          }
+          for (const [k, v] of assigns) f.env.set(k, v);
           return;
         }
         if (words[0] === 'export' || words[0] === 'readonly' || words[0] === 'local') {
@@ -648,6 +646,8 @@ export interface FlagSpec {
   boolean: string[];
   /** Flag prefixes that accept `--no-<name>` (kingpin booleans). */
   negatable?: boolean;
+  /** An unknown flag followed by a plain word takes it as its value (`--tls-ca FILE`). */
+  unknownTakesValue?: boolean;
 }
 
 export interface ParsedFlags {
@@ -682,7 +682,10 @@ export function parseFlags(args: string[], spec: FlagSpec, stopAtFirstPositional
       flags.set(name, inline ?? true);
     } else if (spec.negatable && name.startsWith('--no-') && spec.boolean.includes(`--${name.slice(5)}`)) {
       flags.set(`--${name.slice(5)}`, 'false');
-    } else unknown.push(name);
+    } else {
+      unknown.push(name);
+      if (spec.unknownTakesValue && inline === undefined && args[i + 1] !== undefined && !args[i + 1].startsWith('-')) i++;
+    }
   }
   return { flags, positionals, unknown };
 }

@@ -112,7 +112,10 @@ export function readNats(cmd: ShellCommand, env: Record<string, string> = {}): N
     if (a.startsWith('-')) {
       leading.push(a);
       const name = a.split('=')[0];
-      if (!a.includes('=') && NATS_GLOBAL.withValue.includes(name)) leading.push(args[++i] ?? '');
+      // A value flag consumes the next word; so does a flag natscli lacks (`--tls-ca FILE`), unless
+      // that word is a command.
+      const known = NATS_GLOBAL.withValue.includes(name) || NATS_GLOBAL.boolean.includes(name) || (name.startsWith('--no-') && NATS_GLOBAL.boolean.includes(`--${name.slice(5)}`));
+      if (!a.includes('=') && (NATS_GLOBAL.withValue.includes(name) || (!known && args[i + 1] !== undefined && !args[i + 1].startsWith('-') && !(args[i + 1] in NATS_COMMANDS)))) leading.push(args[++i]);
       continue;
     }
     cmdWords.push(...args.slice(i));
@@ -138,7 +141,10 @@ export function readNats(cmd: ShellCommand, env: Record<string, string> = {}): N
     pathLen = 2;
   }
   const spec: FlagSpec = sub ? { withValue: [...NATS_GLOBAL.withValue, ...sub.withValue], boolean: [...NATS_GLOBAL.boolean, ...sub.boolean], negatable: true } : NATS_GLOBAL;
-  const parsed = parseFlags([...leading, ...cmdWords.slice(pathLen)], spec);
+  // Leading words are all global flags (an unknown one took its value above): parse them apart.
+  const globals = parseFlags(leading, { ...NATS_GLOBAL, unknownTakesValue: true });
+  const tail = parseFlags(cmdWords.slice(pathLen), spec);
+  const parsed = { flags: new Map([...globals.flags, ...tail.flags]), positionals: tail.positionals, unknown: [...globals.unknown, ...tail.unknown] };
   const get = (...names: string[]) => {
     for (const n of names) {
       const v = parsed.flags.get(n);
@@ -160,6 +166,6 @@ export function readNats(cmd: ShellCommand, env: Record<string, string> = {}): N
     stream: action === 'stream-backup' ? pos[0] : undefined,
     target: action === 'stream-backup' ? pos[1] : action === 'account-backup' ? pos[0] : undefined,
     // Only judged on backup/restore: other subcommands have flags this list does not model.
-    unknownFlags: sub ? parsed.unknown : parsed.unknown.filter((f) => leading.includes(f)),
+    unknownFlags: sub ? parsed.unknown : globals.unknown,
   };
 }

@@ -1,8 +1,10 @@
 // Checklist §4: metrics scraped (ServiceMonitor selecting the Service's own labels by port name,
 // or Prometheus annotations), workflow-engine health monitored, alert rules present and robust.
-import { defineCheck, fail, info, pass, warn, type Check, type CheckContext, type PartialResult } from '../model.js';
+import { defineCheck, fail, fromFindings, info, pass, warn, type Check, type CheckContext, type Finding, type PartialResult } from '../model.js';
 import { containersOf, CORDUM_SERVICES, selectorMatches, type Component, type Workload } from '../objects.js';
-import { isResult, needObjects, primary, ref } from './util.js';
+import { containerPortOf, isResult, needObjects, pathServed, primary, ref, servedPaths } from './util.js';
+import { locate } from '../source.js';
+import type { KubeObject, ObjectIndex } from '../objects.js';
 
 function scrapeCheck(ctx: CheckContext, component: Component, port: number): PartialResult {
   const idx = needObjects(ctx);
@@ -35,6 +37,98 @@ export function logAgents(daemonSets: Workload[]): { daemonSet: string; images: 
 }
 
 const isOtelCollector = (w: Workload) => containersOf(w.podSpec, false).some((c) => /opentelemetry-collector|otel\/?(col|collector)|otelcol/i.test(c.image ?? ''));
+
+type Target = { w: Workload; port: number; image: string | undefined };
+
+/** What a scrape endpoint reaches: the workload and container port behind a Service port. */
+function behindService(idx: ObjectIndex, svc: KubeObject, svcPort: { port: number; targetPort?: number | string }): Target[] {
+  return idx
+    .templates()
+    .filter((w) => w.kind !== 'Job' && w.kind !== 'CronJob' && svc.spec?.selector && Object.entries(svc.spec.selector as Record<string, string>).every(([k, v]) => w.podLabels[k] === v))
+    .map((w) => {
+      const cp = containerPortOf(w.podSpec, svcPort.targetPort ?? svcPort.port);
+      return cp ? { w, port: cp.port, image: cp.container.image } : undefined;
+    })
+    .filter((x): x is Target => !!x);
+}
+
+/** A scrape of `path` on a target that does not serve it, described; undefined when it is served or unknown. */
+function notServed(target: Target, path: string): string | undefined {
+  const served = servedPaths(target.image, target.w.component, target.port);
+  if (served === null) return undefined;
+  if (!served.length) return `${ref(target.w)} :${target.port} does not speak HTTP`;
+  if (pathServed(served, path)) return undefined;
+  const hint = target.w.component === 'nats' ? ' (NATS has no /metrics: scrape a prometheus-nats-exporter)' : target.w.component === 'workflow-engine' ? ' (the workflow engine has only /health: use a blackbox Probe)' : '';
+  return `${ref(target.w)} :${target.port} does not serve ${path} (it serves ${served.join(', ')})${hint}`;
+}
+
+/** Every ServiceMonitor endpoint, PodMonitor endpoint and blackbox Probe target, judged. */
+function monitorFindings(idx: ObjectIndex): { findings: Finding[]; rows: unknown[] } {
+  const findings: Finding[] = [];
+  const rows: unknown[] = [];
+  for (const m of idx.kind('ServiceMonitor')) {
+    const svcs = idx.kind('Service').filter((s) => selectorMatches(m.spec?.selector ?? {}, s.metadata.labels ?? {}));
+    if (!svcs.length) findings.push({ status: 'fail', message: `ServiceMonitor/${m.metadata.name} selects no Service (its selector must match the Service's own labels)`, location: locate(m, 'selector:') });
+    for (const e of m.spec?.endpoints ?? []) {
+      const path = e.path ?? '/metrics';
+      for (const s of svcs) {
+        const sp = (s.spec?.ports ?? []).find((p: { name?: string; port: number }) => (e.port !== undefined && p.name === e.port) || (e.targetPort !== undefined && (p.port === e.targetPort || (p as { targetPort?: unknown }).targetPort === e.targetPort)));
+        if (!sp) {
+          // The gateway's and scheduler's metrics ports are judged by 4.1/4.2 (reported there once).
+          const scrapeChecked = idx.templates().some((w) => (w.component === 'api-gateway' || w.component === 'scheduler') && idx.servicesFronting(w).includes(s));
+          if (!scrapeChecked) findings.push({ status: 'fail', message: `ServiceMonitor/${m.metadata.name} scrapes port "${e.port ?? e.targetPort}" but Service/${s.metadata.name} has no such port`, location: locate(m, `port: ${e.port ?? e.targetPort}`) });
+          continue;
+        }
+        for (const t of behindService(idx, s, sp)) {
+          const why = notServed(t, path);
+          rows.push({ monitor: `ServiceMonitor/${m.metadata.name}`, service: s.metadata.name, target: ref(t.w), port: t.port, path, served: !why });
+          if (why) findings.push({ status: 'fail', message: `ServiceMonitor/${m.metadata.name} scrapes ${path} via Service/${s.metadata.name} port ${sp.name ?? sp.port}, but ${why}: the target stays down (up == 0)`, location: locate(m, e.path ? `path: ${e.path}` : `port: ${e.port}`) });
+        }
+      }
+    }
+  }
+  for (const m of idx.kind('PodMonitor')) {
+    const ws = idx.templates().filter((w) => w.kind !== 'Job' && w.kind !== 'CronJob' && selectorMatches(m.spec?.selector ?? {}, w.podLabels));
+    for (const e of m.spec?.podMetricsEndpoints ?? []) {
+      const path = e.path ?? '/metrics';
+      for (const w of ws) {
+        const cp = containerPortOf(w.podSpec, e.port ?? e.targetPort);
+        if (!cp) {
+          findings.push({ status: 'fail', message: `PodMonitor/${m.metadata.name} scrapes port "${e.port ?? e.targetPort}" that ${ref(w)} does not declare`, location: locate(m, `port: ${e.port ?? e.targetPort}`) });
+          continue;
+        }
+        const why = notServed({ w, port: cp.port, image: cp.container.image }, path);
+        if (why) findings.push({ status: 'fail', message: `PodMonitor/${m.metadata.name} scrapes ${path}, but ${why}`, location: locate(m, e.path ? `path: ${e.path}` : `port: ${e.port}`) });
+      }
+    }
+  }
+  for (const pr of idx.kind('Probe')) {
+    for (const url of (pr.spec?.targets?.staticConfig?.static ?? []) as string[]) {
+      let u: URL;
+      try {
+        u = new URL(/^\w+:\/\//.test(url) ? url : `http://${url}`);
+      } catch {
+        findings.push({ status: 'fail', message: `Probe/${pr.metadata.name} target ${url} is not a URL`, location: locate(pr, url) });
+        continue;
+      }
+      const svcName = u.hostname.split('.')[0];
+      const svc = idx.get('Service', svcName);
+      if (!svc) continue; // an outside target: not ours to judge
+      const port = Number(u.port || (u.protocol === 'https:' ? 443 : 80));
+      const sp = (svc.spec?.ports ?? []).find((p: { port: number }) => p.port === port);
+      if (!sp) {
+        findings.push({ status: 'fail', message: `Probe/${pr.metadata.name} probes ${url}, but Service/${svcName} has no port ${port}`, location: locate(pr, url) });
+        continue;
+      }
+      for (const t of behindService(idx, svc, sp)) {
+        const why = notServed(t, u.pathname);
+        rows.push({ monitor: `Probe/${pr.metadata.name}`, url, target: ref(t.w), port: t.port, served: !why });
+        if (why) findings.push({ status: 'fail', message: `Probe/${pr.metadata.name} probes ${url}, but ${why}: the probe always fails`, location: locate(pr, url) });
+      }
+    }
+  }
+  return { findings, rows };
+}
 
 export const observabilityChecks: Check[] = [
   defineCheck({
@@ -97,6 +191,22 @@ export const observabilityChecks: Check[] = [
       if (!cordum.length) return fail('no PrometheusRule with Cordum* alerts', evidence);
       if (!absent) return warn('down-alerts do not use absent(): a missing target never fires', evidence);
       return pass(`${cordum.length} Cordum alerts, absent() covered`, evidence);
+    },
+  }),
+  defineCheck({
+    id: 'observability.monitor-targets',
+    section: 'observability',
+    item: '4.6',
+    title: 'Every ServiceMonitor, PodMonitor and Probe points at a port and path its target serves',
+    severity: 'fail',
+    modes: ['static', 'live'],
+    remediation: 'Point each monitor at a port the target declares and a path it serves: gateway :9092/metrics, scheduler :9090/metrics, workflow engine only :9093/health (blackbox Probe); NATS :8222 has no /metrics (add prometheus-nats-exporter and scrape it).',
+    run(ctx) {
+      const idx = needObjects(ctx);
+      if (isResult(idx)) return idx;
+      const { findings, rows } = monitorFindings(idx);
+      const count = idx.kind('ServiceMonitor').length + idx.kind('PodMonitor').length + idx.kind('Probe').length;
+      return fromFindings(findings, `${count} monitor(s), every target served`, { targets: rows });
     },
   }),
   defineCheck({
