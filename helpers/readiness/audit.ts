@@ -66,7 +66,8 @@ export async function runAudit(opts: RunAuditOptions): Promise<AuditReport> {
   for (const check of checks) {
     const base = { id: check.id, section: check.section, title: check.title, severity: check.severity, item: check.item };
     if (!check.modes.includes(opts.mode)) {
-      results.push({ ...base, status: 'not-checkable', message: `not checkable in ${opts.mode} mode (needs ${check.modes.join(' or ')})`, evidence: null, remediation: check.remediation });
+      const r: CheckResult = { status: 'not-checkable', message: `not checkable in ${opts.mode} mode (needs ${check.modes.join(' or ')})`, evidence: null, remediation: check.remediation };
+      results.push({ ...base, ...r, locations: locationsOf(r, undefined, opts.entry) });
       continue;
     }
     let r;
