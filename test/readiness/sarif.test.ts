@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
-import Ajv from 'ajv-draft-04';
+import AjvDraft04 from 'ajv-draft-04';
 import type { Log } from 'sarif';
 import { describe, expect, it } from 'vitest';
 import { ALL_CHECKS, loadManifestDir, parseWaivers, runAudit, toSarif } from '../../helpers/readiness/index.js';
@@ -14,6 +14,9 @@ import { COMPLIANT_DIR, NOW, STATIC_VARIANTS } from './fixtures.js';
 
 const require = createRequire(import.meta.url);
 const SCHEMA = join(dirname(require.resolve('@microsoft/jest-sarif/package.json')), 'lib/schemas/sarif-2.1.0-rtm.5.json');
+
+// CommonJS default export: at run time the import is the class itself.
+const Ajv = AjvDraft04 as unknown as typeof AjvDraft04.default;
 
 function validator() {
   // unicodeRegExp off: one pattern in the schema (language tags) is not valid with the u flag.

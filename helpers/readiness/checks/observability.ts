@@ -1,12 +1,37 @@
 // Checklist §4: metrics scraped (ServiceMonitor selecting the Service's own labels by port name,
 // or Prometheus annotations), workflow-engine health monitored, alert rules present and robust.
-import { defineCheck, fail, fromFindings, info, pass, warn, type Check, type CheckContext, type Finding, type PartialResult } from '../model.js';
+import { defineCheck, fail, fromFindings, info, notCheckable, pass, warn, type Check, type CheckContext, type Finding, type PartialResult } from '../model.js';
 import { containersOf, CORDUM_SERVICES, selectorMatches, type Component, type Workload } from '../objects.js';
 import { containerPortOf, isResult, needObjects, pathServed, primary, ref, servedPaths } from './util.js';
 import { locate } from '../source.js';
 import type { KubeObject, ObjectIndex } from '../objects.js';
 
-function scrapeCheck(ctx: CheckContext, component: Component, port: number): PartialResult {
+/** Families each endpoint exports once it has done any work (deploy facts §2). */
+const CORDUM_FAMILIES: Record<'api-gateway' | 'scheduler', string> = { 'api-gateway': 'cordum_api_gateway_', scheduler: 'cordum_scheduler_' };
+
+/**
+ * Live, from the profile's metrics URL alone (no Kubernetes objects to read): the endpoint answers
+ * 200 with Prometheus series and, for the gateway, its cordum_api_gateway_* families (the audit's
+ * own requests were counted). The scheduler's cordum_scheduler_* vectors appear only after its
+ * first job, so their absence is reported, never failed.
+ */
+function scrapeFromEndpoint(ctx: CheckContext, component: 'api-gateway' | 'scheduler'): PartialResult {
+  const probe = ctx.live?.metrics?.[component === 'api-gateway' ? 'gateway' : 'scheduler'];
+  const why = `no Kubernetes objects (${ctx.objectsUnavailable ?? 'none read'})`;
+  if (!probe) return notCheckable(`${why}, and the profile names no ${component === 'api-gateway' ? 'metrics.gateway' : 'metrics.scheduler'} URL`);
+  if (!probe.ok) return fail(`${component} metrics endpoint unreachable: ${probe.reason}`, { probe: probe.reason });
+  const v = probe.value;
+  const families = v.cordumFamilies.filter((f) => f.startsWith(CORDUM_FAMILIES[component]));
+  const evidence = { ...v, scope: `${why}: judged from the metrics endpoint` };
+  if (v.status !== 200) return fail(`${component} /metrics answered ${v.status}: Prometheus cannot scrape it`, evidence);
+  if (!v.hasGoSeries) return fail(`${component} /metrics answered 200 without Prometheus series`, evidence);
+  if (component === 'api-gateway' && !families.length) return fail('gateway /metrics has no cordum_api_gateway_* series although the audit\'s own API calls should have been counted', evidence);
+  if (!families.length) return pass(`scheduler /metrics answers with Prometheus series (no cordum_scheduler_* yet: they appear after the first job)`, evidence);
+  return pass(`${component} /metrics answers with ${families.join(', ')}`, evidence);
+}
+
+function scrapeCheck(ctx: CheckContext, component: 'api-gateway' | 'scheduler', port: number): PartialResult {
+  if (ctx.mode === 'live' && !ctx.objects) return scrapeFromEndpoint(ctx, component);
   const idx = needObjects(ctx);
   if (isResult(idx)) return idx;
   const w = primary(idx, component);
@@ -160,6 +185,14 @@ export const observabilityChecks: Check[] = [
     modes: ['static', 'live'],
     remediation: 'Point readiness/liveness probes at :9093/health and add a blackbox Probe (monitoring.coreos.com/v1 Probe) for it; the engine has no /metrics.',
     run(ctx) {
+      const health = ctx.live?.workflowHealth;
+      if (ctx.mode === 'live' && !ctx.objects) {
+        // From the profile alone: the health endpoint answers (whether something watches it is not visible).
+        if (!health) return notCheckable(`no Kubernetes objects (${ctx.objectsUnavailable ?? 'none read'}) and the profile names no workflow_engine.health_url`);
+        if (!health.ok) return warn(`workflow engine health unreachable: ${health.reason}`, { health: health.reason });
+        if (health.value.status !== 200 || health.value.body !== 'ok') return warn(`workflow engine /health answered ${health.value.status} ${JSON.stringify(health.value.body)} (expected 200 ok)`, health.value);
+        return pass('workflow engine /health answers 200 ok (monitoring objects not visible without Kubernetes)', health.value);
+      }
       const idx = needObjects(ctx);
       if (isResult(idx)) return idx;
       const w = primary(idx, 'workflow-engine');
