@@ -71,6 +71,39 @@ export interface LiveFacts {
   /** CRDs installed in the cluster (cluster-scoped list; may be forbidden). */
   crds?: Probe<CrdFact[]>;
   kubeSkipped?: { kind: string; reason: string }[];
+  /** Secrets read one by one (when listing is not allowed): name → read, missing (404) or forbidden. */
+  secretReads?: Record<string, 'read' | 'missing' | 'forbidden'>;
+}
+
+/** The TLS Secrets the objects reference (volumes, Ingress TLS), plus the production layout's four. */
+export function tlsSecretNames(objects: KubeObject[]): string[] {
+  const names = new Set(['cordum-nats-server-tls', 'cordum-redis-server-tls', 'cordum-client-tls', 'cordum-ingress-tls']);
+  const walk = (v: unknown): void => {
+    if (!v || typeof v !== 'object') return;
+    if (Array.isArray(v)) return v.forEach(walk);
+    const o = v as Record<string, unknown>;
+    for (const k of ['secretName', 'name']) if (typeof o[k] === 'string' && (k === 'secretName' || 'secret' in o) && /-tls$/.test(o[k] as string)) names.add(o[k] as string);
+    Object.values(o).forEach(walk);
+  };
+  for (const o of objects) if (['Deployment', 'StatefulSet', 'Job', 'CronJob', 'DaemonSet', 'Ingress'].includes(o.kind)) walk(o.spec);
+  return [...names];
+}
+
+async function readTlsSecrets(k: ReturnType<typeof createKube>, namespace: string, objects: KubeObject[]): Promise<{ objects: KubeObject[]; reads: Record<string, 'read' | 'missing' | 'forbidden'> }> {
+  const found: KubeObject[] = [];
+  const reads: Record<string, 'read' | 'missing' | 'forbidden'> = {};
+  for (const name of tlsSecretNames(objects)) {
+    try {
+      const s = await k.core.readNamespacedSecret({ name, namespace });
+      found.push({ ...(s as unknown as KubeObject), apiVersion: 'v1', kind: 'Secret' });
+      reads[name] = 'read';
+    } catch (err) {
+      const code = (err as { code?: number }).code;
+      if (code === undefined) throw err;
+      reads[name] = code === 404 ? 'missing' : 'forbidden';
+    }
+  }
+  return { objects: found, reads };
 }
 
 export interface MetricsFacts {
@@ -335,6 +368,14 @@ export async function collectLive(opts: CollectOptions, burstFromObjects?: (obje
     if (r.ok) {
       out.objects = r.value.objects as KubeObject[];
       facts.kubeSkipped = r.value.skipped;
+      // The readiness Role may not list Secrets (least privilege): read the TLS Secrets by name.
+      if (r.value.skipped.some((x) => x.kind === 'Secret')) {
+        const named = await bounded('read TLS Secrets', timeoutMs, () => readTlsSecrets(createKube(p, opts.kube || {}), out.namespace!, out.objects!));
+        if (named.ok) {
+          out.objects.push(...named.value.objects);
+          facts.secretReads = named.value.reads;
+        }
+      }
       // CRDs are cluster-scoped: a namespaced reader may be forbidden, which leaves the check not-checkable.
       facts.crds = await bounded('list CustomResourceDefinitions', timeoutMs, async () => {
         const api = createKube(p, opts.kube || {}).kc.makeApiClient(ApiextensionsV1Api);

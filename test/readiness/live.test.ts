@@ -411,3 +411,18 @@ describe('live from a compose-style profile (no Kubernetes)', () => {
     }
   });
 });
+
+describe('least privilege: the readiness Role cannot list Secrets', () => {
+  it('reads only the named TLS Secrets, and still parses their certificates', async () => {
+    const k = await kube(liveNamespace(now, certs));
+    // As the Role in deploy/k8s grants it: no list on secrets, get by name only.
+    k.setFault(({ method, path }) => (method === 'GET' && /\/secrets$/.test(path) ? { status: 403 } : undefined));
+    const g = await gateway({ key: KEY, limit: 100 });
+    const r = await runAudit({ mode: 'live', live: opts(k, g, { skipRateLimit: true }), now, thresholds });
+    expect(statusOf(r, 'tls.certificates').status, statusOf(r, 'tls.certificates').message).toBe('pass');
+    expect(statusOf(r, 'tls.secrets-referenced').status).toBe('pass');
+    const secretGets = k.requests().filter((q) => q.path.includes('/secrets')).map((q) => q.path.replace(/^.*\/secrets/, '/secrets'));
+    expect(secretGets).toEqual(expect.arrayContaining(['/secrets', '/secrets/cordum-nats-server-tls', '/secrets/cordum-client-tls']));
+    expect(secretGets).not.toContain('/secrets/cordum-api-key');
+  });
+});

@@ -229,7 +229,9 @@ export const tlsChecks: Check[] = [
         const name = findTlsSecretName(refs, suffix);
         const provided = name ? secretProvided(idx, name) : undefined;
         evidence[role] = { name: name ?? null, provided: provided ?? null };
+        const read = name ? ctx.live?.secretReads?.[name] : undefined;
         if (!name) problems.push(`no *-${suffix} Secret referenced`);
+        else if (ctx.mode === 'live' && read === 'forbidden') (evidence[role] as Record<string, unknown>).note = 'not readable with this Role (its existence is not confirmed)';
         else if (ctx.mode === 'live' && !idx.get('Secret', name)) problems.push(`Secret ${name} does not exist`);
       }
       if (problems.length) return fail(problems.join('; '), evidence);
