@@ -51,24 +51,26 @@ function certFacts(sock: TLSSocket, serverName: string, now: Date): Partial<TlsE
   };
 }
 
-/** TLS handshake on a socket (or a fresh connection); resolves with the socket once secure. */
-function handshake(opts: ConnectionOptions, timeoutMs: number): Promise<TLSSocket> {
+/** A socket once `ready` fires (connect, secureConnect), or an error after `timeoutMs`. */
+function ready<T extends Socket>(sock: T, event: string, what: string, timeoutMs: number): Promise<T> {
   return new Promise((resolve, reject) => {
-    const s = tlsConnect({ ...opts, rejectUnauthorized: false });
     const timer = setTimeout(() => {
-      s.destroy();
-      reject(new Error(`TLS handshake timed out after ${timeoutMs} ms`));
+      sock.destroy();
+      reject(new Error(`${what} timed out after ${timeoutMs} ms`));
     }, timeoutMs);
-    s.once('secureConnect', () => {
+    sock.once(event, () => {
       clearTimeout(timer);
-      resolve(s);
+      resolve(sock);
     });
-    s.once('error', (e) => {
+    sock.once('error', (e) => {
       clearTimeout(timer);
       reject(e);
     });
   });
 }
+
+/** TLS handshake on a socket (or a fresh connection); the chain is judged by the caller. */
+const handshake = (opts: ConnectionOptions, timeoutMs: number): Promise<TLSSocket> => ready(tlsConnect({ ...opts, rejectUnauthorized: false }), 'secureConnect', 'TLS handshake', timeoutMs);
 
 /** Send `payload` and collect what comes back until `done` says so, the peer closes, or the deadline. */
 function exchange(sock: Socket, payload: string | undefined, done: (s: string) => boolean, timeoutMs: number): Promise<{ text: string; closed: boolean }> {
@@ -90,23 +92,7 @@ function exchange(sock: Socket, payload: string | undefined, done: (s: string) =
   });
 }
 
-function tcp(host: string, port: number, timeoutMs: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const s = netConnect({ host, port });
-    const timer = setTimeout(() => {
-      s.destroy();
-      reject(new Error(`connect ${host}:${port} timed out after ${timeoutMs} ms`));
-    }, timeoutMs);
-    s.once('connect', () => {
-      clearTimeout(timer);
-      resolve(s);
-    });
-    s.once('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-  });
-}
+const tcp = (host: string, port: number, timeoutMs: number): Promise<Socket> => ready(netConnect({ host, port }), 'connect', `connect ${host}:${port}`, timeoutMs);
 
 const hostOf = (u: URL) => u.hostname.replace(/^\[|\]$/g, '');
 

@@ -154,39 +154,26 @@ function skipBacktick(s: string, i: number): number {
   return i + 1;
 }
 
-/** `i` at an opening parenthesis; returns the index past its match (quotes respected). */
-function skipParen(s: string, i: number): number {
+/** `i` at an opening `(` or `{`; returns the index past its match (quotes respected). */
+function skipMatching(s: string, i: number, open: string, close: string): number {
   let depth = 0;
   while (i < s.length) {
     const c = s[i];
     if (c === '\\') i += 2;
     else if (c === "'") i = skipSingle(s, i);
     else if (c === '"') i = skipDouble(s, i);
-    else if (c === '`') i = skipBacktick(s, i);
+    else if (c === '`' && open === '(') i = skipBacktick(s, i);
     else {
-      if (c === '(') depth++;
-      else if (c === ')' && --depth === 0) return i + 1;
+      if (c === open) depth++;
+      else if (c === close && --depth === 0) return i + 1;
       i++;
     }
   }
   return s.length;
 }
 
-function skipBrace(s: string, i: number): number {
-  let depth = 0;
-  while (i < s.length) {
-    const c = s[i];
-    if (c === '\\') i += 2;
-    else if (c === "'") i = skipSingle(s, i);
-    else if (c === '"') i = skipDouble(s, i);
-    else {
-      if (c === '{') depth++;
-      else if (c === '}' && --depth === 0) return i + 1;
-      i++;
-    }
-  }
-  return s.length;
-}
+const skipParen = (s: string, i: number) => skipMatching(s, i, '(', ')');
+const skipBrace = (s: string, i: number) => skipMatching(s, i, '{', '}');
 
 // ---------------------------------------------------------------------------------------------
 // Parser: lists of pipelines of simple commands, plus for/while/until/if/case/{ }/( ) compounds.
