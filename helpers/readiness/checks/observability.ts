@@ -199,7 +199,8 @@ export const observabilityChecks: Check[] = [
       if (!w) return fail('no workflow engine workload found');
       const probes = containersOf(w.podSpec, false).flatMap((c) => [c.readinessProbe, c.livenessProbe]).filter((p) => p?.httpGet?.path === '/health' && (p.httpGet.port === 9093 || typeof p.httpGet.port === 'string'));
       const monitors = idx.kind('Probe').map((p) => p.metadata.name);
-      const evidence = { workload: ref(w), healthProbes: probes.length, monitoringProbes: monitors };
+      const evidence = { workload: ref(w), healthProbes: probes.length, monitoringProbes: monitors, live: health ? (health.ok ? health.value : { error: health.reason }) : undefined };
+      if (health && (!health.ok || health.value.status !== 200)) return warn(`workflow engine /health ${health.ok ? `answered ${health.value.status}` : `unreachable: ${health.reason}`}`, evidence);
       if (probes.length < 2) return warn('readiness and liveness probes on :9093/health missing', evidence);
       if (!monitors.length) return warn('health is probed but not monitored (no Probe object)', evidence);
       return pass(`probes on /health and monitored by ${monitors[0]}`, evidence);
