@@ -158,7 +158,8 @@ async function startRunnerSandbox(whileStarting: () => void): Promise<{ profile:
     throw new UsageError(`SANDBOX_FAULTS: ${errorMessage(err)}`);
   }
   // A short reload interval keeps policy runbooks fast.
-  const started = startSandbox({ policyReloadMs: 1000, faults });
+  // SANDBOX_TLS=1: the sandbox serves TLS on the gateway, NATS and Redis (profile `sandbox-tls`).
+  const started = startSandbox({ policyReloadMs: 1000, faults, tls: process.env.SANDBOX_TLS === '1' });
   whileStarting();
   return started;
 }

@@ -12,6 +12,7 @@ async function main(): Promise<void> {
     .option('--fault <name>', 'inject a fault (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--redis-url <url>', 'use this Redis instead of spawning redis-server')
     .option('--nats-url <url>', 'use this NATS instead of spawning nats-server')
+    .option('--tls', 'serve TLS on the gateway, NATS and Redis with a test CA (also SANDBOX_TLS=1)')
     .option('--verbose', 'print component logs')
     .exitOverride();
   try {
@@ -19,7 +20,7 @@ async function main(): Promise<void> {
   } catch (err) {
     process.exit((err as { exitCode?: number }).exitCode === 0 ? 0 : EXIT.USAGE);
   }
-  const o = program.opts<{ fault: string[]; redisUrl?: string; natsUrl?: string; verbose?: boolean }>();
+  const o = program.opts<{ fault: string[]; redisUrl?: string; natsUrl?: string; verbose?: boolean; tls?: boolean }>();
   const requested = [...o.fault, ...(process.env.SANDBOX_FAULTS ?? '').split(',')].map((s) => s.trim()).filter(Boolean);
   let faults;
   try {
@@ -49,6 +50,7 @@ async function main(): Promise<void> {
       apiKey: process.env[SANDBOX_API_KEY_ENV] || undefined,
       env,
       log: o.verbose ? (line) => console.error(line) : undefined,
+      tls: o.tls || process.env.SANDBOX_TLS === '1',
     });
   } catch (err) {
     console.error(`sandbox: failed to start: ${errorMessage(err)}`);

@@ -3,6 +3,7 @@
 // It encodes Cordum's quirks once so runbooks do not have to: X-API-Key, principal headers,
 // plain-text error bodies, JSON served as text/plain, encoded path segments, `~` in bundle ids,
 // and the shared rate limiter's bare 429 (no Retry-After) handled with bounded backoff.
+import { readFileSync } from 'node:fs';
 import { Agent, request as undiciRequest } from 'undici';
 import { ConfigError, UnreachableError } from './errors.js';
 import { registerSecret, type Exchange } from './evidence.js';
@@ -84,6 +85,21 @@ export class GatewayError extends Error {
 const DEFAULT_RATE_LIMIT: RateLimitPolicy = { maxAttempts: 6, baseDelayMs: 250, maxDelayMs: 4000, deadlineMs: 20000 };
 const REDACTED = '***';
 
+/** TLS trust for an https:// gateway from the profile's gateway.tls (CA, client cert, server name). */
+function gatewayTls(profile: TargetProfile): { ca?: Buffer; cert?: Buffer; key?: Buffer; servername?: string; rejectUnauthorized?: boolean } {
+  const t = profile.gateway.tls;
+  if (!t) return {};
+  const read = (field: string, f?: string) => {
+    if (!f) return undefined;
+    try {
+      return readFileSync(f);
+    } catch (err) {
+      throw new ConfigError(`${profile.source}: gateway.tls.${field}: cannot read ${f}: ${(err as Error).message}`);
+    }
+  };
+  return { ca: read('ca_file', t.ca_file), cert: read('cert_file', t.cert_file), key: read('key_file', t.key_file), ...(t.server_name ? { servername: t.server_name } : {}), ...(t.insecure_skip_verify ? { rejectUnauthorized: false } : {}) };
+}
+
 export class GatewayClient {
   readonly baseUrl: string;
   readonly stats: GatewayStats = { requests: 0, retried429: 0, exhausted429: 0 };
@@ -106,7 +122,7 @@ export class GatewayClient {
     this.principal = opts.principal ?? profile.gateway.principal;
     this.rateLimit = { ...DEFAULT_RATE_LIMIT, ...opts.rateLimit };
     this.agent = new Agent({
-      connect: { timeout: this.connectTimeoutMs },
+      connect: { timeout: this.connectTimeoutMs, ...gatewayTls(profile) },
       headersTimeout: this.requestTimeoutMs,
       bodyTimeout: this.requestTimeoutMs,
     });

@@ -16,7 +16,9 @@ import { approvalRoutes } from './gateway/routes/approvals.js';
 import { policyRoutes } from './gateway/routes/policy.js';
 import { workflowRoutes } from './gateway/routes/workflows.js';
 import { startSafetyKernel } from './kernel/index.js';
+import { makeCertificates } from './certs.js';
 import { freePort, startNats, startRedis, type ManagedServer } from './processes.js';
+import { startTlsFront } from './tls-front.js';
 import { startScheduler } from './scheduler/index.js';
 import type { Component, FaultName, SandboxDeps } from './types.js';
 import { startWorkflowEngine } from './workflow/index.js';
@@ -34,6 +36,13 @@ export interface SandboxOptions {
   env?: Record<string, string>;
   policyReloadMs?: number;
   log?: (line: string) => void;
+  /**
+   * Serve TLS where a production install does (SANDBOX_TLS=1 from the CLI): the gateway behind an
+   * https:// front, NATS requiring TLS with client certificates, Redis on a TLS port with
+   * tls-auth-clients. The profile (named `sandbox-tls`) then points at those endpoints with the
+   * test CA and client certificate generated at start.
+   */
+  tls?: boolean;
 }
 
 export interface Sandbox {
@@ -44,6 +53,8 @@ export interface Sandbox {
   faults: FaultName[];
   /** Ports the components listen on (127.0.0.1). */
   ports: { gateway: number; gatewayMetrics: number; schedulerMetrics: number; workflowHealth: number };
+  /** TLS mode: CA and client certificate files the profile refers to. */
+  tls?: { ca: string; cert: string; key: string };
   stop(): Promise<void>;
 }
 
@@ -66,16 +77,27 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   const componentLog = (component: string, msg: string) => log(`[${component}] ${msg}`);
   const apiKey = opts.apiKey ?? randomBytes(24).toString('base64url');
   const config = buildConfig(opts.env ?? {}, {
-    apiKeys: [apiKey],
+    // Fault default-api-key: the documented default key works too, as on an install that kept it.
+    apiKeys: faults.has('default-api-key') ? [apiKey, 'super-secret-key'] : [apiKey],
     ...(opts.policyReloadMs !== undefined ? { policyReloadMs: opts.policyReloadMs } : {}),
   });
 
   const cleanup: (() => Promise<unknown>)[] = [];
   try {
+    // TLS mode: a test CA, a server certificate for every loopback name, a client certificate.
+    const certs = opts.tls
+      ? makeCertificates([
+          { name: 'server', cn: 'cordum-sandbox', sans: ['localhost', '127.0.0.1', 'redis', 'nats'], eku: 'serverAuth,clientAuth', days: faults.has('tls-cert-expiring') ? 5 : 90 },
+          { name: 'client', cn: 'cordum-runbooks', sans: [], eku: 'clientAuth' },
+        ])
+      : undefined;
+    if (certs) cleanup.push(async () => certs.cleanup());
+    const server = certs?.leaves.server;
+    const redisTlsPort = certs ? await freePort() : undefined;
     // Servers (in parallel: start-up time is dominated by them).
     const settled = await Promise.allSettled([
-      opts.redisUrl ? Promise.resolve(undefined) : startRedis({ persistence: !faults.has('redis-no-persistence') }),
-      opts.natsUrl ? Promise.resolve(undefined) : startNats(),
+      opts.redisUrl ? Promise.resolve(undefined) : startRedis({ persistence: !faults.has('redis-no-persistence'), ...(certs ? { tls: { port: redisTlsPort!, cert: server!.cert, key: server!.key, ca: certs.ca, authClients: true } } : {}) }),
+      opts.natsUrl ? Promise.resolve(undefined) : startNats(certs ? { tls: { cert: server!.cert, key: server!.key, ca: certs.ca, verify: true } } : {}),
     ]);
     const [redisSrv, natsSrv] = settled.map((r) => (r.status === 'fulfilled' ? r.value : undefined)) as (ManagedServer | undefined)[];
     if (redisSrv) cleanup.push(() => redisSrv.stop());
@@ -96,7 +118,8 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
 
     let nc: NatsConnection;
     try {
-      nc = await connect({ servers: natsUrl, name: 'cordum-sandbox', maxReconnectAttempts: -1 });
+      const client = certs?.leaves.client;
+      nc = await connect({ servers: natsUrl, name: 'cordum-sandbox', maxReconnectAttempts: -1, ...(certs && natsSrv ? { tls: { caFile: certs.ca, certFile: client!.cert, keyFile: client!.key } } : {}) });
     } catch (err) {
       throw new Error(`cannot connect to nats at ${natsUrl}: ${(err as Error).message}`);
     }
@@ -125,14 +148,23 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       }).then(track),
     ]);
 
+    // TLS mode: clients reach the gateway through an https:// front on its own port.
+    const gatewayTlsPort = certs ? await freePort() : undefined;
+    if (certs) {
+      const front = await startTlsFront({ port: gatewayTlsPort!, upstreamPort: gatewayPort, cert: server!.cert, key: server!.key });
+      cleanup.push(() => front.close());
+    }
+    const clientTls = certs ? { ca_file: certs.ca, cert_file: certs.leaves.client.cert, key_file: certs.leaves.client.key } : undefined;
+
     process.env[SANDBOX_API_KEY_ENV] = apiKey;
     const faultList = faults.list();
     const profile: TargetProfile = {
-      name: 'sandbox',
+      name: certs ? 'sandbox-tls' : 'sandbox',
       source: 'sandbox',
-      description: 'local Cordum stand-in (pnpm sandbox)',
+      description: certs ? 'local Cordum stand-in with TLS on the gateway, NATS and Redis (SANDBOX_TLS=1)' : 'local Cordum stand-in (pnpm sandbox)',
       gateway: {
-        url: gateway.url,
+        url: certs ? `https://127.0.0.1:${gatewayTlsPort}` : gateway.url,
+        ...(certs ? { tls: { ca_file: certs.ca } } : {}),
         api_key_env: SANDBOX_API_KEY_ENV,
         principal: { id: 'runbook-operator', role: 'admin' },
         connect_timeout_ms: 3000,
@@ -143,8 +175,8 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
         scheduler: scheduler.metricsUrl || `http://127.0.0.1:${schedulerMetricsPort}/metrics`,
       },
       workflow_engine: { health_url: workflow.healthUrl || `http://127.0.0.1:${workflowHealthPort}/health` },
-      nats: { url: natsUrl },
-      redis: { url: redisUrl },
+      nats: certs && natsSrv ? { url: natsUrl, tls: clientTls } : { url: natsUrl },
+      redis: certs && redisSrv ? { url: `rediss://127.0.0.1:${redisTlsPort}`, tls: clientTls } : { url: redisUrl },
       routing: { pool: 'default', mapped_topic: 'job.default', unmapped_topic: 'job.runbook.unmapped' },
       policy: { reload_interval_ms: config.policyReloadMs, case_files: [] },
       destructive: { allowed: true },
@@ -161,6 +193,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       natsUrl,
       faults: faultList,
       ports: { gateway: gatewayPort, gatewayMetrics: gatewayMetricsPort, schedulerMetrics: schedulerMetricsPort, workflowHealth: workflowHealthPort },
+      ...(certs ? { tls: { ca: certs.ca, cert: certs.leaves.client.cert, key: certs.leaves.client.key } } : {}),
       stop: () =>
         (stopping ??= (async () => {
           const errors = await unwind(cleanup);

@@ -148,6 +148,8 @@ export interface RedisOptions {
   port?: number;
   startTimeoutMs?: number;
   extraArgs?: string[];
+  /** Also listen with TLS on `tls.port` (the plain port stays for local use). */
+  tls?: { port: number; cert: string; key: string; ca: string; authClients: boolean };
 }
 
 export async function startRedis(opts: RedisOptions = {}): Promise<ManagedServer> {
@@ -166,6 +168,7 @@ export async function startRedis(opts: RedisOptions = {}): Promise<ManagedServer
     '--save', persistence ? '3600 1 300 100 60 10000' : '',
     '--appendonly', persistence ? 'yes' : 'no',
     ...(persistence ? ['--appendfsync', 'everysec'] : []),
+    ...(opts.tls ? ['--tls-port', String(opts.tls.port), '--tls-cert-file', opts.tls.cert, '--tls-key-file', opts.tls.key, '--tls-ca-cert-file', opts.tls.ca, '--tls-auth-clients', opts.tls.authClients ? 'yes' : 'no'] : []),
     ...(opts.extraArgs ?? []),
   ];
   const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
@@ -186,6 +189,8 @@ export interface NatsOptions {
   /** Store dir for JetStream; defaults to a subdir of the temp dir. */
   storeDir?: string;
   extraArgs?: string[];
+  /** Require TLS on the client port (`verify`: client certificates too); the URL becomes tls://. */
+  tls?: { cert: string; key: string; ca: string; verify: boolean };
 }
 
 export async function startNats(opts: NatsOptions = {}): Promise<ManagedServer> {
@@ -193,10 +198,11 @@ export async function startNats(opts: NatsOptions = {}): Promise<ManagedServer> 
   if (!bin) throw new MissingBinaryError('nats-server', 'apt-get install nats-server');
   const dir = mkdtempSync(join(tmpdir(), 'cordum-rb-nats-'));
   const port = opts.port ?? (await freePort());
-  const args = ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', opts.storeDir ?? join(dir, 'js'), ...(opts.extraArgs ?? [])];
+  const tls = opts.tls ? ['--tls', '--tlscert', opts.tls.cert, '--tlskey', opts.tls.key, '--tlscacert', opts.tls.ca, ...(opts.tls.verify ? ['--tlsverify'] : [])] : [];
+  const args = ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', opts.storeDir ?? join(dir, 'js'), ...tls, ...(opts.extraArgs ?? [])];
   const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const out = capture(child);
-  const server = manage(child, dir, `nats://127.0.0.1:${port}`, port, out);
+  const server = manage(child, dir, `${opts.tls ? 'tls' : 'nats'}://127.0.0.1:${port}`, port, out);
   try {
     await waitForReady(port, child, 'nats-server', opts.startTimeoutMs ?? 5000, out, /Server is ready/);
   } catch (err) {

@@ -19,6 +19,8 @@ export const FAULTS = [
   'rate-limit-off', // the gateway never answers 429
   'redis-no-persistence', // the sandbox redis runs with persistence off
   'jetstream-memory-storage', // streams use memory storage
+  'default-api-key', // the gateway also accepts the documented default key super-secret-key
+  'tls-cert-expiring', // TLS sandbox (SANDBOX_TLS=1): the server certificate expires in 5 days
 ] as const;
 export type FaultName = (typeof FAULTS)[number];
 

@@ -4,7 +4,8 @@
 import { ALL_CHECKS } from './checks/index.js';
 import { gatewayRateLimit } from './checks/limits.js';
 import { collectLive, type CollectOptions, type LiveFacts } from './live.js';
-import { DEFAULT_THRESHOLDS, SECTIONS, SECTION_TITLES, type AuditReport, type Check, type CheckContext, type CheckOutcome, type Mode, type SectionSummary, type Status, type Thresholds } from './model.js';
+import { DEFAULT_THRESHOLDS, SECTIONS, SECTION_TITLES, type AuditReport, type Check, type CheckContext, type CheckOutcome, type CheckResult, type Mode, type SectionSummary, type Status, type Thresholds } from './model.js';
+import { locate, type Location } from './source.js';
 import { ObjectIndex, type KubeObject } from './objects.js';
 import { waiverApplies, waiverExpiry, type Waiver } from './waivers.js';
 import { errorMessage } from '../errors.js';
@@ -22,6 +23,10 @@ export interface RunAuditOptions {
   target?: string;
   thresholds?: Partial<Thresholds>;
   loadErrors?: string[];
+  /** How the manifests were read (a relaxed render, files skipped as patches). */
+  loadNotes?: string[];
+  /** Static mode: where the manifests came from; results about no object in particular point here. */
+  entry?: string;
   checks?: Check[];
 }
 
@@ -54,13 +59,15 @@ export async function runAudit(opts: RunAuditOptions): Promise<AuditReport> {
     live: live ? { ...live, targetName: live.targetName ?? opts.target } : undefined,
     thresholds: { ...DEFAULT_THRESHOLDS, ...opts.thresholds },
     loadErrors: opts.loadErrors ?? [],
+    loadNotes: opts.loadNotes ?? [],
   };
 
   const results: CheckOutcome[] = [];
   for (const check of checks) {
     const base = { id: check.id, section: check.section, title: check.title, severity: check.severity, item: check.item };
     if (!check.modes.includes(opts.mode)) {
-      results.push({ ...base, status: 'not-checkable', message: `not checkable in ${opts.mode} mode (needs ${check.modes.join(' or ')})`, evidence: null, remediation: check.remediation });
+      const r: CheckResult = { status: 'not-checkable', message: `not checkable in ${opts.mode} mode (needs ${check.modes.join(' or ')})`, evidence: null, remediation: check.remediation };
+      results.push({ ...base, ...r, locations: locationsOf(r, undefined, opts.entry) });
       continue;
     }
     let r;
@@ -69,9 +76,35 @@ export async function runAudit(opts: RunAuditOptions): Promise<AuditReport> {
     } catch (err) {
       r = { status: 'fail' as Status, message: `check crashed: ${errorMessage(err)}`, evidence: null, remediation: check.remediation };
     }
-    results.push(applyWaivers({ ...base, ...r }, opts.waivers ?? [], { namespace, target: opts.target }, now));
+    results.push(applyWaivers({ ...base, ...r, locations: locationsOf(r, ctx.objects, opts.entry) }, opts.waivers ?? [], { namespace, target: opts.target }, now));
   }
-  return summarize(opts.mode, namespace, now, results, ctx.loadErrors);
+  return { ...summarize(opts.mode, namespace, now, results, ctx.loadErrors), loadNotes: ctx.loadNotes, ...(opts.entry ? { entry: opts.entry } : {}) };
+}
+
+/**
+ * Where a result points: what the check said, else the objects its message names (`Kind/name`),
+ * else (static) the manifests' entry file. Every static result thus has a file and a line.
+ */
+function locationsOf(r: CheckResult, idx: ObjectIndex | undefined, entry: string | undefined): Location[] {
+  if (r.locations?.length) return r.locations;
+  const fromFindings = (r.findings ?? []).map((f) => f.location).filter((l): l is Location => !!l);
+  if (fromFindings.length) return fromFindings;
+  const named: Location[] = [];
+  if (idx) {
+    const seen = new Set<string>();
+    for (const m of r.message.matchAll(/\b([A-Z][A-Za-z]+)\/([a-z0-9][a-z0-9.-]*)/g)) {
+      const o = idx.get(m[1], m[2]);
+      const k = `${m[1]}/${m[2]}`;
+      if (o && !seen.has(k)) {
+        seen.add(k);
+        named.push(locate(o));
+      }
+    }
+  }
+  const placed = named.filter((l) => l.uri);
+  if (placed.length) return placed;
+  if (entry) return [{ uri: entry, line: 1 }];
+  return named;
 }
 
 function applyWaivers(o: CheckOutcome, waivers: Waiver[], scope: { namespace?: string; target?: string }, now: Date): CheckOutcome {

@@ -5,7 +5,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { fetch } from 'undici';
+import { Agent, fetch, getGlobalDispatcher, setGlobalDispatcher } from 'undici';
 import { errorMessage } from '../errors.js';
 import { drillHistoryFile } from '../backup/history.js';
 import type { TargetProfile } from '../profile-types.js';
@@ -14,6 +14,8 @@ import { historyFile as runHistoryFile, readRunHistory } from '../history.js';
 import { reportsRoot } from '../report/run-contract.js';
 import { ApiextensionsV1Api } from '@kubernetes/client-node';
 import type { KubeObject } from './objects.js';
+import type { TlsRef } from '../profile-types.js';
+import { probeHttpsEndpoint, probeNatsEndpoint, probeRedisEndpoint, sampleRetention, type RetentionFacts, type TlsEndpointFacts } from './live-endpoints.js';
 
 export type Probe<T> = { ok: true; value: T } | { ok: false; reason: string };
 
@@ -51,18 +53,64 @@ export interface CrdFact {
 export interface LiveFacts {
   targetName?: string;
   /** `cluster` is CLUSTER INFO as key → value, or null when the server has cluster support disabled. */
-  redis?: Probe<{ config: Record<string, string>; persistence: Record<string, string>; cluster?: Record<string, string> | null }>;
+  redis?: Probe<{ config: Record<string, string>; persistence: Record<string, string>; cluster?: Record<string, string> | null; retention?: RetentionFacts | { error: string } }>;
   nats?: Probe<{ streams: Record<string, StreamFacts | null>; server: { version?: string; cluster?: string; jetstream?: boolean } }>;
   gatewayStatus?: Probe<{ status: number; body: unknown }>;
   defaultKey?: Probe<{ status: number }>;
   rateLimit?: Probe<{ sent: number; first429At: number | null; burst: number; cap: number; statuses: Record<string, number> }>;
-  metrics?: { gateway?: Probe<{ status: number; hasGoSeries: boolean }>; scheduler?: Probe<{ status: number; hasGoSeries: boolean }> };
+  metrics?: { gateway?: Probe<MetricsFacts>; scheduler?: Probe<MetricsFacts> };
+  /** GET of the profile's workflow_engine.health_url. */
+  workflowHealth?: Probe<{ status: number; body: string }>;
+  /** GET /api/v1/status with no API key at all. */
+  noKey?: Probe<{ status: number }>;
+  /** TLS on the endpoints the profile names. */
+  tlsEndpoints?: { gateway?: Probe<TlsEndpointFacts>; nats?: Probe<TlsEndpointFacts>; redis?: Probe<TlsEndpointFacts> };
   drills?: { file: string; records: DrillRecord[]; error?: string };
   /** The target's run history (functional runbooks); absent when no target name is known. */
   runs?: { file: string; target: string; records: RunRecord[]; error?: string };
   /** CRDs installed in the cluster (cluster-scoped list; may be forbidden). */
   crds?: Probe<CrdFact[]>;
   kubeSkipped?: { kind: string; reason: string }[];
+  /** Secrets read one by one (when listing is not allowed): name → read, missing (404) or forbidden. */
+  secretReads?: Record<string, 'read' | 'missing' | 'forbidden'>;
+}
+
+/** The TLS Secrets the objects reference (volumes, Ingress TLS), plus the production layout's four. */
+export function tlsSecretNames(objects: KubeObject[]): string[] {
+  const names = new Set(['cordum-nats-server-tls', 'cordum-redis-server-tls', 'cordum-client-tls', 'cordum-ingress-tls']);
+  const walk = (v: unknown): void => {
+    if (!v || typeof v !== 'object') return;
+    if (Array.isArray(v)) return v.forEach(walk);
+    const o = v as Record<string, unknown>;
+    for (const k of ['secretName', 'name']) if (typeof o[k] === 'string' && (k === 'secretName' || 'secret' in o) && /-tls$/.test(o[k] as string)) names.add(o[k] as string);
+    Object.values(o).forEach(walk);
+  };
+  for (const o of objects) if (['Deployment', 'StatefulSet', 'Job', 'CronJob', 'DaemonSet', 'Ingress'].includes(o.kind)) walk(o.spec);
+  return [...names];
+}
+
+async function readTlsSecrets(k: ReturnType<typeof createKube>, namespace: string, objects: KubeObject[]): Promise<{ objects: KubeObject[]; reads: Record<string, 'read' | 'missing' | 'forbidden'> }> {
+  const found: KubeObject[] = [];
+  const reads: Record<string, 'read' | 'missing' | 'forbidden'> = {};
+  for (const name of tlsSecretNames(objects)) {
+    try {
+      const s = await k.core.readNamespacedSecret({ name, namespace });
+      found.push({ ...(s as unknown as KubeObject), apiVersion: 'v1', kind: 'Secret' });
+      reads[name] = 'read';
+    } catch (err) {
+      const code = (err as { code?: number }).code;
+      if (code === undefined) throw err;
+      reads[name] = code === 404 ? 'missing' : 'forbidden';
+    }
+  }
+  return { objects: found, reads };
+}
+
+export interface MetricsFacts {
+  status: number;
+  hasGoSeries: boolean;
+  /** cordum_* metric families with at least one sample. */
+  cordumFamilies: string[];
 }
 
 /** Run `fn` with a deadline; timeouts and errors become a failed Probe. */
@@ -124,16 +172,20 @@ export async function probeRedis(url: string, opts: { password?: string; usernam
         // "ERR This instance has cluster support disabled": a standalone server, not an error.
         if (!/cluster support disabled/i.test(errorMessage(err))) throw err;
       }
-      return { config, persistence, cluster };
+      // Retention is sampled on the node the profile names (in a cluster: that node's keys).
+      const retention = await sampleRetention(r).catch((err) => ({ error: errorMessage(err).split('\n')[0] }));
+      return { config, persistence, cluster, retention };
     } finally {
       r.disconnect();
     }
   });
 }
 
-export async function probeNats(url: string, opts: { token?: string; user?: string; pass?: string; timeoutMs: number; streams?: string[] }): Promise<LiveFacts['nats']> {
+export async function probeNats(url: string, opts: { token?: string; user?: string; pass?: string; timeoutMs: number; streams?: string[]; tls?: TlsRef }): Promise<LiveFacts['nats']> {
   return bounded('nats', opts.timeoutMs, async () => {
-    const nc = await connect({ servers: url, timeout: opts.timeoutMs, token: opts.token, user: opts.user, pass: opts.pass, reconnect: false });
+    const t = opts.tls;
+    const tls = t ? { ...(t.ca_file ? { caFile: t.ca_file } : {}), ...(t.cert_file ? { certFile: t.cert_file } : {}), ...(t.key_file ? { keyFile: t.key_file } : {}), ...(t.insecure_skip_verify ? { rejectUnauthorized: false } : {}) } : undefined;
+    const nc = await connect({ servers: url, timeout: opts.timeoutMs, token: opts.token, user: opts.user, pass: opts.pass, reconnect: false, ...(tls ? { tls } : {}) });
     try {
       const jsm = await jetstreamManager(nc, { timeout: opts.timeoutMs });
       const streams: Record<string, StreamFacts | null> = {};
@@ -157,7 +209,14 @@ export async function probeNats(url: string, opts: { token?: string; user?: stri
 
 async function get(url: string, headers: Record<string, string>, signal: AbortSignal): Promise<{ status: number; text: string }> {
   const res = await fetch(url, { headers, signal });
-  return { status: res.status, text: await res.text() };
+  const text = await res.text();
+  return { status: res.status, text: text.length > 4_000_000 ? text.slice(0, 4_000_000) : text };
+}
+
+function agentFor(t: TlsRef | undefined): Agent | undefined {
+  if (!t) return undefined;
+  const read = (f?: string) => (f ? readFileSync(f) : undefined);
+  return new Agent({ connect: { ca: read(t.ca_file), cert: read(t.cert_file), key: read(t.key_file), servername: t.server_name, rejectUnauthorized: !t.insecure_skip_verify } });
 }
 
 export async function probeGatewayStatus(base: string, apiKey: string | undefined, timeoutMs: number): Promise<LiveFacts['gatewayStatus']> {
@@ -171,6 +230,10 @@ export async function probeGatewayStatus(base: string, apiKey: string | undefine
     }
     return { status: r.status, body };
   });
+}
+
+export async function probeNoKey(base: string, timeoutMs: number): Promise<LiveFacts['noKey']> {
+  return bounded('no-key probe', timeoutMs, async (signal) => ({ status: (await get(new URL('/api/v1/status', base).toString(), {}, signal)).status }));
 }
 
 export async function probeDefaultKey(base: string, timeoutMs: number): Promise<LiveFacts['defaultKey']> {
@@ -208,10 +271,19 @@ export async function probeRateLimit(base: string, apiKey: string | undefined, b
   });
 }
 
-export async function probeMetrics(url: string, timeoutMs: number): Promise<Probe<{ status: number; hasGoSeries: boolean }>> {
+export async function probeMetrics(url: string, timeoutMs: number): Promise<Probe<MetricsFacts>> {
   return bounded(`metrics ${url}`, timeoutMs, async (signal) => {
     const r = await get(url, {}, signal);
-    return { status: r.status, hasGoSeries: /^(go_|promhttp_|process_)/m.test(r.text) };
+    const families = new Set<string>();
+    for (const m of r.text.matchAll(/^(cordum_[a-zA-Z0-9_]+?)(?:_bucket|_sum|_count)?(?:\{[^}]*\})?\s+\S+/gm)) families.add(m[1]);
+    return { status: r.status, hasGoSeries: /^(go_|promhttp_|process_)/m.test(r.text), cordumFamilies: [...families].sort() };
+  });
+}
+
+export async function probeHealth(url: string, timeoutMs: number): Promise<Probe<{ status: number; body: string }>> {
+  return bounded(`health ${url}`, timeoutMs, async (signal) => {
+    const r = await get(url, {}, signal);
+    return { status: r.status, body: r.text.trim().slice(0, 200) };
   });
 }
 
@@ -263,6 +335,11 @@ export interface CollectOptions {
   /** Target name for the run history when no profile is given (tests). */
   target?: string;
   skipRateLimit?: boolean;
+  /** Override the profile's TLS material per endpoint (tests). */
+  tls?: { gateway?: TlsRef; nats?: TlsRef; redis?: TlsRef };
+  /** Override the profile's metrics and health URLs (tests). */
+  metricsUrls?: { gateway?: string; scheduler?: string };
+  workflowHealthUrl?: string;
 }
 
 export interface Collected {
@@ -291,6 +368,14 @@ export async function collectLive(opts: CollectOptions, burstFromObjects?: (obje
     if (r.ok) {
       out.objects = r.value.objects as KubeObject[];
       facts.kubeSkipped = r.value.skipped;
+      // The readiness Role may not list Secrets (least privilege): read the TLS Secrets by name.
+      if (r.value.skipped.some((x) => x.kind === 'Secret')) {
+        const named = await bounded('read TLS Secrets', timeoutMs, () => readTlsSecrets(createKube(p, opts.kube || {}), out.namespace!, out.objects!));
+        if (named.ok) {
+          out.objects.push(...named.value.objects);
+          facts.secretReads = named.value.reads;
+        }
+      }
       // CRDs are cluster-scoped: a namespaced reader may be forbidden, which leaves the check not-checkable.
       facts.crds = await bounded('list CustomResourceDefinitions', timeoutMs, async () => {
         const api = createKube(p, opts.kube || {}).kc.makeApiClient(ApiextensionsV1Api);
@@ -300,23 +385,57 @@ export async function collectLive(opts: CollectOptions, burstFromObjects?: (obje
     } else out.objectsUnavailable = r.reason;
   })();
 
+  const tlsRefs = { gateway: opts.tls?.gateway ?? p?.gateway.tls, nats: opts.tls?.nats ?? p?.nats?.tls, redis: opts.tls?.redis ?? p?.redis?.tls };
+  // HTTPS probes trust the profile's CA (gateway.tls): installed as undici's global dispatcher for
+  // the length of the collection, so every HTTP probe (rate limit included) uses it.
+  const agent = agentFor(tlsRefs.gateway);
+  const previousDispatcher = getGlobalDispatcher();
+  if (agent) setGlobalDispatcher(agent);
+  try {
+    return await collectWith(opts, p, facts, out, { tlsRefs, kubeTask, timeoutMs, burstFromObjects });
+  } finally {
+    if (agent) {
+      setGlobalDispatcher(previousDispatcher);
+      await agent.close();
+    }
+  }
+}
+
+async function collectWith(opts: CollectOptions, p: TargetProfile | undefined, facts: LiveFacts, out: Collected, c: { tlsRefs: { gateway?: TlsRef; nats?: TlsRef; redis?: TlsRef }; kubeTask: Promise<void>; timeoutMs: number; burstFromObjects?: (objects: KubeObject[]) => number }): Promise<Collected> {
+  const { tlsRefs, kubeTask, timeoutMs, burstFromObjects } = c;
   const env = (name?: string) => (name ? process.env[name] : undefined);
   const redisUrl = opts.redisUrl ?? p?.redis?.url;
   const natsUrl = opts.natsUrl ?? p?.nats?.url;
   const gatewayUrl = opts.gatewayUrl ?? p?.gateway.url;
   const apiKey = opts.apiKey ?? env(p?.gateway.api_key_env);
+  const now = new Date();
   const tasks: Promise<unknown>[] = [kubeTask];
-  if (redisUrl) tasks.push(probeRedis(redisUrl, { password: env(p?.redis?.password_env), username: p?.redis?.username, tls: tlsFromRef(p?.redis?.tls), timeoutMs }).then((r) => (facts.redis = r)));
-  if (natsUrl) tasks.push(probeNats(natsUrl, { token: env(p?.nats?.token_env), user: p?.nats?.user, pass: env(p?.nats?.password_env), timeoutMs }).then((r) => (facts.nats = r)));
-  const metrics: NonNullable<LiveFacts['metrics']> = {};
-  if (p?.metrics?.gateway) tasks.push(probeMetrics(p.metrics.gateway, timeoutMs).then((r) => (metrics.gateway = r)));
-  if (p?.metrics?.scheduler) tasks.push(probeMetrics(p.metrics.scheduler, timeoutMs).then((r) => (metrics.scheduler = r)));
-  facts.metrics = metrics;
+  if (redisUrl) tasks.push(probeRedis(redisUrl, { password: env(p?.redis?.password_env), username: p?.redis?.username, tls: tlsFromRef(tlsRefs.redis), timeoutMs }).then((r) => (facts.redis = r)));
+  if (natsUrl) tasks.push(probeNats(natsUrl, { token: env(p?.nats?.token_env), user: p?.nats?.user, pass: env(p?.nats?.password_env), timeoutMs, tls: tlsRefs.nats }).then((r) => (facts.nats = r)));
+  // TLS on each endpoint the profile names (checklist 3.1–3.3, live).
+  const tlsEndpoints: NonNullable<LiveFacts['tlsEndpoints']> = {};
+  if (gatewayUrl) tasks.push(bounded('gateway TLS', timeoutMs, () => probeHttpsEndpoint(gatewayUrl, tlsRefs.gateway, timeoutMs, now)).then((r) => (tlsEndpoints.gateway = r)));
+  if (natsUrl) tasks.push(bounded('NATS TLS', timeoutMs, () => probeNatsEndpoint(natsUrl, tlsRefs.nats, timeoutMs, now)).then((r) => (tlsEndpoints.nats = r)));
+  if (redisUrl) tasks.push(bounded('Redis TLS', timeoutMs, () => probeRedisEndpoint(redisUrl, tlsRefs.redis, timeoutMs, now)).then((r) => (tlsEndpoints.redis = r)));
+  facts.tlsEndpoints = tlsEndpoints;
+  const healthUrl = opts.workflowHealthUrl ?? p?.workflow_engine?.health_url;
+  if (healthUrl) tasks.push(probeHealth(healthUrl, timeoutMs).then((r) => (facts.workflowHealth = r)));
   facts.drills = readDrillHistory(opts.historyFile ?? drillHistoryFile());
   const target = opts.target ?? p?.name;
   if (target) tasks.push(readTargetRuns(opts.reportsDir ?? reportsRoot(), target).then((r) => (facts.runs = r)));
   await Promise.all(tasks);
 
+  // Metrics are read after the gateway has served the status probe (its request counter exists
+  // only once it counted something), before the rate-limit burst.
+  const metrics: NonNullable<LiveFacts['metrics']> = {};
+  facts.metrics = metrics;
+  const metricsUrls = { gateway: opts.metricsUrls?.gateway ?? p?.metrics?.gateway, scheduler: opts.metricsUrls?.scheduler ?? p?.metrics?.scheduler };
+  const probeAllMetrics = async () => {
+    await Promise.all([
+      metricsUrls.gateway ? probeMetrics(metricsUrls.gateway, timeoutMs).then((r) => (metrics.gateway = r)) : undefined,
+      metricsUrls.scheduler ? probeMetrics(metricsUrls.scheduler, timeoutMs).then((r) => (metrics.scheduler = r)) : undefined,
+    ]);
+  };
   // Gateway probes run after the others, in order: status and default key before the burst,
   // so the rate-limit probe's 429s do not spill into them.
   if (gatewayUrl) {
@@ -324,10 +443,12 @@ export async function collectLive(opts: CollectOptions, burstFromObjects?: (obje
     facts.gatewayStatus = status;
     // When the configured key IS the default one, its status answer already tells whether it works.
     facts.defaultKey = apiKey === 'super-secret-key' && status?.ok ? { ok: true, value: { status: status.value.status } } : await probeDefaultKey(gatewayUrl, timeoutMs);
+    facts.noKey = await probeNoKey(gatewayUrl, timeoutMs);
+    await probeAllMetrics();
     if (!opts.skipRateLimit) {
       const burst = opts.burst ?? (out.objects && burstFromObjects ? burstFromObjects(out.objects) : 100);
       facts.rateLimit = await probeRateLimit(gatewayUrl, apiKey, burst, opts.extraRequests ?? 60, timeoutMs * 3);
     }
-  }
+  } else await probeAllMetrics();
   return out;
 }

@@ -2,6 +2,7 @@
 // one of two modes against a CheckContext, producing a CheckResult with evidence and a fix.
 import type { ObjectIndex } from './objects.js';
 import type { LiveFacts } from './live.js';
+import type { Location } from './source.js';
 
 export type Mode = 'static' | 'live';
 export type Severity = 'fail' | 'warn' | 'info';
@@ -76,6 +77,15 @@ export interface CheckContext {
   thresholds: Thresholds;
   /** Problems met while loading manifests (render errors, unparsable files). */
   loadErrors: string[];
+  /** How the manifests were read (e.g. that a relaxed kustomize render was audited). */
+  loadNotes: string[];
+}
+
+/** One defect a check found, with the line that shows it (a check may find several). */
+export interface Finding {
+  status: 'fail' | 'warn' | 'info';
+  message: string;
+  location?: Location;
 }
 
 export interface CheckResult {
@@ -83,6 +93,10 @@ export interface CheckResult {
   message: string;
   evidence: unknown;
   remediation: string;
+  /** Each gap on its own, with its evidence line; the status is the worst of them. */
+  findings?: Finding[];
+  /** What the result is about (objects, files and lines); filled in by the audit when a check names none. */
+  locations?: Location[];
 }
 
 export interface Check {
@@ -123,6 +137,9 @@ export interface AuditReport {
   results: CheckOutcome[];
   sections: SectionSummary[];
   loadErrors: string[];
+  loadNotes?: string[];
+  /** Static mode: the file the manifests were read from (the fallback location of a result). */
+  entry?: string;
   /** True when any fail remains after waivers: the CLI exits 1. */
   failed: boolean;
   exitCode: 0 | 1;
@@ -136,6 +153,17 @@ export const info = (message: string, evidence: unknown = null): Omit<CheckResul
 export const notCheckable = (message: string, evidence: unknown = null): Omit<CheckResult, 'remediation'> => ({ status: 'not-checkable', message, evidence });
 
 export type PartialResult = Omit<CheckResult, 'remediation'> & { remediation?: string };
+
+/**
+ * A result from findings: fail if any finding fails, else warn if any warns, else `ok`. The message
+ * lists them, each once.
+ */
+export function fromFindings(findings: Finding[], okMessage: string, evidence: unknown = null): PartialResult {
+  const worst = findings.some((f) => f.status === 'fail') ? 'fail' : findings.some((f) => f.status === 'warn') ? 'warn' : undefined;
+  if (!worst) return { status: 'pass', message: okMessage, evidence, findings: findings.length ? findings : undefined };
+  const shown = findings.filter((f) => f.status !== 'info');
+  return { status: worst, message: shown.map((f) => f.message).join('; '), evidence, findings };
+}
 
 /** Define a check whose run returns a result without the (default) remediation. */
 export function defineCheck(def: Omit<Check, 'run'> & { run(ctx: CheckContext): PartialResult | Promise<PartialResult> }): Check {

@@ -46,8 +46,8 @@ scenario('Production readiness audit', (s) => {
       let report: AuditReport;
       if (path) {
         const m = await loadManifests(path, { namespace: ctx.target.kube?.namespace });
-        await ctx.evidence.json('manifests', { source: m.source, objects: m.objects.length, errors: m.errors });
-        report = await runAudit({ ...common, mode: 'static', objects: m.objects, loadErrors: m.errors });
+        await ctx.evidence.json('manifests', { source: m.source, objects: m.objects.length, errors: m.errors, notes: m.notes ?? [] });
+        report = await runAudit({ ...common, mode: 'static', objects: m.objects, loadErrors: m.errors, loadNotes: m.notes, entry: m.entry });
       } else {
         report = await runAudit({ ...common, mode: 'live', live: { profile: ctx.target, kube: ctx.target.kube ? {} : false, historyFile: drillHistoryFile() } });
       }
@@ -64,13 +64,16 @@ scenario('Production readiness audit', (s) => {
         const summary = reportOf(ctx).sections.find((x) => x.section === section)!;
         await ctx.evidence.json(`section-${section}`, summary);
         for (const o of summary.results) {
-          if (o.status === 'warn') ctx.finding({ id: o.id, severity: 'warn', title: o.title, detail: `${o.message} Fix: ${o.remediation}` });
+          // A check that found several gaps reports each on its own, with the line that shows it.
+          if (o.status === 'warn' || o.status === 'fail')
+            for (const f of (o.findings ?? []).filter((x) => x.status === 'warn' || (o.status === 'warn' && x.status !== 'info'))) ctx.finding({ id: o.id, severity: 'warn', title: o.title, detail: `${f.message}${f.location?.uri ? ` (${f.location.uri}:${f.location.line})` : ''}` });
+          if (o.status === 'warn' && !o.findings?.length) ctx.finding({ id: o.id, severity: 'warn', title: o.title, detail: `${o.message} Fix: ${o.remediation}` });
           if (o.status === 'waived') ctx.finding({ id: o.id, severity: 'info', title: `${o.title} (waived)`, detail: o.message });
         }
         if (summary.results.every((o) => o.status === 'not-checkable')) ctx.skip(`nothing in this section is checkable in ${reportOf(ctx).mode} mode`);
         const fails = summary.results.filter((o) => o.status === 'fail');
         if (fails.length) {
-          await ctx.evidence.text(`section-${section}-fails`, fails.map((f) => `${f.id}: ${f.message}\n  fix: ${f.remediation}`).join('\n'));
+          await ctx.evidence.text(`section-${section}-fails`, fails.map((f) => [`${f.id}: ${f.message}`, ...(f.findings ?? []).map((x) => `  - ${x.status}: ${x.message}${x.location?.uri ? ` (${x.location.uri}:${x.location.line})` : ''}`), `  fix: ${f.remediation}`].join('\n')).join('\n'));
           throw new Error(fails.map((f) => `${f.id} failed: ${f.message} Fix: ${f.remediation}`).join('\n'));
         }
       },

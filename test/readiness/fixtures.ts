@@ -114,6 +114,7 @@ export const STATIC_VARIANTS: Variant[] = [
   { id: 'observability.gateway-scrape', expect: 'fail', why: 'no ServiceMonitor', mutate: (o) => remove(o, 'ServiceMonitor', 'cordum-api-gateway') },
   { id: 'observability.scheduler-scrape', expect: 'fail', why: 'Service port not named metrics', mutate: (o) => void (find(o, 'Service', 'cordum-scheduler').spec.ports[0].name = 'http-metrics') },
   { id: 'observability.workflow-health', expect: 'warn', why: 'no blackbox Probe', mutate: (o) => remove(o, 'Probe', 'cordum-workflow-engine') },
+  { id: 'observability.monitor-targets', expect: 'fail', why: 'blackbox Probe of the workflow engine on /metrics', mutate: (o) => void (find(o, 'Probe', 'cordum-workflow-engine').spec.targets.staticConfig.static = ['http://cordum-workflow-engine.cordum.svc:9093/metrics']) },
   { id: 'observability.alerts', expect: 'fail', why: 'no PrometheusRule', mutate: (o) => remove(o, 'PrometheusRule', 'cordum') },
   { id: 'observability.log-agent', expect: 'warn', why: 'no log-agent DaemonSet', mutate: (o) => remove(o, 'DaemonSet', 'cordum-log-agent') },
   { id: 'limits.timeouts', expect: 'warn', why: 'routed topic without timeout', mutate: (o) => configData(o, 'cordum-timeouts', 'timeouts.yaml', (s) => s.replace(/  job\.batch:\n    timeout_seconds: 3600\n    max_retries: 2\n/, '')) },
@@ -137,6 +138,15 @@ export const STATIC_VARIANTS: Variant[] = [
     },
   },
   { id: 'backups.jetstream-cronjob', expect: 'fail', why: 'only CORDUM_JOBS', mutate: (o) => void (container(o, 'CronJob', 'cordum-jetstream-backup').args[0] = container(o, 'CronJob', 'cordum-jetstream-backup').args[0].replace('CORDUM_SYS CORDUM_JOBS', 'CORDUM_JOBS')) },
+  {
+    id: 'backups.storage',
+    expect: 'fail',
+    why: 'JetStream backup written to an emptyDir',
+    mutate: (o) => {
+      const spec = find(o, 'CronJob', 'cordum-jetstream-backup').spec.jobTemplate.spec.template.spec;
+      spec.volumes = spec.volumes.map((v: any) => (v.name === 'backup' ? { name: 'backup', emptyDir: {} } : v));
+    },
+  },
   { id: 'backups.off-cluster', expect: 'warn', why: 'no off-cluster copy', mutate: (o) => void (container(o, 'CronJob', 'cordum-jetstream-backup').args[0] = container(o, 'CronJob', 'cordum-jetstream-backup').args[0].replace(/rclone[^\n]*\n/, '')) },
   { id: 'upgrades.pinned-images', expect: 'fail', why: 'latest tag', mutate: (o) => void (container(o, 'Deployment', 'cordum-api-gateway').image = 'cordum/control-plane:latest-api-gateway') },
   { id: 'upgrades.same-release', expect: 'warn', why: 'scheduler one release behind', mutate: (o) => void (container(o, 'Deployment', 'cordum-scheduler').image = 'cordum/control-plane:v1.4.1-scheduler') },

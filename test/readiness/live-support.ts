@@ -1,13 +1,14 @@
 // Live-mode test scaffolding: certificates made with openssl, a tiny gateway stand-in with a
 // token-bucket-like limit, and the compliant namespace dressed with the status a healthy cluster
 // would report (Bound PVCs, recent backups, an active HPA, parsed-able TLS Secrets).
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FakeObject } from '../support/fake-kube.js';
 import { appendRunHistory } from '../../helpers/history.js';
+import { makeCertificates } from '../../sandbox/certs.js';
 import { compliant, find } from './fixtures.js';
 
 export interface CertSet {
@@ -15,37 +16,29 @@ export interface CertSet {
   cleanup(): void;
 }
 
-function openssl(args: string[], cwd: string): void {
-  execFileSync('openssl', args, { cwd, stdio: 'pipe' });
-}
-
 /** One CA and the four production Secrets; `override` tweaks one certificate (SANs, days, EKU). */
 export function makeTlsSecrets(ns: string, override: { role?: string; sans?: string[]; days?: number; eku?: string } = {}): CertSet {
-  const dir = mkdtempSync(join(tmpdir(), 'cordum-rb-certs-'));
-  openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', '/CN=cordum-test-ca', '-days', '365', '-keyout', 'ca.key', '-out', 'ca.crt'], dir);
-  const specs: { role: string; secret: string; cn: string; sans: string[]; eku: string; type: string }[] = [
-    { role: 'natsServer', secret: 'cordum-nats-server-tls', cn: 'nats', sans: ['nats', 'cordum-nats', `*.cordum-nats.${ns}.svc`], eku: 'serverAuth,clientAuth', type: 'kubernetes.io/tls' },
-    { role: 'redisServer', secret: 'cordum-redis-server-tls', cn: 'redis', sans: ['redis', `*.cordum-redis.${ns}.svc`], eku: 'serverAuth,clientAuth', type: 'kubernetes.io/tls' },
-    { role: 'client', secret: 'cordum-client-tls', cn: 'cordum-client', sans: ['cordum-client'], eku: 'clientAuth', type: 'kubernetes.io/tls' },
-    { role: 'ingress', secret: 'cordum-ingress-tls', cn: 'cordum.prod.acme.io', sans: ['cordum.prod.acme.io'], eku: 'serverAuth', type: 'kubernetes.io/tls' },
+  const specs: { role: string; secret: string; cn: string; sans: string[]; eku: string }[] = [
+    { role: 'natsServer', secret: 'cordum-nats-server-tls', cn: 'nats', sans: ['nats', 'cordum-nats', `*.cordum-nats.${ns}.svc`], eku: 'serverAuth,clientAuth' },
+    { role: 'redisServer', secret: 'cordum-redis-server-tls', cn: 'redis', sans: ['redis', `*.cordum-redis.${ns}.svc`], eku: 'serverAuth,clientAuth' },
+    { role: 'client', secret: 'cordum-client-tls', cn: 'cordum-client', sans: ['cordum-client'], eku: 'clientAuth' },
+    { role: 'ingress', secret: 'cordum-ingress-tls', cn: 'cordum.prod.acme.io', sans: ['cordum.prod.acme.io'], eku: 'serverAuth' },
   ];
-  const secrets: FakeObject[] = [];
-  for (const s of specs) {
-    const o = override.role === s.role ? override : {};
-    const sans = o.sans ?? s.sans;
-    writeFileSync(join(dir, `${s.role}.ext`), `subjectAltName=${sans.map((n) => `DNS:${n}`).join(',')}\nextendedKeyUsage=${o.eku ?? s.eku}\n`);
-    openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', `/CN=${s.cn}`, '-keyout', `${s.role}.key`, '-out', `${s.role}.csr`], dir);
-    openssl(['x509', '-req', '-in', `${s.role}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', String(o.days ?? 90), '-out', `${s.role}.crt`, '-extfile', `${s.role}.ext`], dir);
-    const b64 = (f: string) => readFileSync(join(dir, f)).toString('base64');
-    secrets.push({
-      apiVersion: 'v1',
-      kind: 'Secret',
-      type: s.type,
-      metadata: { name: s.secret, namespace: ns, annotations: { 'cert-manager.io/certificate-name': s.secret.replace(/-tls$/, '') } },
-      data: { 'tls.crt': b64(`${s.role}.crt`), 'tls.key': b64(`${s.role}.key`), 'ca.crt': b64('ca.crt') },
-    });
-  }
-  return { secrets, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  const set = makeCertificates(
+    specs.map((x) => {
+      const o = override.role === x.role ? override : {};
+      return { name: x.role, cn: x.cn, sans: o.sans ?? x.sans, eku: o.eku ?? x.eku, days: o.days ?? 90 };
+    }),
+  );
+  const b64 = (f: string) => readFileSync(f).toString('base64');
+  const secrets: FakeObject[] = specs.map((x) => ({
+    apiVersion: 'v1',
+    kind: 'Secret',
+    type: 'kubernetes.io/tls',
+    metadata: { name: x.secret, namespace: ns, annotations: { 'cert-manager.io/certificate-name': x.secret.replace(/-tls$/, '') } },
+    data: { 'tls.crt': b64(set.leaves[x.role].cert), 'tls.key': b64(set.leaves[x.role].key), 'ca.crt': b64(set.ca) },
+  }));
+  return { secrets, cleanup: set.cleanup };
 }
 
 /** The compliant namespace as a live API would return it, with healthy status fields. */
@@ -91,21 +84,28 @@ export interface FakeGateway {
   stop(): Promise<void>;
 }
 
-/** Answers /api/v1/status: 401 for a wrong key, 429 once `limit` requests were served (never when null). */
-export async function startFakeGateway(opts: { key: string; limit: number | null; version?: string; acceptDefaultKey?: boolean }): Promise<FakeGateway> {
+/**
+ * Answers /api/v1/status: 401 for a wrong key, 429 once `limit` requests were served (never when
+ * null). With `tls` it serves HTTPS with that certificate.
+ */
+export async function startFakeGateway(opts: { key: string; limit: number | null; version?: string; acceptDefaultKey?: boolean; tls?: { cert: string; key: string }; metrics?: boolean }): Promise<FakeGateway> {
   let served = 0;
-  const server: Server = createServer((req, res) => {
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
+    // Stand-ins for the metrics listener and the workflow engine's /health (compose-style profiles).
+    if (req.url === '/metrics' && opts.metrics !== false) return void res.writeHead(200, { 'content-type': 'text/plain' }).end(`# TYPE go_goroutines gauge\ngo_goroutines 12\n# TYPE cordum_api_gateway_http_requests_total counter\ncordum_api_gateway_http_requests_total{method="GET",route="/api/v1/status",status="200"} ${served}\n`);
+    if (req.url === '/health') return void res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
     if (req.url !== '/api/v1/status') return void res.writeHead(404).end();
     const key = req.headers['x-api-key'];
     if (key !== opts.key && !(opts.acceptDefaultKey && key === 'super-secret-key')) return void res.writeHead(401).end('unauthorized');
     served++;
     if (opts.limit !== null && served > opts.limit) return void res.writeHead(429, { 'content-type': 'text/plain' }).end('rate limited');
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ nats: { connected: true }, redis: { ok: true }, build: { version: opts.version ?? 'v1.4.2' } }));
-  });
+  };
+  const server: Server = opts.tls ? createHttpsServer({ cert: readFileSync(opts.tls.cert), key: readFileSync(opts.tls.key) }, handler) : createHttpServer(handler);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const a = server.address();
   return {
-    url: `http://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}`,
+    url: `${opts.tls ? 'https' : 'http'}://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}`,
     hits: () => served,
     stop: () => new Promise<void>((r) => {
       server.closeAllConnections();

@@ -1,13 +1,15 @@
 // Live mode against real servers: the fake Kubernetes API serving the compliant namespace, a real
-// redis-server (persistence on / off), a real nats-server (streams file / memory) and a small HTTP
-// gateway (429 past the burst / never). Every live-only check is exercised both ways.
+// redis-server (persistence on / off) and nats-server (streams file / memory), both TLS-only for
+// clients with client certificates as production runs them, and a small HTTPS gateway (429 past
+// the burst / never). Every live-only check is exercised both ways.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager, StorageType } from '@nats-io/jetstream';
-import { startNats, startRedis, type ManagedServer } from '../../sandbox/processes.js';
+import { freePort, startNats, startRedis, type ManagedServer } from '../../sandbox/processes.js';
+import { makeCertificates, type CertificateSet } from '../../sandbox/certs.js';
 import { runAudit, collectLive, ALL_CHECKS, type AuditReport, type CollectOptions } from '../../helpers/readiness/index.js';
 import { startFakeKube, type FakeKube, type FakeObject } from '../support/fake-kube.js';
 import { liveNamespace, makeTlsSecrets, reportsWithRuns, startFakeGateway, type CertSet, type FakeGateway } from './live-support.js';
@@ -22,12 +24,17 @@ let redisOn: ManagedServer;
 let redisOff: ManagedServer;
 let nats: ManagedServer;
 let certs: CertSet;
+/** Server and client certificates of the test servers (one CA). */
+let pki: CertificateSet;
+let redisOnTls: string;
+let redisOffTls: string;
+const clientTls = () => ({ ca_file: pki.ca, cert_file: pki.leaves.client.cert, key_file: pki.leaves.client.key });
 /** Reports dir whose run history says every functional runbook passed on target NS yesterday. */
 let reports: string;
 const cleanups: (() => Promise<void> | void)[] = [];
 
 async function createStreams(url: string, storage: StorageType): Promise<void> {
-  const nc = await connect({ servers: url });
+  const nc = await connect({ servers: url, tls: { caFile: pki.ca, certFile: pki.leaves.client.cert, keyFile: pki.leaves.client.key } });
   try {
     const jsm = await jetstreamManager(nc);
     for (const [name, subjects] of [['CORDUM_SYS', ['sys.>']], ['CORDUM_JOBS', ['job.>', 'worker.*.jobs']]] as const) {
@@ -46,20 +53,28 @@ async function kube(objs: FakeObject[]): Promise<FakeKube> {
 }
 
 async function gateway(opts: Parameters<typeof startFakeGateway>[0]): Promise<FakeGateway> {
-  const g = await startFakeGateway(opts);
+  const g = await startFakeGateway({ tls: pki.leaves.server, ...opts });
   cleanups.push(() => g.stop());
   return g;
 }
 
 function opts(k: FakeKube, g: FakeGateway, over: Partial<CollectOptions> = {}): CollectOptions {
-  return { kube: { kubeconfig: k.kubeconfigPath, namespace: NS }, redisUrl: redisOn.url, natsUrl: nats.url, gatewayUrl: g.url, apiKey: KEY, timeoutMs: 5000, historyFile: '/nonexistent/.drills.jsonl', reportsDir: reports, target: NS, ...over };
+  return { kube: { kubeconfig: k.kubeconfigPath, namespace: NS }, redisUrl: redisOnTls, natsUrl: nats.url, gatewayUrl: g.url, apiKey: KEY, timeoutMs: 5000, historyFile: '/nonexistent/.drills.jsonl', reportsDir: reports, target: NS, tls: { gateway: { ca_file: pki.ca }, nats: clientTls(), redis: clientTls() }, ...over };
 }
 
 const statusOf = (r: AuditReport, id: string) => r.results.find((x) => x.id === id)!;
 const LIVE_ONLY = ALL_CHECKS.filter((c) => c.modes.length === 1 && c.modes[0] === 'live').map((c) => c.id);
 
 beforeAll(async () => {
-  [redisOn, redisOff, nats] = await Promise.all([startRedis({ persistence: true }), startRedis({ persistence: false }), startNats()]);
+  pki = makeCertificates([
+    { name: 'server', cn: 'cordum-test', sans: ['localhost', '127.0.0.1'], eku: 'serverAuth,clientAuth' },
+    { name: 'client', cn: 'cordum-runbooks', sans: [], eku: 'clientAuth' },
+  ]);
+  const [onPort, offPort] = await Promise.all([freePort(), freePort()]);
+  const tls = (port: number) => ({ port, cert: pki.leaves.server.cert, key: pki.leaves.server.key, ca: pki.ca, authClients: true });
+  [redisOn, redisOff, nats] = await Promise.all([startRedis({ persistence: true, tls: tls(onPort) }), startRedis({ persistence: false, tls: tls(offPort) }), startNats({ tls: { cert: pki.leaves.server.cert, key: pki.leaves.server.key, ca: pki.ca, verify: true } })]);
+  redisOnTls = `rediss://127.0.0.1:${onPort}`;
+  redisOffTls = `rediss://127.0.0.1:${offPort}`;
   await createStreams(nats.url, StorageType.File);
   certs = makeTlsSecrets(NS);
   const r = await reportsWithRuns(NS, now);
@@ -71,6 +86,7 @@ afterAll(async () => {
   for (const c of cleanups.reverse()) await c();
   certs?.cleanup();
   await Promise.all([redisOn?.stop(), redisOff?.stop(), nats?.stop()]);
+  pki?.cleanup();
 });
 
 let compliantReport: AuditReport | undefined;
@@ -128,7 +144,7 @@ describe('live-only checks fail on their variant', () => {
   it('persistence.redis-live: redis-server --appendonly no --save ""', async () => {
     const k = await kube(liveNamespace(now, certs));
     const g = await gateway({ key: KEY, limit: 100 });
-    const r = await runAudit({ mode: 'live', live: opts(k, g, { redisUrl: redisOff.url }), now, thresholds });
+    const r = await runAudit({ mode: 'live', live: opts(k, g, { redisUrl: redisOffTls }), now, thresholds });
     expect(statusOf(r, 'persistence.redis-live').status).toBe('fail');
     expect(onlyFails(r)).toEqual(['persistence.redis-live']);
   });
@@ -147,7 +163,9 @@ describe('live-only checks fail on their variant', () => {
     const g = await gateway({ key: KEY, limit: 100, version: 'dev', acceptDefaultKey: true });
     const r = await runAudit({ mode: 'live', live: opts(k, g), now, thresholds });
     expect(statusOf(r, 'upgrades.build-version').status).toBe('warn');
-    expect(onlyFails(r)).toEqual(['enterprise.default-key-rejected']);
+    // 3.6 and 8.3 both ask that the default key be refused; the gateway proves it, not the Secret.
+    expect(onlyFails(r).sort()).toEqual(['enterprise.default-key-rejected', 'secrets.managed']);
+    expect(statusOf(r, 'secrets.managed').message).toMatch(/accepts the documented default key super-secret-key/);
   });
 
   it('tls.certificates: NATS cert without the cordum-nats SAN, and one expiring in 10 days', async () => {
@@ -178,11 +196,15 @@ describe('live-only checks fail on their variant', () => {
     expect(statusOf(r, 'secrets.rotation').status).toBe('warn');
     expect(onlyFails(r).filter((id) => id !== 'limits.rate-limit-live')).toEqual(['secrets.managed']);
 
+    // The default key is judged through the gateway, never from the Secret's value.
     key.metadata.ownerReferences = [{ kind: 'ExternalSecret', name: 'x' }];
     key.data = { API_KEY: Buffer.from('super-secret-key').toString('base64') };
     const k2 = await kube(objs);
     const r2 = await runAudit({ mode: 'live', live: opts(k2, g, { skipRateLimit: true }), now, thresholds });
-    expect(statusOf(r2, 'secrets.managed').message).toMatch(/super-secret-key/);
+    expect(statusOf(r2, 'secrets.managed').status).toBe('pass');
+    const open = await gateway({ key: KEY, limit: 100, acceptDefaultKey: true });
+    const r3 = await runAudit({ mode: 'live', live: opts(k2, open, { skipRateLimit: true }), now, thresholds });
+    expect(statusOf(r3, 'secrets.managed').message).toMatch(/accepts the documented default key super-secret-key/);
   });
 
   it('backups.last-success and backups.restore-drill (annotation too old; history file rescues it)', async () => {
@@ -277,7 +299,7 @@ describe('live-only checks fail on their variant', () => {
 
     const clustered = await startRedis({ persistence: true, extraArgs: ['--cluster-enabled', 'yes'] });
     cleanups.push(() => clustered.stop());
-    const noSlots = await runAudit({ mode: 'live', live: opts(k, g, { skipRateLimit: true, redisUrl: clustered.url }), now, thresholds });
+    const noSlots = await runAudit({ mode: 'live', live: opts(k, g, { skipRateLimit: true, redisUrl: clustered.url, tls: { gateway: { ca_file: pki.ca }, nats: clientTls() } }), now, thresholds });
     expect(statusOf(noSlots, 'kubernetes.redis-cluster-init').message).toMatch(/cluster_state fail/);
     // Assign every slot to the one node: the cluster is formed, whatever the Job says.
     const { Redis } = await import('ioredis');
@@ -288,7 +310,7 @@ describe('live-only checks fail on their variant', () => {
     } finally {
       c.disconnect();
     }
-    const ok = await runAudit({ mode: 'live', live: opts(k, g, { skipRateLimit: true, redisUrl: clustered.url }), now, thresholds });
+    const ok = await runAudit({ mode: 'live', live: opts(k, g, { skipRateLimit: true, redisUrl: clustered.url, tls: { gateway: { ca_file: pki.ca }, nats: clientTls() } }), now, thresholds });
     expect(statusOf(ok, 'kubernetes.redis-cluster-init').status).toBe('pass');
     expect(statusOf(ok, 'kubernetes.redis-cluster-init').message).toMatch(/cluster_state ok, 16384 slots/);
   });
@@ -310,5 +332,97 @@ describe('live-only checks fail on their variant', () => {
     expect(statusOf(r, 'persistence.redis-live').message).toMatch(/Redis unreachable/);
     expect(statusOf(r, 'persistence.streams-file-backed').message).toMatch(/NATS unreachable/);
     expect(statusOf(r, 'tls.nats').status).toBe('not-checkable');
+  });
+});
+
+describe('live from a compose-style profile (no Kubernetes)', () => {
+  /** A profile-only collection: gateway (HTTPS), its metrics and health, NATS and Redis over TLS. */
+  function compose(g: FakeGateway, over: Partial<CollectOptions> = {}): CollectOptions {
+    return { kube: false, redisUrl: redisOnTls, natsUrl: nats.url, gatewayUrl: g.url, apiKey: KEY, timeoutMs: 5000, historyFile: '/nonexistent', skipRateLimit: true, metricsUrls: { gateway: `${g.url}/metrics`, scheduler: `${g.url}/metrics` }, workflowHealthUrl: `${g.url}/health`, tls: { gateway: { ca_file: pki.ca }, nats: clientTls(), redis: clientTls() }, ...over };
+  }
+  const sectionIds = ['tls.endpoints', 'secrets.managed', 'observability.gateway-scrape', 'observability.scheduler-scrape', 'observability.workflow-health', 'persistence.retention-live'];
+
+  it('Observability, TLS and Secrets are judged from the profile, and pass on a healthy target', async () => {
+    const g = await gateway({ key: KEY, limit: null });
+    const r = await runAudit({ mode: 'live', live: compose(g), now, thresholds });
+    for (const id of sectionIds) expect(statusOf(r, id).status, `${id}: ${statusOf(r, id).message}`).toBe('pass');
+    expect(statusOf(r, 'tls.endpoints').message).toMatch(/gateway \(\d+ days left\), NATS \(\d+ days left\), Redis \(\d+ days left\)/);
+    const ev = statusOf(r, 'tls.endpoints').evidence as Record<string, any>;
+    expect(ev.redis).toMatchObject({ tls: true, authorized: true, hostCovered: true, plaintextRefused: true, clientCertRequired: true });
+    expect(ev.nats).toMatchObject({ tls: true, authorized: true, plaintextRefused: true, clientCertRequired: true });
+    expect(statusOf(r, 'observability.gateway-scrape').message).toMatch(/cordum_api_gateway_http_requests_total/);
+  });
+
+  it('each fails on its matching fault: plaintext Redis, an expiring certificate, no metrics, the default key accepted', async () => {
+    const g = await gateway({ key: KEY, limit: null });
+    const plain = await runAudit({ mode: 'live', live: compose(g, { redisUrl: redisOn.url }), now, thresholds });
+    expect(statusOf(plain, 'tls.endpoints').status).toBe('fail');
+    expect(statusOf(plain, 'tls.endpoints').message).toMatch(/Redis at redis:\/\/127\.0\.0\.1:\d+ is plaintext \(redis:\/\/\) and answers a plaintext PING/);
+
+    const soon = makeCertificates([{ name: 'server', cn: 'x', sans: ['127.0.0.1'], eku: 'serverAuth', days: 5 }]);
+    try {
+      const g2 = await gateway({ key: KEY, limit: null, tls: soon.leaves.server });
+      const r = await runAudit({ mode: 'live', live: compose(g2, { tls: { gateway: { ca_file: soon.ca }, nats: clientTls(), redis: clientTls() } }), now, thresholds });
+      expect(statusOf(r, 'tls.endpoints').message).toMatch(/gateway https:\/\/127\.0\.0\.1:\d+: certificate expires in [45] day\(s\)/);
+      // A CA the profile does not trust is a broken chain.
+      const r2 = await runAudit({ mode: 'live', live: compose(g2), now, thresholds });
+      expect(statusOf(r2, 'tls.endpoints').message).toMatch(/gateway https:.*certificate chain not trusted/);
+    } finally {
+      soon.cleanup();
+    }
+
+    const noMetrics = await gateway({ key: KEY, limit: null, metrics: false });
+    const m = await runAudit({ mode: 'live', live: compose(noMetrics), now, thresholds });
+    expect(statusOf(m, 'observability.gateway-scrape')).toMatchObject({ status: 'fail', message: expect.stringMatching(/api-gateway \/metrics answered 404/) });
+
+    const open = await gateway({ key: KEY, limit: null, acceptDefaultKey: true });
+    const d = await runAudit({ mode: 'live', live: compose(open), now, thresholds });
+    expect(statusOf(d, 'secrets.managed').message).toMatch(/accepts the documented default key/);
+  });
+
+  it('retention: families that should expire warn with their count and size; families Cordum keeps forever are reported, not warned', async () => {
+    const { Redis } = await import('ioredis');
+    const c = new Redis(redisOn.url);
+    try {
+      await c.flushall();
+      for (let i = 0; i < 30; i++) {
+        await c.set(`ctx:job-${i}`, 'x'.repeat(100), 'EX', 86_400);
+        await c.rpush(`job:events:job-${i}`, 'PENDING', 'SUCCEEDED'); // no TTL: Cordum's own behaviour
+        await c.sadd(`trace:t-${i}`, `job-${i}`);
+      }
+      const g = await gateway({ key: KEY, limit: null });
+      const healthy = await runAudit({ mode: 'live', live: compose(g), now, thresholds });
+      const h = statusOf(healthy, 'persistence.retention-live');
+      expect(h.status).toBe('pass');
+      expect(h.message).toMatch(/job events and result pointers: 30 key\(s\) without TTL .*kept by Cordum's design/);
+      expect(h.message).toMatch(/traces: 30 key\(s\) without TTL/);
+
+      for (let i = 0; i < 12; i++) await c.hset(`job:meta:leak-${i}`, 'state', 'SUCCEEDED'); // no TTL: should expire
+      await c.set('lock:stuck', '{"mode":"exclusive"}');
+      const leaking = await runAudit({ mode: 'live', live: compose(g), now, thresholds });
+      const o = statusOf(leaking, 'persistence.retention-live');
+      expect(o.status).toBe('warn');
+      expect(o.message).toMatch(/job metadata: 12 key\(s\) without TTL \(12 of 12 sampled, ~[\d.]+ MiB\); they should expire \(JOB_META_TTL \(168h\)\)/);
+      expect(o.message).toMatch(/locks: 1 key\(s\) without TTL/);
+      expect(o.message).not.toMatch(/context:/);
+    } finally {
+      await c.flushall();
+      c.disconnect();
+    }
+  });
+});
+
+describe('least privilege: the readiness Role cannot list Secrets', () => {
+  it('reads only the named TLS Secrets, and still parses their certificates', async () => {
+    const k = await kube(liveNamespace(now, certs));
+    // As the Role in deploy/k8s grants it: no list on secrets, get by name only.
+    k.setFault(({ method, path }) => (method === 'GET' && /\/secrets$/.test(path) ? { status: 403 } : undefined));
+    const g = await gateway({ key: KEY, limit: 100 });
+    const r = await runAudit({ mode: 'live', live: opts(k, g, { skipRateLimit: true }), now, thresholds });
+    expect(statusOf(r, 'tls.certificates').status, statusOf(r, 'tls.certificates').message).toBe('pass');
+    expect(statusOf(r, 'tls.secrets-referenced').status).toBe('pass');
+    const secretGets = k.requests().filter((q) => q.path.includes('/secrets')).map((q) => q.path.replace(/^.*\/secrets/, '/secrets'));
+    expect(secretGets).toEqual(expect.arrayContaining(['/secrets', '/secrets/cordum-nats-server-tls', '/secrets/cordum-client-tls']));
+    expect(secretGets).not.toContain('/secrets/cordum-api-key');
   });
 });

@@ -31,9 +31,9 @@ const FUNCTIONAL = ['smoke', 'dlq-retry', 'policy', 'audit-trail'];
  * own end-to-end tests; running them here again would only slow this file down, and the check is
  * about the record they leave: the last test below shows the audit fails without it.
  */
-async function seedFunctionalRuns(dir: string): Promise<void> {
+async function seedFunctionalRuns(dir: string, target = 'sandbox'): Promise<void> {
   const at = new Date(Date.now() - 86_400_000).toISOString();
-  for (const runbook of FUNCTIONAL) await appendRunHistory(dir, { runbook, target: 'sandbox', status: 'passed', start: at, end: at, duration_ms: 1000, steps: [] });
+  for (const runbook of FUNCTIONAL) await appendRunHistory(dir, { runbook, target, status: 'passed', start: at, end: at, duration_ms: 1000, steps: [] });
 }
 
 /**
@@ -41,12 +41,12 @@ async function seedFunctionalRuns(dir: string): Promise<void> {
  * yesterday, so a fault run isolates the check its fault breaks (the drill check is covered by the
  * first two tests with a real drill and with none).
  */
-async function reportsWithDrill(name: string, functional = true): Promise<string> {
+async function reportsWithDrill(name: string, functional = true, target = 'sandbox'): Promise<string> {
   const dir = join(scratch, name);
   mkdirSync(dir, { recursive: true });
   const at = new Date(Date.now() - 86_400_000).toISOString();
-  writeFileSync(join(dir, '.drills.jsonl'), `${JSON.stringify({ kind: 'restore-drill', target: 'sandbox', started_at: at, finished_at: at, status: 'passed' })}\n`);
-  if (functional) await seedFunctionalRuns(dir);
+  writeFileSync(join(dir, '.drills.jsonl'), `${JSON.stringify({ kind: 'restore-drill', target, started_at: at, finished_at: at, status: 'passed' })}\n`);
+  if (functional) await seedFunctionalRuns(dir, target);
   return dir;
 }
 
@@ -78,21 +78,47 @@ describe.concurrent('runbook readiness', () => {
     expect(audit(r.reportDir!).results.filter((x) => x.status === 'fail').map((x) => x.id)).toEqual(['backups.restore-drill']);
   }, RUN_TIMEOUT_MS);
 
-  for (const [fault, check, section] of [
-    ['redis-no-persistence', 'persistence.redis-live', 'Persistence and state'],
-    ['jetstream-memory-storage', 'persistence.streams-file-backed', 'Persistence and state'],
-    ['rate-limit-off', 'limits.rate-limit-live', 'Limits and policy'],
+  for (const [fault, checks, sections] of [
+    ['redis-no-persistence', ['persistence.redis-live'], ['Persistence and state']],
+    ['jetstream-memory-storage', ['persistence.streams-file-backed'], ['Persistence and state']],
+    ['rate-limit-off', ['limits.rate-limit-live'], ['Limits and policy']],
+    ['metrics-missing', ['observability.gateway-scrape'], ['Observability']],
+    // 3.6 and 8.3 both demand the default key be refused; the gateway's answer proves both.
+    ['default-api-key', ['secrets.managed', 'enterprise.default-key-rejected'], ['Secrets', 'Enterprise gating']],
   ] as const) {
-    it(`fails ${check} when the sandbox runs with ${fault}`, async () => {
+    it(`fails ${checks.join(' and ')} when the sandbox runs with ${fault}`, async () => {
       const r = await runRunbook('readiness', { faults: fault, env: { RUNBOOK_REPORTS_DIR: await reportsWithDrill(fault) } });
       expect(r.code, r.stdout + r.stderr).toBe(1);
       const failed = failedSteps(r);
-      expect(failed.map((s) => s.name)).toEqual([section]);
-      expect(failed[0].error).toContain(check);
+      expect(failed.map((s) => s.name)).toEqual([...sections]);
+      failed.forEach((f, i) => expect(f.error).toContain(checks[i]));
       const fails = audit(r.reportDir!).results.filter((x) => x.status === 'fail').map((x) => x.id);
-      expect(fails).toEqual([check]);
+      expect(fails).toEqual([...checks]);
     }, RUN_TIMEOUT_MS);
   }
+
+  it('on the TLS sandbox (SANDBOX_TLS=1) Observability, TLS and Secrets pass live; an expiring server certificate fails tls.endpoints', async () => {
+    const good = await runRunbook('readiness', { env: { SANDBOX_TLS: '1', RUNBOOK_REPORTS_DIR: await reportsWithDrill('tls-healthy', true, 'sandbox-tls') } });
+    expect(good.code, good.stdout + good.stderr).toBe(0);
+    expect(failedSteps(good)).toEqual([]);
+    for (const id of ['tls.endpoints', 'secrets.managed', 'observability.gateway-scrape', 'observability.scheduler-scrape', 'observability.workflow-health']) expect(statusOf(good.reportDir!, id), id).toBe('pass');
+
+    const bad = await runRunbook('readiness', { faults: 'tls-cert-expiring', env: { SANDBOX_TLS: '1', RUNBOOK_REPORTS_DIR: await reportsWithDrill('tls-expiring', true, 'sandbox-tls') } });
+    expect(bad.code, bad.stdout + bad.stderr).toBe(1);
+    expect(failedSteps(bad).map((s) => s.name)).toEqual(['TLS']);
+    expect(failedSteps(bad)[0].error).toMatch(/tls\.endpoints failed: .*certificate expires in [45] day/);
+    expect(audit(bad.reportDir!).results.filter((x) => x.status === 'fail').map((x) => x.id)).toEqual(['tls.endpoints']);
+  }, RUN_TIMEOUT_MS * 2);
+
+  it('READINESS_MANIFESTS=<overlay with a file outside its root>: the render error once, the relaxed render audited', async () => {
+    const r = await runRunbook('readiness', { env: { READINESS_MANIFESTS: join(ROOT, 'test/fixtures/readiness/overlay-outside-root') } });
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(failedSteps(r).map((s) => s.name)).toEqual(['Kubernetes hardening']);
+    expect(audit(r.reportDir!).results.filter((x) => x.status === 'fail').map((x) => x.id)).toEqual(['kubernetes.renders']);
+    const md = readFileSync(join(r.reportDir!, 'artifacts', 'readiness.md'), 'utf8');
+    expect(md.match(/is not in or below/g)).toHaveLength(1);
+    expect(md).toMatch(/judged the render of `kubectl kustomize .*--load-restrictor=LoadRestrictionsNone` instead/);
+  }, RUN_TIMEOUT_MS);
 
   it('fails functional.runbooks-passed when the run history lacks the functional runbooks', async () => {
     const r = await runRunbook('readiness', { env: { RUNBOOK_REPORTS_DIR: await reportsWithDrill('no-functional-runs', false) } });

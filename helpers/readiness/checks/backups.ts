@@ -1,9 +1,10 @@
 // Checklist §6: backup CronJobs that really cover every Redis master and both streams, land on
 // durable storage and leave the cluster; live: they succeeded recently and a restore drill passed
 // within the quarter.
-import { defineCheck, fail, notCheckable, pass, warn, type Check } from '../model.js';
-import { containersOf, type Workload } from '../objects.js';
-import { backupCronJobs, isResult, needObjects, primary, ref, scriptOf, volumeForPath, volumeKind } from './util.js';
+import { defineCheck, fail, fromFindings, notCheckable, pass, type Check } from '../model.js';
+import { backupJobs } from '../scripts.js';
+import { backupWorkloads, isResult, needObjects, ref } from './util.js';
+import { jetstreamFindings, offClusterFindings, redisBackupFindings, storageFindings } from '../backup-judge.js';
 
 /** The drill record ConfigMap and annotation (written by the restore drill, read here). */
 export const DRILL_CONFIGMAP = 'cordum-runbooks-drills';
@@ -23,77 +24,56 @@ export function cronPeriodHours(schedule: string): number {
   return 24;
 }
 
-function durableTarget(w: Workload, pathHint: RegExp): { path?: string; volume?: string; kind: string } {
-  const script = scriptOf(w);
-  const m = pathHint.exec(script);
-  const path = m?.[1] ?? containersOf(w.podSpec).flatMap((c) => c.volumeMounts ?? []).find((vm) => /backup/.test(vm.mountPath))?.mountPath;
-  if (!path) return { kind: 'unknown' };
-  const { volume } = volumeForPath(w, undefined, path.replace(/\$\{?\w+\}?.*$/, '').replace(/\/+$/, '') || path);
-  return { path, volume, kind: volumeKind(w, volume) };
-}
-
-function hasResources(w: Workload): boolean {
-  return containersOf(w.podSpec).every((c) => c.resources?.requests?.cpu && c.resources?.requests?.memory && c.resources?.limits?.memory);
-}
-
 export const backupChecks: Check[] = [
   defineCheck({
     id: 'backups.redis-cronjob',
     section: 'backups',
     item: '6.1, 1.6',
-    title: 'A Redis backup CronJob dumps every master to durable storage',
+    title: 'A Redis backup CronJob dumps every master it can reach, with valid redis-cli flags',
     severity: 'fail',
     modes: ['static', 'live'],
-    remediation: 'Add a CronJob that discovers masters at run time (`redis-cli … CLUSTER NODES`) and runs `redis-cli --tls … -h <master> --rdb /backup/…` for each, writing to a PVC, with resources set.',
+    remediation: 'Add a CronJob that discovers the masters at run time (`redis-cli … CLUSTER NODES | grep master`) and runs `redis-cli --tls --cacert … --cert … --key … -h <master> --rdb /backup/…` for each, with the client certificate mounted, pod labels the NetworkPolicies allow to Redis, and resources set.',
     run(ctx) {
       const idx = needObjects(ctx);
       if (isResult(idx)) return idx;
-      const jobs = backupCronJobs(idx).redis;
-      if (!jobs.length) return fail('no CronJob runs `redis-cli --rdb`');
-      const redis = primary(idx, 'redis');
-      const masters = redis ? Math.max(1, Math.floor(redis.replicas / 2)) : 1;
-      const rows = jobs.map((w) => {
-        const script = scriptOf(w);
-        const discovers = /cluster\s+nodes/i.test(script);
-        const hosts = new Set([...script.matchAll(/-h\s+(\S+)/g)].map((m) => m[1])).size;
-        const target = durableTarget(w, /--rdb\s+(\S+)/);
-        return { cronJob: ref(w), discoversMasters: discovers, fixedHosts: hosts, target, resources: hasResources(w) };
-      });
-      const problems: string[] = [];
-      for (const r of rows) {
-        if (!r.discoversMasters && r.fixedHosts < masters) problems.push(`${r.cronJob} dumps ${r.fixedHosts} fixed host(s), ${masters} masters expected (discover them from CLUSTER NODES)`);
-        if (r.target.kind !== 'pvc') problems.push(`${r.cronJob} writes to ${r.target.kind}`);
-        if (!r.resources) problems.push(`${r.cronJob} has no resource requests/limits`);
-      }
-      if (problems.length) return fail(problems.join('; '), rows);
-      return pass(`${rows.length} Redis backup CronJob(s) covering every master on a PVC`, rows);
+      const jobs = backupJobs(idx).filter((j) => j.redisDumps.length);
+      if (!jobs.length) return fail('no CronJob or Job dumps Redis (`redis-cli --rdb` or BGSAVE)');
+      const { findings, evidence } = redisBackupFindings(idx, jobs, ctx.namespace);
+      return fromFindings(findings, `${jobs.length} Redis backup job(s) covering every master`, evidence);
     },
   }),
   defineCheck({
     id: 'backups.jetstream-cronjob',
     section: 'backups',
     item: '6.2',
-    title: 'A JetStream backup CronJob covers CORDUM_SYS and CORDUM_JOBS on durable storage',
+    title: 'A JetStream backup CronJob covers CORDUM_SYS and CORDUM_JOBS with valid natscli flags',
     severity: 'fail',
     modes: ['static', 'live'],
-    remediation: 'Add a CronJob (natsio/nats-box) running `nats --server tls://cordum-nats:4222 --tlsca … stream backup <S> /backup/<S>-<ts>` for both streams, writing to a PVC.',
+    remediation: 'Add a CronJob (natsio/nats-box) running `nats --server tls://cordum-nats:4222 --tlsca … --tlscert … --tlskey … stream backup <S> /backup/<S>-<ts>` (alias `stream snapshot`) for CORDUM_SYS and CORDUM_JOBS, with the client certificate mounted and pod labels the NetworkPolicies allow to NATS.',
     run(ctx) {
       const idx = needObjects(ctx);
       if (isResult(idx)) return idx;
-      const jobs = backupCronJobs(idx).nats;
-      if (!jobs.length) return fail('no CronJob runs `nats stream backup`');
-      const all = jobs.map(scriptOf).join('\n');
-      const streams = ['CORDUM_SYS', 'CORDUM_JOBS'].filter((s) => all.includes(s));
-      const rows = jobs.map((w) => ({ cronJob: ref(w), target: durableTarget(w, /stream\s+(?:backup|snapshot)\s+\S+\s+(\S+)/), resources: hasResources(w) }));
-      const problems: string[] = [];
-      if (streams.length < 2) problems.push(`streams covered: ${streams.join(', ') || 'none'}`);
-      for (const r of rows) {
-        if (r.target.kind !== 'pvc') problems.push(`${r.cronJob} writes to ${r.target.kind}`);
-        if (!r.resources) problems.push(`${r.cronJob} has no resource requests/limits`);
-      }
-      const evidence = { streams, cronJobs: rows };
-      if (problems.length) return fail(problems.join('; '), evidence);
-      return pass('both streams backed up to a PVC', evidence);
+      const jobs = backupJobs(idx).filter((j) => j.natsBackups.length);
+      if (!jobs.length) return fail('no CronJob or Job runs `nats stream backup` (or its alias `stream snapshot`, or `nats account backup`)');
+      const { findings, evidence } = jetstreamFindings(idx, jobs, ctx.namespace);
+      return fromFindings(findings, 'both streams backed up', evidence);
+    },
+  }),
+  defineCheck({
+    id: 'backups.storage',
+    section: 'backups',
+    item: '6.1, 6.2',
+    title: 'Backups land on durable storage the jobs can all mount',
+    severity: 'fail',
+    modes: ['static', 'live'],
+    remediation: 'Write backups to a PersistentVolumeClaim (not emptyDir or the container filesystem). Jobs sharing a ReadWriteOnce claim must not run at the same time: stagger their schedules, give each its own claim, or use a ReadWriteMany class.',
+    run(ctx) {
+      const idx = needObjects(ctx);
+      if (isResult(idx)) return idx;
+      const jobs = backupJobs(idx);
+      if (!jobs.length) return fail('no backup jobs found');
+      const { findings, evidence } = storageFindings(idx, jobs);
+      return fromFindings(findings, `${jobs.length} backup job(s) write to persistent volumes without colliding`, evidence);
     },
   }),
   defineCheck({
@@ -103,20 +83,14 @@ export const backupChecks: Check[] = [
     title: 'Backups are copied off-cluster and pruned',
     severity: 'warn',
     modes: ['static', 'live'],
-    remediation: 'Add a step that copies each backup to an object store (aws s3 cp, rclone, mc, gsutil, azcopy) and one that prunes old backups (find -mtime +N -delete, or bucket lifecycle rules).',
+    remediation: 'Add a step that copies each backup to an object store (aws s3 cp, rclone, mc, gsutil, azcopy) and one that prunes old backups (find -mtime +N -delete, or bucket lifecycle rules: then waive the pruning finding with that reference).',
     run(ctx) {
       const idx = needObjects(ctx);
       if (isResult(idx)) return idx;
-      const { redis, nats } = backupCronJobs(idx);
-      const jobs = [...redis, ...nats];
-      if (!jobs.length) return warn('no backup CronJobs found');
-      const rows = jobs.map((w) => {
-        const s = scriptOf(w);
-        return { cronJob: ref(w), offCluster: /\b(aws\s+s3|rclone|mc\s+(cp|mirror)|gsutil|gcloud\s+storage|azcopy|restic|s5cmd)\b/.test(s), prunes: /-mtime\s+\+?\d+.*-delete|\bfind\b.*-delete|rclone\s+delete|--max-age|--keep-(daily|last)|\bprune\b/.test(s) };
-      });
-      const missing = rows.filter((r) => !r.offCluster || !r.prunes);
-      if (missing.length) return warn(`in-cluster only or no pruning: ${missing.map((m) => m.cronJob).join(', ')}`, rows);
-      return pass('every backup is copied off-cluster and pruned', rows);
+      const jobs = backupJobs(idx);
+      if (!jobs.length) return fail('no backup jobs found: nothing is copied off the cluster');
+      const { findings, evidence } = offClusterFindings(jobs);
+      return fromFindings(findings, 'every backup is copied off-cluster and pruned', evidence);
     },
   }),
   defineCheck({
@@ -130,7 +104,7 @@ export const backupChecks: Check[] = [
     run(ctx) {
       const idx = needObjects(ctx);
       if (isResult(idx)) return idx;
-      const { redis, nats } = backupCronJobs(idx);
+      const { redis, nats } = backupWorkloads(idx);
       const jobs = [...redis, ...nats];
       if (!jobs.length) return fail('no backup CronJobs found');
       const rows = jobs.map((w) => {

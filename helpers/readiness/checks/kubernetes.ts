@@ -1,8 +1,10 @@
 // Checklist §9 and §11: requests/limits, PDBs, non-root security contexts, probes, the overlay
 // rendering, stateful stores, and REDIS_CLUSTER_ADDRESSES in step with the Redis StatefulSet.
-import { defineCheck, fail, info, notCheckable, pass, warn, type Check, type CheckContext, type PartialResult } from '../model.js';
+import { defineCheck, fail, fromFindings, info, notCheckable, pass, warn, type Check, type CheckContext, type Finding, type PartialResult } from '../model.js';
+import { locate } from '../source.js';
 import { containersOf, CORDUM_SERVICES, type Container, type KubeObject, type ObjectIndex, type Workload } from '../objects.js';
-import { isResult, needObjects, parseRedisConf, primary, REDIS_CLIENTS, redisArgs, redisConf, ref, scriptOf } from './util.js';
+import { containerPortOf, isResult, needObjects, parseRedisConf, pathServed, primary, REDIS_CLIENTS, redisArgs, redisConf, ref, servedPaths } from './util.js';
+import { clusterInitJobs } from '../scripts.js';
 
 /** API groups served by Kubernetes itself; any other group's kinds need a CRD. */
 const BUILTIN_GROUPS = new Set(['', 'apps', 'batch', 'policy', 'autoscaling', 'networking.k8s.io', 'rbac.authorization.k8s.io', 'coordination.k8s.io', 'storage.k8s.io', 'apiextensions.k8s.io', 'admissionregistration.k8s.io', 'scheduling.k8s.io', 'certificates.k8s.io', 'discovery.k8s.io', 'node.k8s.io', 'events.k8s.io', 'flowcontrol.apiserver.k8s.io', 'apiregistration.k8s.io', 'authentication.k8s.io', 'authorization.k8s.io', 'resource.k8s.io']);
@@ -67,7 +69,7 @@ function clusterInitCheck(ctx: CheckContext): PartialResult {
   const redisProbe = ctx.mode === 'live' ? ctx.live?.redis : undefined;
   const clusterInfo = redisProbe?.ok ? redisProbe.value.cluster : undefined;
   const layout = idx ? redisClustered(idx) : undefined;
-  const jobs = idx ? idx.workloads.filter((w) => w.kind === 'Job' && /--cluster\s+create/.test(scriptOf(w))) : [];
+  const jobs = idx ? [...new Set(clusterInitJobs(idx).map((j) => j.workload))] : [];
   const jobRows = jobs.map((w) => ({ job: ref(w), succeeded: w.obj.status?.succeeded ?? 0, failed: w.obj.status?.failed ?? 0, active: w.obj.status?.active ?? 0 }));
   const evidence: Record<string, unknown> = { redis: layout?.workload ?? null, clusterEnabled: layout?.clustered ?? null, initJobs: jobRows, clusterInfo: clusterInfo === undefined ? (redisProbe && !redisProbe.ok ? { error: redisProbe.reason } : 'not read') : clusterInfo };
   if (ctx.mode === 'static') {
@@ -110,6 +112,36 @@ function securityRows(ws: Workload[]) {
   return ws.flatMap((w) => containersOf(w.podSpec).map((c) => ({ workload: ref(w), container: c.name, ...secFlags(w, c) })));
 }
 
+/** Does the gateway run with an API key (then every /api/* call without one answers 401)? */
+function gatewayHasKey(idx: ObjectIndex, w: Workload): boolean {
+  return containersOf(w.podSpec, false).some((c) => ['API_KEY', 'CORDUM_API_KEY', 'CORDUM_SUPER_SECRET_API_TOKEN', 'CORDUM_API_KEYS'].some((k) => idx.env(c).has(k)) || (c.envFrom ?? []).some((e) => e.secretRef));
+}
+
+/** Why a probe cannot succeed (missing, undeclared port, a route the port does not serve, auth). */
+function probeProblem(idx: ObjectIndex, w: Workload, c: Container, kind: string, p: any): { message: string; snippet?: string } | undefined {
+  const who = `${ref(w)}/${c.name}`;
+  if (!p) return { message: `${who}: no ${kind} probe` };
+  if (!probePortOk(c, p)) return { message: `${who}: ${kind} probe on an undeclared port`, snippet: `${kind}Probe:` };
+  const http = p.httpGet;
+  if (!http) return undefined;
+  const path = String(http.path ?? '/');
+  const resolved = containerPortOf({ containers: [c] }, http.port);
+  const served = resolved ? servedPaths(c.image, w.component, resolved.port) : null;
+  const snippet = `path: ${http.path ?? '/'}`;
+  if (served && !served.length) return { message: `${who}: ${kind} probe sends HTTP GET ${path} to :${resolved!.port}, which does not speak HTTP`, snippet };
+  if (served && !pathServed(served, path)) return { message: `${who}: ${kind} probe GET ${path} on :${resolved!.port} is a route that port does not serve (it serves ${served.join(', ')})`, snippet };
+  const keyHeader = (http.httpHeaders ?? []).some((h: { name?: string }) => /^x-api-key$/i.test(h.name ?? ''));
+  if (w.component === 'api-gateway' && /^\/api(\/|$)/.test(path) && !keyHeader) {
+    return {
+      message: gatewayHasKey(idx, w)
+        ? `${who}: ${kind} probe GET ${path} needs an API key: with the key this gateway is given it answers 401, so the pod ${kind === 'readiness' ? 'never becomes Ready' : 'is restarted forever'} (probe /health instead)`
+        : `${who}: ${kind} probe GET ${path} needs an API key: it answers 401 as soon as a key is set (probe /health instead)`,
+      snippet,
+    };
+  }
+  return undefined;
+}
+
 function probePortOk(c: Container, probe: any): boolean {
   const port = probe?.httpGet?.port ?? probe?.tcpSocket?.port ?? probe?.grpc?.port;
   if (port === undefined) return !!probe?.exec;
@@ -126,7 +158,8 @@ export const kubernetesChecks: Check[] = [
     modes: ['static'],
     remediation: 'Fix the render/parse error shown in the evidence; `kubectl kustomize <overlay>` must succeed with no extra flags.',
     run(ctx) {
-      if (ctx.loadErrors.length) return fail(`${ctx.loadErrors.length} render/parse error(s): ${ctx.loadErrors[0]}`, { errors: ctx.loadErrors });
+      // Reported here once; the other checks judge what could still be read (ctx.loadNotes says what).
+      if (ctx.loadErrors.length) return fail(`${ctx.loadErrors.length} render/parse error(s): ${ctx.loadErrors[0]}${ctx.loadNotes.length ? `. ${ctx.loadNotes.join('. ')}` : ''}`, { errors: ctx.loadErrors, notes: ctx.loadNotes });
       return pass(`${ctx.objects?.all.length ?? 0} objects parsed`, { objects: ctx.objects?.all.length ?? 0 });
     },
   }),
@@ -240,18 +273,17 @@ export const kubernetesChecks: Check[] = [
     run(ctx) {
       const idx = needObjects(ctx);
       if (isResult(idx)) return idx;
-      const problems: string[] = [];
+      const findings: Finding[] = [];
       let n = 0;
       for (const w of idx.templates().filter((x) => x.kind === 'Deployment' || x.kind === 'StatefulSet'))
         for (const c of containersOf(w.podSpec, false)) {
           n++;
           for (const [k, p] of [['readiness', c.readinessProbe], ['liveness', c.livenessProbe]] as const) {
-            if (!p) problems.push(`${ref(w)}/${c.name}: no ${k} probe`);
-            else if (!probePortOk(c, p)) problems.push(`${ref(w)}/${c.name}: ${k} probe on an undeclared port`);
+            const problem = probeProblem(idx, w, c, k, p);
+            if (problem) findings.push({ status: 'fail', message: problem.message, location: locate(w.obj, problem.snippet) });
           }
         }
-      if (problems.length) return fail(problems.join('; '), { problems });
-      return pass(`${n} containers with both probes`, { containers: n });
+      return fromFindings(findings, `${n} containers with both probes on routes they serve`, { containers: n, problems: findings.map((f) => f.message) });
     },
   }),
   defineCheck({

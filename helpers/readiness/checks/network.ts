@@ -2,7 +2,8 @@
 // evaluated against real pod-template labels (Jobs and CronJobs included).
 import { defineCheck, fail, pass, warn, type Check } from '../model.js';
 import { containersOf, selectorMatches, type Component, type KubeObject, type ObjectIndex, type Workload } from '../objects.js';
-import { backupCronJobs, isResult, KERNEL_CLIENTS, needObjects, NATS_CLIENTS, REDIS_CLIENTS, ref, scriptOf } from './util.js';
+import { backupWorkloads, isResult, KERNEL_CLIENTS, needObjects, NATS_CLIENTS, REDIS_CLIENTS, ref } from './util.js';
+import { clusterInitJobs } from '../scripts.js';
 
 type Direction = 'Ingress' | 'Egress';
 
@@ -125,10 +126,10 @@ function requiredFlows(idx: ObjectIndex): Flow[] {
     add([redis], redis, 16379, 'Redis cluster bus');
   }
   add(of(KERNEL_CLIENTS), first('safety-kernel'), 50051, 'policy checks');
-  const backups = backupCronJobs(idx);
+  const backups = backupWorkloads(idx);
   add(backups.redis, redis, 6379, 'Redis backup');
   add(backups.nats, nats, 4222, 'JetStream backup');
-  add(idx.workloads.filter((w) => w.kind === 'Job' && /--cluster\s+create/.test(scriptOf(w))), redis, 6379, 'Redis cluster init');
+  add([...new Set(clusterInitJobs(idx).map((j) => j.workload))], redis, 6379, 'Redis cluster init');
   return flows;
 }
 

@@ -1,10 +1,37 @@
 // Checklist §4: metrics scraped (ServiceMonitor selecting the Service's own labels by port name,
 // or Prometheus annotations), workflow-engine health monitored, alert rules present and robust.
-import { defineCheck, fail, info, pass, warn, type Check, type CheckContext, type PartialResult } from '../model.js';
+import { defineCheck, fail, fromFindings, info, notCheckable, pass, warn, type Check, type CheckContext, type Finding, type PartialResult } from '../model.js';
 import { containersOf, CORDUM_SERVICES, selectorMatches, type Component, type Workload } from '../objects.js';
-import { isResult, needObjects, primary, ref } from './util.js';
+import { containerPortOf, isResult, needObjects, pathServed, primary, ref, servedPaths } from './util.js';
+import { locate } from '../source.js';
+import type { KubeObject, ObjectIndex } from '../objects.js';
 
-function scrapeCheck(ctx: CheckContext, component: Component, port: number): PartialResult {
+/** Families each endpoint exports once it has done any work (deploy facts §2). */
+const CORDUM_FAMILIES: Record<'api-gateway' | 'scheduler', string> = { 'api-gateway': 'cordum_api_gateway_', scheduler: 'cordum_scheduler_' };
+
+/**
+ * Live, from the profile's metrics URL alone (no Kubernetes objects to read): the endpoint answers
+ * 200 with Prometheus series and, for the gateway, its cordum_api_gateway_* families (the audit's
+ * own requests were counted). The scheduler's cordum_scheduler_* vectors appear only after its
+ * first job, so their absence is reported, never failed.
+ */
+function scrapeFromEndpoint(ctx: CheckContext, component: 'api-gateway' | 'scheduler'): PartialResult {
+  const probe = ctx.live?.metrics?.[component === 'api-gateway' ? 'gateway' : 'scheduler'];
+  const why = `no Kubernetes objects (${ctx.objectsUnavailable ?? 'none read'})`;
+  if (!probe) return notCheckable(`${why}, and the profile names no ${component === 'api-gateway' ? 'metrics.gateway' : 'metrics.scheduler'} URL`);
+  if (!probe.ok) return fail(`${component} metrics endpoint unreachable: ${probe.reason}`, { probe: probe.reason });
+  const v = probe.value;
+  const families = v.cordumFamilies.filter((f) => f.startsWith(CORDUM_FAMILIES[component]));
+  const evidence = { ...v, scope: `${why}: judged from the metrics endpoint` };
+  if (v.status !== 200) return fail(`${component} /metrics answered ${v.status}: Prometheus cannot scrape it`, evidence);
+  if (!v.hasGoSeries) return fail(`${component} /metrics answered 200 without Prometheus series`, evidence);
+  if (component === 'api-gateway' && !families.length) return fail('gateway /metrics has no cordum_api_gateway_* series although the audit\'s own API calls should have been counted', evidence);
+  if (!families.length) return pass(`scheduler /metrics answers with Prometheus series (no cordum_scheduler_* yet: they appear after the first job)`, evidence);
+  return pass(`${component} /metrics answers with ${families.join(', ')}`, evidence);
+}
+
+function scrapeCheck(ctx: CheckContext, component: 'api-gateway' | 'scheduler', port: number): PartialResult {
+  if (ctx.mode === 'live' && !ctx.objects) return scrapeFromEndpoint(ctx, component);
   const idx = needObjects(ctx);
   if (isResult(idx)) return idx;
   const w = primary(idx, component);
@@ -36,6 +63,98 @@ export function logAgents(daemonSets: Workload[]): { daemonSet: string; images: 
 
 const isOtelCollector = (w: Workload) => containersOf(w.podSpec, false).some((c) => /opentelemetry-collector|otel\/?(col|collector)|otelcol/i.test(c.image ?? ''));
 
+type Target = { w: Workload; port: number; image: string | undefined };
+
+/** What a scrape endpoint reaches: the workload and container port behind a Service port. */
+function behindService(idx: ObjectIndex, svc: KubeObject, svcPort: { port: number; targetPort?: number | string }): Target[] {
+  return idx
+    .templates()
+    .filter((w) => w.kind !== 'Job' && w.kind !== 'CronJob' && svc.spec?.selector && Object.entries(svc.spec.selector as Record<string, string>).every(([k, v]) => w.podLabels[k] === v))
+    .map((w) => {
+      const cp = containerPortOf(w.podSpec, svcPort.targetPort ?? svcPort.port);
+      return cp ? { w, port: cp.port, image: cp.container.image } : undefined;
+    })
+    .filter((x): x is Target => !!x);
+}
+
+/** A scrape of `path` on a target that does not serve it, described; undefined when it is served or unknown. */
+function notServed(target: Target, path: string): string | undefined {
+  const served = servedPaths(target.image, target.w.component, target.port);
+  if (served === null) return undefined;
+  if (!served.length) return `${ref(target.w)} :${target.port} does not speak HTTP`;
+  if (pathServed(served, path)) return undefined;
+  const hint = target.w.component === 'nats' ? ' (NATS has no /metrics: scrape a prometheus-nats-exporter)' : target.w.component === 'workflow-engine' ? ' (the workflow engine has only /health: use a blackbox Probe)' : '';
+  return `${ref(target.w)} :${target.port} does not serve ${path} (it serves ${served.join(', ')})${hint}`;
+}
+
+/** Every ServiceMonitor endpoint, PodMonitor endpoint and blackbox Probe target, judged. */
+function monitorFindings(idx: ObjectIndex): { findings: Finding[]; rows: unknown[] } {
+  const findings: Finding[] = [];
+  const rows: unknown[] = [];
+  for (const m of idx.kind('ServiceMonitor')) {
+    const svcs = idx.kind('Service').filter((s) => selectorMatches(m.spec?.selector ?? {}, s.metadata.labels ?? {}));
+    if (!svcs.length) findings.push({ status: 'fail', message: `ServiceMonitor/${m.metadata.name} selects no Service (its selector must match the Service's own labels)`, location: locate(m, 'selector:') });
+    for (const e of m.spec?.endpoints ?? []) {
+      const path = e.path ?? '/metrics';
+      for (const s of svcs) {
+        const sp = (s.spec?.ports ?? []).find((p: { name?: string; port: number }) => (e.port !== undefined && p.name === e.port) || (e.targetPort !== undefined && (p.port === e.targetPort || (p as { targetPort?: unknown }).targetPort === e.targetPort)));
+        if (!sp) {
+          // The gateway's and scheduler's metrics ports are judged by 4.1/4.2 (reported there once).
+          const scrapeChecked = idx.templates().some((w) => (w.component === 'api-gateway' || w.component === 'scheduler') && idx.servicesFronting(w).includes(s));
+          if (!scrapeChecked) findings.push({ status: 'fail', message: `ServiceMonitor/${m.metadata.name} scrapes port "${e.port ?? e.targetPort}" but Service/${s.metadata.name} has no such port`, location: locate(m, `port: ${e.port ?? e.targetPort}`) });
+          continue;
+        }
+        for (const t of behindService(idx, s, sp)) {
+          const why = notServed(t, path);
+          rows.push({ monitor: `ServiceMonitor/${m.metadata.name}`, service: s.metadata.name, target: ref(t.w), port: t.port, path, served: !why });
+          if (why) findings.push({ status: 'fail', message: `ServiceMonitor/${m.metadata.name} scrapes ${path} via Service/${s.metadata.name} port ${sp.name ?? sp.port}, but ${why}: the target stays down (up == 0)`, location: locate(m, e.path ? `path: ${e.path}` : `port: ${e.port}`) });
+        }
+      }
+    }
+  }
+  for (const m of idx.kind('PodMonitor')) {
+    const ws = idx.templates().filter((w) => w.kind !== 'Job' && w.kind !== 'CronJob' && selectorMatches(m.spec?.selector ?? {}, w.podLabels));
+    for (const e of m.spec?.podMetricsEndpoints ?? []) {
+      const path = e.path ?? '/metrics';
+      for (const w of ws) {
+        const cp = containerPortOf(w.podSpec, e.port ?? e.targetPort);
+        if (!cp) {
+          findings.push({ status: 'fail', message: `PodMonitor/${m.metadata.name} scrapes port "${e.port ?? e.targetPort}" that ${ref(w)} does not declare`, location: locate(m, `port: ${e.port ?? e.targetPort}`) });
+          continue;
+        }
+        const why = notServed({ w, port: cp.port, image: cp.container.image }, path);
+        if (why) findings.push({ status: 'fail', message: `PodMonitor/${m.metadata.name} scrapes ${path}, but ${why}`, location: locate(m, e.path ? `path: ${e.path}` : `port: ${e.port}`) });
+      }
+    }
+  }
+  for (const pr of idx.kind('Probe')) {
+    for (const url of (pr.spec?.targets?.staticConfig?.static ?? []) as string[]) {
+      let u: URL;
+      try {
+        u = new URL(/^\w+:\/\//.test(url) ? url : `http://${url}`);
+      } catch {
+        findings.push({ status: 'fail', message: `Probe/${pr.metadata.name} target ${url} is not a URL`, location: locate(pr, url) });
+        continue;
+      }
+      const svcName = u.hostname.split('.')[0];
+      const svc = idx.get('Service', svcName);
+      if (!svc) continue; // an outside target: not ours to judge
+      const port = Number(u.port || (u.protocol === 'https:' ? 443 : 80));
+      const sp = (svc.spec?.ports ?? []).find((p: { port: number }) => p.port === port);
+      if (!sp) {
+        findings.push({ status: 'fail', message: `Probe/${pr.metadata.name} probes ${url}, but Service/${svcName} has no port ${port}`, location: locate(pr, url) });
+        continue;
+      }
+      for (const t of behindService(idx, svc, sp)) {
+        const why = notServed(t, u.pathname);
+        rows.push({ monitor: `Probe/${pr.metadata.name}`, url, target: ref(t.w), port: t.port, served: !why });
+        if (why) findings.push({ status: 'fail', message: `Probe/${pr.metadata.name} probes ${url}, but ${why}: the probe always fails`, location: locate(pr, url) });
+      }
+    }
+  }
+  return { findings, rows };
+}
+
 export const observabilityChecks: Check[] = [
   defineCheck({
     id: 'observability.gateway-scrape',
@@ -66,13 +185,22 @@ export const observabilityChecks: Check[] = [
     modes: ['static', 'live'],
     remediation: 'Point readiness/liveness probes at :9093/health and add a blackbox Probe (monitoring.coreos.com/v1 Probe) for it; the engine has no /metrics.',
     run(ctx) {
+      const health = ctx.live?.workflowHealth;
+      if (ctx.mode === 'live' && !ctx.objects) {
+        // From the profile alone: the health endpoint answers (whether something watches it is not visible).
+        if (!health) return notCheckable(`no Kubernetes objects (${ctx.objectsUnavailable ?? 'none read'}) and the profile names no workflow_engine.health_url`);
+        if (!health.ok) return warn(`workflow engine health unreachable: ${health.reason}`, { health: health.reason });
+        if (health.value.status !== 200 || health.value.body !== 'ok') return warn(`workflow engine /health answered ${health.value.status} ${JSON.stringify(health.value.body)} (expected 200 ok)`, health.value);
+        return pass('workflow engine /health answers 200 ok (monitoring objects not visible without Kubernetes)', health.value);
+      }
       const idx = needObjects(ctx);
       if (isResult(idx)) return idx;
       const w = primary(idx, 'workflow-engine');
       if (!w) return fail('no workflow engine workload found');
       const probes = containersOf(w.podSpec, false).flatMap((c) => [c.readinessProbe, c.livenessProbe]).filter((p) => p?.httpGet?.path === '/health' && (p.httpGet.port === 9093 || typeof p.httpGet.port === 'string'));
       const monitors = idx.kind('Probe').map((p) => p.metadata.name);
-      const evidence = { workload: ref(w), healthProbes: probes.length, monitoringProbes: monitors };
+      const evidence = { workload: ref(w), healthProbes: probes.length, monitoringProbes: monitors, live: health ? (health.ok ? health.value : { error: health.reason }) : undefined };
+      if (health && (!health.ok || health.value.status !== 200)) return warn(`workflow engine /health ${health.ok ? `answered ${health.value.status}` : `unreachable: ${health.reason}`}`, evidence);
       if (probes.length < 2) return warn('readiness and liveness probes on :9093/health missing', evidence);
       if (!monitors.length) return warn('health is probed but not monitored (no Probe object)', evidence);
       return pass(`probes on /health and monitored by ${monitors[0]}`, evidence);
@@ -97,6 +225,22 @@ export const observabilityChecks: Check[] = [
       if (!cordum.length) return fail('no PrometheusRule with Cordum* alerts', evidence);
       if (!absent) return warn('down-alerts do not use absent(): a missing target never fires', evidence);
       return pass(`${cordum.length} Cordum alerts, absent() covered`, evidence);
+    },
+  }),
+  defineCheck({
+    id: 'observability.monitor-targets',
+    section: 'observability',
+    item: '4.6',
+    title: 'Every ServiceMonitor, PodMonitor and Probe points at a port and path its target serves',
+    severity: 'fail',
+    modes: ['static', 'live'],
+    remediation: 'Point each monitor at a port the target declares and a path it serves: gateway :9092/metrics, scheduler :9090/metrics, workflow engine only :9093/health (blackbox Probe); NATS :8222 has no /metrics (add prometheus-nats-exporter and scrape it).',
+    run(ctx) {
+      const idx = needObjects(ctx);
+      if (isResult(idx)) return idx;
+      const { findings, rows } = monitorFindings(idx);
+      const count = idx.kind('ServiceMonitor').length + idx.kind('PodMonitor').length + idx.kind('Probe').length;
+      return fromFindings(findings, `${count} monitor(s), every target served`, { targets: rows });
     },
   }),
   defineCheck({

@@ -1,5 +1,5 @@
 // Checklist §1: JetStream and Redis state survive pod loss (PVCs, replication, persistence).
-import { defineCheck, fail, info, notCheckable, pass, warn, type Check } from '../model.js';
+import { defineCheck, fail, fromFindings, info, notCheckable, pass, warn, type Check, type Finding } from '../model.js';
 import { containersOf } from '../objects.js';
 import { claimNames, isResult, natsBlock, natsConf, natsRoutes, natsScalar, needObjects, NATS_CLIENTS, parseDurationHours, parseRedisConf, primary, redisArgs, redisConf, ref, volumeForPath, volumeKind } from './util.js';
 
@@ -191,6 +191,39 @@ export const persistenceChecks: Check[] = [
       if (!cluster || redis.replicas < 6) return warn(`${ref(redis)}: ${cluster ? '' : 'not in cluster mode, '}${redis.replicas} pod(s); 3 masters + 3 replicas expected`, evidence);
       if (tlsOnly && (evidence.tlsReplication !== 'yes' || evidence.tlsCluster !== 'yes')) return fail('TLS-only Redis (port 0) without tls-replication/tls-cluster: replication and the cluster bus cannot work', evidence);
       return pass(`Redis Cluster with ${redis.replicas} pods`, evidence);
+    },
+  }),
+  defineCheck({
+    id: 'persistence.retention-live',
+    section: 'persistence',
+    item: '1.7',
+    title: 'Cordum key families that should expire carry a TTL (sampled live in Redis)',
+    severity: 'warn',
+    modes: ['live'],
+    remediation: 'Find what writes the keys without TTL in the evidence (a client or script bypassing Cordum, JOB_META_TTL/REDIS_DATA_TTL set to 0, a restore that dropped TTLs) and set an EXPIRE on them. Families Cordum keeps forever (job:events, job:result_ptr, trace, DLQ entries) need a pruning job of your own sized to the growth shown.',
+    run(ctx) {
+      const r = ctx.live?.redis;
+      if (!r) return notCheckable('Redis was not probed (no redis.url in the profile)');
+      if (!r.ok) return notCheckable(`Redis unreachable: ${r.reason}`);
+      const ret = r.value.retention;
+      if (!ret) return notCheckable('retention was not sampled');
+      if ('error' in ret) return notCheckable(`retention sampling failed: ${ret.error}`, ret);
+      const mb = (n: number, bytes: number | null) => (bytes === null ? '' : `, ~${((n * bytes) / 1048576).toFixed(1)} MiB`);
+      const findings: Finding[] = [];
+      for (const f of ret.families) {
+        if (!f.withoutTtl) continue;
+        const growth = `${f.estimatedWithoutTtl} key(s) without TTL (${f.withoutTtl} of ${f.sampled} sampled${mb(f.estimatedWithoutTtl, f.meanBytes)})`;
+        // Families Cordum itself keeps forever are reported, not warned: a real, healthy Cordum
+        // has them (the recording of a fresh install shows it), and a warning on every healthy
+        // installation would teach on-call to ignore the audit.
+        if (f.expires) findings.push({ status: 'warn', message: `${f.family}: ${growth}; they should expire (${f.why}) and will pile up` });
+        else findings.push({ status: 'info', message: `${f.family}: ${growth}, kept by Cordum's design (${f.why}): grows with every job and never shrinks` });
+      }
+      if (ret.dlqOrphans) findings.push({ status: 'info', message: `${ret.dlqOrphans} DLQ entries no longer in dlq:index (trimmed, kept forever)` });
+      const evidence = { ...ret, sampledOn: 'the Redis node the profile names' };
+      const result = fromFindings(findings, `every family that should expire has TTLs (${ret.families.filter((f) => f.expires && f.sampled).map((f) => `${f.family} ${f.keys}`).join(', ') || 'no Cordum keys yet'})`, evidence);
+      const notes = findings.filter((f) => f.status === 'info').map((f) => f.message);
+      return notes.length && result.status !== 'pass' ? { ...result, message: `${result.message}. Also: ${notes.join('; ')}` } : notes.length ? { ...result, message: `${result.message}. ${notes.join('; ')}` } : result;
     },
   }),
   defineCheck({

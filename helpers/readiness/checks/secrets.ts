@@ -1,13 +1,11 @@
 // Checklist §3.6–3.7: secrets come from a manager (never literal in manifests, never the
-// documented default key) and are rotated.
-import { createHash } from 'node:crypto';
-import { defineCheck, fail, notCheckable, pass, warn, type Check } from '../model.js';
+// documented default key, proven through the gateway, never by reading Secret values) and are rotated.
+import { defineCheck, fail, fromFindings, notCheckable, pass, warn, type Check, type Finding } from '../model.js';
 import { containersOf, type KubeObject, type ObjectIndex } from '../objects.js';
 import { isResult, needObjects, primary, ref } from './util.js';
 
 const MANAGER_OWNERS = ['ExternalSecret', 'SealedSecret', 'Certificate', 'SecretProviderClass'];
 const MANAGER_ANNOTATION = /^(cert-manager\.io\/|sealedsecrets\.bitnami\.com\/|reconcile\.external-secrets\.io\/|external-secrets\.io\/|secrets-store\.csi)/;
-const DEFAULT_KEY_SHA = createHash('sha256').update('super-secret-key').digest('hex');
 const SECRETISH = /(^|_)(API_KEYS?|TOKEN|PASSWORD|SECRET|LICENSE(_KEY)?|CREDENTIALS?)$/;
 const API_KEY_ENVS = ['API_KEY', 'CORDUM_API_KEY', 'CORDUM_SUPER_SECRET_API_TOKEN', 'CORDUM_API_KEYS'];
 
@@ -33,6 +31,17 @@ function consumedSecrets(idx: ObjectIndex): Set<string> {
   }
   for (const i of idx.kind('Ingress')) for (const t of i.spec?.tls ?? []) if (t.secretName) out.add(t.secretName);
   return out;
+}
+
+/** A manager object that produces the Secret `name` (the Secret itself may not be readable). */
+function managerFor(idx: ObjectIndex, name: string): string | undefined {
+  const es = idx.kind('ExternalSecret').find((e) => (e.spec?.target?.name ?? e.metadata.name) === name);
+  if (es) return `ExternalSecret/${es.metadata.name}`;
+  const ss = idx.get('SealedSecret', name);
+  if (ss) return `SealedSecret/${name}`;
+  const c = idx.kind('Certificate').find((x) => x.spec?.secretName === name);
+  if (c) return `Certificate/${c.metadata.name}`;
+  return undefined;
 }
 
 export const secretsChecks: Check[] = [
@@ -82,25 +91,39 @@ export const secretsChecks: Check[] = [
     id: 'secrets.managed',
     section: 'secrets',
     item: '3.6, 8.3',
-    title: 'Cordum Secrets are managed externally and the API key is not the default',
+    title: 'Cordum Secrets are managed externally and the gateway refuses the default API key',
     severity: 'fail',
     modes: ['live'],
-    remediation: 'Create the Secrets through ExternalSecret/SealedSecret/cert-manager/CSI, and replace any `super-secret-key` API key immediately.',
+    remediation: 'Create the Secrets through ExternalSecret/SealedSecret/cert-manager/CSI, and replace any `super-secret-key` API key immediately (the gateway must answer 401 to it, and to requests without a key).',
     run(ctx) {
-      const idx = needObjects(ctx);
-      if (isResult(idx)) return idx;
-      const names = consumedSecrets(idx);
-      const rows = [...names].map((n) => {
-        const s = idx.get('Secret', n);
-        return { secret: n, exists: !!s, managedBy: s ? (managedBy(s) ?? null) : null, s };
-      });
-      if (!rows.length) return notCheckable('no Secrets referenced by Cordum pods');
-      const defaults = rows.filter((r) => r.s && Object.values((r.s.data ?? {}) as Record<string, string>).some((v) => createHash('sha256').update(Buffer.from(v, 'base64').toString('utf8').trim()).digest('hex') === DEFAULT_KEY_SHA)).map((r) => r.secret);
-      const unmanaged = rows.filter((r) => r.exists && !r.managedBy).map((r) => r.secret);
-      const evidence = { secrets: rows.map(({ s: _s, ...r }) => r), defaultKeyIn: defaults };
-      if (defaults.length) return fail(`the documented default key super-secret-key is stored in ${defaults.join(', ')}`, evidence);
-      if (unmanaged.length) return fail(`not managed by a secrets manager: ${unmanaged.join(', ')}`, evidence);
-      return pass(`${rows.length} Secrets managed externally`, evidence);
+      // The API key is judged through the gateway, never by reading Secret values: the default key
+      // must be refused, and so must a request without any key.
+      const findings: Finding[] = [];
+      const evidence: Record<string, unknown> = {};
+      const dk = ctx.live?.defaultKey;
+      const nk = ctx.live?.noKey;
+      if (dk?.ok) {
+        evidence.defaultKeyStatus = dk.value.status;
+        if (dk.value.status >= 200 && dk.value.status < 300) findings.push({ status: 'fail', message: `the gateway accepts the documented default key super-secret-key (GET /api/v1/status answered ${dk.value.status})` });
+      }
+      if (nk?.ok) {
+        evidence.noKeyStatus = nk.value.status;
+        if (nk.value.status >= 200 && nk.value.status < 300) findings.push({ status: 'fail', message: `the gateway answers /api/v1/status without any API key (${nk.value.status}): the API is unauthenticated` });
+      }
+      const idx = ctx.objects;
+      if (idx) {
+        const rows = [...consumedSecrets(idx)].map((n) => {
+          const s = idx.get('Secret', n);
+          return { secret: n, managedBy: (s ? managedBy(s) : undefined) ?? managerFor(idx, n) ?? null, metadataRead: !!s };
+        });
+        evidence.secrets = rows;
+        const unmanaged = rows.filter((r) => !r.managedBy && r.metadataRead).map((r) => r.secret);
+        if (unmanaged.length) findings.push({ status: 'fail', message: `not managed by a secrets manager: ${unmanaged.join(', ')}` });
+        const unknown = rows.filter((r) => !r.managedBy && !r.metadataRead).map((r) => r.secret);
+        if (unknown.length) evidence.notReadable = `${unknown.join(', ')}: no manager object targets them and their metadata is not readable with this Role`;
+      }
+      if (!dk?.ok && !nk?.ok && !idx) return notCheckable(`the gateway was not probed (${dk && !dk.ok ? dk.reason : 'no gateway URL'}) and no Kubernetes objects were read`, evidence);
+      return fromFindings(findings, `${idx ? 'consumed Secrets managed externally; ' : ''}the gateway refuses the default key${nk?.ok ? ' and requests without a key' : ''}`, evidence);
     },
   }),
   defineCheck({

@@ -1,7 +1,8 @@
 // Checklist §3.1–3.4: TLS on the Ingress, mTLS on NATS and Redis for every client, the four TLS
 // Secrets referenced, and (live) the certificates themselves parsed with node:crypto.
 import { X509Certificate } from 'node:crypto';
-import { defineCheck, fail, notCheckable, pass, warn, type Check } from '../model.js';
+import { defineCheck, fail, fromFindings, notCheckable, pass, warn, type Check, type CheckContext, type Finding, type PartialResult } from '../model.js';
+import type { TlsEndpointFacts } from '../live-endpoints.js';
 import type { ObjectIndex } from '../objects.js';
 import { isResult, natsBlock, natsConf, natsScalar, needObjects, NATS_CLIENTS, parseRedisConf, primary, redisConf, REDIS_CLIENTS, ref } from './util.js';
 
@@ -53,7 +54,57 @@ function sanCovers(names: string[], host: string): boolean {
   return names.some((n) => n === host || (n.startsWith('*.') && host.endsWith(n.slice(1)) && !host.slice(0, -n.length + 1).includes('.')));
 }
 
+/** What each endpoint must show: the checklist's live half of 3.1 (gateway), 3.2 (NATS), 3.3 (Redis). */
+function endpointFindings(ctx: CheckContext): PartialResult {
+  const eps = ctx.live?.tlsEndpoints ?? {};
+  const margin = ctx.thresholds.certMarginDays;
+  const findings: Finding[] = [];
+  const rows: Record<string, unknown> = {};
+  const names = { gateway: 'gateway', nats: 'NATS', redis: 'Redis' } as const;
+  for (const key of ['gateway', 'nats', 'redis'] as const) {
+    const probe = eps[key];
+    if (!probe) continue;
+    const what = names[key];
+    const add = (message: string) => findings.push({ status: 'fail', message, location: { object: `${what} ${probe.ok ? probe.value.url : ''}`.trim() } });
+    if (!probe.ok) {
+      rows[key] = { error: probe.reason };
+      add(`${what}: ${probe.reason}`);
+      continue;
+    }
+    const f: TlsEndpointFacts = probe.value;
+    rows[key] = f;
+    if (!f.tls) {
+      add(key === 'gateway' ? `gateway ${f.url} is plain HTTP: API keys travel in clear text (serve it over https://)` : key === 'nats' ? `NATS at ${f.url} does not require TLS: a plain nats:// client is accepted` : `Redis at ${f.url} is plaintext (redis://)${f.plaintextRefused === false ? ' and answers a plaintext PING' : ''}`);
+      continue;
+    }
+    if (f.handshakeError) {
+      add(`${what} ${f.url}: TLS handshake failed: ${f.handshakeError}`);
+      continue;
+    }
+    if (f.authorized === false) add(`${what} ${f.url}: certificate chain not trusted (${f.authorizationError ?? 'unknown error'}) with the profile's CA`);
+    if (f.hostCovered === false) add(`${what} ${f.url}: certificate SANs ${JSON.stringify(f.sans)} do not cover ${f.serverName}`);
+    if (f.daysLeft !== undefined && f.daysLeft < margin) add(`${what} ${f.url}: certificate expires in ${f.daysLeft} day(s) (${f.notAfter}; margin ${margin})`);
+    if (key !== 'gateway' && f.plaintextRefused === false) add(`${what} ${f.url}: a plaintext client is still served`);
+    if (key !== 'gateway' && f.clientCertRequired === false) add(`${what} ${f.url}: a TLS client without a certificate is served (no mTLS: ${key === 'nats' ? 'tls { verify: true }' : 'tls-auth-clients yes'} missing)`);
+  }
+  if (!Object.keys(eps).length) return notCheckable('the profile names no gateway, NATS or Redis URL to probe');
+  const ok = Object.keys(rows)
+    .map((k) => `${names[k as keyof typeof names]} (${(rows[k] as TlsEndpointFacts).daysLeft ?? '?'} days left)`)
+    .join(', ');
+  return fromFindings(findings, `TLS with trusted certificates covering their names on ${ok}`, rows);
+}
+
 export const tlsChecks: Check[] = [
+  defineCheck({
+    id: 'tls.endpoints',
+    section: 'tls',
+    item: '3.1, 3.2, 3.3',
+    title: 'The gateway, NATS and Redis endpoints of the profile speak TLS (trusted chain, SANs, expiry, mTLS on the stores)',
+    severity: 'fail',
+    modes: ['live'],
+    remediation: 'Serve the gateway over https:// (ingress or proxy), run NATS with a top-level `tls { …, verify: true }` and Redis with `port 0`, `tls-port`, `tls-auth-clients yes`; certificates signed by the CA in the profile, SANs covering the names clients dial, renewed before the margin. Point the profile at them (https://, tls://, rediss:// with their tls blocks).',
+    run: endpointFindings,
+  }),
   defineCheck({
     id: 'tls.ingress',
     section: 'tls',
@@ -178,7 +229,9 @@ export const tlsChecks: Check[] = [
         const name = findTlsSecretName(refs, suffix);
         const provided = name ? secretProvided(idx, name) : undefined;
         evidence[role] = { name: name ?? null, provided: provided ?? null };
+        const read = name ? ctx.live?.secretReads?.[name] : undefined;
         if (!name) problems.push(`no *-${suffix} Secret referenced`);
+        else if (ctx.mode === 'live' && read === 'forbidden') (evidence[role] as Record<string, unknown>).note = 'not readable with this Role (its existence is not confirmed)';
         else if (ctx.mode === 'live' && !idx.get('Secret', name)) problems.push(`Secret ${name} does not exist`);
       }
       if (problems.length) return fail(problems.join('; '), evidence);

@@ -3,6 +3,7 @@
 import type { CheckContext, PartialResult } from '../model.js';
 import { notCheckable } from '../model.js';
 import { containersOf, type Component, type ObjectIndex, type Workload } from '../objects.js';
+import { backupJobs } from '../scripts.js';
 
 /** Objects are needed; explain why not-checkable otherwise. */
 export function needObjects(ctx: CheckContext): ObjectIndex | PartialResult {
@@ -177,19 +178,10 @@ export function parseImage(raw: string): ImageRef {
   return { raw, registry, repository: name, tag, digest };
 }
 
-/** Shell text of a container (command + args joined), for reading scripts in Jobs/CronJobs. */
-export function scriptOf(w: Workload): string {
-  return containersOf(w.podSpec)
-    .map((c) => [...(c.command ?? []), ...(c.args ?? [])].join(' '))
-    .join('\n');
-}
-
-export function backupCronJobs(idx: ObjectIndex): { redis: Workload[]; nats: Workload[] } {
-  const cron = idx.workloads.filter((w) => w.kind === 'CronJob');
-  return {
-    redis: cron.filter((w) => /redis-cli[^\n]*--rdb|\bBGSAVE\b/i.test(scriptOf(w))),
-    nats: cron.filter((w) => /\bnats\b[^\n]*stream\s+(backup|snapshot)/.test(scriptOf(w))),
-  };
+/** Workloads of the backup jobs (helpers/readiness/scripts.ts reads what their commands do). */
+export function backupWorkloads(idx: ObjectIndex): { redis: Workload[]; nats: Workload[] } {
+  const jobs = backupJobs(idx);
+  return { redis: jobs.filter((j) => j.redisDumps.length).map((j) => j.workload), nats: jobs.filter((j) => j.natsBackups.length).map((j) => j.workload) };
 }
 
 export function parseDurationHours(v: string | undefined): number | undefined {
@@ -204,4 +196,38 @@ export function parseDurationHours(v: string | undefined): number | undefined {
     total += m[2] === 'h' ? n : m[2] === 'm' ? n / 60 : m[2] === 's' ? n / 3600 : n / 3_600_000;
   }
   return matched ? total : undefined;
+}
+
+/**
+ * HTTP paths a container serves on a port, from Cordum's deployment facts (§2): null when the
+ * container is not one the audit knows (a sidecar, an exporter), [] when the port is not HTTP.
+ * A path is served when it equals an entry or starts with an entry ending in `/`.
+ */
+export function servedPaths(image: string | undefined, component: Component | undefined, port: number): string[] | null {
+  const repo = (image ?? '').split('@')[0].replace(/:[^/:]*$/, '').split('/').pop() ?? '';
+  const tag = (image ?? '').split('@')[0].match(/:([^/:]+)$/)?.[1] ?? '';
+  const cordum = (c: Component) => component === c && (repo === 'control-plane' || repo === `cordum-${c}` || tag.endsWith(`-${c}`) || repo.includes('cordum'));
+  if (cordum('api-gateway')) return port === 8081 ? ['/health', '/api/'] : port === 9092 ? ['/metrics'] : port === 8080 ? [] : null;
+  if (cordum('scheduler')) return port === 9090 ? ['/metrics'] : null;
+  if (cordum('workflow-engine')) return port === 9093 ? ['/health'] : null;
+  if (cordum('safety-kernel') || cordum('context-engine')) return port === 50051 || port === 50070 ? [] : null;
+  if (repo === 'nats') return port === 8222 ? ['/varz', '/connz', '/routez', '/subsz', '/jsz', '/healthz', '/raftz', '/accountz', '/accstatz', '/gatewayz', '/leafz', '/ipqueuesz', '/expvarz', '/stacksz'] : port === 4222 || port === 6222 ? [] : null;
+  if (repo === 'redis' || repo === 'redis-stack-server') return port === 6379 || port === 16379 ? [] : null;
+  return null;
+}
+
+export function pathServed(paths: string[], path: string): boolean {
+  const p = path.split('?')[0] || '/';
+  return paths.some((x) => p === x || (x.endsWith('/') && p.startsWith(x)));
+}
+
+/** The container port behind a port number or name in a pod spec. */
+export function containerPortOf(podSpec: any, port: number | string | undefined): { container: ReturnType<typeof containersOf>[number]; port: number } | undefined {
+  for (const c of containersOf(podSpec, false))
+    for (const p of c.ports ?? []) if (p.containerPort === port || (typeof port === 'string' && p.name === port) || (typeof port === 'string' && /^\d+$/.test(port) && p.containerPort === Number(port))) return { container: c, port: p.containerPort };
+  if (typeof port === 'number') {
+    const c = containersOf(podSpec, false)[0];
+    if (c) return { container: c, port };
+  }
+  return undefined;
 }
