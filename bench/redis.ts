@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Redis } from 'ioredis';
-import { startRedis, type ManagedServer } from '../sandbox/processes.js';
+import { startRedis, type ManagedServer } from '../helpers/processes.js';
 import { lastJson, runChild, tsxArgs, HAVE_TIME_V } from './env.js';
 import { writeRespFile } from './resp.js';
 import { goalFlatMemory, goalRatioAtLeast, medianOf, stat, type BenchResult, type Figure, type Goal } from './stats.js';

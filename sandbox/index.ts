@@ -16,7 +16,7 @@ import { approvalRoutes } from './gateway/routes/approvals.js';
 import { policyRoutes } from './gateway/routes/policy.js';
 import { workflowRoutes } from './gateway/routes/workflows.js';
 import { startSafetyKernel } from './kernel/index.js';
-import { freePort, startNats, startRedis, type ManagedServer } from './processes.js';
+import { freePort, startNats, startRedis, type ManagedServer } from '../helpers/processes.js';
 import { startScheduler } from './scheduler/index.js';
 import type { Component, FaultName, SandboxDeps } from './types.js';
 import { startWorkflowEngine } from './workflow/index.js';

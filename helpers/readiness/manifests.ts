@@ -7,7 +7,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { PreconditionError, ConfigError } from '../errors.js';
-import { findBinary } from '../../sandbox/processes.js';
+import { findBinary } from '../processes.js';
 import type { KubeObject } from './objects.js';
 
 export interface LoadedManifests {

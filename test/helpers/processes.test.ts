@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { connect } from '@nats-io/transport-node';
 import { describe, expect, it } from 'vitest';
-import { MissingBinaryError, startNats, startRedis } from '../../sandbox/processes.js';
+import { MissingBinaryError, startNats, startRedis } from '../../helpers/processes.js';
 
 describe('managed redis-server and nats-server', () => {
   it('starts redis with persistence on a free port and removes its dir on stop', async () => {
