@@ -264,38 +264,26 @@ export function recordSize(typeLen: number, keyLen: number, valueLen: number): n
   return 4 + RDUMP_FIXED + typeLen + keyLen + valueLen;
 }
 
-/**
- * Write one record at `o` of `out` (which has room: recordSize); key and payload are byte ranges of
- * their source buffers, so callers copy straight from socket buffers. Returns the offset after it.
- */
-export function writeRecordAt(out: Buffer, o: number, type: Buffer, p: number, e: number, key: Uint8Array, ks: number, ke: number, v: Uint8Array, vs: number, ve: number): number {
-  o = out.writeUInt32LE(RDUMP_FIXED + type.length + (ke - ks) + (ve - vs), o);
-  out[o++] = type.length;
-  o = copyInto(out, o, type, 0, type.length);
-  o = out.writeDoubleLE(p, o);
-  o = out.writeDoubleLE(e, o);
-  o = out.writeUInt32LE(ke - ks, o);
-  o = copyInto(out, o, key, ks, ke);
-  return copyInto(out, o, v, vs, ve);
-}
-
 /** Encode records into one buffer. */
 export function encodeRecords(recs: RecordToEncode[]): Buffer {
   let size = 0;
   for (const r of recs) size += recordSize(r.type.length, r.key.length, r.v.length);
-  const out = Buffer.allocUnsafe(size);
-  let o = 0;
-  for (const r of recs) o = writeRecordAt(out, o, r.type, r.p, r.e, r.key, 0, r.key.length, r.v, 0, r.v.length);
-  return out;
+  const parts: Buffer[] = [];
+  const chunker = new RecordChunker((b) => parts.push(b), Math.max(1, size));
+  for (const r of recs) chunker.add(r.type, r.p, r.e, r.key, 0, r.key.length, r.v, 0, r.v.length);
+  chunker.flush();
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
 }
 
 /**
  * Packs records into large chunks as they arrive and hands each filled stretch to `emit` (the file
- * writer): one write per chunk rather than per key or per batch. Emitted buffers are views of a
- * chunk that is never written again, so the writer may hold them; a chunk is replaced when full.
+ * writer): one write per chunk rather than per key or per batch. Key and payload are byte ranges of
+ * their source buffers, so callers copy straight from socket buffers. Emitted buffers are views of
+ * a chunk that is never written again, so the writer may hold them; a chunk is replaced when full.
  */
 export class RecordChunker {
   private chunk: Buffer;
+  private view: DataView;
   private start = 0;
   private o = 0;
   records = 0;
@@ -304,19 +292,33 @@ export class RecordChunker {
     private readonly chunkSize = 1 << 20,
   ) {
     this.chunk = Buffer.allocUnsafe(chunkSize);
+    this.view = new DataView(this.chunk.buffer, this.chunk.byteOffset, this.chunk.length);
   }
   /** Bytes packed but not yet emitted. */
   get pending(): number {
     return this.o - this.start;
   }
   add(type: Buffer, p: number, e: number, key: Uint8Array, ks: number, ke: number, v: Uint8Array, vs: number, ve: number): void {
-    const size = recordSize(type.length, ke - ks, ve - vs);
+    const tlen = type.length;
+    const klen = ke - ks;
+    const size = recordSize(tlen, klen, ve - vs);
     if (this.o + size > this.chunk.length) {
       this.flush();
       this.chunk = Buffer.allocUnsafe(Math.max(this.chunkSize, size));
+      this.view = new DataView(this.chunk.buffer, this.chunk.byteOffset, this.chunk.length);
       this.start = this.o = 0;
     }
-    this.o = writeRecordAt(this.chunk, this.o, type, p, e, key, ks, ke, v, vs, ve);
+    const out = this.chunk;
+    const view = this.view;
+    let o = this.o;
+    view.setUint32(o, size - 4, true);
+    out[o + 4] = tlen;
+    o = copyInto(out, o + 5, type, 0, tlen);
+    view.setFloat64(o, p, true);
+    view.setFloat64(o + 8, e, true);
+    view.setUint32(o + 16, klen, true);
+    o = copyInto(out, o + 20, key, ks, ke);
+    this.o = copyInto(out, o, v, vs, ve);
     this.records++;
   }
   /** Emit what is packed so far. */

@@ -137,39 +137,61 @@ export interface RedisBackupResult {
 // Keys from SCAN
 
 /**
- * The keys of SCAN replies, kept in their RESP bulk encoding ("$<len>\r\n<key>\r\n") back to back so
- * a DUMP request copies each as it is: at[3i], at[3i+1], at[3i+2] = element start, key start, key end.
+ * The keys of one SCAN reply, each already written as its request: "PTTL <key>" then "DUMP <key>",
+ * the key copied in the RESP encoding SCAN sent it in. A batch's request is then a plain copy of a
+ * stretch of `data` (or `data` itself). at[2i] = where key i's request starts (it ends where the
+ * next one starts, the last at `used`), at[2i+1] = where its key bytes start (in the PTTL command);
+ * len[i] = key length.
  */
 class KeyBlock {
   data: Buffer;
   used = 0;
   n = 0;
   at: Int32Array;
+  len: Int32Array;
   constructor(count: number) {
-    this.at = new Int32Array(3 * Math.max(16, count));
-    this.data = Buffer.allocUnsafe(Math.max(1024, count * 40));
+    this.at = new Int32Array(2 * Math.max(16, count));
+    this.len = new Int32Array(Math.max(16, count));
+    this.data = Buffer.allocUnsafe(Math.max(1024, count * 96));
   }
   push(src: Buffer, head: number, start: number, end: number): void {
     const elen = end + 2 - head;
-    if (this.used + elen > this.data.length) {
-      const next = Buffer.allocUnsafe(Math.max(2 * this.data.length, this.used + elen));
+    const need = 2 * elen + HDR_PTTL.length + HDR_DUMP.length;
+    if (this.used + need > this.data.length) {
+      const next = Buffer.allocUnsafe(Math.max(2 * this.data.length, this.used + need));
       this.data.copy(next, 0, 0, this.used);
       this.data = next;
     }
-    if (3 * this.n + 3 > this.at.length) {
-      const next = new Int32Array(2 * this.at.length);
-      next.set(this.at);
-      this.at = next;
+    if (this.n === this.len.length) {
+      const at = new Int32Array(2 * this.at.length);
+      at.set(this.at);
+      this.at = at;
+      const len = new Int32Array(2 * this.len.length);
+      len.set(this.len);
+      this.len = len;
     }
     const o = this.used;
-    this.used = copyInto(this.data, o, src, head, end + 2);
-    const j = 3 * this.n++;
-    this.at[j] = o;
-    this.at[j + 1] = o + (start - head);
-    this.at[j + 2] = o + (end - head);
+    let w = copyInto(this.data, o, HDR_PTTL, 0, HDR_PTTL.length);
+    const keyAt = w + (start - head);
+    w = copyInto(this.data, w, src, head, end + 2);
+    w = copyInto(this.data, w, HDR_DUMP, 0, HDR_DUMP.length);
+    this.used = copyInto(this.data, w, src, head, end + 2);
+    this.at[2 * this.n] = o;
+    this.at[2 * this.n + 1] = keyAt;
+    this.len[this.n++] = end - start;
+  }
+  keyStart(i: number): number {
+    return this.at[2 * i + 1]!;
+  }
+  keyEnd(i: number): number {
+    return this.at[2 * i + 1]! + this.len[i]!;
   }
   key(i: number): Buffer {
-    return this.data.subarray(this.at[3 * i + 1], this.at[3 * i + 2]);
+    return this.data.subarray(this.keyStart(i), this.keyEnd(i));
+  }
+  /** Where the requests of keys [from, to) are in `data`. */
+  requests(from: number, to: number): Buffer {
+    return this.data.subarray(this.at[2 * from], to < this.n ? this.at[2 * to] : this.used);
   }
 }
 
@@ -365,9 +387,8 @@ class DumpSink implements ReplySink {
   }
   private gotDump(buf: Buffer | null, start: number, end: number, err: string | undefined): void {
     const block = this.segs[this.seg]!.block;
-    const j = 3 * this.i;
-    const ks = block.at[j + 1]!;
-    const ke = block.at[j + 2]!;
+    const ks = block.keyStart(this.i);
+    const ke = block.keyEnd(this.i);
     const why = this.pttlError ?? err;
     if (this.failure) {
       // The batch already failed: only keep the replies in step.
@@ -410,27 +431,10 @@ const HDR_EXISTS = Buffer.from('*2\r\n$6\r\nEXISTS\r\n');
 const HDR_RESTORE = Buffer.from('*5\r\n$7\r\nRESTORE\r\n');
 const ARG_REPLACE = Buffer.from('$7\r\nREPLACE\r\n');
 
-/** PTTL k, DUMP k for every key of the segments, the keys copied in their SCAN encoding. */
+/** PTTL k, DUMP k for every key of the segments: their requests as the KeyBlocks hold them. */
 function dumpRequest(segs: Segment[]): Buffer {
-  let size = 0;
-  for (const { block, from, to } of segs) {
-    const elems = block.at[3 * (to - 1) + 2]! + 2 - block.at[3 * from]!;
-    size += 2 * elems + (to - from) * (HDR_PTTL.length + HDR_DUMP.length);
-  }
-  const out = Buffer.allocUnsafe(size);
-  let o = 0;
-  for (const { block, from, to } of segs) {
-    const { data, at } = block;
-    for (let i = from; i < to; i++) {
-      const s = at[3 * i]!;
-      const e = at[3 * i + 2]! + 2;
-      o = copyInto(out, o, HDR_PTTL, 0, HDR_PTTL.length);
-      o = copyInto(out, o, data, s, e);
-      o = copyInto(out, o, HDR_DUMP, 0, HDR_DUMP.length);
-      o = copyInto(out, o, data, s, e);
-    }
-  }
-  return out;
+  const parts = segs.map(({ block, from, to }) => block.requests(from, to));
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
 }
 
 function segmentKeys(segs: Segment[]): Buffer[] {

@@ -163,8 +163,10 @@ export class RespConn {
   private readonly queue: Pending[] = [];
   private parts: Buffer[] = [];
   private have = 0;
-  /** Bytes needed before parsing can make progress (a reply split across reads). */
+  /** Bytes needed before parsing can make progress (a reply split across reads)... */
   private need = 1;
+  /** ...and whether that is the cut reply's exact length (a bulk whose header was read). */
+  private needExact = false;
   private failure: Error | undefined;
 
   private constructor(
@@ -240,21 +242,37 @@ export class RespConn {
   }
 
   private onData(d: Buffer): void {
-    this.parts.push(d);
-    this.have += d.length;
-    if (this.have < this.need) return;
-    const buf = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.have);
-    let pos = 0;
     try {
-      pos = this.parse(buf);
+      let buf = d;
+      if (this.have) {
+        // A reply was cut at the end of the last read.
+        this.parts.push(d);
+        this.have += d.length;
+        if (this.have < this.need) return;
+        if (this.needExact) {
+          // Its length is known: complete just that reply from the front of d, then go on in d
+          // itself (copying one reply, not the whole read).
+          const take = d.length - (this.have - this.need);
+          const one = Buffer.concat([...this.parts.slice(0, -1), d.subarray(0, take)], this.need);
+          this.parts = [];
+          this.have = 0;
+          const used = this.parse(one);
+          buf = used === one.length ? d.subarray(take) : Buffer.concat([one.subarray(used), d.subarray(take)]);
+        } else {
+          buf = Buffer.concat(this.parts, this.have);
+          this.parts = [];
+          this.have = 0;
+        }
+      }
+      const pos = this.parse(buf);
+      if (pos < buf.length) {
+        this.parts = [buf.subarray(pos)];
+        this.have = buf.length - pos;
+      }
     } catch (err) {
       this.fail(err as Error);
       this.socket.destroy();
-      return;
     }
-    const rest = pos < buf.length ? buf.subarray(pos) : undefined;
-    this.parts = rest ? [rest] : [];
-    this.have = rest ? rest.length : 0;
   }
 
   /** Parse every complete reply in buf; returns where the first incomplete one starts. */
@@ -262,6 +280,7 @@ export class RespConn {
     const len = buf.length;
     let pos = 0;
     this.need = 1;
+    this.needExact = false;
     while (pos < len) {
       const head = this.queue[0];
       if (!head) throw new Error(`redis connection to ${this.label}: reply without a request`);
@@ -300,6 +319,7 @@ export class RespConn {
           const end = body + n;
           if (end + 2 > len) {
             this.need = end + 2 - pos;
+            this.needExact = true;
             break;
           }
           head.sink.bulk(buf, pos, body, end);
