@@ -619,29 +619,71 @@ async function restoreConn(client: Redis, db: number): Promise<RestoreConn> {
 // ---------------------------------------------------------------------------------------------
 // Backup
 
+/**
+ * Masters of a cluster backed up at once. Each is a server of its own (its own command thread), so
+ * they add up; each adds one db's pipeline to memory, which stays independent of the keyspace size.
+ */
+export const NODE_CONCURRENCY = 4;
+
+/** Set when one master's backup failed, so the others stop at their next batch. */
+interface StopFlag {
+  failed: boolean;
+}
+
+class StoppedError extends Error {
+  constructor() {
+    super('stopped because another master failed');
+  }
+}
+
 export async function backupRedisLogical(source: RedisSource, opts: RedisBackupOptions): Promise<RedisBackupResult> {
   const sizing = opts.sizing ?? DEFAULT_SIZING;
-  const dbs: RedisDbSection[] = [];
-  const files: Record<string, FileEntry> = {};
   const first = source.nodes[0];
   if (!first) throw new Error('redis backup: no master nodes to back up');
   const server_version = await redisVersion(first.client);
-  for (const node of source.nodes) {
+  const stop: StopFlag = { failed: false };
+  const backupNode = async (node: RedisNode) => {
     // Cluster mode has only db 0; standalone: every non-empty database (db 0 always, even if empty).
     const listed = source.cluster ? [] : (await keyspaceDbs(node.client)).map((d) => d.db);
     const dbNumbers = [...new Set([0, ...listed])].sort((a, b) => a - b);
+    const out: Array<{ rel: string; section: RedisDbSection; entry: FileEntry }> = [];
     for (const db of dbNumbers) {
+      if (stop.failed) throw new StoppedError();
       // Connections of its own per db, so SELECT never changes the caller's client.
       const conn = await dumpConn(node.client, source.cluster ? 0 : db);
       try {
         const rel = `redis/${node.label}.db${db}${RDUMP_EXT}`;
-        const section = await dumpDb(conn, node.label, db, join(opts.root, rel), rel, sizing, opts.onProgress);
-        files[rel] = section.entry;
-        dbs.push(section.section);
+        const got = await dumpDb(conn, node.label, db, join(opts.root, rel), rel, sizing, stop, opts.onProgress);
+        out.push({ rel, ...got });
       } finally {
         conn.close();
       }
     }
+    return out;
+  };
+  // Up to NODE_CONCURRENCY masters at once; on the first failure the others stop at their next
+  // batch, and that failure is reported once all have settled (no file is still being written).
+  const results: Array<Awaited<ReturnType<typeof backupNode>>> = [];
+  let nextNode = 0;
+  let firstError: unknown;
+  const worker = async () => {
+    while (nextNode < source.nodes.length && !stop.failed) {
+      const i = nextNode++;
+      try {
+        results[i] = await backupNode(source.nodes[i]!);
+      } catch (err) {
+        if (!(err instanceof StoppedError) && firstError === undefined) firstError = err;
+        stop.failed = true;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(NODE_CONCURRENCY, source.nodes.length) }, worker));
+  if (stop.failed) throw firstError ?? new Error('redis backup stopped');
+  const dbs: RedisDbSection[] = [];
+  const files: Record<string, FileEntry> = {};
+  for (const r of results.flat()) {
+    files[r.rel] = r.entry;
+    dbs.push(r.section);
   }
   return { server_version, cluster: source.cluster, dbs, files };
 }
@@ -659,6 +701,7 @@ async function dumpDb(
   path: string,
   rel: string,
   sizing: BatchSizing,
+  stop: StopFlag,
   onProgress?: (p: RedisProgress) => void,
 ): Promise<{ section: RedisDbSection; entry: FileEntry }> {
   const out = await HashingWriter.create(path);
@@ -711,6 +754,7 @@ async function dumpDb(
     for (;;) {
       // Fill the pipeline: up to PIPELINE_DEPTH batches in flight.
       while (inflight.length < PIPELINE_DEPTH) {
+        if (stop.failed) throw new StoppedError();
         if (scanError) throw fail(`SCAN failed: ${scanError.message}`);
         if (queue.size >= batch || (scanDone && queue.size > 0)) send(Math.min(batch, queue.size));
         else if (scanDone) break;
@@ -724,7 +768,9 @@ async function dumpDb(
       }
       const head = inflight.shift();
       if (!head) break;
-      const sink = await head;
+      const sink = await head.catch((err: Error) => {
+        throw fail(err.message);
+      });
       if (sink.failure) throw fail(sink.failure);
       if (sink.untyped) await writeUntyped(conn, sink.untyped, state, fail);
       state.records.flush();

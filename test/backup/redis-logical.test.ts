@@ -3,16 +3,19 @@
 // or changed while the backup runs are either captured in one of their states or counted as
 // vanished, never half-written; binary keys and values (RESP-looking bytes, empty key, values larger
 // than a socket read) come through byte for byte; and the ioredis path (Sentinel, custom connectors)
-// writes the same archive as the raw RESP path.
+// writes the same archive as the raw RESP path. On a cluster every master is scanned and dumped over
+// connections of its own, at the same time, and the archive holds each key once; a master lost
+// mid-backup fails the backup with its name while the others stop.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
+import { execFileSync } from 'node:child_process';
+import { Cluster, Redis } from 'ioredis';
 import * as standaloneModule from 'ioredis/built/connectors/StandaloneConnector.js';
 import { startRedis, type ManagedServer } from '../../helpers/processes.js';
 import { PrefixCounter, countPrefix, recordKeyLabel, type RedisDbSection, type RedisRecord } from '../../helpers/backup/archive.js';
-import { backupRedisLogical, readRecords, redisSource, restoreRedisLogical, type RedisBackupResult } from '../../helpers/backup/redis-logical.js';
+import { NODE_CONCURRENCY, backupRedisLogical, readRecords, redisSource, restoreRedisLogical, type RedisBackupResult } from '../../helpers/backup/redis-logical.js';
 
 /** ioredis' own standalone connector, passed as a custom Connector (CommonJS default export). */
 const StandaloneConnector = ((m: { default: unknown }) => (m.default as { default?: unknown }).default ?? m.default)(standaloneModule as { default: unknown });
@@ -232,4 +235,117 @@ describe('prefix counts', () => {
     expect(want['(other)'], 'keys past the cap counted under (other)').toBeGreaterThan(100);
     expect(counter.result()).toEqual(want);
   });
+});
+
+/** A 3-master Redis Cluster on free ports (no replicas), built with redis-cli --cluster create. */
+async function startCluster(): Promise<{ servers: ManagedServer[]; stop(): Promise<void> }> {
+  const servers = await Promise.all(
+    [0, 1, 2].map(() => startRedis({ persistence: false, extraArgs: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '5000'] })),
+  );
+  const stop = async () => void (await Promise.all(servers.map((s) => s.stop())));
+  try {
+    execFileSync('redis-cli', ['--cluster', 'create', ...servers.map((s) => `127.0.0.1:${s.port}`), '--cluster-replicas', '0', '--cluster-yes'], { stdio: 'pipe', timeout: 30_000 });
+    const deadline = Date.now() + 20_000;
+    for (const s of servers) {
+      const c = new Redis(s.port, '127.0.0.1');
+      try {
+        while (!/cluster_state:ok/.test(await c.cluster('INFO'))) {
+          if (Date.now() > deadline) throw new Error(`cluster node ${s.port} not ok within 20 s`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      } finally {
+        c.disconnect();
+      }
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { servers, stop };
+}
+
+describe('logical backup of a Redis Cluster', () => {
+  let cluster: Awaited<ReturnType<typeof startCluster>>;
+  let client: Cluster;
+  beforeAll(async () => {
+    cluster = await startCluster();
+    client = new Cluster([{ host: '127.0.0.1', port: cluster.servers[0]!.port }]);
+    await new Promise<void>((resolve, reject) => {
+      client.once('ready', resolve);
+      client.once('error', reject);
+    });
+    for (let i = 0; i < 6000; i += 500) {
+      await Promise.all(Array.from({ length: 500 }, (_, j) => client.set(`job:state:${i + j}`, `v${i + j}`, 'PX', 3_600_000)));
+    }
+  }, 60_000);
+  afterAll(async () => {
+    client?.disconnect();
+    await cluster?.stop();
+  });
+
+  it(`backs up every master at once (up to ${NODE_CONCURRENCY}), each key exactly once, and restores them all`, async () => {
+    const masters = redisSource(client).nodes;
+    expect(masters.length).toBe(3);
+    // Progress events in order: [first, last] index per master.
+    const spans = new Map<string, [number, number]>();
+    let n = 0;
+    const { res, root } = await backup(client as unknown as Redis, {
+      sizing: { min: 10, max: 100, maxBatchBytes: 1 << 20 },
+      onProgress: (p) => {
+        const span = spans.get(p.node);
+        if (span) span[1] = n++;
+        else spans.set(p.node, [n, n++]);
+      },
+    });
+    const sorted = [...spans.values()].sort((a, b) => a[0] - b[0]);
+    const overlapping = sorted.filter((s, i) => i > 0 && s[0] < sorted[i - 1]![1]).length;
+    expect(res.cluster).toBe(true);
+    expect(res.dbs.map((d) => d.node).sort()).toEqual(masters.map((m) => m.label).sort());
+    expect(spans.size).toBe(3);
+    expect(overlapping, 'a master started before the one before it finished').toBeGreaterThan(0);
+    const all: RedisRecord[] = [];
+    for (const section of res.dbs) {
+      const recs = await records(root, section);
+      expect(recs.length).toBe(section.keys);
+      expect(section.keys, `${section.node} holds a share of the keys`).toBeGreaterThan(0);
+      all.push(...recs);
+    }
+    const keys = all.map(recordKeyLabel);
+    expect(new Set(keys).size, 'no key in two masters\' files').toBe(keys.length);
+    expect(keys.sort()).toEqual(Array.from({ length: 6000 }, (_, i) => `job:state:${i}`).sort());
+    const scratch = await startRedis({ persistence: false });
+    const dst = new Redis(scratch.port, '127.0.0.1');
+    try {
+      expect((await restoreRedisLogical(dst, { root, dbs: res.dbs })).restored).toBe(6000);
+      expect(await dst.get('job:state:4321')).toBe('v4321');
+      expect(await dst.pttl('job:state:4321')).toBeGreaterThan(3_000_000);
+    } finally {
+      dst.disconnect();
+      await scratch.stop();
+    }
+  }, 60_000);
+
+  it('a master that fails mid-backup (DUMP refused) fails the backup naming it and its key; the other masters stop', async () => {
+    const victim = new Redis(cluster.servers[1]!.port, '127.0.0.1');
+    const victimLabel = `127.0.0.1-${cluster.servers[1]!.port}`;
+    const progress = new Map<string, number>();
+    await victim.call('ACL', 'SETUSER', 'default', '-dump');
+    try {
+      const err = await backup(client as unknown as Redis, {
+        sizing: { min: 10, max: 20, maxBatchBytes: 1 << 20 },
+        onProgress: (p) => progress.set(p.node, p.keys),
+      }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(Error);
+      expect((err as Error).message).toMatch(new RegExp(`^redis backup ${victimLabel} db0: reading key job:state:\\d+ failed: NOPERM`));
+      expect(progress.has(victimLabel), 'the failing master wrote nothing').toBe(false);
+      // The others stopped at their next batch: neither got through its ~2000 keys.
+      for (const [node, keys] of progress) expect(keys, node).toBeLessThan(1500);
+    } finally {
+      await victim.call('ACL', 'SETUSER', 'default', '+@all');
+      victim.disconnect();
+    }
+  }, 60_000);
 });
