@@ -148,6 +148,9 @@ export class RespBuilder {
 // ---------------------------------------------------------------------------------------------
 // The connection
 
+/** Longest silence from the server while requests are pending (a batch of big DUMPs or RESTOREs included). */
+export const REPLY_TIMEOUT_MS = 60_000;
+
 interface Pending {
   sink: ReplySink;
   resolve: () => void;
@@ -172,15 +175,27 @@ export class RespConn {
   private constructor(
     private readonly socket: Socket,
     readonly label: string,
+    replyTimeoutMs: number,
   ) {
     socket.setNoDelay(true);
+    // Bounded wait: a server that stops answering (blocked, or gone without a reset) fails the
+    // pending requests instead of hanging the backup. Idle with nothing pending is fine.
+    socket.setTimeout(replyTimeoutMs, () => {
+      if (this.queue.length) {
+        this.fail(new Error(`redis connection to ${label}: no reply for ${replyTimeoutMs / 1000} s`));
+        socket.destroy();
+      }
+    });
     socket.on('data', (d: Buffer) => this.onData(d));
     socket.on('error', (err) => this.fail(new Error(`redis connection to ${label}: ${err.message}`)));
     socket.on('close', () => this.fail(new Error(`redis connection to ${label} closed`)));
   }
 
-  /** Connects like the given ioredis options (host/port or path, TLS, AUTH) and SELECTs db. */
-  static async open(o: RedisOptions, db: number): Promise<RespConn> {
+  /**
+   * Connects like the given ioredis options (host/port or path, TLS, AUTH) and SELECTs db. Pending
+   * requests fail when no byte arrives for `replyTimeoutMs`.
+   */
+  static async open(o: RedisOptions, db: number, replyTimeoutMs = REPLY_TIMEOUT_MS): Promise<RespConn> {
     const host = o.host ?? '127.0.0.1';
     const port = o.port ?? 6379;
     const label = o.path ?? `${host}:${port}`;
@@ -203,7 +218,7 @@ export class RespConn {
       });
       socket.once('error', onErr);
     });
-    const conn = new RespConn(socket, label);
+    const conn = new RespConn(socket, label, replyTimeoutMs);
     try {
       const hello: Buffer[] = [];
       if (o.password) hello.push(respArgs(o.username ? ['AUTH', o.username, o.password] : ['AUTH', o.password]));

@@ -119,4 +119,11 @@ describe('RESP connection failures', () => {
     const conn = await RespConn.open({ host: '127.0.0.1', port }, 0);
     await expect(conn.request(Buffer.from('*1\r\n$4\r\nPING\r\n'), new TraceSink(1))).rejects.toThrow(new RegExp(`^redis connection to 127\\.0\\.0\\.1:${port} closed$`));
   });
+
+  it('a server that stops answering fails the pending request after the reply timeout', async () => {
+    const port = await fakeRedis(Buffer.from(':1\r\n'), 64);
+    const conn = await RespConn.open({ host: '127.0.0.1', port }, 0, 300);
+    // One reply arrives, the second never does.
+    await expect(conn.request(Buffer.from('*1\r\n$4\r\nPING\r\n'), new TraceSink(2))).rejects.toThrow(new RegExp(`^redis connection to 127\\.0\\.0\\.1:${port}: no reply for 0\\.3 s$`));
+  });
 });
