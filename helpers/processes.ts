@@ -232,11 +232,16 @@ async function spawnRedis(bin: string, dir: string, port: number, opts: RedisOpt
     ...(persistence ? ['--appendfsync', 'everysec'] : []),
     ...(opts.extraArgs ?? []),
   ];
+  return spawnServer('redis-server', bin, args, dir, `redis://127.0.0.1:${port}`, port, /Ready to accept connections/, opts.startTimeoutMs);
+}
+
+/** Spawn a server and wait until it is ready; a server that does not get ready is stopped. */
+async function spawnServer(what: string, bin: string, args: string[], dir: string, url: string, port: number, ready: RegExp, timeoutMs = 5000): Promise<ManagedServer> {
   const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const out = capture(child);
-  const server = manage(child, dir, `redis://127.0.0.1:${port}`, port, out);
+  const server = manage(child, dir, url, port, out);
   try {
-    await waitForReady(port, child, 'redis-server', opts.startTimeoutMs ?? 5000, out, /Ready to accept connections/);
+    await waitForReady(port, child, what, timeoutMs, out, ready);
   } catch (err) {
     await server.stop();
     throw err;
@@ -260,14 +265,5 @@ export async function startNats(opts: NatsOptions = {}): Promise<ManagedServer> 
 
 async function spawnNats(bin: string, dir: string, port: number, opts: NatsOptions): Promise<ManagedServer> {
   const args = ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', opts.storeDir ?? join(dir, 'js'), ...(opts.extraArgs ?? [])];
-  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  const out = capture(child);
-  const server = manage(child, dir, `nats://127.0.0.1:${port}`, port, out);
-  try {
-    await waitForReady(port, child, 'nats-server', opts.startTimeoutMs ?? 5000, out, /Server is ready/);
-  } catch (err) {
-    await server.stop();
-    throw err;
-  }
-  return server;
+  return spawnServer('nats-server', bin, args, dir, `nats://127.0.0.1:${port}`, port, /Server is ready/, opts.startTimeoutMs);
 }
