@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import { Redis } from 'ioredis';
 import { startRedis, type ManagedServer } from '../helpers/processes.js';
 import { lastJson, runChild, tsxArgs, HAVE_TIME_V } from './env.js';
-import { writeRespFile } from './resp.js';
+import { writePerKeyFile, writeRespFile } from './resp.js';
 import { fmtNum, goalFlatMemory, goalRatioAtLeast, medianOf, stat, type BenchResult, type Figure, type Goal } from './stats.js';
 import type { BenchContext } from './index.js';
 
@@ -86,9 +86,23 @@ export async function benchRedis(ctx: BenchContext): Promise<BenchResult> {
         restoreMBs: fig('our logical restore', 'MB/s', 'RDB-equivalent MB'),
         cliCpu: fig('server CPU per key, redis-cli --rdb', 'µs/key', 'fork child + main thread'),
         oursCpu: fig('server CPU per key, our logical backup', 'µs/key', 'main thread: SCAN + PTTL + DUMP'),
-        ceiling: fig('ceiling for a SCAN + PTTL + DUMP backup on one server thread', 'x', 'redis-cli --rdb wall ÷ our server CPU'),
+        dumpCpu: fig('server CPU per key, DUMP alone', 'µs/key', 'one DUMP per key through redis-cli --pipe, no SCAN, no PTTL'),
+        pttlCpu: fig('server CPU per key, PTTL alone', 'µs/key', 'one PTTL per key through redis-cli --pipe'),
+        ceiling: fig('ceiling for a SCAN + PTTL + DUMP backup', 'x', 'server CPU per key: redis-cli --rdb ÷ ours'),
+        dumpCeiling: fig('ceiling for any DUMP-based backup', 'x', 'server CPU per key: redis-cli --rdb ÷ DUMP alone'),
       };
-      for (const f of [F.cliCpu, F.oursCpu, F.ceiling]) delete f.rssBytes;
+      for (const f of [F.cliCpu, F.oursCpu, F.dumpCpu, F.pttlCpu, F.ceiling, F.dumpCeiling]) delete f.rssBytes;
+      const dumpFile = join(dir, `dump-${size}.resp`);
+      const pttlFile = join(dir, `pttl-${size}.resp`);
+      await writePerKeyFile(dumpFile, size, 'DUMP');
+      await writePerKeyFile(pttlFile, size, 'PTTL');
+      /** Server main-thread CPU per key of sending `file` through redis-cli --pipe. */
+      const perKeyCpu = async (file: string, what: string) => {
+        const before = (await serverCpuMs(srcClient)).main;
+        const r = await cli(['-p', String(src.port), '--pipe'], { stdinFile: file, measureRss: false });
+        if (r.code !== 0 || !/errors: 0,/.test(r.stdout)) throw new Error(`redis-cli --pipe of ${what} failed: ${r.stdout.slice(-300)} ${r.stderr.slice(-300)}`);
+        return (((await serverCpuMs(srcClient)).main - before) * 1000) / size;
+      };
       let rdbBytes = NaN;
       let archiveBytes = NaN;
       for (let i = 0; i < n; i++) {
@@ -99,7 +113,13 @@ export async function benchRedis(ctx: BenchContext): Promise<BenchResult> {
         if (c.code !== 0) throw new Error(`redis-cli --rdb failed: ${c.stderr.slice(-300)}`);
         await forkReaped(srcClient);
         const cpu1 = await serverCpuMs(srcClient);
-        F.cliCpu.values.push(((cpu1.main - cpu0.main + cpu1.children - cpu0.children) * 1000) / size);
+        const cliCpuPerKey = ((cpu1.main - cpu0.main + cpu1.children - cpu0.children) * 1000) / size;
+        F.cliCpu.values.push(cliCpuPerKey);
+        // DUMP alone and PTTL alone, as cheaply as a client can send them.
+        const dumpCpuPerKey = await perKeyCpu(dumpFile, 'DUMPs');
+        F.dumpCpu.values.push(dumpCpuPerKey);
+        F.pttlCpu.values.push(await perKeyCpu(pttlFile, 'PTTLs'));
+        F.dumpCeiling.values.push(cliCpuPerKey / dumpCpuPerKey);
         rdbBytes = statSync(rdbFile).size;
         rmSync(rdbFile, { force: true });
         F.cliRdb.values.push(size / (c.wallMs / 1000));
@@ -112,9 +132,9 @@ export async function benchRedis(ctx: BenchContext): Promise<BenchResult> {
         const cpu2 = await serverCpuMs(srcClient);
         const b = await runChild(node, args, { cwd: REPO, timeoutMs: 600_000 });
         if (b.code !== 0) throw new Error(`backup child failed: ${b.stderr.slice(-500)}`);
-        const oursServerMs = (await serverCpuMs(srcClient)).main - cpu2.main;
-        F.oursCpu.values.push((oursServerMs * 1000) / size);
-        F.ceiling.values.push(c.wallMs / oursServerMs);
+        const oursCpuPerKey = (((await serverCpuMs(srcClient)).main - cpu2.main) * 1000) / size;
+        F.oursCpu.values.push(oursCpuPerKey);
+        F.ceiling.values.push(cliCpuPerKey / oursCpuPerKey);
         const br = lastJson<{ keys: number; bytes: number; ms: number }>(b.stdout);
         if (br.keys !== size) throw new Error(`backup saw ${br.keys} keys, expected ${size}`);
         archiveBytes = br.bytes;
@@ -144,6 +164,8 @@ export async function benchRedis(ctx: BenchContext): Promise<BenchResult> {
         rmSync(out, { recursive: true, force: true });
         ctx.progress(`redis ${L} run ${i + 1}/${n}: redis-cli --rdb ${Math.round(c.wallMs)} ms, ours ${Math.round(br.ms)} ms, restore ${Math.round(sr.ms)} ms`);
       }
+      rmSync(dumpFile, { force: true });
+      rmSync(pttlFile, { force: true });
       await dstClient.flushall();
       const figs = [loadFig, ...Object.values(F)];
       for (const f of figs) if (f.rssBytes && !f.rssBytes.length) delete f.rssBytes;
@@ -152,7 +174,7 @@ export async function benchRedis(ctx: BenchContext): Promise<BenchResult> {
         `${L} keys: RDB ${(rdbBytes / MB).toFixed(1)} MB, our archive ${(archiveBytes / MB).toFixed(1)} MB, server used_memory ${(usedMemory / MB).toFixed(0)} MB.`,
       );
       const logical = goalRatioAtLeast(`logical backup ≥ 0.8x redis-cli --rdb (keys/s), ${L} keys`, medianOf(figs, F.ours.name), medianOf(figs, F.cliRdb.name), 0.8);
-      logical.detail += `; the server's own CPU for SCAN + PTTL + DUMP caps any such backup at ${fmtNum(medianOf(figs, F.ceiling.name))}x`;
+      logical.detail += `; the server's own CPU per key caps a SCAN + PTTL + DUMP backup at ${fmtNum(medianOf(figs, F.ceiling.name))}x and any DUMP-based one at ${fmtNum(medianOf(figs, F.dumpCeiling.name))}x`;
       goals.push(logical);
       goals.push(goalRatioAtLeast(`physical RDB fetch ≥ 0.8x redis-cli --rdb (keys/s), ${L} keys`, medianOf(figs, F.oursRdb.name), medianOf(figs, F.cliRdb.name), 0.8));
       backupRss.push({ size, bytes: stat(F.ours.rssBytes ?? []).max });
@@ -172,7 +194,7 @@ export async function benchRedis(ctx: BenchContext): Promise<BenchResult> {
       `Two redis-server processes on loopback (no persistence, repl-diskless-sync-delay 0). The source is seeded with generated keys of five types in turn (string 120 B; hash of 4 fields; list, set and zset of 5 members; every 10th key with a 7-day TTL), as RESP through \`redis-cli --pipe\`, timed.`,
       `Per run, on the same data: \`redis-cli --rdb\` (wall time of the process), our logical backup (\`backupRedisLogical\`: SCAN + PTTL/DUMP pipelines → length-prefixed binary records) and our physical fetch (\`fetchRdb\`, diskless), each in a child process (\`node --import tsx bench/child/redis-backup.ts\`) under \`/usr/bin/time -v\` for its peak RSS; then our logical restore of that archive into the empty second server (\`restoreRedisLogical\`, RESTORE … REPLACE), also in a child.`,
       'keys/s of our operations use the time of the operation inside the child (Node and tsx start-up excluded; the "whole process" line includes it). MB/s use the RDB size of the same data as the common measure of the dataset, for every tool. The backup goal compares keys/s at each size.',
-      "Server CPU per key comes from the source server's INFO cpu around each run: for `redis-cli --rdb` the fork that serialises the RDB (used_cpu_*_children, read once the fork is reaped) plus the main thread; for our logical backup the main thread, which executes every SCAN, PTTL and DUMP. Redis runs commands on that one thread, so no client can finish a SCAN + PTTL + DUMP backup faster than that CPU time: the ceiling line is redis-cli --rdb's wall time divided by it, per run, and bounds the ratio any such backup can reach on this machine.",
+      "Server CPU per key comes from the source server's INFO cpu around each run: for `redis-cli --rdb` the fork that serialises the RDB (used_cpu_*_children, read once the fork is reaped) plus the main thread; for our logical backup the main thread, which executes every SCAN, PTTL and DUMP; and for DUMP alone and PTTL alone the main thread while `redis-cli --pipe` sends one such command per key (the cheapest client there is). Redis runs commands on that one thread, so a logical backup can go no faster than that CPU time, while redis-cli --rdb's wall time is about its fork's CPU time: the ceiling lines divide redis-cli --rdb's server CPU per key by ours (and by DUMP alone's), per run. Unlike wall times, these ratios hold on a loaded machine.",
     ],
     figures,
     goals,
