@@ -2,14 +2,15 @@
 //   pnpm bench                 full run (default sizes, 3 runs per slow figure, 5 per fast one)
 //   pnpm bench --quick         10x smaller sizes, 1 run; report to a temp file unless --write
 //   pnpm bench --only <name>   one benchmark (smoke, dlq, redis, jetstream, readiness)
-//   --write                    write docs/benchmarks.md even for --quick/--only; --out <file> elsewhere
+//   --write                    write docs/benchmarks.md even for --quick/--only (--only replaces just that
+//                              benchmark's section and goal rows); --out <file> elsewhere
 // Everything started here (sandbox, servers, children) is stopped at the end and on Ctrl-C.
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import type { Sandbox } from '../sandbox/index.js';
 import { cleanupAll, machineInfo, onCleanup } from './env.js';
-import { isLoaded, renderMarkdown } from './markdown.js';
+import { isLoaded, mergeMarkdown, renderMarkdown } from './markdown.js';
 import { figureLine, goalLine, parseArgs, type BenchResult } from './stats.js';
 
 const REPO = resolve(import.meta.dirname, '..');
@@ -112,7 +113,10 @@ async function main(): Promise<number> {
   const fullRun = !args.quick && !args.only && !args.reps;
   const out = args.out ? resolve(args.out) : fullRun || args.write ? DOC : join(mkdtempSync(join(tmpdir(), 'cordum-bench-')), 'benchmarks.md');
   const command = ['pnpm bench', args.quick ? '--quick' : '', args.only ? `--only ${args.only}` : '', args.reps ? `--reps ${args.reps}` : '', args.write ? '--write' : ''].filter(Boolean).join(' ');
-  const md = renderMarkdown(machine, { quick: args.quick, startedAt: startedAt.toISOString(), durationMs, reps, only: args.only, command }, results);
+  const runInfo = { quick: args.quick, startedAt: startedAt.toISOString(), durationMs, reps, only: args.only, command };
+  // A partial run written to the report updates its own sections and goal rows only.
+  const merge = args.only && out === DOC && existsSync(DOC);
+  const md = merge ? mergeMarkdown(readFileSync(DOC, 'utf8'), machine, runInfo, results) : renderMarkdown(machine, runInfo, results);
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, md);
   log(`\nwrote ${relative(process.cwd(), out).startsWith('..') ? out : relative(process.cwd(), out)} (${(durationMs / 1000).toFixed(0)} s${durationMs > BUDGET_MS ? `, OVER the ${BUDGET_MS / 60_000} min budget` : ''})`);

@@ -8,7 +8,7 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { restoreStream } from '../helpers/backup/jetstream-restore.js';
 import { snapshotStream } from '../helpers/backup/jetstream-snapshot.js';
-import { startNats } from '../sandbox/processes.js';
+import { startNats } from '../helpers/processes.js';
 import { sizeLabel } from './redis.js';
 import type { BenchResult, Figure } from './stats.js';
 import type { BenchContext } from './index.js';

@@ -104,4 +104,53 @@ export function renderMarkdown(machine: MachineInfo, run: RunInfo, results: Benc
   return L.join('\n');
 }
 
+/**
+ * Update an existing report with the results of a partial run (`pnpm bench --only <name> --write`):
+ * each result's section and goal rows are replaced (or added) and say which run produced them; the
+ * rest of the page, including its machine table and header, stays as the earlier run wrote it.
+ */
+export function mergeMarkdown(existing: string, machine: MachineInfo, run: RunInfo, results: BenchResult[]): string {
+  const fresh = renderMarkdown(machine, run, results);
+  let lines = existing.split('\n');
+  const loaded = isLoaded(machine);
+  const provenance =
+    `_This section and its rows in Goals come from \`${run.command}\` on ${run.startedAt}${run.quick ? ' (quick run)' : ''}, ` +
+    `load average at start ${machine.loadAvg.map((l) => l.toFixed(2)).join(' / ')} on ${machine.cores} cores${loaded ? ' (loaded: > 1 per core)' : ''}; ` +
+    'the rest of the page is from the run named at the top._';
+  for (const r of results) {
+    // Goal rows: replace in place (where the first old row was), else add at the end of the table.
+    const rowPrefix = `| ${r.name} | `;
+    const freshRows = fresh.split('\n').filter((l) => l.startsWith(rowPrefix));
+    const goalsAt = lines.indexOf('## Goals');
+    if (goalsAt >= 0) {
+      let end = goalsAt + 1;
+      while (end < lines.length && !lines[end]!.startsWith('## ')) end++;
+      const table = lines.slice(goalsAt, end);
+      const firstOld = table.findIndex((l) => l.startsWith(rowPrefix));
+      const kept = table.filter((l) => !l.startsWith(rowPrefix));
+      let at = firstOld >= 0 ? firstOld : kept.length;
+      if (firstOld < 0) while (at > 0 && kept[at - 1] === '') at--;
+      kept.splice(at, 0, ...freshRows);
+      lines = [...lines.slice(0, goalsAt), ...kept, ...lines.slice(end)];
+    }
+    // The section: from its heading to the next one.
+    const heading = `## ${r.title}`;
+    const freshLines = fresh.split('\n');
+    const fs = freshLines.indexOf(heading);
+    let fe = fs + 1;
+    while (fe < freshLines.length && !freshLines[fe]!.startsWith('## ')) fe++;
+    const section = [heading, '', provenance, '', ...freshLines.slice(fs + 2, fe)];
+    const os = lines.indexOf(heading);
+    if (os >= 0) {
+      let oe = os + 1;
+      while (oe < lines.length && !lines[oe]!.startsWith('## ')) oe++;
+      lines = [...lines.slice(0, os), ...section, ...lines.slice(oe)];
+    } else {
+      while (lines.length && lines[lines.length - 1] === '') lines.pop();
+      lines.push('', ...section);
+    }
+  }
+  return lines.join('\n');
+}
+
 export { fmtBytes };

@@ -30,7 +30,7 @@ function filler(seed: number, len: number): string {
 /** The commands that create key i: one of five types in turn; every 10th key gets a long TTL. */
 export function keyCommands(i: number): string[][] {
   const type = TYPES[i % TYPES.length]!;
-  const key = `bench:${type}:${i}`;
+  const key = keyName(i);
   const v = (j: number, len: number) => filler(i * 16 + j, len);
   let cmds: string[][];
   switch (type) {
@@ -75,4 +75,24 @@ export async function writeRespFile(file: string, n: number): Promise<{ commands
   out.end(buf);
   await once(out, 'finish');
   return { commands, bytes };
+}
+
+/** The key keyCommands(i) creates. */
+export function keyName(i: number): string {
+  return `bench:${TYPES[i % TYPES.length]}:${i}`;
+}
+
+/** One `command` <key> per key 0..n-1, as RESP for redis-cli --pipe (the server's cost of that command alone). */
+export async function writePerKeyFile(file: string, n: number, command: 'DUMP' | 'PTTL'): Promise<void> {
+  const out = createWriteStream(file);
+  let buf = '';
+  for (let i = 0; i < n; i++) {
+    buf += respCommand([command, keyName(i)]);
+    if (buf.length > 1 << 20) {
+      if (!out.write(buf)) await once(out, 'drain');
+      buf = '';
+    }
+  }
+  out.end(buf);
+  await once(out, 'finish');
 }

@@ -17,7 +17,7 @@ import { policyRoutes } from './gateway/routes/policy.js';
 import { workflowRoutes } from './gateway/routes/workflows.js';
 import { startSafetyKernel } from './kernel/index.js';
 import { makeCertificates } from './certs.js';
-import { freePort, startNats, startRedis, type ManagedServer } from './processes.js';
+import { freePort, startNats, startRedis, type ManagedServer } from '../helpers/processes.js';
 import { startTlsFront } from './tls-front.js';
 import { startScheduler } from './scheduler/index.js';
 import type { Component, FaultName, SandboxDeps } from './types.js';

@@ -15,6 +15,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, readFile, stat, writeFile, open } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { copyInto } from './resp.js';
 
 export const MANIFEST_FILE = 'manifest.json';
 export const MANIFEST_FORMAT = 'cordum-runbooks-backup/2';
@@ -147,6 +148,73 @@ export function countPrefix(counts: Record<string, number>, key: Buffer): void {
   counts[p] = (counts[p] ?? 0) + 1;
 }
 
+interface PrefixLabel {
+  label: string;
+  n: number;
+}
+
+/**
+ * countPrefix for a whole keyspace without a string per key: a prefix is looked up by a hash of its
+ * bytes (different bytes always make a different label), and its label is made once. result()
+ * equals what countPrefix gives for the same keys in the same order, cap included. Memory stays
+ * bounded: only prefixes that got a label of their own (at most MAX_PREFIXES) are remembered.
+ */
+export class PrefixCounter {
+  private readonly byHash = new Map<number, Array<{ bytes: Buffer; to: PrefixLabel }>>();
+  private readonly byLabel = new Map<string, PrefixLabel>();
+  /** Where colon-less keys go (NO_PREFIX, or OTHER_PREFIX if the cap came first). */
+  private none: PrefixLabel | undefined;
+
+  add(key: Uint8Array, start: number, end: number): void {
+    let colon = -1;
+    let h = 0x811c9dc5;
+    for (let i = start; i < end; i++) {
+      const c = key[i]!;
+      if (c === 0x3a) {
+        colon = i;
+        break;
+      }
+      h = Math.imul(h ^ c, 0x01000193);
+    }
+    if (colon < 0) {
+      (this.none ??= this.labelFor(NO_PREFIX)).n++;
+      return;
+    }
+    const len = colon - start;
+    const known = this.byHash.get(h);
+    if (known) {
+      next: for (const k of known) {
+        if (k.bytes.length !== len) continue;
+        for (let i = 0; i < len; i++) if (k.bytes[i] !== key[start + i]) continue next;
+        k.to.n++;
+        return;
+      }
+    }
+    const bytes = Buffer.from(key.subarray(start, colon));
+    const to = this.labelFor(utf8Text(bytes) ?? `base64:${bytes.toString('base64')}`);
+    to.n++;
+    if (to.label === OTHER_PREFIX && this.byLabel.size >= MAX_PREFIXES) return; // refused by the cap: not remembered
+    if (known) known.push({ bytes, to });
+    else this.byHash.set(h, [{ bytes, to }]);
+  }
+
+  /** The label's counter; a new one while under the cap, else OTHER_PREFIX's (as countPrefix does). */
+  private labelFor(label: string): PrefixLabel {
+    let l = this.byLabel.get(label);
+    if (l) return l;
+    if (this.byLabel.size >= MAX_PREFIXES) label = OTHER_PREFIX;
+    l = this.byLabel.get(label);
+    if (!l) this.byLabel.set(label, (l = { label, n: 0 }));
+    return l;
+  }
+
+  result(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const l of this.byLabel.values()) out[l.label] = l.n;
+    return out;
+  }
+}
+
 export function recordKey(rec: RedisRecord): Buffer {
   return rec.key;
 }
@@ -191,23 +259,73 @@ export interface RecordToEncode {
   v: Buffer;
 }
 
-/** Encode records into one buffer (one write per batch, no per-key strings). */
+/** Bytes one record takes in the file. */
+export function recordSize(typeLen: number, keyLen: number, valueLen: number): number {
+  return 4 + RDUMP_FIXED + typeLen + keyLen + valueLen;
+}
+
+/** Encode records into one buffer. */
 export function encodeRecords(recs: RecordToEncode[]): Buffer {
   let size = 0;
-  for (const r of recs) size += 4 + RDUMP_FIXED + r.type.length + r.key.length + r.v.length;
-  const out = Buffer.allocUnsafe(size);
-  let o = 0;
-  for (const r of recs) {
-    o = out.writeUInt32LE(RDUMP_FIXED + r.type.length + r.key.length + r.v.length, o);
-    out[o++] = r.type.length;
-    o += r.type.copy(out, o);
-    o = out.writeDoubleLE(r.p, o);
-    o = out.writeDoubleLE(r.e, o);
-    o = out.writeUInt32LE(r.key.length, o);
-    o += r.key.copy(out, o);
-    o += r.v.copy(out, o);
+  for (const r of recs) size += recordSize(r.type.length, r.key.length, r.v.length);
+  const parts: Buffer[] = [];
+  const chunker = new RecordChunker((b) => parts.push(b), Math.max(1, size));
+  for (const r of recs) chunker.add(r.type, r.p, r.e, r.key, 0, r.key.length, r.v, 0, r.v.length);
+  chunker.flush();
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
+}
+
+/**
+ * Packs records into large chunks as they arrive and hands each filled stretch to `emit` (the file
+ * writer): one write per chunk rather than per key or per batch. Key and payload are byte ranges of
+ * their source buffers, so callers copy straight from socket buffers. Emitted buffers are views of
+ * a chunk that is never written again, so the writer may hold them; a chunk is replaced when full.
+ */
+export class RecordChunker {
+  private chunk: Buffer;
+  private view: DataView;
+  private start = 0;
+  private o = 0;
+  records = 0;
+  constructor(
+    private readonly emit: (bytes: Buffer) => void,
+    private readonly chunkSize = 1 << 20,
+  ) {
+    this.chunk = Buffer.allocUnsafe(chunkSize);
+    this.view = new DataView(this.chunk.buffer, this.chunk.byteOffset, this.chunk.length);
   }
-  return out;
+  /** Bytes packed but not yet emitted. */
+  get pending(): number {
+    return this.o - this.start;
+  }
+  add(type: Buffer, p: number, e: number, key: Uint8Array, ks: number, ke: number, v: Uint8Array, vs: number, ve: number): void {
+    const tlen = type.length;
+    const klen = ke - ks;
+    const size = recordSize(tlen, klen, ve - vs);
+    if (this.o + size > this.chunk.length) {
+      this.flush();
+      this.chunk = Buffer.allocUnsafe(Math.max(this.chunkSize, size));
+      this.view = new DataView(this.chunk.buffer, this.chunk.byteOffset, this.chunk.length);
+      this.start = this.o = 0;
+    }
+    const out = this.chunk;
+    const view = this.view;
+    let o = this.o;
+    view.setUint32(o, size - 4, true);
+    out[o + 4] = tlen;
+    o = copyInto(out, o + 5, type, 0, tlen);
+    view.setFloat64(o, p, true);
+    view.setFloat64(o + 8, e, true);
+    view.setUint32(o + 16, klen, true);
+    o = copyInto(out, o + 20, key, ks, ke);
+    this.o = copyInto(out, o, v, vs, ve);
+    this.records++;
+  }
+  /** Emit what is packed so far. */
+  flush(): void {
+    if (this.o > this.start) this.emit(this.chunk.subarray(this.start, this.o));
+    this.start = this.o;
+  }
 }
 
 export function encodeEnd(records: number): Buffer {

@@ -9,7 +9,7 @@ import { Redis, type Cluster } from 'ioredis';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connect as natsConnect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { startNats, startRedis, type ManagedServer } from '../../sandbox/processes.js';
+import { startNats, startRedis, type ManagedServer } from '../processes.js';
 import { PreconditionError, errorMessage } from '../errors.js';
 import { MANIFEST_FORMAT, readManifest, writeManifest, type BackupManifest, type FileEntry, type RdbSection, type StreamSection } from './archive.js';
 import { backupRedisLogical, keyspaceDbs, redisSource, redisVersion, restoreRedisLogical, type RedisRestoreResult } from './redis-logical.js';

@@ -2,22 +2,25 @@
 // and append length-prefixed binary records to disk (archive.ts, .rdump); restore with pipelined
 // EXISTS + RESTORE <key> <ttl> <payload> REPLACE.
 //
-// Speed: SCAN runs one call ahead on the caller's ioredis connection while the PTTL/DUMP batches go
-// over a dedicated raw RESP connection (RespConn below): one buffer written and one promise per
-// batch, replies parsed straight into views of the socket buffers. ioredis costs a Command object,
-// a promise and reply bookkeeping per command, which was most of the time (and the GC load) at
-// 2-3 commands per key. TYPE is read from the DUMP payload's first byte (the RDB object type), so
-// it costs no command (TYPE is asked only for types the table does not know, e.g. modules).
+// Speed (docs/benchmarks.md): Redis runs every command on one thread, so the backup's ceiling is
+// the server's own cost of SCAN + PTTL + DUMP per key; the client's job is to keep that thread busy
+// and to cost less than it. So: SCAN runs ahead on its own connection while up to PIPELINE_DEPTH
+// PTTL/DUMP batches are in flight on another (raw RESP, resp.ts: one buffer and one promise per
+// batch). Keys stay bytes from the SCAN reply to the request and the record (a key is copied in
+// its RESP encoding, never decoded to a string); each DUMP payload is copied from the socket buffer
+// straight into a record (DumpSink → RecordChunker) and the records go to the file in 1 MB chunks
+// as they arrive. TYPE is read from the payload's first byte (the RDB object type), so it costs no
+// command (it is asked only for types the table does not know, e.g. modules), and the per-prefix
+// counts find a key's prefix by a hash of its bytes (PrefixCounter), with no string per key.
 //
 // Memory bound: at most PIPELINE_DEPTH batches are in flight (sent, replies pending or being
-// encoded) plus one SCAN reply and the keys queued for the next batch, plus the file stream's
-// buffer (4 MB high-water mark; awaited on 'drain' only when write() reports it is full). A batch
-// holds at most sizing.max keys and is sized from the bytes the last one produced
-// (nextBatchSize), so steady-state memory is about PIPELINE_DEPTH x maxBatchBytes (4 x 8 MB),
-// independent of the keyspace size. Restore mirrors it: PIPELINE_DEPTH batches of RESTOREs in
-// flight, fed by a reader that holds one 1 MB read chunk (or one record, if larger).
-import { connect as netConnect, type Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
+// encoded) plus the keys SCAN queued for the next ones (at most PIPELINE_DEPTH x sizing.max + one
+// SCAN reply), plus the file stream's buffer (4 MB high-water mark, awaited after each batch when
+// full) and one 1 MB record chunk. A batch holds at most sizing.max keys and is sized from the
+// bytes the last one produced (nextBatchSize), so steady-state memory is about PIPELINE_DEPTH x
+// maxBatchBytes (4 x 8 MB), independent of the keyspace size. Restore mirrors it: PIPELINE_DEPTH
+// batches of RESTOREs in flight, fed by a reader that holds one 1 MB read chunk (or one record,
+// if larger).
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
@@ -25,20 +28,20 @@ import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import {
   ArchiveError,
   HashingWriter,
+  PrefixCounter,
   RDUMP_EXT,
   RDUMP_HEADER,
-  countPrefix,
+  RecordChunker,
   encodeEnd,
-  encodeRecords,
   fromJsonRecord,
   readRdumpBatches,
   recordKeyLabel,
   type FileEntry,
-  type RecordToEncode,
   type RedisDbSection,
   type RedisJsonRecord,
   type RedisRecord,
 } from './archive.js';
+import { RespBuilder, RespConn, RespError, copyInto, feedValue, type Reply, type ReplySink } from './resp.js';
 
 export interface RedisNode {
   /** host-port label used in file names and messages. */
@@ -131,342 +134,167 @@ export interface RedisBackupResult {
 
 
 // ---------------------------------------------------------------------------------------------
-// Connections for the batched commands
-
-/** A RESP reply: integer, bulk (null when nil), simple string, or an error reply. */
-type Reply = number | Buffer | string | null | RespError;
-
-class RespError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ReplyError';
-  }
-}
-
-/** Batched per-key commands; several calls may be in flight at once, replies come in call order. */
-interface BatchConn {
-  /** PTTL and DUMP per key: 2 replies per key. */
-  dump(keys: Buffer[]): Promise<Reply[]>;
-  /** TYPE per key. */
-  types(keys: Buffer[]): Promise<Reply[]>;
-  /** EXISTS and RESTORE key ttl payload REPLACE per item: 2 replies per item. */
-  restore(items: RestoreItem[]): Promise<Reply[]>;
-  close(): void;
-}
-
-interface RestoreItem {
-  key: Buffer;
-  ttl: number;
-  payload: Buffer;
-}
-
-const CRLF = Buffer.from('\r\n');
-const HDR_PTTL = Buffer.from('*2\r\n$4\r\nPTTL\r\n');
-const HDR_DUMP = Buffer.from('*2\r\n$4\r\nDUMP\r\n');
-const HDR_TYPE = Buffer.from('*2\r\n$4\r\nTYPE\r\n');
-const HDR_EXISTS = Buffer.from('*2\r\n$6\r\nEXISTS\r\n');
-const HDR_RESTORE = Buffer.from('*5\r\n$7\r\nRESTORE\r\n');
-const ARG_REPLACE = Buffer.from('$7\r\nREPLACE\r\n');
-
-function respArgs(args: Array<string | Buffer>): Buffer {
-  const parts: Buffer[] = [Buffer.from(`*${args.length}\r\n`)];
-  for (const a of args) {
-    const b = typeof a === 'string' ? Buffer.from(a, 'utf8') : a;
-    parts.push(Buffer.from(`$${b.length}\r\n`), b, CRLF);
-  }
-  return Buffer.concat(parts);
-}
-
-/** Appends RESP commands into one buffer, growing it as needed. */
-class RespBuilder {
-  private buf: Buffer;
-  private o = 0;
-  constructor(estimate: number) {
-    this.buf = Buffer.allocUnsafe(Math.max(256, estimate));
-  }
-  private room(n: number): void {
-    if (this.o + n <= this.buf.length) return;
-    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.o + n));
-    this.buf.copy(next, 0, 0, this.o);
-    this.buf = next;
-  }
-  raw(b: Buffer): this {
-    this.room(b.length);
-    this.o += b.copy(this.buf, this.o);
-    return this;
-  }
-  bulk(b: Buffer): this {
-    this.room(b.length + 16);
-    this.buf[this.o++] = 0x24; // $
-    this.o += this.buf.write(String(b.length), this.o, 'latin1');
-    this.buf[this.o++] = 13;
-    this.buf[this.o++] = 10;
-    this.o += b.copy(this.buf, this.o);
-    this.buf[this.o++] = 13;
-    this.buf[this.o++] = 10;
-    return this;
-  }
-  bulkText(s: string): this {
-    return this.bulk(Buffer.from(s, 'latin1'));
-  }
-  done(): Buffer {
-    return this.buf.subarray(0, this.o);
-  }
-}
-
-interface PendingCall {
-  n: number;
-  replies: Reply[];
-  resolve: (r: Reply[]) => void;
-  reject: (e: Error) => void;
-}
+// Keys from SCAN
 
 /**
- * A minimal pipelined RESP2 connection: writes pre-encoded command batches and resolves each batch
- * with its replies (integers, bulk strings as views of the received buffers, simple strings and
- * error replies; no arrays, which none of the commands sent here return).
+ * The keys of one SCAN reply, each already written as its request: "PTTL <key>" then "DUMP <key>",
+ * the key copied in the RESP encoding SCAN sent it in. A batch's request is then a plain copy of a
+ * stretch of `data` (or `data` itself). at[2i] = where key i's request starts (it ends where the
+ * next one starts, the last at `used`), at[2i+1] = where its key bytes start (in the PTTL command);
+ * len[i] = key length.
  */
-class RespConn implements BatchConn {
-  private readonly queue: PendingCall[] = [];
-  private parts: Buffer[] = [];
-  private have = 0;
-  /** Bytes needed before parsing can make progress (a bulk reply split across reads). */
-  private need = 1;
-  private failure: Error | undefined;
-
-  private constructor(
-    private readonly socket: Socket,
-    private readonly label: string,
-  ) {
-    socket.setNoDelay(true);
-    socket.on('data', (d: Buffer) => this.onData(d));
-    socket.on('error', (err) => this.fail(new Error(`redis connection to ${label}: ${err.message}`)));
-    socket.on('close', () => this.fail(new Error(`redis connection to ${label} closed`)));
+class KeyBlock {
+  data: Buffer;
+  used = 0;
+  n = 0;
+  at: Int32Array;
+  len: Int32Array;
+  constructor(count: number) {
+    this.at = new Int32Array(2 * Math.max(16, count));
+    this.len = new Int32Array(Math.max(16, count));
+    this.data = Buffer.allocUnsafe(Math.max(1024, count * 96));
   }
-
-  /** Connects like the given ioredis client (host/port or path, TLS, AUTH) and SELECTs db. */
-  static async open(o: RedisOptions, db: number): Promise<RespConn> {
-    const host = o.host ?? '127.0.0.1';
-    const port = o.port ?? 6379;
-    const label = o.path ?? `${host}:${port}`;
-    const socket: Socket = o.tls
-      ? tlsConnect({ host, port, ...o.tls })
-      : o.path
-        ? netConnect(o.path)
-        : netConnect({ host, port, ...(o.family ? { family: o.family } : {}) });
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => socket.destroy(new Error(`connect timed out after ${o.connectTimeout ?? 10_000} ms`)), o.connectTimeout ?? 10_000);
-      socket.once(o.tls ? 'secureConnect' : 'connect', () => {
-        clearTimeout(timer);
-        socket.off('error', onErr);
-        resolve();
-      });
-      const onErr = (err: Error) => {
-        clearTimeout(timer);
-        reject(new Error(`redis connection to ${label}: ${err.message}`));
-      };
-      socket.once('error', onErr);
-    });
-    const conn = new RespConn(socket, label);
-    try {
-      const hello: Buffer[] = [];
-      if (o.password) hello.push(respArgs(o.username ? ['AUTH', o.username, o.password] : ['AUTH', o.password]));
-      if (db) hello.push(respArgs(['SELECT', String(db)]));
-      if (hello.length) {
-        for (const r of await conn.call(Buffer.concat(hello), hello.length)) if (r instanceof Error) throw new Error(`redis ${label}: ${r.message}`);
-      }
-    } catch (err) {
-      conn.close();
-      throw err;
+  push(src: Buffer, head: number, start: number, end: number): void {
+    const elen = end + 2 - head;
+    const need = 2 * elen + HDR_PTTL.length + HDR_DUMP.length;
+    if (this.used + need > this.data.length) {
+      const next = Buffer.allocUnsafe(Math.max(2 * this.data.length, this.used + need));
+      this.data.copy(next, 0, 0, this.used);
+      this.data = next;
     }
-    return conn;
-  }
-
-  call(payload: Buffer, n: number): Promise<Reply[]> {
-    if (this.failure) return Promise.reject(this.failure);
-    if (n === 0) return Promise.resolve([]);
-    return new Promise<Reply[]>((resolve, reject) => {
-      this.queue.push({ n, replies: [], resolve, reject });
-      this.socket.write(payload);
-    });
-  }
-
-  dump(keys: Buffer[]): Promise<Reply[]> {
-    const b = new RespBuilder(keys.length * 64);
-    for (const k of keys) b.raw(HDR_PTTL).bulk(k).raw(HDR_DUMP).bulk(k);
-    return this.call(b.done(), keys.length * 2);
-  }
-
-  types(keys: Buffer[]): Promise<Reply[]> {
-    const b = new RespBuilder(keys.length * 40);
-    for (const k of keys) b.raw(HDR_TYPE).bulk(k);
-    return this.call(b.done(), keys.length);
-  }
-
-  restore(items: RestoreItem[]): Promise<Reply[]> {
-    let est = 0;
-    for (const it of items) est += 2 * it.key.length + it.payload.length + 96;
-    const b = new RespBuilder(est);
-    for (const it of items) b.raw(HDR_EXISTS).bulk(it.key).raw(HDR_RESTORE).bulk(it.key).bulkText(String(it.ttl)).bulk(it.payload).raw(ARG_REPLACE);
-    return this.call(b.done(), items.length * 2);
-  }
-
-  close(): void {
-    this.failure ??= new Error(`redis connection to ${this.label} closed`);
-    this.socket.destroy();
-  }
-
-  private fail(err: Error): void {
-    this.failure ??= err;
-    for (const p of this.queue.splice(0)) p.reject(this.failure);
-  }
-
-  private onData(d: Buffer): void {
-    this.parts.push(d);
-    this.have += d.length;
-    if (this.have < this.need) return;
-    const buf = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.have);
-    let pos = 0;
-    this.need = 1;
-    try {
-      while (pos < buf.length) {
-        const nl = buf.indexOf(10, pos);
-        if (nl < 0) {
-          this.need = buf.length - pos + 1;
-          break;
-        }
-        const kind = buf[pos];
-        let reply: Reply;
-        let end = nl + 1;
-        if (kind === 0x3a /* : */) {
-          reply = parseIntAt(buf, pos + 1, nl - 1);
-        } else if (kind === 0x24 /* $ */) {
-          const len = parseIntAt(buf, pos + 1, nl - 1);
-          if (len < 0) reply = null;
-          else {
-            end = nl + 1 + len + 2;
-            if (end > buf.length) {
-              this.need = end - pos;
-              break;
-            }
-            reply = buf.subarray(nl + 1, nl + 1 + len);
-          }
-        } else if (kind === 0x2b /* + */) {
-          reply = buf.toString('latin1', pos + 1, nl - 1);
-        } else if (kind === 0x2d /* - */) {
-          reply = new RespError(buf.toString('utf8', pos + 1, nl - 1));
-        } else {
-          throw new Error(`redis connection to ${this.label}: unexpected reply type ${JSON.stringify(String.fromCharCode(kind ?? 0))}`);
-        }
-        pos = end;
-        const head = this.queue[0];
-        if (!head) throw new Error(`redis connection to ${this.label}: reply without a request`);
-        head.replies.push(reply);
-        if (head.replies.length === head.n) {
-          this.queue.shift();
-          head.resolve(head.replies);
-        }
-      }
-    } catch (err) {
-      this.fail(err as Error);
-      this.socket.destroy();
-      return;
+    if (this.n === this.len.length) {
+      const at = new Int32Array(2 * this.at.length);
+      at.set(this.at);
+      this.at = at;
+      const len = new Int32Array(2 * this.len.length);
+      len.set(this.len);
+      this.len = len;
     }
-    const rest = buf.subarray(pos);
-    this.parts = rest.length ? [rest] : [];
-    this.have = rest.length;
+    const o = this.used;
+    let w = copyInto(this.data, o, HDR_PTTL, 0, HDR_PTTL.length);
+    const keyAt = w + (start - head);
+    w = copyInto(this.data, w, src, head, end + 2);
+    w = copyInto(this.data, w, HDR_DUMP, 0, HDR_DUMP.length);
+    this.used = copyInto(this.data, w, src, head, end + 2);
+    this.at[2 * this.n] = o;
+    this.at[2 * this.n + 1] = keyAt;
+    this.len[this.n++] = end - start;
+  }
+  keyStart(i: number): number {
+    return this.at[2 * i + 1]!;
+  }
+  keyEnd(i: number): number {
+    return this.at[2 * i + 1]! + this.len[i]!;
+  }
+  key(i: number): Buffer {
+    return this.data.subarray(this.keyStart(i), this.keyEnd(i));
+  }
+  /** Where the requests of keys [from, to) are in `data`. */
+  requests(from: number, to: number): Buffer {
+    return this.data.subarray(this.at[2 * from], to < this.n ? this.at[2 * to] : this.used);
   }
 }
 
-function parseIntAt(buf: Buffer, from: number, to: number): number {
-  let neg = false;
-  let n = 0;
-  for (let i = from; i < to; i++) {
-    const c = buf[i]!;
-    if (c === 0x2d) neg = true;
-    else n = n * 10 + (c - 48);
-  }
-  return neg ? -n : n;
+/** A run of keys of one block: [from, to). */
+interface Segment {
+  block: KeyBlock;
+  from: number;
+  to: number;
 }
 
-function toReply(err: Error | null, v: unknown): Reply {
-  if (err) return new RespError(err.message);
-  if (v == null) return null;
-  if (Buffer.isBuffer(v) || typeof v === 'number' || typeof v === 'string') return v;
-  return String(v);
-}
-
-/** The same batches through ioredis pipelines (clients RespConn cannot reproduce, e.g. Sentinel). */
-class PipelineConn implements BatchConn {
-  constructor(
-    private readonly client: Redis,
-    private readonly owned: boolean,
-  ) {}
-  private async exec(pipe: ReturnType<Redis['pipeline']>): Promise<Reply[]> {
-    const res = (await pipe.exec()) ?? [];
-    return res.map(([err, v]) => toReply(err, v));
+/** Keys SCAN found and no batch has taken yet, oldest first. */
+class KeyQueue {
+  private blocks: KeyBlock[] = [];
+  /** Next key of blocks[0]. */
+  private pos = 0;
+  size = 0;
+  push(b: KeyBlock): void {
+    if (!b.n) return;
+    this.blocks.push(b);
+    this.size += b.n;
   }
-  dump(keys: Buffer[]): Promise<Reply[]> {
-    const pipe = this.client.pipeline();
-    for (const k of keys) pipe.pttl(k).dumpBuffer(k);
-    return this.exec(pipe);
-  }
-  types(keys: Buffer[]): Promise<Reply[]> {
-    const pipe = this.client.pipeline();
-    for (const k of keys) pipe.type(k);
-    return this.exec(pipe);
-  }
-  restore(items: RestoreItem[]): Promise<Reply[]> {
-    const pipe = this.client.pipeline();
-    for (const it of items) pipe.exists(it.key).restore(it.key, it.ttl, it.payload, 'REPLACE');
-    return this.exec(pipe);
-  }
-  close(): void {
-    if (this.owned) this.client.disconnect();
+  take(max: number): Segment[] {
+    const segs: Segment[] = [];
+    let want = Math.min(max, this.size);
+    this.size -= want;
+    while (want > 0) {
+      const block = this.blocks[0]!;
+      const to = Math.min(block.n, this.pos + want);
+      segs.push({ block, from: this.pos, to });
+      want -= to - this.pos;
+      if (to === block.n) {
+        this.blocks.shift();
+        this.pos = 0;
+      } else this.pos = to;
+    }
+    return segs;
   }
 }
 
-/** A cluster target: single-key commands (ioredis routes them per slot), one batch at a time each. */
-class ClusterConn implements BatchConn {
-  constructor(private readonly client: Cluster) {}
-  private settle<T>(p: Promise<T>): Promise<Reply> {
-    return p.then(
-      (v) => toReply(null, v),
-      (e: Error) => toReply(e, null),
-    );
+/** SCAN's reply, [cursor, [key, ...]], with the keys copied into a KeyBlock. */
+class ScanSink implements ReplySink {
+  cursor = '';
+  block = new KeyBlock(0);
+  failure: string | undefined;
+  /** 0: reply, 1: cursor, 2: key array, 3: keys, 4: done. */
+  private stage = 0;
+  private expected = 0;
+  get done(): boolean {
+    return this.stage === 4;
   }
-  async dump(keys: Buffer[]): Promise<Reply[]> {
-    return Promise.all(keys.flatMap((k) => [this.settle(this.client.pttl(k)), this.settle(this.client.dumpBuffer(k))]));
+  array(n: number): void {
+    if (this.stage === 0 && n === 2) this.stage = 1;
+    else if (this.stage === 2) {
+      this.expected = n;
+      this.block = new KeyBlock(n);
+      this.stage = n ? 3 : 4;
+    } else throw new Error('unexpected SCAN reply shape');
   }
-  async types(keys: Buffer[]): Promise<Reply[]> {
-    return Promise.all(keys.map((k) => this.settle(this.client.type(k))));
+  bulk(buf: Buffer, head: number, start: number, end: number): void {
+    if (this.stage === 1) {
+      this.cursor = buf.toString('latin1', start, end);
+      this.stage = 2;
+    } else if (this.stage === 3) {
+      this.block.push(buf, head, start, end);
+      if (this.block.n === this.expected) this.stage = 4;
+    } else throw new Error('unexpected SCAN reply shape');
   }
-  async restore(items: RestoreItem[]): Promise<Reply[]> {
-    return Promise.all(items.flatMap((it) => [this.settle(this.client.exists(it.key)), this.settle(this.client.restore(it.key, it.ttl, it.payload, 'REPLACE'))]));
+  error(message: string): void {
+    if (this.stage !== 0) throw new Error('unexpected SCAN reply shape');
+    this.failure = message;
+    this.stage = 4;
   }
-  close(): void {}
+  int(): void {
+    throw new Error('unexpected SCAN reply shape');
+  }
+  nil(): void {
+    throw new Error('unexpected SCAN reply shape');
+  }
+  simple(): void {
+    throw new Error('unexpected SCAN reply shape');
+  }
 }
 
-/**
- * A promise that is awaited later, possibly after it settles: mark its rejection as handled now so
- * it cannot become an unhandled rejection while earlier batches are processed (awaiting it still
- * throws).
- */
-function quiet<T>(p: Promise<T>): Promise<T> {
-  p.catch(() => undefined);
-  return p;
-}
+const SCAN_HEAD = Buffer.from('*4\r\n$4\r\nSCAN\r\n');
+const SCAN_COUNT_ARGS = Buffer.from(`$5\r\nCOUNT\r\n$${String(SCAN_COUNT).length}\r\n${SCAN_COUNT}\r\n`);
 
-/** A batch connection to the same server and db as `client`. */
-async function batchConn(client: Redis, db: number): Promise<BatchConn> {
-  const o = client.options;
-  // Sentinel and custom connectors resolve the endpoint themselves: use ioredis for those.
-  if (o.sentinels?.length || (o as { Connector?: unknown }).Connector) return new PipelineConn(client.duplicate({ db }), true);
-  return RespConn.open(o, db);
+function scanRequest(cursor: string): Buffer {
+  return new RespBuilder(64).raw(SCAN_HEAD).bulkText(cursor).raw(SCAN_COUNT_ARGS).done();
 }
 
 // ---------------------------------------------------------------------------------------------
-// Backup
+// PTTL + DUMP batches, written as records while the replies arrive
+
+/** What one db's dump has produced so far (shared by its batches). */
+interface DbDump {
+  records: RecordChunker;
+  /** Keys by RDB object type (first byte of the DUMP payload). */
+  byRdbType: Float64Array;
+  /** Keys of types the table does not know, by the name TYPE gave. */
+  byOtherType: Record<string, number>;
+  prefixes: PrefixCounter;
+  vanished: number;
+}
 
 /** TYPE names by RDB object type (the first byte of a DUMP payload); undefined: ask TYPE. */
 const RDB_TYPE_NAMES: Array<string | undefined> = [];
@@ -490,82 +318,422 @@ function typeBytes(t: string): Buffer {
   }
   return b;
 }
+const RDB_TYPE_BYTES = RDB_TYPE_NAMES.map((t) => (t === undefined ? undefined : typeBytes(t)));
+
+/** A key whose payload type the table does not know: written once TYPE has named it. */
+interface UntypedRecord {
+  key: Buffer;
+  p: number;
+  e: number;
+  v: Buffer;
+}
+
+/**
+ * The replies of one batch (PTTL then DUMP per key, in the order of its segments). Each key becomes
+ * a record in db.records as soon as its DUMP reply is parsed, copied from the socket buffer: no
+ * per-key object, string or promise. A failure is kept (the replies still have to be consumed in
+ * order) and reported once the batch is complete.
+ */
+class DumpSink implements ReplySink {
+  failure: string | undefined;
+  /** Payload bytes of this batch (sizes the next one). */
+  bytes = 0;
+  untyped: UntypedRecord[] | undefined;
+  private seg = 0;
+  private i: number;
+  private count = 0;
+  private awaitingPttl = true;
+  private pttl = 0;
+  private pttlError: string | undefined;
+  /** Capture time for absolute expiry (set at the first reply). */
+  private at = 0;
+  constructor(
+    private readonly segs: Segment[],
+    readonly total: number,
+    private readonly db: DbDump,
+  ) {
+    this.i = segs[0]?.from ?? 0;
+  }
+  get done(): boolean {
+    return this.count === this.total;
+  }
+  int(n: number): void {
+    if (this.awaitingPttl) this.gotPttl(n, undefined);
+    else this.gotDump(null, 0, 0, 'unexpected integer reply to DUMP');
+  }
+  bulk(buf: Buffer, _head: number, start: number, end: number): void {
+    if (this.awaitingPttl) this.gotPttl(0, 'unexpected bulk reply to PTTL');
+    else this.gotDump(buf, start, end, undefined);
+  }
+  nil(): void {
+    if (this.awaitingPttl) this.gotPttl(0, 'unexpected nil reply to PTTL');
+    else this.gotDump(null, 0, 0, undefined);
+  }
+  simple(text: string): void {
+    if (this.awaitingPttl) this.gotPttl(0, `unexpected reply to PTTL: ${text}`);
+    else this.gotDump(null, 0, 0, `unexpected reply to DUMP: ${text}`);
+  }
+  error(message: string): void {
+    if (this.awaitingPttl) this.gotPttl(0, message);
+    else this.gotDump(null, 0, 0, message);
+  }
+  array(): void {
+    throw new Error('unexpected array reply to PTTL/DUMP');
+  }
+  private gotPttl(n: number, err: string | undefined): void {
+    this.pttl = n;
+    this.pttlError = err;
+    this.awaitingPttl = false;
+  }
+  private gotDump(buf: Buffer | null, start: number, end: number, err: string | undefined): void {
+    const block = this.segs[this.seg]!.block;
+    const ks = block.keyStart(this.i);
+    const ke = block.keyEnd(this.i);
+    const why = this.pttlError ?? err;
+    if (this.failure) {
+      // The batch already failed: only keep the replies in step.
+    } else if (why) {
+      this.failure = `reading key ${block.data.toString('utf8', ks, ke)} failed: ${why}`;
+    } else if (buf === null || this.pttl === -2) {
+      // Gone between SCAN and DUMP (expired or deleted): not part of the backup.
+      this.db.vanished++;
+    } else if (end === start) {
+      this.failure = `unexpected empty DUMP reply for key ${block.data.toString('utf8', ks, ke)}`;
+    } else {
+      if (!this.at) this.at = Date.now();
+      const p = this.pttl;
+      const e = p >= 0 ? this.at + p : -1;
+      const rdbType = buf[start]!;
+      const type = RDB_TYPE_BYTES[rdbType];
+      this.bytes += end - start;
+      if (type) {
+        this.db.records.add(type, p, e, block.data, ks, ke, buf, start, end);
+        this.db.byRdbType[rdbType]!++;
+        this.db.prefixes.add(block.data, ks, ke);
+      } else {
+        (this.untyped ??= []).push({ key: Buffer.from(block.data.subarray(ks, ke)), p, e, v: buf.subarray(start, end) });
+      }
+    }
+    this.awaitingPttl = true;
+    this.pttlError = undefined;
+    this.count++;
+    if (++this.i >= this.segs[this.seg]!.to) {
+      this.seg++;
+      this.i = this.segs[this.seg]?.from ?? 0;
+    }
+  }
+}
+
+const HDR_PTTL = Buffer.from('*2\r\n$4\r\nPTTL\r\n');
+const HDR_DUMP = Buffer.from('*2\r\n$4\r\nDUMP\r\n');
+const HDR_TYPE = Buffer.from('*2\r\n$4\r\nTYPE\r\n');
+const HDR_EXISTS = Buffer.from('*2\r\n$6\r\nEXISTS\r\n');
+const HDR_RESTORE = Buffer.from('*5\r\n$7\r\nRESTORE\r\n');
+const ARG_REPLACE = Buffer.from('$7\r\nREPLACE\r\n');
+
+/** PTTL k, DUMP k for every key of the segments: their requests as the KeyBlocks hold them. */
+function dumpRequest(segs: Segment[]): Buffer {
+  const parts = segs.map(({ block, from, to }) => block.requests(from, to));
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+}
+
+function segmentKeys(segs: Segment[]): Buffer[] {
+  const keys: Buffer[] = [];
+  for (const { block, from, to } of segs) for (let i = from; i < to; i++) keys.push(block.key(i));
+  return keys;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connections
+
+/** What a backup needs from a server: SCAN, PTTL + DUMP batches, and TYPE for unknown types. */
+interface DumpConn {
+  scan(cursor: string): Promise<ScanSink>;
+  /** Several may be in flight; each resolves once its sink is done. */
+  dump(segs: Segment[], sink: DumpSink): Promise<DumpSink>;
+  types(keys: Buffer[]): Promise<Reply[]>;
+  close(): void;
+}
+
+/** What a restore needs: EXISTS + RESTORE key ttl payload REPLACE per item (2 replies per item). */
+interface RestoreConn {
+  restore(items: RestoreItem[]): Promise<Reply[]>;
+  close(): void;
+}
+
+interface RestoreItem {
+  key: Buffer;
+  ttl: number;
+  payload: Buffer;
+}
+
+function typesRequest(keys: Buffer[]): Buffer {
+  const b = new RespBuilder(keys.length * 40);
+  for (const k of keys) b.raw(HDR_TYPE).bulk(k);
+  return b.done();
+}
+
+function restoreRequest(items: RestoreItem[]): Buffer {
+  let est = 0;
+  for (const it of items) est += 2 * it.key.length + it.payload.length + 96;
+  const b = new RespBuilder(est);
+  for (const it of items) b.raw(HDR_EXISTS).bulk(it.key).raw(HDR_RESTORE).bulk(it.key).bulkText(String(it.ttl)).bulk(it.payload).raw(ARG_REPLACE);
+  return b.done();
+}
+
+/**
+ * The raw RESP path: SCAN on one connection and the PTTL/DUMP batches on another, so the scan runs
+ * ahead while batches are in flight (a SCAN only starts once the previous one answered).
+ */
+class RespDumpConn implements DumpConn {
+  private constructor(
+    private readonly scanner: RespConn,
+    private readonly dumper: RespConn,
+  ) {}
+  static async open(o: RedisOptions, db: number): Promise<RespDumpConn> {
+    const scanner = await RespConn.open(o, db);
+    try {
+      return new RespDumpConn(scanner, await RespConn.open(o, db));
+    } catch (err) {
+      scanner.close();
+      throw err;
+    }
+  }
+  scan(cursor: string): Promise<ScanSink> {
+    return this.scanner.request(scanRequest(cursor), new ScanSink());
+  }
+  dump(segs: Segment[], sink: DumpSink): Promise<DumpSink> {
+    return this.dumper.request(dumpRequest(segs), sink);
+  }
+  types(keys: Buffer[]): Promise<Reply[]> {
+    return this.dumper.call(typesRequest(keys), keys.length);
+  }
+  close(): void {
+    this.scanner.close();
+    this.dumper.close();
+  }
+}
+
+class RespRestoreConn implements RestoreConn {
+  constructor(private readonly conn: RespConn) {}
+  restore(items: RestoreItem[]): Promise<Reply[]> {
+    return this.conn.call(restoreRequest(items), items.length * 2);
+  }
+  close(): void {
+    this.conn.close();
+  }
+}
+
+function toReply(err: Error | null, v: unknown): Reply {
+  if (err) return new RespError(err.message);
+  if (v == null) return null;
+  if (Buffer.isBuffer(v) || typeof v === 'number' || typeof v === 'string') return v;
+  return String(v);
+}
+
+/**
+ * The same commands through ioredis (clients a raw socket cannot reproduce, e.g. Sentinel or a
+ * custom connector), fed to the same sinks, so the archive is the same either way.
+ */
+class PipelineConn implements DumpConn, RestoreConn {
+  constructor(
+    private readonly client: Redis,
+    private readonly scanClient: Redis,
+  ) {}
+  async scan(cursor: string): Promise<ScanSink> {
+    const sink = new ScanSink();
+    const [next, keys] = await this.scanClient.scanBuffer(cursor, 'COUNT', SCAN_COUNT);
+    feedValue(sink, null, [Buffer.from(String(next)), keys]);
+    return sink;
+  }
+  async dump(segs: Segment[], sink: DumpSink): Promise<DumpSink> {
+    const pipe = this.client.pipeline();
+    for (const k of segmentKeys(segs)) pipe.pttl(k).dumpBuffer(k);
+    for (const [err, v] of (await pipe.exec()) ?? []) feedValue(sink, err, v);
+    return sink;
+  }
+  private async exec(pipe: ReturnType<Redis['pipeline']>): Promise<Reply[]> {
+    const res = (await pipe.exec()) ?? [];
+    return res.map(([err, v]) => toReply(err, v));
+  }
+  types(keys: Buffer[]): Promise<Reply[]> {
+    const pipe = this.client.pipeline();
+    for (const k of keys) pipe.type(k);
+    return this.exec(pipe);
+  }
+  restore(items: RestoreItem[]): Promise<Reply[]> {
+    const pipe = this.client.pipeline();
+    for (const it of items) pipe.exists(it.key).restore(it.key, it.ttl, it.payload, 'REPLACE');
+    return this.exec(pipe);
+  }
+  close(): void {
+    this.client.disconnect();
+    if (this.scanClient !== this.client) this.scanClient.disconnect();
+  }
+}
+
+/** A cluster target: single-key commands (ioredis routes them per slot), one batch at a time each. */
+class ClusterConn implements RestoreConn {
+  constructor(private readonly client: Cluster) {}
+  private settle<T>(p: Promise<T>): Promise<Reply> {
+    return p.then(
+      (v) => toReply(null, v),
+      (e: Error) => toReply(e, null),
+    );
+  }
+  async restore(items: RestoreItem[]): Promise<Reply[]> {
+    return Promise.all(items.flatMap((it) => [this.settle(this.client.exists(it.key)), this.settle(this.client.restore(it.key, it.ttl, it.payload, 'REPLACE'))]));
+  }
+  close(): void {}
+}
+
+/**
+ * A promise that is awaited later, possibly after it settles: mark its rejection as handled now so
+ * it cannot become an unhandled rejection while earlier batches are processed (awaiting it still
+ * throws).
+ */
+function quiet<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => undefined);
+  return p;
+}
+
+/** Sentinel and custom connectors resolve the endpoint themselves: those go through ioredis. */
+function needsIoredis(client: Redis): boolean {
+  const o = client.options;
+  return Boolean(o.sentinels?.length || (o as { Connector?: unknown }).Connector);
+}
+
+async function dumpConn(client: Redis, db: number): Promise<DumpConn> {
+  if (needsIoredis(client)) return new PipelineConn(client.duplicate({ db }), client.duplicate({ db }));
+  return RespDumpConn.open(client.options, db);
+}
+
+async function restoreConn(client: Redis, db: number): Promise<RestoreConn> {
+  if (needsIoredis(client)) {
+    const c = client.duplicate({ db });
+    return new PipelineConn(c, c);
+  }
+  return new RespRestoreConn(await RespConn.open(client.options, db));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backup
+
+/**
+ * Masters of a cluster backed up at once. Each is a server of its own (its own command thread), so
+ * they add up; each adds one db's pipeline to memory, which stays independent of the keyspace size.
+ */
+export const NODE_CONCURRENCY = 4;
+
+/** Set when one master's backup failed, so the others stop at their next batch. */
+interface StopFlag {
+  failed: boolean;
+}
+
+class StoppedError extends Error {
+  constructor() {
+    super('stopped because another master failed');
+  }
+}
 
 export async function backupRedisLogical(source: RedisSource, opts: RedisBackupOptions): Promise<RedisBackupResult> {
   const sizing = opts.sizing ?? DEFAULT_SIZING;
-  const dbs: RedisDbSection[] = [];
-  const files: Record<string, FileEntry> = {};
   const first = source.nodes[0];
   if (!first) throw new Error('redis backup: no master nodes to back up');
   const server_version = await redisVersion(first.client);
-  for (const node of source.nodes) {
+  const stop: StopFlag = { failed: false };
+  const backupNode = async (node: RedisNode) => {
     // Cluster mode has only db 0; standalone: every non-empty database (db 0 always, even if empty).
     const listed = source.cluster ? [] : (await keyspaceDbs(node.client)).map((d) => d.db);
     const dbNumbers = [...new Set([0, ...listed])].sort((a, b) => a - b);
+    const out: Array<{ rel: string; section: RedisDbSection; entry: FileEntry }> = [];
     for (const db of dbNumbers) {
-      // Dedicated connections per db so SELECT never changes the caller's client: one (ioredis)
-      // for SCAN, one for the DUMP batches. Cluster masters only have db 0.
-      const client = source.cluster ? node.client : node.client.duplicate({ db });
-      let conn: BatchConn | undefined;
+      if (stop.failed) throw new StoppedError();
+      // Connections of its own per db, so SELECT never changes the caller's client.
+      const conn = await dumpConn(node.client, source.cluster ? 0 : db);
       try {
-        conn = await batchConn(node.client, source.cluster ? 0 : db);
         const rel = `redis/${node.label}.db${db}${RDUMP_EXT}`;
-        const section = await dumpDb(client, conn, node.label, db, join(opts.root, rel), rel, sizing, opts.onProgress);
-        files[rel] = section.entry;
-        dbs.push(section.section);
+        const got = await dumpDb(conn, node.label, db, join(opts.root, rel), rel, sizing, stop, opts.onProgress);
+        out.push({ rel, ...got });
       } finally {
-        conn?.close();
-        if (!source.cluster) client.disconnect();
+        conn.close();
       }
     }
+    return out;
+  };
+  // Up to NODE_CONCURRENCY masters at once; on the first failure the others stop at their next
+  // batch, and that failure is reported once all have settled (no file is still being written).
+  const results: Array<Awaited<ReturnType<typeof backupNode>>> = [];
+  let nextNode = 0;
+  let firstError: unknown;
+  const worker = async () => {
+    while (nextNode < source.nodes.length && !stop.failed) {
+      const i = nextNode++;
+      try {
+        results[i] = await backupNode(source.nodes[i]!);
+      } catch (err) {
+        if (!(err instanceof StoppedError) && firstError === undefined) firstError = err;
+        stop.failed = true;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(NODE_CONCURRENCY, source.nodes.length) }, worker));
+  if (stop.failed) throw firstError ?? new Error('redis backup stopped');
+  const dbs: RedisDbSection[] = [];
+  const files: Record<string, FileEntry> = {};
+  for (const r of results.flat()) {
+    files[r.rel] = r.entry;
+    dbs.push(r.section);
   }
   return { server_version, cluster: source.cluster, dbs, files };
 }
 
+/**
+ * One db into one file. SCAN runs on its own, ahead of the batches, until the queue holds keys for
+ * every batch the pipeline can take; up to PIPELINE_DEPTH PTTL/DUMP batches are in flight; each
+ * reply becomes a record as it is parsed, and the records go to the file in 1 MB chunks, waiting
+ * for the file when it falls behind (backpressure).
+ */
 async function dumpDb(
-  client: Redis,
-  conn: BatchConn,
+  conn: DumpConn,
   label: string,
   db: number,
   path: string,
   rel: string,
   sizing: BatchSizing,
+  stop: StopFlag,
   onProgress?: (p: RedisProgress) => void,
 ): Promise<{ section: RedisDbSection; entry: FileEntry }> {
   const out = await HashingWriter.create(path);
-  const by_type: Record<string, number> = {};
-  const by_prefix: Record<string, number> = {};
-  let keys = 0;
-  let vanished = 0;
+  const state: DbDump = {
+    records: new RecordChunker((bytes) => out.writeNow(bytes)),
+    byRdbType: new Float64Array(256),
+    byOtherType: {},
+    prefixes: new PrefixCounter(),
+    vanished: 0,
+  };
   let batch = Math.min(sizing.max, Math.max(sizing.min, 1000));
   const scan_started_ms = Date.now();
-  const inflight: Array<{ keys: Buffer[]; replies: Promise<Reply[]> }> = [];
+  const inflight: Array<Promise<DumpSink>> = [];
+  const queue = new KeyQueue();
   let stopScan = false;
   let roomFreed: (() => void) | undefined;
+  const fail = (what: string) => new Error(`redis backup ${label} db${db}: ${what}`);
   try {
     out.writeNow(RDUMP_HEADER);
-    // SCAN runs on its own (the caller's ioredis connection), independently of the batches, and
-    // stays ahead until `queue` holds enough keys for every batch the pipeline can take; the
-    // batches take keys from the queue. (A SCAN only starts once the previous one answered, so
-    // waiting for it in line with the batches would make every batch pay a SCAN round trip.)
-    let queue: Buffer[] = [];
-    let qpos = 0;
     let scanDone = false;
     let scanError: Error | undefined;
     let keysArrived: (() => void) | undefined;
-    const queued = () => queue.length - qpos;
     const queueLimit = PIPELINE_DEPTH * sizing.max + SCAN_COUNT;
     const scanner = (async () => {
       let cursor = '0';
       do {
-        while (queued() >= queueLimit && !stopScan) await new Promise<void>((r) => (roomFreed = r));
+        while (queue.size >= queueLimit && !stopScan) await new Promise<void>((r) => (roomFreed = r));
         if (stopScan) return;
-        const [next, found] = await client.scanBuffer(cursor, 'COUNT', SCAN_COUNT);
-        cursor = String(next);
-        if (found.length) {
-          queue = qpos ? queue.slice(qpos).concat(found) : queue.length ? queue.concat(found) : found;
-          qpos = 0;
-        }
+        const got = await conn.scan(cursor);
+        if (got.failure) throw new Error(got.failure);
+        cursor = got.cursor;
+        queue.push(got.block);
         keysArrived?.();
       } while (cursor !== '0');
     })().then(
@@ -578,83 +746,50 @@ async function dumpDb(
         keysArrived?.();
       },
     );
+    const send = (n: number) => {
+      const segs = queue.take(n);
+      roomFreed?.();
+      inflight.push(quiet(conn.dump(segs, new DumpSink(segs, n, state))));
+    };
     for (;;) {
       // Fill the pipeline: up to PIPELINE_DEPTH batches in flight.
       while (inflight.length < PIPELINE_DEPTH) {
-        if (scanError) throw new Error(`redis backup ${label} db${db}: SCAN failed: ${scanError.message}`);
-        if (queued() >= batch || (scanDone && queued() > 0)) {
-          const slice = queue.slice(qpos, qpos + batch);
-          qpos += slice.length;
-          roomFreed?.();
-          inflight.push({ keys: slice, replies: quiet(conn.dump(slice)) });
-          continue;
-        }
-        if (scanDone) break;
+        if (stop.failed) throw new StoppedError();
+        if (scanError) throw fail(`SCAN failed: ${scanError.message}`);
+        if (queue.size >= batch || (scanDone && queue.size > 0)) send(Math.min(batch, queue.size));
+        else if (scanDone) break;
         // Not enough keys for a full batch: send what there is rather than idle, else wait.
-        if (!inflight.length && queued() > 0) {
-          const slice = queue.slice(qpos);
-          qpos = queue.length;
-          roomFreed?.();
-          inflight.push({ keys: slice, replies: quiet(conn.dump(slice)) });
-          continue;
+        else if (!inflight.length && queue.size > 0) send(queue.size);
+        else if (inflight.length) break;
+        else {
+          await new Promise<void>((r) => (keysArrived = r));
+          keysArrived = undefined;
         }
-        if (inflight.length) break;
-        await new Promise<void>((r) => (keysArrived = r));
-        keysArrived = undefined;
       }
       const head = inflight.shift();
       if (!head) break;
-      const replies = await head.replies;
-      const at = Date.now();
-      const recs: Array<RecordToEncode & { t: string }> = [];
-      let unknown: number[] | undefined;
-      let batchBytes = 0;
-      for (let j = 0; j < head.keys.length; j++) {
-        const key = head.keys[j]!;
-        const pttl = replies[2 * j];
-        const dump = replies[2 * j + 1];
-        const err = pttl instanceof Error ? pttl : dump instanceof Error ? dump : undefined;
-        if (err) throw new Error(`redis backup ${label} db${db}: reading key ${key.toString('utf8')} failed: ${err.message}`);
-        // Gone between SCAN and DUMP (expired or deleted): not part of the backup.
-        if (dump == null || pttl === -2) {
-          vanished++;
-          continue;
-        }
-        if (!Buffer.isBuffer(dump) || typeof pttl !== 'number' || dump.length === 0) {
-          throw new Error(`redis backup ${label} db${db}: unexpected PTTL/DUMP reply for key ${key.toString('utf8')}`);
-        }
-        const t = RDB_TYPE_NAMES[dump[0]!];
-        if (t === undefined) (unknown ??= []).push(recs.length);
-        recs.push({ key, t: t ?? '', type: typeBytes(t ?? ''), p: pttl, e: pttl >= 0 ? at + pttl : -1, v: dump });
-        batchBytes += dump.length;
-      }
-      if (unknown) {
-        // Module types (and any RDB type newer than this table): ask the server.
-        const types = await conn.types(unknown.map((i) => recs[i]!.key));
-        unknown.forEach((i, n) => {
-          const t = types[n];
-          if (t instanceof Error || typeof t !== 'string' || t === 'none') {
-            throw new Error(`redis backup ${label} db${db}: TYPE of key ${recs[i]!.key.toString('utf8')} failed: ${t instanceof Error ? t.message : String(t)}`);
-          }
-          recs[i]!.type = typeBytes(t);
-          recs[i]!.t = t;
-        });
-      }
-      for (const r of recs) {
-        by_type[r.t] = (by_type[r.t] ?? 0) + 1;
-        countPrefix(by_prefix, r.key);
-      }
-      keys += recs.length;
-      if (recs.length && !out.writeNow(encodeRecords(recs))) await out.drained();
-      batch = nextBatchSize(batch, batchBytes, sizing);
-      onProgress?.({ phase: 'redis-backup', node: label, db, keys, bytes: out.bytes });
+      const sink = await head.catch((err: Error) => {
+        throw fail(err.message);
+      });
+      if (sink.failure) throw fail(sink.failure);
+      if (sink.untyped) await writeUntyped(conn, sink.untyped, state, fail);
+      state.records.flush();
+      await out.drained();
+      batch = nextBatchSize(batch, sink.bytes, sizing);
+      onProgress?.({ phase: 'redis-backup', node: label, db, keys: state.records.records, bytes: out.bytes });
     }
     await scanner;
-    if (scanError) throw new Error(`redis backup ${label} db${db}: SCAN failed: ${(scanError as Error).message}`);
+    if (scanError) throw fail(`SCAN failed: ${(scanError as Error).message}`);
+    const keys = state.records.records;
     out.writeNow(encodeEnd(keys));
     const entry = await out.close();
+    const by_type: Record<string, number> = {};
+    state.byRdbType.forEach((n, t) => {
+      if (n) by_type[RDB_TYPE_NAMES[t]!] = (by_type[RDB_TYPE_NAMES[t]!] ?? 0) + n;
+    });
+    for (const [t, n] of Object.entries(state.byOtherType)) by_type[t] = (by_type[t] ?? 0) + n;
     return {
-      section: { node: label, db, file: rel, keys, by_type, by_prefix, vanished, scan_started_ms, scan_finished_ms: Date.now() },
+      section: { node: label, db, file: rel, keys, by_type, by_prefix: state.prefixes.result(), vanished: state.vanished, scan_started_ms, scan_finished_ms: Date.now() },
       entry,
     };
   } catch (err) {
@@ -663,6 +798,24 @@ async function dumpDb(
     roomFreed?.();
     throw err;
   }
+}
+
+/** Records of module types (and RDB types newer than the table): TYPE names them, then they are written. */
+async function writeUntyped(conn: DumpConn, recs: UntypedRecord[], state: DbDump, fail: (what: string) => Error): Promise<void> {
+  const types = await conn.types(recs.map((r) => r.key));
+  recs.forEach((r, i) => {
+    const t = types[i];
+    if (t === 'none') {
+      state.vanished++; // deleted since its DUMP
+      return;
+    }
+    if (t instanceof Error || typeof t !== 'string') {
+      throw fail(`TYPE of key ${r.key.toString('utf8')} failed: ${t instanceof Error ? t.message : String(t)}`);
+    }
+    state.records.add(typeBytes(t), r.p, r.e, r.key, 0, r.key.length, r.v, 0, r.v.length);
+    state.byOtherType[t] = (state.byOtherType[t] ?? 0) + 1;
+    state.prefixes.add(r.key, 0, r.key.length);
+  });
 }
 
 /** Stream the records of a format /1 JSONL dump file; a line that does not parse names the file and line. */
@@ -749,7 +902,7 @@ export async function restoreRedisLogical(target: Redis | Cluster, opts: RedisRe
   const cluster = isCluster(target);
   for (const section of opts.dbs) {
     if (cluster && section.db !== 0) throw new Error(`redis restore: archive holds db${section.db} (${section.file}) but the target is a cluster, which only has db 0`);
-    const conn: BatchConn = cluster ? new ClusterConn(target) : await batchConn(target as Redis, section.db);
+    const conn: RestoreConn = cluster ? new ClusterConn(target) : await restoreConn(target as Redis, section.db);
     const inflight: Array<{ items: Array<RestoreItem & { rec: RedisRecord }>; replies: Promise<Reply[]> }> = [];
     const settle = async () => {
       const head = inflight.shift()!;

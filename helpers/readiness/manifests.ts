@@ -8,7 +8,7 @@ import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { LineCounter, parse as parseYaml, parseAllDocuments } from 'yaml';
 import { setSource, sourceOf, type SourceFile } from './source.js';
 import { PreconditionError, ConfigError } from '../errors.js';
-import { findBinary } from '../../sandbox/processes.js';
+import { findBinary } from '../processes.js';
 import type { KubeObject } from './objects.js';
 
 export interface LoadedManifests {

@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { startRedis, type ManagedServer } from '../../sandbox/processes.js';
+import { startRedis, type ManagedServer } from '../../helpers/processes.js';
 import { ArchiveError, RDUMP_HEADER, encodeEnd, encodeRecords, recordKeyLabel, type RedisRecord } from '../../helpers/backup/archive.js';
 import { backupRedisLogical, recordBatches, redisSource, restoreRedisLogical } from '../../helpers/backup/redis-logical.js';
 

@@ -5,7 +5,7 @@ import { Redis } from 'ioredis';
 import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { AckPolicy, jetstream, jetstreamManager, StorageType } from '@nats-io/jetstream';
-import { startNats, startRedis, type ManagedServer } from '../../sandbox/processes.js';
+import { startNats, startRedis, type ManagedServer } from '../../helpers/processes.js';
 
 export interface Source {
   redisServer: ManagedServer;

@@ -9,7 +9,7 @@ import { Redis } from 'ioredis';
 import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { jetstream, jetstreamManager, StorageType } from '@nats-io/jetstream';
-import { startNats, startRedis, findBinary, type ManagedServer } from '../../sandbox/processes.js';
+import { startNats, startRedis, findBinary, type ManagedServer } from '../../helpers/processes.js';
 import { Crc64, fetchRdb, validateRdb } from '../../helpers/backup/redis-rdb.js';
 import { DEFAULT_SIZING, nextBatchSize } from '../../helpers/backup/redis-logical.js';
 import { parseAckSubject, snapshotStream } from '../../helpers/backup/jetstream-snapshot.js';

@@ -1,7 +1,7 @@
 // The pure pieces of `pnpm bench`: statistics, formatting, goal verdicts, argument parsing, the
 // markdown writer, the generated Redis data and the fixture replication. No timings are asserted.
 import { describe, expect, it } from 'vitest';
-import { isLoaded, renderMarkdown, type MachineInfo, type RunInfo } from '../../bench/markdown.js';
+import { isLoaded, mergeMarkdown, renderMarkdown, type MachineInfo, type RunInfo } from '../../bench/markdown.js';
 import { COMPLIANT_DIR, replicate } from '../../bench/readiness.js';
 import { keyCommands, respCommand } from '../../bench/resp.js';
 import { parsePhaseLine } from '../../bench/smoke.js';
@@ -127,6 +127,41 @@ describe('markdown writer', () => {
     expect(md).toContain('benchmark failed: redis-server \\| missing');
     expect(md).not.toContain('loaded machine');
     expect(md).not.toContain('Quick run');
+  });
+
+  it('a partial run replaces only its own section and goal rows, and says which run made them', () => {
+    const full = renderMarkdown(machine(0.5), run(false), [
+      results[0]!,
+      { name: 'redis', title: 'Redis', method: ['Old method.'], figures: [{ bench: 'redis', name: 'old figure', unit: 'keys/s', values: [1] }], goals: [goalBelow('old goal', 1, 2, 's')], notes: [], durationMs: 5 },
+      { name: 'readiness', title: 'Readiness', method: ['Static.'], figures: [], goals: [goalBelow('linear', 1, 2, 'x')], notes: [], durationMs: 5 },
+    ]);
+    const redis: BenchResult = {
+      name: 'redis',
+      title: 'Redis',
+      method: ['New method.'],
+      figures: [{ bench: 'redis', name: 'new figure', unit: 'keys/s', values: [7] }],
+      goals: [goalBelow('new goal A', 1, 2, 's'), goalBelow('new goal B', 3, 2, 's')],
+      notes: [],
+      durationMs: 9,
+    };
+    const partial: RunInfo = { ...run(false), startedAt: '2026-02-02T00:00:00.000Z', only: 'redis', command: 'pnpm bench --only redis --write' };
+    const merged = mergeMarkdown(full, machine(3), partial, [redis]);
+    // Untouched: the header, the other sections and their goal rows.
+    expect(merged.split('\n').slice(0, 3)).toEqual(full.split('\n').slice(0, 3));
+    expect(merged).toContain('| over platform | 20.0 ms | 10.0 | 30.0 | 3 | 100 MB |');
+    expect(merged).toContain('## Readiness\n\nStatic.');
+    const goals = merged.slice(merged.indexOf('## Goals'), merged.indexOf('## DLQ'));
+    expect(goals.split('\n').filter((l) => l.startsWith('| ')).map((l) => l.split(' | ')[1])).toEqual(['Goal', '---', 'under 100 ms', 'under 10 ms', 'new goal A', 'new goal B', 'linear']);
+    // Replaced: the Redis section, with its provenance, and nothing of the old one left.
+    expect(merged).not.toMatch(/old figure|old goal|Old method/);
+    expect(merged).toMatch(/## Redis\n\n_This section and its rows in Goals come from `pnpm bench --only redis --write` on 2026-02-02T00:00:00.000Z, load average at start 3.00 \/ 0.50 \/ 0.25 on 2 cores \(loaded: > 1 per core\); the rest of the page is from the run named at the top._\n\nNew method.\n/);
+    expect(merged).toContain('| new figure | 7.00 keys/s |');
+    expect(merged.indexOf('## Redis')).toBeLessThan(merged.indexOf('## Readiness'));
+    // A section the page did not have is added at the end.
+    const added = mergeMarkdown(full, machine(0.5), partial, [{ ...redis, name: 'jetstream', title: 'JetStream' }]);
+    expect(added.lastIndexOf('## ')).toBe(added.indexOf('## JetStream'));
+    expect(added.trimEnd()).toMatch(/\| new figure \| 7\.00 keys\/s \| 7\.00 \| 7\.00 \| 1 \| – \|\n\n_Benchmark time: [^_]+ s\._$/);
+    expect(added).toContain('| jetstream | new goal A |');
   });
 
   it('flags a loaded machine (load > 1 per core) and a quick run', () => {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { runDrill, type DrillOptions } from '../../helpers/backup/drill.js';
 import { memoryLock } from '../../helpers/backup/lock.js';
 import { PreconditionError } from '../../helpers/errors.js';
-import { startRedis } from '../../sandbox/processes.js';
+import { startRedis } from '../../helpers/processes.js';
 import { startSource, type Source } from '../backup/fixtures.js';
 
 let src: Source;

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rmSync } from 'node:fs';
 import { Redis } from 'ioredis';
-import { startNats, startRedis, type ManagedServer } from '../../sandbox/processes.js';
+import { startNats, startRedis, type ManagedServer } from '../../helpers/processes.js';
 import { startFaultGateway, type FaultGateway } from './support/fault-gateway.js';
 import { expectCalm, expectReport } from './support/checks.js';
 import { Workspace, gatewayProfile } from './support/harness.js';

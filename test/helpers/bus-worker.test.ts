@@ -6,7 +6,7 @@ import { startCapWorker, validateWorkerId } from '../../helpers/cap-worker.js';
 import { UnreachableError } from '../../helpers/errors.js';
 import type { TargetProfile } from '../../helpers/profile-types.js';
 import { waitFor, WaitTimeoutError } from '../../helpers/waits.js';
-import { freePort, startNats, type ManagedServer } from '../../sandbox/processes.js';
+import { freePort, startNats, type ManagedServer } from '../../helpers/processes.js';
 
 let nats: ManagedServer;
 let bus: Bus;

@@ -5,7 +5,7 @@ import { ConfigError, UnreachableError } from '../../helpers/errors.js';
 import { clearSecrets, redact, transcript } from '../../helpers/evidence.js';
 import { GatewayClient, GatewayError, type Exchange } from '../../helpers/gateway.js';
 import type { TargetProfile } from '../../helpers/profile-types.js';
-import { freePort } from '../../sandbox/processes.js';
+import { freePort } from '../../helpers/processes.js';
 
 interface Seen {
   method: string;

@@ -3,7 +3,7 @@ import { ConfigError, UnreachableError } from '../../helpers/errors.js';
 import { redact } from '../../helpers/evidence.js';
 import type { TargetProfile } from '../../helpers/profile-types.js';
 import { connectRedis } from '../../helpers/redis.js';
-import { freePort, startRedis, type ManagedServer } from '../../sandbox/processes.js';
+import { freePort, startRedis, type ManagedServer } from '../../helpers/processes.js';
 
 let redis: ManagedServer;
 

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager, StorageType } from '@nats-io/jetstream';
-import { freePort, startNats, startRedis, type ManagedServer } from '../../sandbox/processes.js';
+import { freePort, startNats, startRedis, type ManagedServer } from '../../helpers/processes.js';
 import { makeCertificates, type CertificateSet } from '../../sandbox/certs.js';
 import { runAudit, collectLive, ALL_CHECKS, type AuditReport, type CollectOptions } from '../../helpers/readiness/index.js';
 import { startFakeKube, type FakeKube, type FakeObject } from '../support/fake-kube.js';

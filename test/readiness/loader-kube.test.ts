@@ -5,7 +5,7 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { findBinary } from '../../sandbox/processes.js';
+import { findBinary } from '../../helpers/processes.js';
 import { loadManifests, loadManifestDir, readStdin, runAudit } from '../../helpers/readiness/index.js';
 import { ObjectIndex } from '../../helpers/readiness/objects.js';
 import { createKube, type Kube } from '../../helpers/kube.js';

@@ -4,7 +4,7 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodePacket, encodePacket, type BusPacket } from '../../helpers/cap/codec.js';
 import { createBus, defaultMsgId, deliveryCountFromReply, durableName, ensureStreams, type Bus } from '../../sandbox/bus.js';
-import { startNats, type ManagedServer } from '../../sandbox/processes.js';
+import { startNats, type ManagedServer } from '../../helpers/processes.js';
 
 let srv: ManagedServer;
 let nc: NatsConnection;

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodePacket, encodePacket, type JobRequest } from '../../helpers/cap/codec.js';
 import { buildConfig, DEFAULTS } from '../../sandbox/config.js';
 import { startSandbox, type Sandbox } from '../../sandbox/index.js';
-import { startRedis, type ManagedServer } from '../../sandbox/processes.js';
+import { startRedis, type ManagedServer } from '../../helpers/processes.js';
 import { parsePoolsOverlay, parseTimeoutsOverlay, startConfigOverlay, type ConfigOverlay } from '../../sandbox/scheduler/config-overlay.js';
 import type { SandboxDeps } from '../../sandbox/types.js';
 import { client, until } from './sandbox-client.js';

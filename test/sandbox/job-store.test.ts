@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildConfig } from '../../sandbox/config.js';
-import { startRedis, type ManagedServer } from '../../sandbox/processes.js';
+import { startRedis, type ManagedServer } from '../../helpers/processes.js';
 import { TRANSITIONS, createJobStore, jobRequestFromProtoJson, jobRequestToProtoJson, type RedisJobStore } from '../../sandbox/stores/jobs.js';
 import { JOB_STATES, TERMINAL_STATES, type JobState } from '../../sandbox/types.js';
 

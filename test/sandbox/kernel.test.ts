@@ -6,7 +6,7 @@ import { Redis } from 'ioredis';
 import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startNats, startRedis, type ManagedServer } from '../../sandbox/processes.js';
+import { startNats, startRedis, type ManagedServer } from '../../helpers/processes.js';
 import { startSafetyKernel } from '../../sandbox/kernel/index.js';
 import { createKernelClient } from '../../sandbox/kernel/client.js';
 import { globMatch } from '../../sandbox/kernel/evaluate.js';

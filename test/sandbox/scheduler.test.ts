@@ -6,7 +6,7 @@ import { connect } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startNats, startRedis, type ManagedServer } from '../../sandbox/processes.js';
+import { startNats, startRedis, type ManagedServer } from '../../helpers/processes.js';
 import { createBus, ensureStreams, type Bus } from '../../sandbox/bus.js';
 import { buildConfig } from '../../sandbox/config.js';
 import { parseFaults } from '../../sandbox/faults.js';

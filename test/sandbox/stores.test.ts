@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startRedis, type ManagedServer } from '../../sandbox/processes.js';
+import { startRedis, type ManagedServer } from '../../helpers/processes.js';
 import { createConfigStore } from '../../sandbox/stores/config-docs.js';
 import { DLQ_KEEP, createDlqStore } from '../../sandbox/stores/dlq.js';
 import { createLockStore } from '../../sandbox/stores/locks.js';

@@ -11,7 +11,7 @@ import { createBus, ensureStreams, type Bus } from '../../sandbox/bus.js';
 import { buildConfig } from '../../sandbox/config.js';
 import { Router, createHttpHandler } from '../../sandbox/gateway/http.js';
 import { workflowRoutes } from '../../sandbox/gateway/routes/workflows.js';
-import { freePort, startNats, startRedis, type ManagedServer } from '../../sandbox/processes.js';
+import { freePort, startNats, startRedis, type ManagedServer } from '../../helpers/processes.js';
 import { FAULTS, type FaultName, type Faults, type SandboxDeps } from '../../sandbox/types.js';
 import { startWorkflowEngine } from '../../sandbox/workflow/index.js';
 import type { TimelineEvent, WorkflowRun } from '../../sandbox/workflow/models.js';

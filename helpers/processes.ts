@@ -2,7 +2,7 @@
 // scratch targets) run on: free loopback ports, a private temp dir, bounded start-up waits, and a
 // stop that always removes the process and the directory.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -43,7 +43,11 @@ export function findBinary(name: string): string | undefined {
   return undefined;
 }
 
-/** A free TCP port on 127.0.0.1 (the OS picks it; a tiny race remains, start-up retries cover it). */
+/**
+ * A free TCP port on 127.0.0.1 (the OS picks it). Another process can still take it before our server
+ * binds it (several sandboxes or test runs start at once on this machine): startRedis/startNats
+ * therefore retry on a fresh port when the server reports the address in use (onFreePort).
+ */
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
@@ -77,14 +81,64 @@ async function waitForReady(port: number, child: ChildProcess, what: string, tim
   const deadline = Date.now() + timeoutMs;
   const exited = () => `${what} exited with code ${child.exitCode} during start-up (port ${port}): ${out().trim().split('\n').slice(-3).join(' | ')}`;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(exited());
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(await afterOutput(child, exited));
     if (ready.test(out()) && (await canConnect(port))) {
-      if (child.exitCode !== null) throw new Error(exited());
+      if (child.exitCode !== null) throw new Error(await afterOutput(child, exited));
       return;
     }
     await new Promise((r) => setTimeout(r, 25));
   }
   throw new Error(`${what} did not become ready on 127.0.0.1:${port} within ${timeoutMs} ms: ${out().trim().split('\n').slice(-2).join(' | ')}`);
+}
+
+/**
+ * The message once the exited child's output is all read: 'exit' can come before the last lines on
+ * its pipes, and those lines say why (e.g. "Address already in use", which the retry looks for).
+ */
+async function afterOutput(child: ChildProcess, message: () => string): Promise<string> {
+  const piped = child.stdout ?? child.stderr;
+  if (piped && !piped.destroyed) {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 1000);
+      child.once('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+  return message();
+}
+
+/** How a server says its port was taken (redis: "Address already in use"; nats: "address already in use"). */
+const ADDRESS_IN_USE = /address already in use/i;
+/** Start-up attempts on fresh ports before a port race is reported as the failure. */
+export const PORT_ATTEMPTS = 5;
+
+/**
+ * Start a server on the caller's fixed port (no retry: a taken fixed port is the caller's error to
+ * see), or on a free port, retried on a fresh one (up to PORT_ATTEMPTS in all) when the server fails
+ * with the address in use because another process took the port between the choice and the bind.
+ * A failed attempt's stop removes `dir`, so it is made again for the next one.
+ */
+async function onFreePort(
+  fixed: number | undefined,
+  dir: string,
+  pickPort: () => Promise<number>,
+  start: (port: number) => Promise<ManagedServer>,
+): Promise<ManagedServer> {
+  if (fixed !== undefined) return start(fixed);
+  for (let attempt = 1; ; attempt++) {
+    const port = await pickPort();
+    try {
+      return await start(port);
+    } catch (err) {
+      if (attempt >= PORT_ATTEMPTS || !ADDRESS_IN_USE.test((err as Error).message)) {
+        if (attempt > 1) (err as Error).message += ` (attempt ${attempt} of ${PORT_ATTEMPTS} on a fresh port)`;
+        throw err;
+      }
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+    }
+  }
 }
 
 function manage(child: ChildProcess, dir: string, url: string, port: number, out: () => string): ManagedServer {
@@ -142,10 +196,17 @@ function capture(child: ChildProcess): () => string {
   return () => buf;
 }
 
-export interface RedisOptions {
+/** Port choice for servers started without a fixed port (tests pass one that loses the race). */
+export interface PortChoice {
+  /** Fixed port: used as is, never retried. */
+  port?: number;
+  /** Picks a port when none is fixed; default freePort. */
+  pickPort?: () => Promise<number>;
+}
+
+export interface RedisOptions extends PortChoice {
   /** Persistence on (AOF everysec + RDB snapshots), as production should run. Default true. */
   persistence?: boolean;
-  port?: number;
   startTimeoutMs?: number;
   extraArgs?: string[];
   /** Also listen with TLS on `tls.port` (the plain port stays for local use). */
@@ -156,7 +217,10 @@ export async function startRedis(opts: RedisOptions = {}): Promise<ManagedServer
   const bin = findBinary('redis-server');
   if (!bin) throw new MissingBinaryError('redis-server', 'apt-get install redis-server');
   const dir = mkdtempSync(join(tmpdir(), 'cordum-rb-redis-'));
-  const port = opts.port ?? (await freePort());
+  return onFreePort(opts.port, dir, opts.pickPort ?? freePort, (port) => spawnRedis(bin, dir, port, opts));
+}
+
+async function spawnRedis(bin: string, dir: string, port: number, opts: RedisOptions): Promise<ManagedServer> {
   const persistence = opts.persistence ?? true;
   const args = [
     '--port', String(port),
@@ -171,11 +235,16 @@ export async function startRedis(opts: RedisOptions = {}): Promise<ManagedServer
     ...(opts.tls ? ['--tls-port', String(opts.tls.port), '--tls-cert-file', opts.tls.cert, '--tls-key-file', opts.tls.key, '--tls-ca-cert-file', opts.tls.ca, '--tls-auth-clients', opts.tls.authClients ? 'yes' : 'no'] : []),
     ...(opts.extraArgs ?? []),
   ];
+  return spawnServer('redis-server', bin, args, dir, `redis://127.0.0.1:${port}`, port, /Ready to accept connections/, opts.startTimeoutMs);
+}
+
+/** Spawn a server and wait until it is ready; a server that does not get ready is stopped. */
+async function spawnServer(what: string, bin: string, args: string[], dir: string, url: string, port: number, ready: RegExp, timeoutMs = 5000): Promise<ManagedServer> {
   const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const out = capture(child);
-  const server = manage(child, dir, `redis://127.0.0.1:${port}`, port, out);
+  const server = manage(child, dir, url, port, out);
   try {
-    await waitForReady(port, child, 'redis-server', opts.startTimeoutMs ?? 5000, out, /Ready to accept connections/);
+    await waitForReady(port, child, what, timeoutMs, out, ready);
   } catch (err) {
     await server.stop();
     throw err;
@@ -183,8 +252,7 @@ export async function startRedis(opts: RedisOptions = {}): Promise<ManagedServer
   return server;
 }
 
-export interface NatsOptions {
-  port?: number;
+export interface NatsOptions extends PortChoice {
   startTimeoutMs?: number;
   /** Store dir for JetStream; defaults to a subdir of the temp dir. */
   storeDir?: string;
@@ -197,17 +265,11 @@ export async function startNats(opts: NatsOptions = {}): Promise<ManagedServer> 
   const bin = findBinary('nats-server');
   if (!bin) throw new MissingBinaryError('nats-server', 'apt-get install nats-server');
   const dir = mkdtempSync(join(tmpdir(), 'cordum-rb-nats-'));
-  const port = opts.port ?? (await freePort());
+  return onFreePort(opts.port, dir, opts.pickPort ?? freePort, (port) => spawnNats(bin, dir, port, opts));
+}
+
+async function spawnNats(bin: string, dir: string, port: number, opts: NatsOptions): Promise<ManagedServer> {
   const tls = opts.tls ? ['--tls', '--tlscert', opts.tls.cert, '--tlskey', opts.tls.key, '--tlscacert', opts.tls.ca, ...(opts.tls.verify ? ['--tlsverify'] : [])] : [];
   const args = ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', opts.storeDir ?? join(dir, 'js'), ...tls, ...(opts.extraArgs ?? [])];
-  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  const out = capture(child);
-  const server = manage(child, dir, `${opts.tls ? 'tls' : 'nats'}://127.0.0.1:${port}`, port, out);
-  try {
-    await waitForReady(port, child, 'nats-server', opts.startTimeoutMs ?? 5000, out, /Server is ready/);
-  } catch (err) {
-    await server.stop();
-    throw err;
-  }
-  return server;
+  return spawnServer('nats-server', bin, args, dir, `${opts.tls ? 'tls' : 'nats'}://127.0.0.1:${port}`, port, /Server is ready/, opts.startTimeoutMs);
 }
