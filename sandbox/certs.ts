@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { findBinary } from './processes.js';
+import { findBinary } from '../helpers/processes.js';
 
 export interface LeafSpec {
   name: string;

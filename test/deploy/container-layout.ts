@@ -9,7 +9,7 @@ import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readlinkSy
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, posix } from 'node:path';
 import { RUNTIME_STAGE, STAGES, contextFiles, envOf, runCommandsOf, type Instruction } from './dockerfile.js';
-import { findBinary } from '../../sandbox/processes.js';
+import { findBinary } from '../../helpers/processes.js';
 import { REPO, type Doc } from './k8s-fixture.js';
 
 /** PATH of the Debian-based node image (Docker's default; the Dockerfile does not change it). */

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSandbox, type Sandbox } from '../../sandbox/index.js';
-import { findBinary } from '../../sandbox/processes.js';
+import { findBinary } from '../../helpers/processes.js';
 import { assembleImage, bwrapWorks, debianPackageOf, runCronJobPod, scratchDir, type ImageLayout, type PodRun } from './container-layout.js';
 import { allDocs, byKind, type Doc } from './k8s-fixture.js';
 

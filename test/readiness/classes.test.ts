@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { findBinary } from '../../sandbox/processes.js';
+import { findBinary } from '../../helpers/processes.js';
 import { loadManifestDir, loadManifests, runAudit, type AuditReport } from '../../helpers/readiness/index.js';
 import type { KubeObject } from '../../helpers/readiness/objects.js';
 import { compliant, NOW } from './fixtures.js';
