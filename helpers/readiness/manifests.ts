@@ -3,10 +3,11 @@
 // PATH, or text from stdin. Render and parse problems are kept as findings (checklist 11.1) and the
 // audit continues on whatever did parse.
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { PreconditionError, ConfigError } from '../errors.js';
+import { MiB, checkUserPath, readUserFile } from '../files.js';
 import { findBinary } from '../../sandbox/processes.js';
 import type { KubeObject } from './objects.js';
 
@@ -61,14 +62,19 @@ function walk(dir: string, skip: (name: string) => boolean, acc: string[] = []):
   return acc;
 }
 
+/** A rendered chart with its CRDs is a few MiB; anything far beyond is not a manifest. */
+const MAX_MANIFEST_BYTES = 64 * MiB;
+
 export function loadManifestDir(dir: string, opts: { skipKustomizeFiles?: boolean } = {}): LoadedManifests {
   if (!existsSync(dir)) throw new ConfigError(`manifests: ${dir} does not exist`);
+  checkUserPath(dir, { what: 'manifests path', kinds: ['file', 'dir'] });
   const skip = (n: string) => !!opts.skipKustomizeFiles && /^kustomization\.ya?ml$|^Kustomization$/.test(n);
   const files = statSync(dir).isDirectory() ? walk(dir, skip) : [dir];
   const objects: KubeObject[] = [];
   const errors: string[] = [];
   for (const f of files) {
-    const r = parseManifestText(readFileSync(f, 'utf8'), relative(process.cwd(), f) || f);
+    // Bounded and type-checked: a FIFO or /dev/zero given as manifests must not hang the audit.
+    const r = parseManifestText(readUserFile(f, { what: 'manifest file', maxBytes: MAX_MANIFEST_BYTES }), relative(process.cwd(), f) || f);
     objects.push(...r.objects);
     errors.push(...r.errors);
   }

@@ -3,7 +3,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { UsageError } from '../errors.js';
+import { ConfigError, UsageError } from '../errors.js';
+import { MiB, readUserFile } from '../files.js';
 
 export type StepStatus = 'passed' | 'failed' | 'skipped';
 export type RunStatus = 'passed' | 'failed' | 'interrupted' | 'teardown_failed' | 'unreachable' | 'config_error' | 'error';
@@ -206,9 +207,15 @@ export function failOnNewText(f: FailOnNew): string {
 export function failedScenarioFiles(reportDir: string): { files: string[]; runbook: string } {
   const path = join(reportDir, 'summary.json');
   if (!existsSync(path)) throw new UsageError(`--only-failed: ${path} does not exist (pass a reports/<run-id> directory)`);
+  let text: string;
+  try {
+    text = readUserFile(path, { what: 'run summary', maxBytes: 64 * MiB });
+  } catch (err) {
+    throw err instanceof ConfigError ? new UsageError(`--only-failed: ${err.message}`) : err;
+  }
   let s: RunSummary;
   try {
-    s = JSON.parse(readFileSync(path, 'utf8')) as RunSummary;
+    s = JSON.parse(text) as RunSummary;
   } catch {
     throw new UsageError(`--only-failed: ${path} is not valid JSON`);
   }

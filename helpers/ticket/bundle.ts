@@ -6,6 +6,7 @@
 import { mkdir, readFile, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { ConfigError, EXIT, RunbookError, UsageError } from '../errors.js';
+import { MiB, readUserFileAsync } from '../files.js';
 import { MANIFEST_NAME, checkEntries, parseManifest, type ManifestEntry } from './manifest.js';
 import { packTarGz, type TarEntry } from './tar.js';
 
@@ -60,12 +61,13 @@ export function archiveName(runId: string, ticket?: string): string {
 async function readSummary(reportDir: string): Promise<{ ticket?: string; end?: string }> {
   const path = join(reportDir, 'summary.json');
   try {
-    const parsed = JSON.parse(await readFile(path, 'utf8')) as { ticket?: unknown; end?: unknown };
+    const parsed = JSON.parse(await readUserFileAsync(path, { what: 'run summary', maxBytes: 64 * MiB })) as { ticket?: unknown; end?: unknown };
     return {
       ticket: typeof parsed.ticket === 'string' && parsed.ticket ? parsed.ticket : undefined,
       end: typeof parsed.end === 'string' ? parsed.end : undefined,
     };
   } catch (err) {
+    if (err instanceof ConfigError) throw err;
     throw new ConfigError(`${path}: not readable JSON (${(err as Error).message})`);
   }
 }

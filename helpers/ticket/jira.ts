@@ -4,10 +4,11 @@
 // history and CI logs), every call has a deadline, and errors are one line with the token removed.
 
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { request } from 'undici';
 import { ConfigError, PreconditionError, UnreachableError, UsageError } from '../errors.js';
+import { readUserFileBytesAsync } from '../files.js';
+import { MAX_BUNDLE_BYTES } from './verify-bundle.js';
 
 export interface JiraEnv {
   JIRA_BASE_URL?: string;
@@ -97,9 +98,9 @@ export async function attachToJiraIssue(opts: JiraUploadOptions): Promise<JiraAt
 
   let data: Buffer;
   try {
-    data = await readFile(opts.archive);
-  } catch {
-    throw new UsageError(`bundle not found: ${opts.archive}`);
+    data = await readUserFileBytesAsync(opts.archive, { what: 'bundle', maxBytes: MAX_BUNDLE_BYTES });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
   }
   const { body, contentType } = multipartBody('file', basename(opts.archive), data, 'application/gzip');
 

@@ -113,7 +113,7 @@ describe('loadProfile', () => {
 
   it('rejects files over 1 MiB', () => {
     const err = loadError(`gateway:\n  url: http://h:1\ndescription: "${'x'.repeat(1024 * 1024)}"\n`);
-    expect(err.message).toMatch(/: file is \d+ bytes; a target profile must be at most 1048576 bytes/);
+    expect(err.message).toMatch(/: target profile is \d+ bytes; at most 1 MiB is accepted$/);
   });
 
   it('names the available targets for an unknown name', () => {
