@@ -180,8 +180,8 @@ export function renderMarkdown(s: RunSummary): string {
     for (const r of bySteps) {
       lines.push(r.ok ? `- removed by the teardown step: ${cell(r.label)} (${cell(r.action)})` : `- ⚠️ the teardown step could not remove ${cell(r.label)} (${cell(r.action)}): ${cell(r.error)}`);
     }
-    for (const r of td.removed_by_runner) lines.push(`- removed by the runner: ${r}`);
-    for (const l of td.left_behind) lines.push(`- ⚠️ left behind: ${l.label}: ${l.error}`);
+    for (const r of td.removed_by_runner) lines.push(`- removed by the runner: ${cell(r)}`);
+    for (const l of td.left_behind) lines.push(`- ⚠️ left behind: ${cell(l.label)}: ${cell(l.error)}`);
     for (const e of td.earlier_runs) {
       lines.push(`- leftovers of an earlier run (${e.journal}): ${e.removed.length} removed, ${e.left_behind.length} still there`);
     }
