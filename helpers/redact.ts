@@ -192,22 +192,33 @@ function charForms(ch: string): string {
   const bytes = [...Buffer.from(ch, 'utf8')];
   const units = Array.from({ length: ch.length }, (_, i) => ch.charCodeAt(i));
   const alts: string[] = [];
-  // Raw. Quotes, slash and backslash may sit behind (nested) JSON escaping: \" \\\" \/ \\.
-  if (ch === '\\') alts.push('\\\\+');
-  else if (ch === '"' || ch === "'" || ch === '/') alts.push(`\\\\*${literal(ch)}`);
+  // Raw. Quotes, slash and backslash may sit behind JSON escaping, nested up to four times (an
+  // error message quoting a JSON body, inside summary.json, inside the history). Exact counts, not
+  // "any number": a greedy run of backslashes would also eat the escape of the character after
+  // the secret and leave the JSON around it broken.
+  if (ch === '\\') alts.push(backslashes([16, 8, 4, 2, 1]));
+  else if (ch === '"' || ch === "'" || ch === '/') alts.push(`${backslashes([15, 7, 3, 1])}?${literal(ch)}`);
   else alts.push(literal(ch));
-  if (SHORT_ESCAPES[ch]) alts.push(`\\\\+${SHORT_ESCAPES[ch]}`);
+  if (SHORT_ESCAPES[ch]) alts.push(`${backslashes(ESCAPE_DEPTHS)}${SHORT_ESCAPES[ch]}`);
   if (ch === ' ') alts.push('\\+'); // form encoding
-  // \uXXXX (JSON, JavaScript, Go's HTML-safe escaping), per UTF-16 unit, any case, maybe double-escaped.
-  alts.push(units.map((u) => `\\\\+u${hexDigits(u, 4)}`).join(''));
+  // \uXXXX (JSON, JavaScript, Go's HTML-safe escaping), per UTF-16 unit, any case, maybe re-escaped.
+  alts.push(units.map((u) => `${backslashes(ESCAPE_DEPTHS)}u${hexDigits(u, 4)}`).join(''));
   // \xHH per UTF-8 byte (C, Python, shell).
-  alts.push(bytes.map((b) => `\\\\+x${hexDigits(b, 2)}`).join(''));
+  alts.push(bytes.map((b) => `${backslashes(ESCAPE_DEPTHS)}x${hexDigits(b, 2)}`).join(''));
   // Percent-encoding per UTF-8 byte, either case, maybe double-encoded (%252F).
   alts.push(bytes.map((b) => `%(?:25)*${hexDigits(b, 2)}`).join(''));
   // HTML/XML character references, maybe double-escaped (&amp;lt;).
   alts.push(`&(?:amp;)*#0*${cp};`, `&(?:amp;)*#[xX]0*${hexDigits(cp, 1)};`);
   if (NAMED_ENTITIES[ch]) alts.push(`&(?:amp;)*${NAMED_ENTITIES[ch]};`);
   return `(?:${alts.join('|')})`;
+}
+
+/** The backslashes of an escape sequence written once, twice, three or four times as a JSON string. */
+const ESCAPE_DEPTHS = [8, 4, 2, 1];
+
+/** A regex source matching exactly one of these numbers of backslashes (the largest that fits first). */
+function backslashes(counts: number[]): string {
+  return `(?:${counts.map((n) => `\\\\{${n}}`).join('|')})`;
 }
 
 /** A regex source for a character taken literally (everything but letters and digits as \uXXXX). */
