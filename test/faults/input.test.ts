@@ -60,7 +60,8 @@ describe('input that cannot inject', () => {
     expect(sent).toHaveLength(1);
     const text = (JSON.parse(sent[0]!.body.toString('utf8')) as { text: string }).text;
     expect(text).not.toMatch(/<!channel>|<https:|@here/);
-    expect(text).toContain('&lt;!channel&gt; @\u200bhere &lt;https://evil.example|click&gt; | smoke | PASSED | &amp; more');
+    // The gateway client quotes the body as a JSON string (its newlines are the two characters \n).
+    expect(text).toContain('500 "boom\\n&lt;!channel&gt; @\u200bhere &lt;https://evil.example|click&gt;\\n| smoke | PASSED | &amp; more"');
     const lines = text.split('\n');
     expect(lines[0]).toMatch(/^\[FAILED\] runbook hold on fault-target, ticket CHG-19 \(\d+s\)$/);
     expect(lines.filter((l) => l.startsWith('• '))).toHaveLength(1);
