@@ -101,7 +101,7 @@ export function readUserFileBytes(path: string, opts: UserFileOptions): Buffer {
       if (n === 0) break;
       chunks.push(chunk.subarray(0, n));
       total += n;
-      if (total > opts.maxBytes) throw tooBig(display, opts.what, `over ${opts.maxBytes}`, opts.maxBytes);
+      if (total > opts.maxBytes) throw overCap(st, display, opts);
     }
     checkRead(st, total, display, opts);
     return Buffer.concat(chunks, total);
@@ -136,7 +136,7 @@ export async function readUserFileBytesAsync(path: string, opts: UserFileOptions
       if (bytesRead === 0) break;
       chunks.push(chunk.subarray(0, bytesRead));
       total += bytesRead;
-      if (total > opts.maxBytes) throw tooBig(display, opts.what, `over ${opts.maxBytes}`, opts.maxBytes);
+      if (total > opts.maxBytes) throw overCap(st, display, opts);
     }
     checkRead(st, total, display, opts);
     return Buffer.concat(chunks, total);
@@ -157,9 +157,17 @@ function checkOpened(st: Stats, display: string, opts: UserFileOptions): void {
   if (st.size > opts.maxBytes) throw tooBig(display, opts.what, st.size, opts.maxBytes);
 }
 
+/** Read past the cap: a pseudo-file that never ends (or grew while read) is named as what it is. */
+function overCap(st: Stats, display: string, opts: UserFileOptions): ConfigError {
+  if (st.size === 0) return pseudoFile(display, opts);
+  return tooBig(display, opts.what, `over ${opts.maxBytes}`, opts.maxBytes);
+}
+
+function pseudoFile(display: string, opts: UserFileOptions): ConfigError {
+  return fail(display, opts.what, 'is a pseudo-file (it reports 0 bytes but has content, like the files under /proc), expected a regular file');
+}
+
 /** /proc and /sys files report size 0 but have content: they are not files a user hands us. */
 function checkRead(st: Stats, total: number, display: string, opts: UserFileOptions): void {
-  if (st.size === 0 && total > 0) {
-    throw fail(display, opts.what, 'is a pseudo-file (it reports 0 bytes but has content, like the files under /proc), expected a regular file');
-  }
+  if (st.size === 0 && total > 0) throw pseudoFile(display, opts);
 }
