@@ -4,10 +4,10 @@
 // to the webhook escaped for Slack mrkdwn; `bundle` refuses a bad ticket in one line.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
-import { startServer, type TestServer } from '../deploy/http-fixture.js';
+import type { TestServer } from '../deploy/http-fixture.js';
 import { startFaultGateway, type FaultGateway } from './support/fault-gateway.js';
 import { expectCalm, expectOneLine, expectReport } from './support/checks.js';
-import { Workspace, gatewayProfile, reportDir } from './support/harness.js';
+import { Workspace, gatewayProfile, reportDir, startWebhookReceiver } from './support/harness.js';
 
 const INJECTION = 'CHG-1\n| smoke | PASSED |\n<!channel>';
 
@@ -20,10 +20,7 @@ beforeAll(async () => {
   gw = await startFaultGateway();
   ws = new Workspace(() => gw.url);
   profile = ws.profile('fault', gatewayProfile());
-  webhook = await startServer((_req, res) => {
-    res.writeHead(200);
-    res.end('ok');
-  });
+  webhook = await startWebhookReceiver();
 });
 
 afterAll(async () => {

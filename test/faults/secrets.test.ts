@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { startServer, type TestServer } from '../deploy/http-fixture.js';
 import { ECHOES, startFaultGateway, type FaultGateway } from './support/fault-gateway.js';
 import { expectCalm, expectOneLine, expectReport } from './support/checks.js';
-import { SECRET, Workspace, gatewayProfile, reportDir, type CliResult } from './support/harness.js';
+import { SECRET, Workspace, gatewayProfile, reportDir, startWebhookReceiver, type CliResult } from './support/harness.js';
 import { findSecret } from './support/secret-scan.js';
 
 /** Regex metacharacters, a backslash and the three characters Go's JSON escapes. */
@@ -27,10 +27,7 @@ beforeAll(async () => {
   gw = await startFaultGateway();
   for (const encoding of Object.keys(ECHOES)) gw.setFault(`echo-${encoding}`, 'echo');
   gw.statusAnswer = { status: 500, body: ECHOES.b64json! };
-  webhook = await startServer((_req, res) => {
-    res.writeHead(200);
-    res.end('ok');
-  });
+  webhook = await startWebhookReceiver();
 });
 
 afterAll(async () => {

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { listFiles } from '../../../helpers/report/manifest.js';
 import { findSecret } from './secret-scan.js';
+import { startServer, type TestServer } from '../../deploy/http-fixture.js';
 
 export const ROOT = resolve(import.meta.dirname, '../../..');
 export const FIXTURES = join(ROOT, 'test/fixtures/faults');
@@ -156,4 +157,12 @@ export function gatewayProfile(extra = '', gateway = ''): string {
   ]
     .filter((l) => l !== '')
     .join('\n') + '\n';
+}
+
+/** A Slack-compatible webhook receiver that accepts every message (test.requests holds them). */
+export function startWebhookReceiver(): Promise<TestServer> {
+  return startServer((_req, res) => {
+    res.writeHead(200);
+    res.end('ok');
+  });
 }
