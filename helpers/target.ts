@@ -53,10 +53,11 @@ export function loadProfile(nameOrPath: string, opts: LoadProfileOptions = {}): 
   // Registered before validation: an error message quoting an interpolated value stays redacted.
   const secrets = referencedSecrets(expanded, env);
   for (const s of secrets) registerSecret(s.value);
+  // Also first: a short secret would not be redacted from a later message quoting it.
+  refuseShortSecrets(secrets, display);
   rejectInlineSecrets(expanded, display, []);
   validateSchema(expanded, display);
   checkCrossFieldRules(expanded as unknown as RawProfile, display);
-  refuseShortSecrets(secrets, display);
   const profile = resolveProfile(expanded as unknown as RawProfile, abs, display, env);
   checkNamedPaths(profile, display);
   return profile;
