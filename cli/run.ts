@@ -335,6 +335,7 @@ async function executeClaimed(a: ExecuteArgs, c: Claimed): Promise<number> {
   const { runbook, profile, interrupts } = a;
   const { runId, runDir, resultsDir, start, journal, exec } = c;
   const teardown = await import('../helpers/teardown.js');
+  const crashed = teardown.sweepCrashedRuns(stateRoot(), reportsRoot(), profile.name, runId);
   const earlier = a.sandboxed ? [] : await replayEarlierRuns(profile, runId, exec);
 
   const targetFile = join(runDir, RUN_FILES.target);
@@ -351,6 +352,7 @@ async function executeClaimed(a: ExecuteArgs, c: Claimed): Promise<number> {
 
   out(`Runbook ${runbook.name}: ${runbook.title}`);
   out(`Target ${profile.name} (${profile.gateway.url}), run ${runId}`);
+  for (const gone of crashed) out(teardown.crashedRunLine(gone));
   for (const e of earlier) {
     out(`Leftovers of earlier run ${e.journal}: ${e.removed.length} removed, ${e.left_behind.length} still there`);
   }

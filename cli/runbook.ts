@@ -14,6 +14,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { findRunbook, loadCatalog, type RunbookOption } from '../helpers/catalog.js';
 import { EXIT, RunbookError, UsageError, errorMessage } from '../helpers/errors.js';
+import { checkRunInput } from '../helpers/input.js';
+import { MIN_SECRET_LENGTH, redact, redactStream, registerSecret } from '../helpers/redact.js';
 
 /** The contract for modules in cli/commands/: add a subcommand to the program. */
 export interface CommandModule {
@@ -137,7 +139,7 @@ export function buildProgram(): Command {
     .argument('[runbook]', 'the runbook to run (see `list`)')
     .option('--target <profile>', 'target profile name (targets/<name>.yaml) or path; default: start the sandbox')
     .option('--plan', 'print the steps, target, what would be created and whether it is destructive; run nothing')
-    .option('--ticket <id>', 'change ticket id recorded in the report')
+    .option('--ticket <id>', "change ticket id recorded in the report: 1-64 letters, digits, '.', '_' or '-' (e.g. CHG-1234)")
     .addOption(new Option('--only-failed <report dir>', 'rerun only the scenario files with failed steps in that report'))
     .option('--fail-on-new', 'exit 1 only for steps that passed in the previous run of this runbook on this target; other failures are reported, exit 0')
     .action(async (name: string | undefined, opts: { target?: string; plan?: boolean; ticket?: string; onlyFailed?: string; failOnNew?: boolean } & Record<string, unknown>) => {
@@ -146,6 +148,9 @@ export function buildProgram(): Command {
         process.exitCode = EXIT.USAGE;
         return;
       }
+      const options = givenOptions(DECLARED.get(program) ?? [], opts);
+      // Before anything starts: values that reach the webhook, Jira and summary.md are checked here.
+      checkRunInput({ ticket: opts.ticket, options });
       const { runRunbook } = await import('./run.js');
       process.exitCode = await runRunbook({
         name,
@@ -154,13 +159,17 @@ export function buildProgram(): Command {
         ticket: opts.ticket,
         onlyFailed: opts.onlyFailed,
         failOnNew: opts.failOnNew,
-        options: givenOptions(DECLARED.get(program) ?? [], opts),
+        options,
       });
     });
   return program;
 }
 
 export async function main(argv = process.argv.slice(2)): Promise<number> {
+  // Every line this process prints (progress, errors, worker output) passes the redaction of the
+  // secrets registered so far: the profile's, once it is loaded.
+  redactStream(process.stdout);
+  redactStream(process.stderr);
   try {
     const program = buildProgram();
     await loadExtensions(program, argv);
@@ -173,11 +182,12 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
       return err.exitCode === 0 ? EXIT.PASSED : EXIT.USAGE;
     }
     if (err instanceof RunbookError) {
-      process.stderr.write(`runbook: ${await redactSecrets(err.message)}\n`);
+      // One line, whatever the message holds (a value quoted in it may carry a newline).
+      process.stderr.write(`runbook: ${redactSecrets(err.message).replace(/\s*[\r\n]+\s*/g, ' ')}\n`);
       if (debug()) process.stderr.write(`${err.stack}\n`);
       return err.exitCode;
     }
-    process.stderr.write(`runbook: internal error: ${await redactSecrets(errorMessage(err).split('\n')[0] ?? '')} (set DEBUG=runbooks for details)\n`);
+    process.stderr.write(`runbook: internal error: ${redactSecrets(errorMessage(err).split('\n')[0] ?? '')} (set DEBUG=runbooks for details)\n`);
     if (debug()) process.stderr.write(`${(err as Error)?.stack ?? err}\n`);
     return EXIT.CHECK_FAILED;
   }
@@ -191,15 +201,11 @@ const SECRET_ENV_NAME = /(KEY|TOKEN|SECRET|PASSWORD|PASSWD|PASS|CREDENTIALS?|AUT
  * operator pasted where an env var NAME belongs. Redacts registered secrets and the values of
  * secret-looking environment variables.
  */
-async function redactSecrets(message: string): Promise<string> {
-  const { redact, registerSecret } = await import('../helpers/evidence.js').catch(() => ({ redact: undefined, registerSecret: undefined }));
-  let out = message;
+function redactSecrets(message: string): string {
   for (const [name, value] of Object.entries(process.env)) {
-    if (!value || value.length < 8 || !SECRET_ENV_NAME.test(name)) continue;
-    registerSecret?.(value);
-    out = out.split(value).join('***');
+    if (value && value.length >= MIN_SECRET_LENGTH && SECRET_ENV_NAME.test(name)) registerSecret(value);
   }
-  return redact ? redact(out) : out;
+  return redact(message);
 }
 
 const invokedDirectly = process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href;

@@ -1,12 +1,12 @@
 // Cordum's NATS bus: binary CAP BusPackets on core subjects, plus read-only JetStream views
 // (consumer redelivery counters, stream state) for the fault-injection runbooks.
-import { readFileSync } from 'node:fs';
 import { credsAuthenticator, type NatsConnection, type Subscription } from '@nats-io/nats-core';
 import { connect, type NodeConnectionOptions } from '@nats-io/transport-node';
 import { jetstreamManager, type JetStreamManager, type StreamConfig, type StreamState } from '@nats-io/jetstream';
 import { decodePacket, encodePacket, payloadKind, type BusPacket } from './cap/codec.js';
 import { ConfigError, UnreachableError } from './errors.js';
 import { registerSecret } from './evidence.js';
+import { MiB, readUserFileBytes } from './files.js';
 import type { TargetProfile } from './profile-types.js';
 import { compactJson, WaitTimeoutError } from './waits.js';
 
@@ -103,12 +103,7 @@ function authOptions(profile: TargetProfile, env: NodeJS.ProcessEnv): Partial<No
   if (n.token_env) return { token: need('token_env', n.token_env) };
   if (n.user && n.password_env) return { user: n.user, pass: need('password_env', n.password_env) };
   if (n.creds_file) {
-    let creds: Uint8Array;
-    try {
-      creds = readFileSync(n.creds_file);
-    } catch (err) {
-      throw new ConfigError(`${profile.source}: nats.creds_file: cannot read ${n.creds_file}: ${(err as Error).message}`);
-    }
+    const creds = readUserFileBytes(n.creds_file, { what: n.creds_file, maxBytes: MiB, display: `${profile.source}: nats.creds_file` });
     return { authenticator: credsAuthenticator(creds) };
   }
   return {};

@@ -1,10 +1,11 @@
 // The runbook catalog: runbooks/<name>.md files with YAML front matter. Loading is cheap (no
 // scenario code is imported) so `pnpm runbook list` and `--plan` stay fast. Every validation
 // error names the file and the field, because the person reading it is editing that file.
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
+import { MiB, readUserFile } from './files.js';
 import { ConfigError, UsageError } from './errors.js';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -73,7 +74,7 @@ export function findRunbook(name: string, dir = runbooksDir()): Runbook {
 export function parseRunbook(file: string): Runbook {
   const name = basename(file, '.md');
   const where = relative(process.cwd(), file) || file;
-  const text = readFileSync(file, 'utf8');
+  const text = readUserFile(file, { what: 'runbook page', maxBytes: MiB, display: where });
   const m = /^---\r?\n([\s\S]*?)\r?\n---\r?\n?/.exec(text);
   if (!m) throw new ConfigError(`${where}: missing YAML front matter (a '---' block at the top)`);
   let fm: unknown;

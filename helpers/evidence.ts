@@ -1,7 +1,8 @@
 // Evidence for the report: Allure attachments on the current step, with every known secret
 // replaced by *** first. Secrets are registered once (from the profile's env vars, API keys the
-// gateway client sends) and redacted in all the encodings they tend to show up in.
+// gateway client sends) and redacted in every encoding they tend to show up in (helpers/redact.ts).
 import { attachment } from 'allure-js-commons';
+import { redact } from './redact.js';
 
 export interface Exchange {
   method: string;
@@ -14,45 +15,8 @@ export interface Exchange {
   durationMs: number;
 }
 
-export const REDACTED = '***';
-
-/** Shorter values would redact ordinary text (a key "a" would blank every letter a). */
-const MIN_SECRET_LENGTH = 4;
-
-const secrets = new Set<string>();
-let patterns: string[] = [];
-
-/** Remember a secret value so redact() hides it everywhere. Empty/short values are ignored. */
-export function registerSecret(value: string | undefined | null): void {
-  if (!value || value.length < MIN_SECRET_LENGTH || secrets.has(value)) return;
-  secrets.add(value);
-  const forms = new Set<string>([value]);
-  const b64 = Buffer.from(value, 'utf8').toString('base64');
-  forms.add(b64);
-  forms.add(b64.replace(/=+$/, ''));
-  forms.add(Buffer.from(value, 'utf8').toString('base64url'));
-  forms.add(encodeURIComponent(value));
-  forms.add(encodeURIComponent(value).replace(/%20/g, '+')); // form encoding
-  forms.add(JSON.stringify(value).slice(1, -1)); // as it appears inside a JSON string
-  for (const f of forms) if (f.length >= MIN_SECRET_LENGTH) patterns.push(f);
-  // Longest first so a value never leaves a tail of its longer encoded form behind.
-  patterns = [...new Set(patterns)].sort((a, b) => b.length - a.length);
-}
-
-/** For tests: forget every registered secret. */
-export function clearSecrets(): void {
-  secrets.clear();
-  patterns = [];
-}
-
-/** Replace every registered secret (raw, base64, base64url, URL-encoded, JSON-escaped) with ***. */
-export function redact(text: string): string {
-  let out = text;
-  for (const p of patterns) {
-    if (out.includes(p)) out = out.split(p).join(REDACTED);
-  }
-  return out;
-}
+// The redaction itself lives in helpers/redact.ts (no Allure import, so the CLI can use it early).
+export { REDACTED, MIN_SECRET_LENGTH, clearSecrets, redact, registerSecret } from './redact.js';
 
 /** Attach a JSON value (pretty-printed, redacted) to the current Allure step. */
 export async function attachJson(name: string, value: unknown): Promise<void> {

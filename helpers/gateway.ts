@@ -3,7 +3,7 @@
 // It encodes Cordum's quirks once so runbooks do not have to: X-API-Key, principal headers,
 // plain-text error bodies, JSON served as text/plain, encoded path segments, `~` in bundle ids,
 // and the shared rate limiter's bare 429 (no Retry-After) handled with bounded backoff.
-import { readFileSync } from 'node:fs';
+import { readTlsFiles } from './files.js';
 import { Agent, request as undiciRequest } from 'undici';
 import { ConfigError, UnreachableError } from './errors.js';
 import { registerSecret, type Exchange } from './evidence.js';
@@ -89,15 +89,7 @@ const REDACTED = '***';
 function gatewayTls(profile: TargetProfile): { ca?: Buffer; cert?: Buffer; key?: Buffer; servername?: string; rejectUnauthorized?: boolean } {
   const t = profile.gateway.tls;
   if (!t) return {};
-  const read = (field: string, f?: string) => {
-    if (!f) return undefined;
-    try {
-      return readFileSync(f);
-    } catch (err) {
-      throw new ConfigError(`${profile.source}: gateway.tls.${field}: cannot read ${f}: ${(err as Error).message}`);
-    }
-  };
-  return { ca: read('ca_file', t.ca_file), cert: read('cert_file', t.cert_file), key: read('key_file', t.key_file), ...(t.server_name ? { servername: t.server_name } : {}), ...(t.insecure_skip_verify ? { rejectUnauthorized: false } : {}) };
+  return { ...readTlsFiles(t, `${profile.source}: gateway.tls`), ...(t.server_name ? { servername: t.server_name } : {}), ...(t.insecure_skip_verify ? { rejectUnauthorized: false } : {}) };
 }
 
 export class GatewayClient {

@@ -6,6 +6,7 @@
 
 import { mkdir, open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { redact } from './redact.js';
 
 /**
  * The part of summary.json this module relies on. The runner's RunSummary
@@ -52,7 +53,8 @@ export function historyFile(reportsDir: string, target: string): string {
 export async function appendRunHistory(reportsDir: string, summary: Summary): Promise<string> {
   const file = historyFile(reportsDir, summary.target);
   await mkdir(join(reportsDir, HISTORY_DIR), { recursive: true });
-  const line = Buffer.from(`${JSON.stringify(summary)}\n`, 'utf8');
+  // Redacted here too: the history outlives every report and is read by every later run.
+  const line = Buffer.from(`${redact(JSON.stringify(summary))}\n`, 'utf8');
   const handle = await open(file, 'a', 0o644);
   try {
     const { bytesWritten } = await handle.write(line, 0, line.length);

@@ -12,10 +12,10 @@
 //         decision: ALLOW                        # or DECISION_TYPE_ALLOW, DENY, REQUIRE_APPROVAL, ...
 //         rule_id: legacy:default:allow:1        # required; "" means "no rule matched"
 //         reason: unsupported topic              # optional
-import { readFileSync, statSync } from 'node:fs';
 import { relative } from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
 import { ConfigError } from './errors.js';
+import { readUserFile } from './files.js';
 import type { PolicyCheckBody } from './gateway-types.js';
 
 export interface PolicyCase {
@@ -82,16 +82,7 @@ export function loadPolicyCaseFiles(files: readonly string[], cwd = process.cwd(
 
 export function loadPolicyCaseFile(file: string, cwd = process.cwd()): PolicyCaseFile {
   const display = displayPath(file, cwd);
-  let text: string;
-  try {
-    const st = statSync(file);
-    if (!st.isFile()) throw new ConfigError(`${display}: policy case file is not a regular file`);
-    if (st.size > MAX_CASE_FILE_BYTES) throw new ConfigError(`${display}: policy case file is ${st.size} bytes; at most ${MAX_CASE_FILE_BYTES} allowed`);
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    if (err instanceof ConfigError) throw err;
-    throw new ConfigError(`${display}: cannot read policy case file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
+  const text = readUserFile(file, { what: 'policy case file', maxBytes: MAX_CASE_FILE_BYTES, display });
   return parsePolicyCases(text, display);
 }
 

@@ -1,11 +1,11 @@
 // Redis client for a target (ioredis). Connects eagerly with a bounded timeout so an unreachable
 // Redis is reported at once (exit 3) instead of commands queueing forever; after the first
 // connect it reconnects on its own, because restore drills restart Redis on purpose.
-import { readFileSync } from 'node:fs';
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { ConfigError, UnreachableError } from './errors.js';
 import { registerSecret } from './evidence.js';
+import { MiB, readUserFile } from './files.js';
 import type { TargetProfile } from './profile-types.js';
 
 export interface ConnectRedisOptions {
@@ -120,11 +120,7 @@ function tlsOptions(profile: TargetProfile, fromUrl: boolean, material: ConnectR
   }
   const read = (f: string | undefined, field: string): string | undefined => {
     if (!f) return undefined;
-    try {
-      return readFileSync(f, 'utf8');
-    } catch (err) {
-      throw new ConfigError(`${profile.source}: redis.tls.${field}: cannot read ${f}: ${(err as Error).message}`);
-    }
+    return readUserFile(f, { what: f, maxBytes: MiB, display: `${profile.source}: redis.tls.${field}` });
   };
   return {
     ca: material?.ca ?? read(t?.ca_file, 'ca_file'),

@@ -2,12 +2,14 @@
 // helpers/schemas/target-profile.schema.json and resolves it into a TargetProfile with defaults.
 // Every problem becomes a one-line ConfigError naming the file, the field and what was expected,
 // because an on-call engineer reads these at 3 am and must fix the file without reading code.
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, extname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { LineCounter, parseDocument } from 'yaml';
 import { ConfigError } from './errors.js';
+import { checkUserPath, readUserFile, type PathKind } from './files.js';
+import { MIN_SECRET_LENGTH, registerSecret } from './redact.js';
 import type { TargetProfile, TlsRef } from './profile-types.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -48,10 +50,77 @@ export function loadProfile(nameOrPath: string, opts: LoadProfileOptions = {}): 
   const raw = readProfileText(abs, display);
   const data = parseYaml(raw, display);
   const expanded = interpolate(data, env, display, []) as Record<string, unknown>;
+  // Registered before validation: an error message quoting an interpolated value stays redacted.
+  const secrets = referencedSecrets(expanded, env);
+  for (const s of secrets) registerSecret(s.value);
+  // Also first: a short secret would not be redacted from a later message quoting it.
+  refuseShortSecrets(secrets, display);
   rejectInlineSecrets(expanded, display, []);
   validateSchema(expanded, display);
   checkCrossFieldRules(expanded as unknown as RawProfile, display);
-  return resolveProfile(expanded as unknown as RawProfile, abs, display, env);
+  const profile = resolveProfile(expanded as unknown as RawProfile, abs, display, env);
+  checkNamedPaths(profile, display);
+  return profile;
+}
+
+interface ReferencedSecret {
+  field: string;
+  env: string;
+  value: string;
+}
+
+const SECRET_FIELDS = [
+  ['gateway', 'api_key_env'],
+  ['nats', 'token_env'],
+  ['nats', 'password_env'],
+  ['redis', 'password_env'],
+] as const;
+
+/** The secrets the (not yet validated) profile references by environment variable name, with their values. */
+function referencedSecrets(data: Record<string, unknown>, env: NodeJS.ProcessEnv): ReferencedSecret[] {
+  const found: ReferencedSecret[] = [];
+  for (const [section, key] of SECRET_FIELDS) {
+    const name = (data[section] as Record<string, unknown> | undefined)?.[key];
+    const value = typeof name === 'string' ? env[name] : undefined;
+    if (typeof name === 'string' && value) found.push({ field: `${section}.${key}`, env: name, value });
+  }
+  return found;
+}
+
+/**
+ * A secret too short to redact safely (a 3-character key would blank ordinary words, and its
+ * encodings collide with random text) is refused here, before anything could echo it.
+ */
+function refuseShortSecrets(secrets: ReferencedSecret[], display: string): void {
+  for (const s of secrets) {
+    if (s.value.length >= MIN_SECRET_LENGTH) continue;
+    throw new ConfigError(
+      `${display}: ${s.field}: the secret in ${s.env} is ${s.value.length} characters; secrets shorter than ${MIN_SECRET_LENGTH} cannot be redacted safely from output and reports (use a longer one)`,
+    );
+  }
+}
+
+/**
+ * Files and folders the profile names are checked when they exist, so a FIFO or a device given as
+ * a waiver file (which would block a step forever) is refused at load with exit 2. Missing ones are
+ * left to the code that uses them (a waiver file is optional, a TLS file may be mounted later).
+ */
+function checkNamedPaths(p: TargetProfile, display: string): void {
+  const paths: [string, string | undefined, readonly PathKind[]][] = [];
+  const tls = (field: string, t: TlsRef | undefined) => {
+    paths.push([`${field}.ca_file`, t?.ca_file, ['file']], [`${field}.cert_file`, t?.cert_file, ['file']], [`${field}.key_file`, t?.key_file, ['file']]);
+  };
+  tls('gateway.tls', p.gateway.tls);
+  tls('nats.tls', p.nats?.tls);
+  tls('redis.tls', p.redis?.tls);
+  paths.push(['nats.creds_file', p.nats?.creds_file, ['file']], ['kube.kubeconfig', p.kube?.kubeconfig, ['file']]);
+  p.policy.case_files.forEach((f, i) => paths.push([`policy.case_files[${i}]`, f, ['file']]));
+  paths.push(['readiness.waivers', p.readiness?.waivers, ['file']], ['backup.dir', p.backup?.dir, ['dir']]);
+  if (p.readiness?.manifests !== '-') paths.push(['readiness.manifests', p.readiness?.manifests, ['file', 'dir']]);
+  for (const [field, path, kinds] of paths) {
+    if (path === undefined || !existsSync(path)) continue;
+    checkUserPath(path, { what: path, kinds, display: `${display}: ${field}` });
+  }
 }
 
 /** The values of every environment variable the profile references (to register for redaction). */
@@ -96,12 +165,7 @@ function locate(nameOrPath: string, cwd: string): { abs: string; display: string
 }
 
 function readProfileText(abs: string, display: string): string {
-  const st = statSync(abs);
-  if (!st.isFile()) throw new ConfigError(`${display}: expected a YAML file, got a directory or special file`);
-  if (st.size > MAX_PROFILE_BYTES) {
-    throw new ConfigError(`${display}: file is ${st.size} bytes; a target profile must be at most ${MAX_PROFILE_BYTES} bytes (1 MiB)`);
-  }
-  return readFileSync(abs, 'utf8');
+  return readUserFile(abs, { what: 'target profile', maxBytes: MAX_PROFILE_BYTES, display });
 }
 
 function parseYaml(text: string, display: string): Record<string, unknown> {
@@ -121,7 +185,8 @@ function parseYaml(text: string, display: string): Record<string, unknown> {
   }
   if (data === null || data === undefined) throw new ConfigError(`${display}: file is empty; expected a mapping with at least a gateway section`);
   if (typeof data !== 'object' || Array.isArray(data)) {
-    throw new ConfigError(`${display}: expected a mapping at the top level, got ${describe(data)}`);
+    // The kind only, never the content: a file named by mistake (/proc/self/environ) may hold secrets.
+    throw new ConfigError(`${display}: expected a mapping at the top level, got ${kindOf(data)}`);
   }
   return data as Record<string, unknown>;
 }
@@ -272,6 +337,12 @@ function describe(v: unknown): string {
   if (Array.isArray(v)) return `a list (${truncate(JSON.stringify(v), 60)})`;
   if (typeof v === 'object') return `a mapping (${truncate(JSON.stringify(v), 60)})`;
   return truncate(JSON.stringify(v), 80);
+}
+
+function kindOf(v: unknown): string {
+  if (Array.isArray(v)) return `a list of ${v.length} item(s)`;
+  if (typeof v === 'string') return `a text of ${v.length} characters`;
+  return `a ${typeof v}`;
 }
 
 function truncate(s: string, n: number): string {

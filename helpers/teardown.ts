@@ -2,6 +2,7 @@
 // reverse order. HTTP and Redis actions are also appended to a journal file as they are registered,
 // so the runner can replay whatever is still pending after a crash, a timeout or Ctrl-C, and the
 // next run against the same target can report and remove leftovers from an earlier one.
+import { execFileSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { readFile } from 'node:fs/promises';
@@ -9,6 +10,7 @@ import { basename, dirname, join } from 'node:path';
 import type { TargetProfile } from './profile-types.js';
 import type { GatewayClient } from './gateway.js';
 import { errorMessage } from './errors.js';
+import { MANIFEST as MANIFEST_FILE } from './report/manifest.js';
 
 export type HttpTeardown = { kind: 'http'; method: 'DELETE' | 'POST'; path: string; body?: unknown; okStatuses?: number[] };
 export type RedisTeardown = { kind: 'redis'; command: string[] };
@@ -186,15 +188,48 @@ export function closeJournal(path: string): void {
 
 // A run's journal is only a leftover once its run has ended: `<run>.owner` names the live runner
 // process, so a second run against the same target never undoes (or unlocks) a run still going.
+// A pid alone is not enough (pids are reused: a crashed run's pid may belong to some other process
+// for days), so the owner file also records the process's start time and both must match.
 
 function ownerPath(journal: string): string {
   return journal.replace(/\.jsonl$/, '.owner');
 }
 
+interface OwnerRecord {
+  pid: number;
+  host: string;
+  /** When the process started (see processStartTime); absent in files of older runners. */
+  started?: string;
+}
+
+/**
+ * A stable identity of a process's start: on Linux the start time in clock ticks since boot from
+ * /proc/<pid>/stat (field 22); elsewhere `ps -o lstart=`. undefined when the process does not exist
+ * or its start cannot be read.
+ */
+export function processStartTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may contain spaces and parentheses: count from the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = fields[19]; // field 22 overall
+    if (ticks && /^\d+$/.test(ticks)) return `linux:${ticks}`;
+  } catch {
+    if (existsSync('/proc/self/stat')) return undefined; // a Linux /proc without this pid: not running
+  }
+  try {
+    const out = execFileSync('ps', ['-o', 'lstart=', '-p', String(pid)], { stdio: ['ignore', 'pipe', 'ignore'], timeout: 2000 }).toString().trim();
+    return out ? `ps:${out}` : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Mark the journal as belonging to this (live) process. */
 export function claimJournal(journal: string): void {
   mkdirSync(dirname(journal), { recursive: true });
-  writeFileSync(ownerPath(journal), JSON.stringify({ pid: process.pid, host: hostname() }) + '\n');
+  const record: OwnerRecord = { pid: process.pid, host: hostname(), started: processStartTime(process.pid) };
+  writeFileSync(ownerPath(journal), JSON.stringify(record) + '\n');
 }
 
 export function releaseJournal(journal: string): void {
@@ -203,16 +238,85 @@ export function releaseJournal(journal: string): void {
 
 /** The pid of the live run that owns this journal, if it is still running on this host. */
 export function liveOwner(journal: string): number | undefined {
+  let o: OwnerRecord;
   try {
-    const o = JSON.parse(readFileSync(ownerPath(journal), 'utf8')) as { pid: number; host: string };
-    if (o.host !== hostname() || o.pid === process.pid) return undefined;
-    process.kill(o.pid, 0);
-    return o.pid;
-  } catch (err) {
-    // EPERM: the process exists but belongs to someone else: still alive.
-    if ((err as NodeJS.ErrnoException).code === 'EPERM') return -1;
+    o = JSON.parse(readFileSync(ownerPath(journal), 'utf8')) as OwnerRecord;
+  } catch {
     return undefined;
   }
+  return ownerState(o) === 'alive' ? o.pid : undefined;
+}
+
+/** alive: this very process still runs; dead: it ended (or its pid now belongs to another process). */
+function ownerState(o: OwnerRecord): 'alive' | 'dead' | 'elsewhere' {
+  if (o.host !== hostname()) return 'elsewhere';
+  if (!Number.isInteger(o.pid) || o.pid <= 0 || o.pid === process.pid) return 'dead';
+  try {
+    process.kill(o.pid, 0);
+  } catch (err) {
+    // EPERM: the process exists but belongs to someone else: still alive (if it is the same one).
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return 'dead';
+  }
+  if (o.started === undefined) return 'alive'; // an older runner's file: the pid is all there is
+  const now = processStartTime(o.pid);
+  // A start time that cannot be read is not proof of death: keep the run's objects alone.
+  return now === undefined || now === o.started ? 'alive' : 'dead';
+}
+
+/** What the next run found of a run that ended without finishing (SIGKILL, OOM, power loss). */
+export interface CrashedRun {
+  runId: string;
+  pid: number;
+  /** reports/<run-id>/ when it exists and had no finished report: it now holds INCOMPLETE. */
+  reportDir?: string;
+}
+
+/** The marker a crashed run's partial report directory gets. */
+export const INCOMPLETE_MARKER = 'INCOMPLETE';
+
+/**
+ * Owner files of runs against this target whose process is gone: the file is removed (the run's
+ * journal, if anything is still pending in it, is replayed by the caller as usual) and the run's
+ * partial report directory, if it never got its manifest (written last), is marked INCOMPLETE.
+ */
+export function sweepCrashedRuns(stateDir: string, reportsDir: string, target: string, exceptRunId: string): CrashedRun[] {
+  const dir = journalDir(stateDir, target);
+  if (!existsSync(dir)) return [];
+  const found: CrashedRun[] = [];
+  for (const f of readdirSync(dir).filter((n) => n.endsWith('.owner')).sort()) {
+    const runId = basename(f, '.owner');
+    if (runId === exceptRunId) continue;
+    const path = join(dir, f);
+    let o: OwnerRecord;
+    try {
+      o = JSON.parse(readFileSync(path, 'utf8')) as OwnerRecord;
+    } catch {
+      o = { pid: 0, host: hostname() }; // torn by a crash while it was written: its run is gone
+    }
+    if (ownerState(o) !== 'dead') continue;
+    rmSync(path, { force: true });
+    found.push({ runId, pid: o.pid, reportDir: markIncomplete(reportsDir, runId, o.pid) });
+  }
+  return found;
+}
+
+/** The line the next run prints about a crashed one. */
+export function crashedRunLine(c: CrashedRun): string {
+  const report = c.reportDir ? `its report ${c.reportDir} is incomplete (marked with ${INCOMPLETE_MARKER})` : 'its report was complete or never started';
+  return `Run ${c.runId} ended without finishing (its runner, pid ${c.pid}, is gone): ${report}; its owner file was removed`;
+}
+
+function markIncomplete(reportsDir: string, runId: string, pid: number): string | undefined {
+  const runDir = join(reportsDir, runId);
+  if (!existsSync(runDir) || existsSync(join(runDir, MANIFEST_FILE))) return undefined;
+  const line = `run ${runId} did not finish: its runner (pid ${pid}) ended without writing the report; this directory holds what it wrote until then (found ${new Date().toISOString()})\n`;
+  try {
+    writeFileSync(join(runDir, INCOMPLETE_MARKER), line, { flag: 'wx' });
+  } catch (err) {
+    // Another run marked it at the same moment: fine. Anything else: say so, the sweep goes on.
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') return undefined;
+  }
+  return runDir;
 }
 
 /** Journals of earlier runs against this target that were never closed. */

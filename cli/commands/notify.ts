@@ -3,9 +3,9 @@
 // It never fails the caller: a notification problem is printed and reported in the result.
 
 import type { Command } from 'commander';
-import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { EXIT, UsageError } from '../../helpers/errors.js';
+import { MiB, readUserFileAsync } from '../../helpers/files.js';
 import type { Summary } from '../../helpers/history.js';
 import { notifyRun, type NotifyResult } from '../../helpers/notify/webhook.js';
 
@@ -26,9 +26,11 @@ export async function notifyCommand(reportDir: string, opts: NotifyCommandOption
   const dir = resolve(reportDir);
   let summary: Summary;
   try {
-    summary = JSON.parse(await readFile(join(dir, 'summary.json'), 'utf8')) as Summary;
+    summary = JSON.parse(await readUserFileAsync(join(dir, 'summary.json'), { what: 'run summary', maxBytes: 64 * MiB })) as Summary;
   } catch (err) {
-    throw new UsageError(`${join(reportDir, 'summary.json')}: not readable (${(err as Error).message})`);
+    // The reader's message names the file; a JSON error does not.
+    if (err instanceof SyntaxError) throw new UsageError(`${join(reportDir, 'summary.json')}: not valid JSON`);
+    throw new UsageError((err as Error).message);
   }
   const result = await notifyRun(summary, {
     url: opts.url,

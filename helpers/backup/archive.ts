@@ -16,6 +16,7 @@ import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, readFile, stat, writeFile, open } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { copyInto } from './resp.js';
+import { MiB, readUserFileAsync } from '../files.js';
 
 export const MANIFEST_FILE = 'manifest.json';
 export const MANIFEST_FORMAT = 'cordum-runbooks-backup/2';
@@ -509,9 +510,10 @@ export async function readManifest(root: string): Promise<BackupManifest> {
   const path = join(root, MANIFEST_FILE);
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    // Bounded and type-checked: --archive names a folder the operator chose.
+    text = await readUserFileAsync(path, { what: 'backup manifest', maxBytes: 64 * MiB });
   } catch (err) {
-    throw new ArchiveError('manifest-missing', `backup manifest ${path} cannot be read: ${(err as Error).message}`);
+    throw new ArchiveError('manifest-missing', `backup manifest ${(err as Error).message.replace(`${path}: backup manifest `, `${path} `)}`);
   }
   let parsed: BackupManifest;
   try {
@@ -547,10 +549,16 @@ export async function checkArchiveFiles(root: string, manifest: BackupManifest):
   const problems: ArchiveError[] = [];
   for (const [rel, want] of Object.entries(manifest.files)) {
     const path = join(root, rel);
+    let isFile: boolean;
     try {
-      await stat(path);
+      isFile = (await stat(path)).isFile();
     } catch {
       problems.push(new ArchiveError('file-missing', `archive file ${rel} is missing (manifest lists ${want.bytes} bytes, sha256 ${want.sha256})`, rel));
+      continue;
+    }
+    // A FIFO or a device in place of an archive file would block or never end the hashing.
+    if (!isFile) {
+      problems.push(new ArchiveError('file-missing', `archive file ${rel} is not a regular file (manifest lists ${want.bytes} bytes)`, rel));
       continue;
     }
     const got = await sha256File(path);

@@ -6,6 +6,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { request } from 'undici';
 import type { Summary } from '../history.js';
+import { redact } from '../redact.js';
 
 export interface NotifyOptions {
   /** Default: RUNBOOK_WEBHOOK_URL from `env`. No URL = nothing to do. */
@@ -43,21 +44,36 @@ function oneLine(text: string, max = 160): string {
   return flat.length > max ? `${flat.slice(0, max)}…` : flat;
 }
 
+/**
+ * One value inside the message, as plain text: on one line, redacted, and escaped for Slack's
+ * mrkdwn (`&`, `<`, `>`, which is what turns `<!channel>`, `<@U123>` or `<https://x|click>` into
+ * pings and links). Receivers that ping on bare words (Mattermost, Rocket.Chat: @channel, @here,
+ * @all, @everyone) get a zero-width space after the @, so the word shows but notifies nobody.
+ */
+export function mrkdwnText(value: string, max = 160): string {
+  return oneLine(redact(value), max)
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/@(?=(?:channel|here|all|everyone)\b)/gi, '@\u200b');
+}
+
 /** The message body. Plain `text` is what every Slack-compatible receiver understands. */
 export function buildWebhookPayload(summary: Summary, reportLocation: string): { text: string } {
   const failing = summary.steps.filter((s) => s.status === 'failed' || s.status === 'broken');
-  const ticket = summary.ticket ? `, ticket ${summary.ticket}` : '';
+  const t = (v: unknown, max?: number) => mrkdwnText(String(v ?? ''), max);
+  const ticket = summary.ticket ? `, ticket ${t(summary.ticket)}` : '';
   const lines = [
-    `[${summary.status.toUpperCase()}] runbook ${summary.runbook} on ${summary.target}${ticket} (${formatDuration(summary.duration_ms)})`,
+    `[${t(summary.status.toUpperCase())}] runbook ${t(summary.runbook)} on ${t(summary.target)}${ticket} (${formatDuration(summary.duration_ms)})`,
   ];
   if (failing.length > 0) {
     lines.push('Failing steps:');
     for (const step of failing.slice(0, MAX_LISTED_STEPS)) {
-      lines.push(`• ${step.name}${step.error ? `: ${oneLine(step.error)}` : ''}`);
+      lines.push(`• ${t(step.name)}${step.error ? `: ${t(step.error)}` : ''}`);
     }
     if (failing.length > MAX_LISTED_STEPS) lines.push(`• …and ${failing.length - MAX_LISTED_STEPS} more`);
   }
-  lines.push(`Report: ${reportLocation}`);
+  lines.push(`Report: ${t(reportLocation, 1024)}`);
   return { text: lines.join('\n') };
 }
 

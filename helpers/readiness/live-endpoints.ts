@@ -3,7 +3,7 @@
 // expiry, plaintext refused, client certificates required) and Redis key retention sampled per
 // Cordum key family. Each is bounded in time; failures become Probe {ok:false}.
 import { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readTlsFiles } from '../files.js';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import type { Redis } from 'ioredis';
@@ -30,8 +30,7 @@ export interface TlsEndpointFacts {
 }
 
 function readMaterial(t: TlsRef | undefined): Pick<ConnectionOptions, 'ca' | 'cert' | 'key'> {
-  const read = (f?: string) => (f ? readFileSync(f) : undefined);
-  return { ca: read(t?.ca_file), cert: read(t?.cert_file), key: read(t?.key_file) };
+  return readTlsFiles(t, 'target profile tls');
 }
 
 function certFacts(sock: TLSSocket, serverName: string, now: Date): Partial<TlsEndpointFacts> {

@@ -2,6 +2,7 @@
 // the drill history) under its own deadline. A failure never throws out of the audit: it becomes a
 // Probe {ok:false, reason} that the checks report as "not checkable".
 import { readFileSync, existsSync } from 'node:fs';
+import { readTlsFiles } from '../files.js';
 import { Redis } from 'ioredis';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -135,9 +136,7 @@ export async function bounded<T>(what: string, timeoutMs: number, fn: (signal: A
 function tlsFromRef(t: { ca_file?: string; cert_file?: string; key_file?: string; server_name?: string; insecure_skip_verify?: boolean } | undefined) {
   if (!t) return undefined;
   return {
-    ca: t.ca_file ? readFileSync(t.ca_file) : undefined,
-    cert: t.cert_file ? readFileSync(t.cert_file) : undefined,
-    key: t.key_file ? readFileSync(t.key_file) : undefined,
+    ...readTlsFiles(t, 'target profile tls'),
     servername: t.server_name,
     rejectUnauthorized: !t.insecure_skip_verify,
   };
@@ -215,8 +214,7 @@ async function get(url: string, headers: Record<string, string>, signal: AbortSi
 
 function agentFor(t: TlsRef | undefined): Agent | undefined {
   if (!t) return undefined;
-  const read = (f?: string) => (f ? readFileSync(f) : undefined);
-  return new Agent({ connect: { ca: read(t.ca_file), cert: read(t.cert_file), key: read(t.key_file), servername: t.server_name, rejectUnauthorized: !t.insecure_skip_verify } });
+  return new Agent({ connect: { ...readTlsFiles(t, 'target profile tls'), servername: t.server_name, rejectUnauthorized: !t.insecure_skip_verify } });
 }
 
 export async function probeGatewayStatus(base: string, apiKey: string | undefined, timeoutMs: number): Promise<LiveFacts['gatewayStatus']> {

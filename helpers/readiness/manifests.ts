@@ -3,11 +3,12 @@
 // PATH, or text from stdin. Render and parse problems are kept as findings (checklist 11.1) and the
 // audit continues on whatever did parse.
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { LineCounter, parse as parseYaml, parseAllDocuments } from 'yaml';
 import { setSource, sourceOf, type SourceFile } from './source.js';
 import { PreconditionError, ConfigError } from '../errors.js';
+import { MiB, checkUserPath, readUserFile } from '../files.js';
 import { findBinary } from '../processes.js';
 import type { KubeObject } from './objects.js';
 
@@ -82,14 +83,19 @@ function walk(dir: string, skip: (name: string) => boolean, acc: string[] = []):
   return acc;
 }
 
+/** A rendered chart with its CRDs is a few MiB; anything far beyond is not a manifest. */
+const MAX_MANIFEST_BYTES = 64 * MiB;
+
 export function loadManifestDir(dir: string, opts: { skipKustomizeFiles?: boolean } = {}): LoadedManifests {
   if (!existsSync(dir)) throw new ConfigError(`manifests: ${dir} does not exist`);
+  checkUserPath(dir, { what: 'manifests path', kinds: ['file', 'dir'] });
   const skip = (n: string) => !!opts.skipKustomizeFiles && /^kustomization\.ya?ml$|^Kustomization$/.test(n);
   const files = statSync(dir).isDirectory() ? walk(dir, skip) : [dir];
   const objects: KubeObject[] = [];
   const errors: string[] = [];
   for (const f of files) {
-    const r = parseManifestText(readFileSync(f, 'utf8'), displayPath(f));
+    // Bounded and type-checked: a FIFO or /dev/zero given as manifests must not hang the audit.
+    const r = parseManifestText(readUserFile(f, { what: 'manifest file', maxBytes: MAX_MANIFEST_BYTES }), displayPath(f));
     objects.push(...r.objects);
     errors.push(...r.errors);
   }
@@ -143,7 +149,7 @@ export async function renderKustomize(dir: string, timeoutMs = 60_000): Promise<
   const objects: KubeObject[] = [];
   const errors = [error];
   for (const f of fallback.resources) {
-    const p = parseManifestText(readFileSync(f, 'utf8'), displayPath(f));
+    const p = parseManifestText(readUserFile(f, { what: 'manifest file', maxBytes: MAX_MANIFEST_BYTES }), displayPath(f));
     objects.push(...p.objects);
     errors.push(...p.errors);
   }
@@ -164,7 +170,7 @@ function renderedObjects(stdout: string, dir: string): { objects: KubeObject[]; 
   for (const f of kustomizeResourceFiles(dir).resources) {
     let text: string;
     try {
-      text = readFileSync(f, 'utf8');
+      text = readUserFile(f, { what: 'manifest file', maxBytes: MAX_MANIFEST_BYTES });
     } catch {
       continue;
     }
@@ -191,7 +197,7 @@ export function kustomizeResourceFiles(dir: string, seen = new Set<string>()): {
   seen.add(resolve(kf));
   let k: Record<string, unknown>;
   try {
-    k = (parseYaml(readFileSync(kf, 'utf8')) ?? {}) as Record<string, unknown>;
+    k = (parseYaml(readUserFile(kf, { what: 'kustomization file', maxBytes: MAX_MANIFEST_BYTES })) ?? {}) as Record<string, unknown>;
   } catch {
     return out;
   }
@@ -236,7 +242,7 @@ function helmObjects(stdout: string, chart: string): { objects: KubeObject[]; er
     const local = join(chart, m[1].split('/').slice(1).join('/'));
     let lines: string[] = [];
     try {
-      lines = readFileSync(local, 'utf8').split('\n');
+      lines = readUserFile(local, { what: 'chart template', maxBytes: MAX_MANIFEST_BYTES }).split('\n');
     } catch {
       /* the template may live in a subchart archive */
     }

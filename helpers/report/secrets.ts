@@ -1,5 +1,5 @@
 // Last line of defence before a report leaves the machine: every file in the run directory is
-// scanned for registered secret values (in the encodings helpers/evidence.ts knows) and redacted.
+// scanned for registered secret values (in every encoding helpers/redact.ts knows) and redacted.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { redact } from '../evidence.js';

@@ -3,7 +3,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { UsageError } from '../errors.js';
+import { ConfigError, UsageError } from '../errors.js';
+import { MiB, readUserFile } from '../files.js';
 
 export type StepStatus = 'passed' | 'failed' | 'skipped';
 export type RunStatus = 'passed' | 'failed' | 'interrupted' | 'teardown_failed' | 'unreachable' | 'config_error' | 'error';
@@ -179,8 +180,8 @@ export function renderMarkdown(s: RunSummary): string {
     for (const r of bySteps) {
       lines.push(r.ok ? `- removed by the teardown step: ${cell(r.label)} (${cell(r.action)})` : `- ⚠️ the teardown step could not remove ${cell(r.label)} (${cell(r.action)}): ${cell(r.error)}`);
     }
-    for (const r of td.removed_by_runner) lines.push(`- removed by the runner: ${r}`);
-    for (const l of td.left_behind) lines.push(`- ⚠️ left behind: ${l.label}: ${l.error}`);
+    for (const r of td.removed_by_runner) lines.push(`- removed by the runner: ${cell(r)}`);
+    for (const l of td.left_behind) lines.push(`- ⚠️ left behind: ${cell(l.label)}: ${cell(l.error)}`);
     for (const e of td.earlier_runs) {
       lines.push(`- leftovers of an earlier run (${e.journal}): ${e.removed.length} removed, ${e.left_behind.length} still there`);
     }
@@ -206,9 +207,15 @@ export function failOnNewText(f: FailOnNew): string {
 export function failedScenarioFiles(reportDir: string): { files: string[]; runbook: string } {
   const path = join(reportDir, 'summary.json');
   if (!existsSync(path)) throw new UsageError(`--only-failed: ${path} does not exist (pass a reports/<run-id> directory)`);
+  let text: string;
+  try {
+    text = readUserFile(path, { what: 'run summary', maxBytes: 64 * MiB });
+  } catch (err) {
+    throw err instanceof ConfigError ? new UsageError(`--only-failed: ${err.message}`) : err;
+  }
   let s: RunSummary;
   try {
-    s = JSON.parse(readFileSync(path, 'utf8')) as RunSummary;
+    s = JSON.parse(text) as RunSummary;
   } catch {
     throw new UsageError(`--only-failed: ${path} is not valid JSON`);
   }

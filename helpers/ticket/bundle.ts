@@ -6,6 +6,8 @@
 import { mkdir, readFile, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { ConfigError, EXIT, RunbookError, UsageError } from '../errors.js';
+import { MiB, readUserFileAsync } from '../files.js';
+import { checkTicket } from '../input.js';
 import { MANIFEST_NAME, checkEntries, parseManifest, type ManifestEntry } from './manifest.js';
 import { packTarGz, type TarEntry } from './tar.js';
 
@@ -43,14 +45,9 @@ export interface BundleResult {
   absent: string[];
 }
 
-// Ticket ids end up in a file name and in a Jira call: letters, digits, dot, dash, underscore.
-const TICKET_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-
-export function validateTicket(ticket: string): string {
-  if (!TICKET_PATTERN.test(ticket)) {
-    throw new UsageError(`ticket "${ticket}" must be 1-64 letters, digits, '.', '_' or '-' (e.g. CHG-1234)`);
-  }
-  return ticket;
+/** Ticket ids end up in a file name and in a Jira call: helpers/input.ts has the rule. */
+export function validateTicket(ticket: string, where = '--ticket'): string {
+  return checkTicket(ticket, where);
 }
 
 export function archiveName(runId: string, ticket?: string): string {
@@ -60,12 +57,13 @@ export function archiveName(runId: string, ticket?: string): string {
 async function readSummary(reportDir: string): Promise<{ ticket?: string; end?: string }> {
   const path = join(reportDir, 'summary.json');
   try {
-    const parsed = JSON.parse(await readFile(path, 'utf8')) as { ticket?: unknown; end?: unknown };
+    const parsed = JSON.parse(await readUserFileAsync(path, { what: 'run summary', maxBytes: 64 * MiB })) as { ticket?: unknown; end?: unknown };
     return {
       ticket: typeof parsed.ticket === 'string' && parsed.ticket ? parsed.ticket : undefined,
       end: typeof parsed.end === 'string' ? parsed.end : undefined,
     };
   } catch (err) {
+    if (err instanceof ConfigError) throw err;
     throw new ConfigError(`${path}: not readable JSON (${(err as Error).message})`);
   }
 }
@@ -114,7 +112,7 @@ export async function createBundle(reportDir: string, opts: BundleOptions = {}):
   }
 
   const summary = await readSummary(dir);
-  const ticket = opts.ticket !== undefined ? validateTicket(opts.ticket) : summary.ticket ? validateTicket(summary.ticket) : undefined;
+  const ticket = opts.ticket !== undefined ? validateTicket(opts.ticket) : summary.ticket ? validateTicket(summary.ticket, `the ticket recorded in ${reportDir}/summary.json`) : undefined;
 
   // The run's end time as every entry's mtime: bundling the same report twice gives the same bytes.
   const endMs = summary.end ? Date.parse(summary.end) : NaN;

@@ -4,10 +4,12 @@
 // history and CI logs), every call has a deadline, and errors are one line with the token removed.
 
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { request } from 'undici';
 import { ConfigError, PreconditionError, UnreachableError, UsageError } from '../errors.js';
+import { readUserFileBytesAsync } from '../files.js';
+import { redact, registerSecret } from '../redact.js';
+import { MAX_BUNDLE_BYTES } from './verify-bundle.js';
 
 export interface JiraEnv {
   JIRA_BASE_URL?: string;
@@ -34,9 +36,15 @@ export interface JiraAttachment {
 const ISSUE_KEY = /^(?:[A-Za-z][A-Za-z0-9_]*-\d+|\d+)$/;
 export const DEFAULT_JIRA_TIMEOUT_MS = 60_000;
 
+/**
+ * The token in every encoding (helpers/redact.ts: raw, JSON, percent, hex, base64 of any window such
+ * as the Basic header's `user:token`), plus every secret registered in this process. Literal
+ * fallback for tokens shorter than the shared minimum.
+ */
 function redactor(secrets: Array<string | undefined>): (text: string) => string {
   const values = secrets.filter((s): s is string => !!s && s.length >= 4);
-  return (text) => values.reduce((acc, s) => acc.split(s).join('***'), text);
+  for (const v of values) registerSecret(v);
+  return (text) => redact(values.reduce((acc, s) => acc.split(s).join('***'), text));
 }
 
 function oneLine(text: string, max = 200): string {
@@ -97,9 +105,9 @@ export async function attachToJiraIssue(opts: JiraUploadOptions): Promise<JiraAt
 
   let data: Buffer;
   try {
-    data = await readFile(opts.archive);
-  } catch {
-    throw new UsageError(`bundle not found: ${opts.archive}`);
+    data = await readUserFileBytesAsync(opts.archive, { what: 'bundle', maxBytes: MAX_BUNDLE_BYTES });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
   }
   const { body, contentType } = multipartBody('file', basename(opts.archive), data, 'application/gzip');
 

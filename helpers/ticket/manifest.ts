@@ -2,8 +2,8 @@
 // check a report or an unpacked bundle with nothing but `sha256sum -c manifest.sha256`.
 
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { MiB, readUserFileBytesAsync } from '../files.js';
 
 export const MANIFEST_NAME = 'manifest.sha256';
 
@@ -59,15 +59,19 @@ export function formatManifest(entries: Array<Pick<ManifestEntry, 'sha256' | 'pa
   return entries.map((e) => `${e.sha256}  ${e.path}\n`).join('');
 }
 
+/** The largest file of a report (index.html is a few MB). */
+const MAX_REPORT_FILE_BYTES = 512 * MiB;
+
 /** Check every manifest entry against the files under `dir`; one line per problem, naming the file. */
 export async function checkEntries(dir: string, entries: ManifestEntry[]): Promise<string[]> {
   const problems: string[] = [];
   for (const entry of entries) {
     let data: Buffer;
     try {
-      data = await readFile(join(dir, entry.path));
-    } catch {
-      problems.push(`${entry.path}: listed in ${MANIFEST_NAME} but missing`);
+      data = await readUserFileBytesAsync(join(dir, entry.path), { what: 'report file', maxBytes: MAX_REPORT_FILE_BYTES, display: entry.path });
+    } catch (err) {
+      const problem = (err as Error).message;
+      problems.push(/: report file does not exist$/.test(problem) ? `${entry.path}: listed in ${MANIFEST_NAME} but missing` : problem);
       continue;
     }
     const actual = sha256(data);

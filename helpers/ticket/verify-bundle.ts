@@ -5,7 +5,8 @@
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
-import { UsageError } from '../errors.js';
+import { ConfigError, UsageError } from '../errors.js';
+import { MiB, readUserFileBytesAsync } from '../files.js';
 import { MANIFEST_NAME, checkEntries, isSafeRelativePath, parseManifest } from './manifest.js';
 import { unpackTarGz, type ReadEntry } from './tar.js';
 
@@ -35,12 +36,16 @@ function bundleRoot(entries: ReadEntry[]): string | undefined {
   return shallowest;
 }
 
+/** Bundles are a few MB; Jira's default attachment limit is 100 MB. */
+export const MAX_BUNDLE_BYTES = 512 * MiB;
+
 export async function verifyBundle(archive: string): Promise<VerifyResult> {
   let bytes: Buffer;
   try {
-    bytes = await readFile(archive);
-  } catch {
-    throw new UsageError(`bundle not found or unreadable: ${archive}`);
+    bytes = await readUserFileBytesAsync(archive, { what: 'bundle', maxBytes: MAX_BUNDLE_BYTES });
+  } catch (err) {
+    if (err instanceof ConfigError) throw new UsageError(err.message);
+    throw err;
   }
 
   let entries: ReadEntry[];

@@ -2,9 +2,12 @@
 // the in-place path. Shared by drill.test.ts (which stands aside on in-place runs) and
 // in-place.test.ts. Not a scenario file: the runner only picks up *.test.ts here.
 import { isAbsolute, resolve } from 'node:path';
-import { existsSync, statSync } from 'node:fs';
 import type { RunContext } from '../../helpers/steps.js';
 import { ConfigError, PreconditionError, UsageError } from '../../helpers/errors.js';
+import { checkUserPath } from '../../helpers/files.js';
+import { ArchiveError, type BackupManifest } from '../../helpers/backup/archive.js';
+import { checkInPlaceArchive } from '../../helpers/backup/in-place.js';
+import { VerifyError } from '../../helpers/backup/verify.js';
 
 export interface InPlaceRequest {
   inPlace: boolean;
@@ -56,8 +59,25 @@ export function guardCommandLine(ctx: RunContext, req: InPlaceRequest): { namesp
   if (req.confirm !== namespace) {
     throw new UsageError(`in-place restore refused: --confirm ${JSON.stringify(req.confirm)} does not match the target namespace "${namespace}"`);
   }
-  if (req.archive !== undefined && !(existsSync(req.archive) && statSync(req.archive).isDirectory())) {
-    throw new ConfigError(`--archive ${req.archive}: not a directory (expected a backup archive holding manifest.json)`);
-  }
   return { namespace };
+}
+
+/**
+ * --archive is checked before anything else, the Kubernetes guard included: a truncated or
+ * corrupted archive is the operator's input, refused with exit 2 naming the damaged file, whether
+ * or not the profile could reach a cluster. Nothing has been read from or written to the target.
+ */
+export async function checkArchiveOption(archive: string): Promise<BackupManifest> {
+  checkUserPath(archive, { what: 'backup archive', kinds: ['dir'], display: `--archive ${archive}` });
+  try {
+    return await checkInPlaceArchive(archive);
+  } catch (err) {
+    if (err instanceof VerifyError) {
+      const [first, ...more] = err.failures;
+      const rest = more.length ? ` (and ${more.length} more problem(s))` : '';
+      throw new ConfigError(`--archive ${archive}: damaged backup archive, nothing was restored: ${first!.message}${rest}`);
+    }
+    if (err instanceof ArchiveError || err instanceof ConfigError) throw new ConfigError(`--archive ${archive}: ${err.message}`);
+    throw err;
+  }
 }

@@ -18,9 +18,11 @@ import { ENV } from '../../helpers/report/run-contract.js';
 import type { RunSummary } from '../../helpers/report/summary.js';
 import { waitFor } from '../../helpers/waits.js';
 import { PreconditionError, errorMessage } from '../../helpers/errors.js';
-import { NOT_IN_PLACE, guardCommandLine, inPlaceRequest } from './in-place-options.js';
+import { NOT_IN_PLACE, checkArchiveOption, guardCommandLine, inPlaceRequest } from './in-place-options.js';
 
 const MIN = 60_000;
+/** The manifest of a --archive the first step checked (so it is not re-hashed). */
+const CHECKED_ARCHIVE = 'in-place-checked-archive';
 const UNFREEZE_LABEL = 'in-place: unfreeze the writers (scale back, recreate HPAs, resume CronJobs)';
 const SMOKE_LABEL = 'in-place: the smoke child run finishes its own teardown';
 /** How long frozen writers' pods may take to terminate (grace periods) before the restore starts. */
@@ -171,6 +173,22 @@ scenario('In-place restore (real recovery, --in-place)', (base) => {
   const s = inPlaceOnly(base);
 
   s.step(
+    'In-place: check the --archive before anything else',
+    async (ctx) => {
+      const req = inPlaceRequest(ctx);
+      if (req.archive === undefined) {
+        await ctx.evidence.json('archive', { given: false, note: 'no --archive: a fresh backup is taken and checked after the guard' });
+        return;
+      }
+      // A truncated or corrupted archive is the operator's input: refused here (exit 2, naming the
+      // damaged file) before the guard, so with or without a cluster, and before anything changes.
+      ctx.state.set(CHECKED_ARCHIVE, await checkArchiveOption(req.archive));
+      await ctx.evidence.json('archive', { given: true, path: req.archive, checked: 'every file re-hashed, every snapshot framing read' });
+    },
+    { timeoutMs: 20 * MIN },
+  );
+
+  s.step(
     'In-place: guard (--confirm <namespace>), connectivity, drill lock',
     async (ctx) => {
       const req = inPlaceRequest(ctx);
@@ -193,7 +211,8 @@ scenario('In-place restore (real recovery, --in-place)', (base) => {
       // The drill lock: no drill backs up half-restored data, and no second recovery runs at once.
       const handle = await leaseLock(kube, namespace).acquire(`${ctx.prefix}-in-place-restore`, 60 * MIN);
       ctx.teardown.add('in-place: release the drill lock', { kind: 'local', run: () => handle.release() });
-      ctx.state.set('in-place', { namespace, kube, archive: req.archive } satisfies InPlaceRun);
+      const manifest = ctx.state.get(CHECKED_ARCHIVE) as BackupManifest | undefined;
+      ctx.state.set('in-place', { namespace, kube, archive: req.archive, manifest } satisfies InPlaceRun);
       await ctx.evidence.json('in-place request', { namespace, archive: req.archive ?? '(fresh backup, taken by the next step)', lock: handle.description });
     },
     { timeoutMs: 1 * MIN },
@@ -228,8 +247,9 @@ scenario('In-place restore (real recovery, --in-place)', (base) => {
         run.archive = drill.root;
         say(`fresh backup in ${drill.root}`);
       }
-      // A damaged archive stops here, before anything on the target changes.
-      run.manifest = await checkInPlaceArchive(run.archive);
+      // A damaged archive stops here, before anything on the target changes (a given --archive was
+      // already checked by the guard step).
+      run.manifest ??= await checkInPlaceArchive(run.archive);
       ctx.writeArtifact('backup-manifest.json', JSON.stringify(run.manifest, null, 2));
       await ctx.evidence.json('archive', {
         path: run.archive,

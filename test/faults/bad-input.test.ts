@@ -71,8 +71,8 @@ describe('bad input', () => {
     ];
     const paths = cases.map(([name, yaml]) => ws.profile(name, yaml));
     const extra: [string, RegExp][] = [
-      [huge, /huge\.yaml: file is \d+ bytes; a target profile must be at most 1048576 bytes/],
-      [join(ws.dir, 'dir.yaml'), /dir\.yaml: expected a YAML file/],
+      [huge, /huge\.yaml: target profile is \d+ bytes; at most 1 MiB is accepted$/],
+      [join(ws.dir, 'dir.yaml'), /dir\.yaml: target profile is a directory, expected a regular file$/],
       [join(ws.dir, 'missing.yaml'), /missing\.yaml/],
     ];
     const all: [string, RegExp][] = [...cases.map(([, , re], i) => [paths[i]!, re] as [string, RegExp]), ...extra];

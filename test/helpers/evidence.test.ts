@@ -14,6 +14,20 @@ describe('redact', () => {
     expect(out).toBe('*** | *** | *** | *** | {"k":"***"}');
   });
 
+  it("finds the secret inside other values: Go's escapes, lower-case percent, hex, base64 of a JSON blob or a Basic header; JSON stays valid", () => {
+    const key = 'k3y<&>"\\x';
+    registerSecret(key);
+    const go = JSON.stringify({ key }).replace(/</g, '\\u003c').replace(/>/g, '\\u003e').replace(/&/g, '\\u0026');
+    expect(redact(go)).toBe('{"key":"***"}');
+    expect(redact(`q=${encodeURIComponent(key).toLowerCase()}&x=1`)).toBe('q=***&x=1');
+    expect(redact(Buffer.from(key).toString('hex').toUpperCase())).toBe('***');
+    const blob = Buffer.from(JSON.stringify({ auth: { 'x-api-key': key } })).toString('base64');
+    expect(Buffer.from(redact(blob), 'base64').toString()).toBe('{"auth":{"x-api-key":"***"}}');
+    expect(redact(`Basic ${Buffer.from(`ops:${key}`).toString('base64')}`)).toBe(`Basic ${Buffer.from('ops:***').toString('base64')}`);
+    const nested = JSON.stringify({ error: `GET /x → 500 ${JSON.stringify(JSON.stringify({ key, n: 1 }))}` });
+    expect(JSON.parse(JSON.parse(JSON.parse(redact(nested)).error.slice('GET /x → 500 '.length)))).toEqual({ key: '***', n: 1 });
+  });
+
   it('redacts every registered secret and ignores empty or tiny values', () => {
     registerSecret('alpha-secret');
     registerSecret('beta-secret');

@@ -105,7 +105,7 @@ describe('loading files', () => {
     writeFileSync(bad, 'cases:\n  - name: x\n    request: { topic: job.x }\n    expect: { decision: nope, rule_id: "" }\n');
     expect(loadPolicyCaseFiles([good], tmp)[0]!.cases).toHaveLength(2);
     expect(() => loadPolicyCaseFiles([good, bad], tmp)).toThrow(/^bad\.yaml:4: cases\[0\]\.expect\.decision 'nope'/);
-    expect(() => loadPolicyCaseFile(join(tmp, 'missing.yaml'), tmp)).toThrow(new ConfigError('missing.yaml: cannot read policy case file: ENOENT'));
+    expect(() => loadPolicyCaseFile(join(tmp, 'missing.yaml'), tmp)).toThrow(new ConfigError('missing.yaml: policy case file does not exist'));
   });
 });
 

@@ -113,11 +113,19 @@ describe('loadProfile', () => {
 
   it('rejects files over 1 MiB', () => {
     const err = loadError(`gateway:\n  url: http://h:1\ndescription: "${'x'.repeat(1024 * 1024)}"\n`);
-    expect(err.message).toMatch(/: file is \d+ bytes; a target profile must be at most 1048576 bytes/);
+    expect(err.message).toMatch(/: target profile is \d+ bytes; at most 1 MiB is accepted$/);
   });
 
   it('names the available targets for an unknown name', () => {
     expect(() => loadProfile('nope-no-such')).toThrow(/unknown target "nope-no-such": targets\/nope-no-such\.yaml does not exist \(available: .*compose/);
+  });
+
+  it('refuses a referenced secret too short to redact, naming field and variable but not the value', () => {
+    const file = profileFile('gateway:\n  url: http://h:1\n  api_key_env: K\nnats:\n  url: nats://h:4222\n  token_env: T\n');
+    expect(() => loadProfile(file, { cwd: dir, env: { K: 'long-enough-key', T: 'tok7890' } })).toThrow(
+      /: nats\.token_env: the secret in T is 7 characters; secrets shorter than 8 cannot be redacted safely from output and reports \(use a longer one\)$/,
+    );
+    expect(loadProfile(file, { cwd: dir, env: { K: 'long-enough-key', T: 'tok78901' } }).nats?.token_env).toBe('T');
   });
 
   it('secretValues returns the values of every referenced env var', () => {

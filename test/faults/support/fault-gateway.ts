@@ -14,7 +14,36 @@ export type Fault =
   | 'slow' // answers after `slowMs` (past the profile's request timeout)
   | 'reset' // destroys the socket without answering
   | 'die' // the whole server dies: stops listening, every connection is dropped
-  | 'hold'; // no answer until release() (or the client gives up)
+  | 'hold' // no answer until release() (or the client gives up)
+  | 'echo' // 500 echoing the caller's key in the encoding the probe is named after (echo-<encoding>, see ECHOES)
+  | 'custom'; // the status and body given with setAnswer()
+
+/**
+ * How hostile or careless servers echo a credential: each turns the caller's key into an error body.
+ * Cordum is written in Go, whose encoding/json escapes < > & as \u003c \u003e \u0026.
+ */
+export const ECHOES: Record<string, (key: string) => string> = {
+  b64json: (k) => Buffer.from(JSON.stringify({ auth: { 'x-api-key': k } })).toString('base64'),
+  basic: (k) => `upstream rejected Authorization: Basic ${Buffer.from(`ops:${k}`).toString('base64')}`,
+  b64url: (k) => `token=${Buffer.from(JSON.stringify({ k, n: 1 })).toString('base64url')}`,
+  gojson: (k) => goJson({ error: `invalid key "${k}"` }),
+  pctlower: (k) => `GET /v1/auth?key=${queryEscape(k).replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase())} failed`,
+  pctupper: (k) => `GET /v1/auth?key=${queryEscape(k)} failed`,
+  hex: (k) => `key bytes ${Buffer.from(k).toString('hex')}`,
+  hexupper: (k) => `KEY BYTES ${Buffer.from(k).toString('hex').toUpperCase()}`,
+  unicode: (k) => `{"key":"${[...k].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).join('')}"}`,
+  html: (k) => `<html><body>bad key ${k.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')}</body></html>`,
+};
+
+/** Go's json.Marshal: HTML-safe escaping of < > &. */
+function goJson(v: unknown): string {
+  return JSON.stringify(v).replace(/</g, '\\u003c').replace(/>/g, '\\u003e').replace(/&/g, '\\u0026');
+}
+
+/** Go's url.QueryEscape (space as %20 here; keys have none). */
+function queryEscape(s: string): string {
+  return [...Buffer.from(s)].map((b) => (/[A-Za-z0-9_.~-]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, '0')}`)).join('');
+}
 
 export interface CreatedObject {
   kind: 'thing' | 'lock';
@@ -32,6 +61,10 @@ export interface FaultGateway {
   /** What exists on the "target": the leftover scan reads this. */
   objects: Map<string, CreatedObject>;
   setFault(probe: string, fault: Fault): void;
+  /** The probe answers this status and body (the body may be built from the caller's key). */
+  setAnswer(probe: string, status: number, body: string | ((key: string) => string)): void;
+  /** When set, GET /api/v1/status answers this instead of the build info. */
+  statusAnswer?: { status: number; body: (key: string) => string };
   /** DELETEs of things wait for release() (teardown that blocks). */
   holdDeletes: boolean;
   /** GET /health waits for release() (a target that is slow to answer preflight). */
@@ -54,6 +87,7 @@ export async function startFaultGateway(): Promise<FaultGateway> {
   const keys: string[] = [];
   const objects = new Map<string, CreatedObject>();
   const faults = new Map<string, Fault>();
+  const answers = new Map<string, { status: number; body: (key: string) => string }>();
   const held = new Set<() => void>();
   const sockets = new Set<Socket>();
   let next = 1;
@@ -84,6 +118,10 @@ export async function startFaultGateway(): Promise<FaultGateway> {
     holdHealth: false,
     slowMs: 4000,
     setFault: (probe, fault) => void faults.set(probe, fault),
+    setAnswer(probe, status, body) {
+      faults.set(probe, 'custom');
+      answers.set(probe, { status, body: typeof body === 'string' ? () => body : body });
+    },
     release() {
       for (const answer of [...held]) answer();
     },
@@ -103,7 +141,11 @@ export async function startFaultGateway(): Promise<FaultGateway> {
       if (gw.holdHealth) return hold(res, () => send(res, 200, 'ok'));
       return send(res, 200, 'ok');
     }
-    if (path === '/api/v1/status') return send(res, 200, { build: { version: 'faults-0.0.1', commit: 'f00d' } });
+    const key = String(req.headers['x-api-key'] ?? '');
+    if (path === '/api/v1/status') {
+      if (gw.statusAnswer) return send(res, gw.statusAnswer.status, gw.statusAnswer.body(key));
+      return send(res, 200, { build: { version: 'faults-0.0.1', commit: 'f00d' } });
+    }
 
     const probe = /^\/api\/v1\/probe\/([a-z0-9-]+)$/.exec(path);
     if (probe) {
@@ -133,6 +175,14 @@ export async function startFaultGateway(): Promise<FaultGateway> {
           return;
         case 'hold':
           return hold(res, () => send(res, 200, { ok: true, held: true }));
+        case 'echo': {
+          const echo = ECHOES[name.replace(/^echo-/, '')];
+          return echo ? send(res, 500, echo(key)) : send(res, 404, `no echo encoding for probe ${name}`);
+        }
+        case 'custom': {
+          const a = answers.get(name)!;
+          return send(res, a.status, a.body(key));
+        }
       }
     }
 

@@ -6,6 +6,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { listFiles } from '../../../helpers/report/manifest.js';
+import { findSecret } from './secret-scan.js';
+import { startServer, type TestServer } from '../../deploy/http-fixture.js';
 
 export const ROOT = resolve(import.meta.dirname, '../../..');
 export const FIXTURES = join(ROOT, 'test/fixtures/faults');
@@ -34,7 +36,11 @@ export class Workspace {
   readonly reports = join(this.dir, 'reports');
   readonly state = join(this.dir, 'state');
 
-  constructor(readonly gatewayUrl: () => string) {}
+  /** `secret`: the API key runs get (FAULT_API_KEY), which the scan looks for in every encoding. */
+  constructor(
+    readonly gatewayUrl: () => string,
+    readonly secret = SECRET,
+  ) {}
 
   /** Write a profile file into the workspace and return its path. */
   profile(name: string, yaml: string): string {
@@ -53,7 +59,7 @@ export class Workspace {
         RUNBOOK_REPORTS_DIR: this.reports,
         RUNBOOK_STATE_DIR: this.state,
         FAULT_GATEWAY_URL: this.gatewayUrl(),
-        FAULT_API_KEY: SECRET,
+        FAULT_API_KEY: this.secret,
       };
       for (const [k, v] of Object.entries(opts.env ?? {})) {
         if (v === undefined) delete env[k];
@@ -90,15 +96,17 @@ export class Workspace {
     return [this.reports, this.state].filter((d) => existsSync(d)).flatMap((d) => listFiles(d));
   }
 
-  /** Where the secret shows up: "stdout", "stderr" or a file path. Must be empty. */
-  secretHits(r: CliResult): string[] {
+  /**
+   * Where the secret shows up, in any encoding (support/secret-scan.ts): "stdout: <encoding>",
+   * "stderr: …" or "<file>: …", also in `extra` named texts (webhook payloads). Must be empty.
+   */
+  secretHits(r: CliResult, extra: Record<string, string> = {}): string[] {
     const hits: string[] = [];
-    const forms = [SECRET, Buffer.from(SECRET).toString('base64').replace(/=+$/, '')];
-    if (forms.some((f) => r.stdout.includes(f))) hits.push('stdout');
-    if (forms.some((f) => r.stderr.includes(f))) hits.push('stderr');
-    for (const f of this.writtenFiles()) {
-      const buf = readFileSync(f);
-      if (forms.some((x) => buf.includes(x))) hits.push(f);
+    const texts: [string, string][] = [['stdout', r.stdout], ['stderr', r.stderr], ...Object.entries(extra)];
+    for (const f of this.writtenFiles()) texts.push([f, readFileSync(f).toString('utf8')]);
+    for (const [where, text] of texts) {
+      const found = findSecret(text, this.secret);
+      if (found) hits.push(`${where}: ${found}`);
     }
     return hits;
   }
@@ -149,4 +157,12 @@ export function gatewayProfile(extra = '', gateway = ''): string {
   ]
     .filter((l) => l !== '')
     .join('\n') + '\n';
+}
+
+/** A Slack-compatible webhook receiver that accepts every message (test.requests holds them). */
+export function startWebhookReceiver(): Promise<TestServer> {
+  return startServer((_req, res) => {
+    res.writeHead(200);
+    res.end('ok');
+  });
 }
