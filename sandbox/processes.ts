@@ -7,12 +7,9 @@ import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-export class MissingBinaryError extends Error {
-  constructor(binary: string, hint: string) {
-    super(`${binary} not found on PATH; install it (${hint}) or pass an existing URL`);
-    this.name = 'MissingBinaryError';
-  }
-}
+import { MissingBinaryError } from '../helpers/errors.js';
+
+export { MissingBinaryError };
 
 // Servers are spawned `detached` (their own process group) so a Ctrl-C in the terminal reaches only
 // the runner, which then tears down through the still-running servers and stops them itself.
@@ -152,7 +149,7 @@ export interface RedisOptions {
 
 export async function startRedis(opts: RedisOptions = {}): Promise<ManagedServer> {
   const bin = findBinary('redis-server');
-  if (!bin) throw new MissingBinaryError('redis-server', 'apt-get install redis-server');
+  if (!bin) throw new MissingBinaryError('redis-server', 'redis-server', 'REDIS_SERVER_BIN', process.env.REDIS_SERVER_BIN);
   const dir = mkdtempSync(join(tmpdir(), 'cordum-rb-redis-'));
   const port = opts.port ?? (await freePort());
   const persistence = opts.persistence ?? true;
@@ -190,7 +187,7 @@ export interface NatsOptions {
 
 export async function startNats(opts: NatsOptions = {}): Promise<ManagedServer> {
   const bin = findBinary('nats-server');
-  if (!bin) throw new MissingBinaryError('nats-server', 'apt-get install nats-server');
+  if (!bin) throw new MissingBinaryError('nats-server', 'nats-server', 'NATS_SERVER_BIN', process.env.NATS_SERVER_BIN);
   const dir = mkdtempSync(join(tmpdir(), 'cordum-rb-nats-'));
   const port = opts.port ?? (await freePort());
   const args = ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', opts.storeDir ?? join(dir, 'js'), ...(opts.extraArgs ?? [])];
