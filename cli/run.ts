@@ -13,6 +13,7 @@ import { runEnvironment } from './run/environment.js';
 import { printPlan } from './run/plan.js';
 import { preflight, type PlatformInfo } from './run/preflight.js';
 import { releaseTarget, resolveTarget, selectFiles, type Target } from './run/setup.js';
+import { testPause } from './run/test-pause.js';
 import { verdict } from './run/verdict.js';
 
 export interface RunOptions {
@@ -41,6 +42,7 @@ export async function runRunbook(opts: RunOptions): Promise<number> {
   let target: Target | undefined;
   try {
     // Setup and preflight: nothing exists on the target yet, so a stop has nothing to undo.
+    await testPause('setup', interrupts);
     target = await resolveTarget(opts.target);
     if (interrupts.reason) return stoppedBeforeRun(interrupts);
     phase('target resolved');

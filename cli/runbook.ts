@@ -208,6 +208,9 @@ const invokedDirectly = process.argv[1] && import.meta.url === pathToFileURL(pro
 if (invokedDirectly) {
   main().then(
     (code) => {
+      // The run is over and its exit code decided: a late Ctrl-C must not turn it into "killed by
+      // SIGINT" while stdout is flushed.
+      for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => {});
       // Workers, sockets or a sandbox handle must not keep a finished run alive; flush stdout first
       // so the report path (the last line) is never cut off in a pipe.
       process.stdout.write('', () => process.exit(code));

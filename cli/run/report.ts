@@ -6,12 +6,12 @@ import { relative } from 'node:path';
 import type { Runbook } from '../../helpers/catalog.js';
 import { EXIT, errorMessage, type ExitCode } from '../../helpers/errors.js';
 import type { TargetProfile } from '../../helpers/profile-types.js';
-import { ENV, reportsRoot, type InterruptReason } from '../../helpers/report/run-contract.js';
+import { reportsRoot, type InterruptReason } from '../../helpers/report/run-contract.js';
 import type { RunSummary } from '../../helpers/report/summary.js';
-import { sleep } from '../../helpers/waits.js';
 import type { Interrupts } from './interrupts.js';
 import { err, out, phase } from './log.js';
 import { notify } from './notify.js';
+import { testPause } from './test-pause.js';
 import type { SessionResult } from './vitest-session.js';
 import { leftBehind, type EarlierRun, type FinalTeardown } from './teardown.js';
 import type { Verdict } from './verdict.js';
@@ -41,9 +41,6 @@ export interface ReportArgs {
   interrupt?: InterruptReason;
   interrupts: Interrupts;
 }
-
-/** Tests only: how long the report phase may be held waiting for a signal (ENV.TEST_PAUSE). */
-const TEST_PAUSE_MAX_MS = 60_000;
 
 /** Write the report and say the verdict; returns the exit code (the verdict, or --fail-on-new's). */
 export async function reportRun(a: ReportArgs): Promise<ExitCode> {
@@ -94,7 +91,7 @@ export async function reportRun(a: ReportArgs): Promise<ExitCode> {
     summary.exit_code = exitCode;
   }
   phase('teardown replay done');
-  await testPause(a.interrupts);
+  await testPause('report', a.interrupts);
   const written = await report.writeReport({ runDir: a.run.runDir, resultsDir: a.run.resultsDir, summary, reportsDir: reportsRoot(), journal: a.run.journal });
   phase('report written');
   await report.recordHistory(reportsRoot(), a.run.runDir, written.historyPoint).catch((e: unknown) => {
@@ -111,14 +108,4 @@ export async function reportRun(a: ReportArgs): Promise<ExitCode> {
   const shown = relative(process.cwd(), written.index);
   out(shown && !shown.startsWith('..') ? shown : written.index);
   return exitCode;
-}
-
-/**
- * ENV.TEST_PAUSE=report: hold here, at the start of report writing, until a signal arrives, so a
- * test can prove that Ctrl-C during the report keeps its promise without racing the runner.
- */
-async function testPause(interrupts: Interrupts): Promise<void> {
-  if (process.env[ENV.TEST_PAUSE] !== 'report') return;
-  err(`runbook: test pause: the report phase waits for a signal (${ENV.TEST_PAUSE}=report)`);
-  await sleep(TEST_PAUSE_MAX_MS, interrupts.signal).catch(() => {});
 }

@@ -25,9 +25,8 @@ export const ENV = {
   NAME: 'RUNBOOK_NAME',
   OPTIONS: 'RUNBOOK_OPTIONS', // the runbook's declared options as given on the command line, JSON
   /**
-   * Tests only: `report` holds the runner at the start of the report phase until a signal arrives
-   * (or 60 s pass), and says so on stderr, so a test can send Ctrl-C while the report is written
-   * without racing it. Unset in every real run.
+   * Tests only: `setup` or `report` holds the runner at that phase (cli/run/test-pause.ts) and says
+   * so on stderr, so a test can signal it there without racing it. Unset in every real run.
    */
   TEST_PAUSE: 'RUNBOOK_TEST_PAUSE',
 } as const;
