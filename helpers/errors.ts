@@ -154,11 +154,13 @@ export class BundleIntegrityError extends RunbookError {
 const EXIT_CODES = new Set<number>(Object.values(EXIT));
 
 /**
- * The exit code an error asks for, read from its own `exitCode` property, so a RunbookError that
- * crossed the worker boundary as a plain object still counts. Anything else is a failed check (1).
+ * The exit code an error asks for, read from its own `code` and `exitCode` properties, so a
+ * RunbookError that crossed the worker boundary as a plain object still counts. Anything else is a
+ * failed check (1): an `exitCode` without an RB_ code is someone else's (a child process's, say).
  */
 export function exitCodeOf(err: unknown): ExitCode {
-  const code = (err as { exitCode?: unknown } | null | undefined)?.exitCode;
+  if (!errorCodeOf(err)) return EXIT.CHECK_FAILED;
+  const code = (err as { exitCode?: unknown }).exitCode;
   return typeof code === 'number' && EXIT_CODES.has(code) ? (code as ExitCode) : EXIT.CHECK_FAILED;
 }
 
