@@ -331,7 +331,7 @@ export class GatewayClient {
     const res = await this.request<R>(method, path, opts);
     const value = parsedBody(method, path, res);
     if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-      throw new UnexpectedBodyError(method, path, res.status, jsonKind(value), 'a JSON object', res.text);
+      throw new UnexpectedBodyError(method, path, res.status, jsonKind(value), 'a JSON object', shownBody(value, res.text));
     }
     return value as R;
   }
@@ -341,7 +341,7 @@ export class GatewayClient {
     const res = await this.request<R[] | null>(method, path, opts);
     const value = parsedBody(method, path, res);
     if (value === null) return [];
-    if (!Array.isArray(value)) throw new UnexpectedBodyError(method, path, res.status, jsonKind(value), 'a JSON array', res.text);
+    if (!Array.isArray(value)) throw new UnexpectedBodyError(method, path, res.status, jsonKind(value), 'a JSON array', shownBody(value, res.text));
     return value as R[];
   }
 
@@ -700,6 +700,11 @@ function parsedBody(method: string, path: string, res: GatewayResponse<unknown>)
   const type = res.headers['content-type']?.split(';')[0]?.trim() || 'no content type';
   const got = res.text.trim() === '' ? 'an empty body' : /json/i.test(type) ? `${type} that does not parse` : type;
   throw new UnexpectedBodyError(method, path, res.status, got, 'JSON', res.text);
+}
+
+/** An object or array is worth quoting; `null` or a number is said in full by its kind. */
+function shownBody(v: unknown, text: string): string {
+  return v !== null && typeof v === 'object' ? text : '';
 }
 
 function jsonKind(v: unknown): string {
