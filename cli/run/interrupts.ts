@@ -3,7 +3,8 @@
 // The second forces a bounded stop: teardown gets a short window, the runner replays what is left
 // from the journal, and the process exits within FORCED_EXIT_MS whatever is still running. Scenario
 // workers are worker threads of this process, reached through a BroadcastChannel.
-import { EXIT, InterruptedError } from '../../helpers/errors.js';
+import { EXIT, InterruptedError, errorMessage } from '../../helpers/errors.js';
+import { redact } from '../../helpers/evidence.js';
 import { interruptChannelName, type InterruptMessage, type InterruptReason } from '../../helpers/report/run-contract.js';
 import { err } from './log.js';
 
@@ -59,12 +60,18 @@ export class Interrupts {
     return this.stopping.signal;
   }
 
+  /**
+   * The runner owns the process while a run lasts: signals, and unhandled rejections, which would
+   * otherwise end it at once with exit 1 and a stack trace, skipping teardown and the report.
+   */
   install(): void {
     for (const [sig, h] of this.handlers) process.on(sig, h);
+    process.on('unhandledRejection', this.onUnhandled);
   }
 
   uninstall(): void {
     for (const [sig, h] of this.handlers) process.off(sig, h);
+    process.off('unhandledRejection', this.onUnhandled);
     clearTimeout(this.hardExit);
     this.channel?.close();
   }
@@ -116,6 +123,10 @@ export class Interrupts {
     this.onForce(() => setTimeout(() => forced.abort(new Error(`forced stop: ${FORCE_TEARDOWN_MS / 1000} s are up`)), FORCE_TEARDOWN_MS).unref());
     return AbortSignal.any([AbortSignal.timeout(graceMs), forced.signal]);
   }
+
+  private readonly onUnhandled = (reason: unknown): void => {
+    err(`runbook: unhandled rejection (the run goes on): ${redact(errorMessage(reason).split('\n')[0] ?? '')}`);
+  };
 
   private onSignal(sig: keyof typeof SIGNAL_NAMES): void {
     this.signals++;

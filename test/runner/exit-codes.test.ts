@@ -2,8 +2,7 @@
 // own properties (helpers/errors.ts), each step records the exit code it asks for, and
 // cli/run/verdict.ts turns a run into one exit code and status. Unit tests per exit code through
 // verdict, then one real run through Vitest's worker threads, where errors lose their prototype.
-import { rmSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { verdict } from '../../cli/run/verdict.js';
 import {
   ConfigError,
@@ -20,9 +19,8 @@ import {
 } from '../../helpers/errors.js';
 import { TEARDOWN_STEP, type InterruptReason } from '../../helpers/report/run-contract.js';
 import type { StepRecord } from '../../helpers/report/summary.js';
-import { startFaultGateway, type FaultGateway } from '../faults/support/fault-gateway.js';
 import { expectCalm, expectReport } from '../faults/support/checks.js';
-import { Workspace, gatewayProfile } from '../faults/support/harness.js';
+import { faultGatewayFixture, gatewayProfile } from '../faults/support/harness.js';
 
 function step(name: string, status: StepRecord['status'], exit_code = status === 'failed' ? 1 : 0): StepRecord {
   return { scenario: 's', file: 'f.ts', name, status, duration_ms: 1, exit_code };
@@ -125,20 +123,10 @@ describe('errors carry their code and exit code', () => {
 });
 
 describe('through the runner (Vitest worker threads)', () => {
-  let gw: FaultGateway;
-  let ws: Workspace;
-
-  beforeAll(async () => {
-    gw = await startFaultGateway();
-    ws = new Workspace(() => gw.url);
-  });
-
-  afterAll(async () => {
-    await gw?.close();
-    if (ws) rmSync(ws.dir, { recursive: true, force: true });
-  });
+  const f = faultGatewayFixture();
 
   it('each step records the exit code its error carries, subclasses included; the first failure decides the run', async () => {
+    const { ws } = f;
     const r = await ws.cli(['exit-codes', '--target', ws.profile('fault', gatewayProfile())]);
     expectCalm(ws, r, 3);
     const s = expectReport(r, 'unreachable');

@@ -2,10 +2,12 @@
 // test/fixtures/faults and checks the runner's promises under faults: exit code, a one-line
 // cause, a report, a bounded run time and no secret anywhere it writes.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { listFiles } from '../../../helpers/report/manifest.js';
+import { startFaultGateway, type FaultGateway } from './fault-gateway.js';
 
 export const ROOT = resolve(import.meta.dirname, '../../..');
 export const FIXTURES = join(ROOT, 'test/fixtures/faults');
@@ -182,4 +184,18 @@ export function gatewayProfile(extra = '', gateway = ''): string {
   ]
     .filter((l) => l !== '')
     .join('\n') + '\n';
+}
+
+/** One fault gateway and one workspace for a test file: started before its tests, removed after. */
+export function faultGatewayFixture(): { readonly gw: FaultGateway; readonly ws: Workspace } {
+  const f = {} as { gw: FaultGateway; ws: Workspace };
+  beforeAll(async () => {
+    f.gw = await startFaultGateway();
+    f.ws = new Workspace(() => f.gw.url);
+  });
+  afterAll(async () => {
+    await f.gw?.close();
+    if (f.ws) rmSync(f.ws.dir, { recursive: true, force: true });
+  });
+  return f;
 }
