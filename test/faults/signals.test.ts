@@ -61,6 +61,7 @@ function watched(args: string[], opts: CliOptions = {}) {
 describe('signals in every phase', () => {
   it('Ctrl-C twice during setup work that cannot be cancelled: the second forces the exit (130) within the documented bound, no report', async () => {
     const before = runDirs().length;
+    const created = gw.count('POST /api/v1/things');
     // The pause point stands for setup work that ignores the first signal (a sandbox starting).
     const w = watched(['hold', '--target', profile], { env: { RUNBOOK_TEST_PAUSE: 'setup' } });
     await until('the setup phase', () => /test pause: the setup phase waits for a forced stop/.test(w.stderr()));
@@ -72,13 +73,14 @@ describe('signals in every phase', () => {
     expectExitWithin(r, second, FORCED_EXIT_MS + HANGUP_GRACE_MS, 'the second Ctrl-C');
     expect(r.stderr).toMatch(/forcing: exit within 30 s/);
     expect(causeLine(r)).toMatch(/^runbook: interrupted by Ctrl-C \(SIGINT\) during setup; nothing was created on the target and no report was written$/);
-    expect(gw.count('POST /api/v1/things')).toBe(0);
+    expect(gw.count('POST /api/v1/things')).toBe(created);
     expect(runDirs().length).toBe(before);
   }, 240_000);
 
   it('Ctrl-C during preflight (waiting on the target): exit 130, one line, nothing created, no report', async () => {
     gw.holdHealth = true;
     const before = runDirs().length;
+    const created = gw.count('POST /api/v1/things');
     const healthBefore = gw.count('GET /health');
     const w = watched(['hold', '--target', profile]);
     await until('the preflight health check', () => gw.count('GET /health') > healthBefore);
@@ -87,7 +89,7 @@ describe('signals in every phase', () => {
     expectCalm(ws, r, 130);
     expectExitWithin(r, sent, EXIT_GRACE_MS, 'Ctrl-C');
     expect(causeLine(r)).toMatch(/^runbook: interrupted by Ctrl-C \(SIGINT\) during setup; nothing was created on the target and no report was written$/);
-    expect(gw.count('POST /api/v1/things')).toBe(0);
+    expect(gw.count('POST /api/v1/things')).toBe(created);
     expect(runDirs().length).toBe(before);
   }, 240_000);
 
