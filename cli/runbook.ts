@@ -1,11 +1,13 @@
-// `pnpm runbook`: the on-call entry point.
+// `pnpm runbook`: the on-call entry point. This file parses the command line and maps errors to
+// exit codes; the work is elsewhere:
 //   pnpm runbook list
 //   pnpm runbook <name> [--target <profile>] [--plan] [--ticket <id>] [--only-failed <report dir>] [--fail-on-new]
 //                       [--<option> [value] ...]   (the options runbooks/<name>.md declares)
-// Further subcommands live in cli/commands/<command>.ts (e.g. bundle, verify-bundle): each module
+// runs a runbook: cli/run.ts orders the phases, cli/run/ holds one module per phase. Every other
+// subcommand is one file, cli/commands/<command>.ts (bundle, verify-bundle, attach, notify), that
 // exports `register(program)` and is only imported when its command is used (or for --help), so
-// the common paths stay fast. Errors are one line on stderr with a documented exit code; set
-// DEBUG=runbooks for stacks.
+// the common paths stay fast. Errors are one line on stderr with the exit code the error carries
+// (helpers/errors.ts); set DEBUG=runbooks for stacks.
 import { existsSync, readdirSync } from 'node:fs';
 import * as nodeModule from 'node:module';
 import { tmpdir } from 'node:os';
@@ -212,6 +214,9 @@ const invokedDirectly = process.argv[1] && import.meta.url === pathToFileURL(pro
 if (invokedDirectly) {
   main().then(
     (code) => {
+      // The run is over and its exit code decided: a late Ctrl-C must not turn it into "killed by
+      // SIGINT" while stdout is flushed.
+      for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => {});
       // Workers, sockets or a sandbox handle must not keep a finished run alive; flush stdout first
       // so the report path (the last line) is never cut off in a pipe.
       process.stdout.write('', () => process.exit(code));

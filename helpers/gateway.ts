@@ -3,12 +3,17 @@
 // It encodes Cordum's quirks once so runbooks do not have to: X-API-Key, principal headers,
 // plain-text error bodies, JSON served as text/plain, encoded path segments, `~` in bundle ids,
 // and the shared rate limiter's bare 429 (no Retry-After) handled with bounded backoff.
+// Every call is bounded: one deadline for the whole answer (headers and body), a cap on the body
+// size, and the caller's abort signal (a step's, a teardown action's) handed to undici, so a stop
+// cancels the request on the socket instead of abandoning it.
+import { setTimeout as delay } from 'node:timers/promises';
+import { Agent, request as undiciRequest, type Dispatcher } from 'undici';
+import { ConfigError, ResponseTooLargeError, TargetTimeoutError, UnreachableError } from './errors.js';
 import { readTlsFiles } from './files.js';
-import { Agent, request as undiciRequest } from 'undici';
-import { ConfigError, UnreachableError } from './errors.js';
 import { registerSecret, type Exchange } from './evidence.js';
 import type { TargetProfile } from './profile-types.js';
 import type * as T from './gateway-types.js';
+import { anySignal } from './waits.js';
 
 export type { Exchange } from './evidence.js';
 export type * from './gateway-types.js';
@@ -34,8 +39,15 @@ export interface RequestOptions {
   expect?: number | number[];
   /** Retry the rate limiter's 429 with backoff (default true). */
   retry429?: boolean;
-  /** Per-request response timeout (default profile request_timeout_ms). */
+  /**
+   * Deadline for one complete answer, headers AND body (default the profile's request_timeout_ms).
+   * A target that trickles or streams without end fails here as "too slow" (exit 3).
+   */
   timeoutMs?: number;
+  /** Abort the request (and any 429 backoff) when this aborts; combined with the client's own signal. */
+  signal?: AbortSignal;
+  /** Stop reading and fail once the body is larger than this (default MAX_BODY_BYTES). */
+  maxBodyBytes?: number;
 }
 
 export interface RateLimitPolicy {
@@ -57,6 +69,9 @@ export interface GatewayStats {
   exhausted429: number;
 }
 
+/** A signal, or a function giving the one in force when a request starts (e.g. the running step's). */
+export type SignalSource = AbortSignal | (() => AbortSignal | undefined);
+
 export interface GatewayClientOptions {
   onExchange?: (ex: Exchange) => void;
   /** Override the key: a string is sent as is, null sends no key, undefined reads the profile's env var. */
@@ -64,6 +79,10 @@ export interface GatewayClientOptions {
   principal?: { id?: string; role?: string };
   env?: NodeJS.ProcessEnv;
   rateLimit?: Partial<RateLimitPolicy>;
+  /** Every request of this client is aborted when this aborts (see withSignal). */
+  signal?: SignalSource;
+  /** Body cap for every request (default MAX_BODY_BYTES). */
+  maxBodyBytes?: number;
 }
 
 export class GatewayError extends Error {
@@ -75,12 +94,37 @@ export class GatewayError extends Error {
     readonly expected: number[] | 'any 2xx',
     note?: string,
   ) {
-    const shown = body.trim().length > 300 ? `${body.trim().slice(0, 300)}…` : body.trim();
     const exp = Array.isArray(expected) ? expected.join(' or ') : expected;
-    super(`${method} ${path} → ${status} ${JSON.stringify(shown)} (expected ${exp})${note ? `; ${note}` : ''}`);
+    super(`${method} ${path} → ${status} ${JSON.stringify(excerpt(body, 300))} (expected ${exp})${note ? `; ${note}` : ''}`);
     this.name = 'GatewayError';
   }
 }
+
+/**
+ * A 2xx whose body is not what the endpoint documents: HTML from a proxy or login page, text that
+ * does not parse, `null` or an array where an object belongs. A failed check (exit 1) that names the
+ * endpoint and what came back, instead of a TypeError in the step that read it.
+ */
+export class UnexpectedBodyError extends Error {
+  constructor(
+    readonly method: string,
+    readonly path: string,
+    readonly status: number,
+    readonly got: string,
+    readonly wanted: string,
+    body: string,
+  ) {
+    const shown = body.trim() ? `: ${JSON.stringify(excerpt(body, 120))}` : '';
+    super(`${method} ${path} answered ${status} with ${got}, expected ${wanted}${shown}`);
+    this.name = 'UnexpectedBodyError';
+  }
+}
+
+/**
+ * The most one answer may carry. Cordum's largest answers (job and DLQ pages, bundles, /metrics)
+ * are far below; a body past this is a runaway stream, not data.
+ */
+export const MAX_BODY_BYTES = 32 * 1024 * 1024;
 
 const DEFAULT_RATE_LIMIT: RateLimitPolicy = { maxAttempts: 6, baseDelayMs: 250, maxDelayMs: 4000, deadlineMs: 20000 };
 const REDACTED = '***';
@@ -92,37 +136,68 @@ function gatewayTls(profile: TargetProfile): { ca?: Buffer; cert?: Buffer; key?:
   return { ...readTlsFiles(t, `${profile.source}: gateway.tls`), ...(t.server_name ? { servername: t.server_name } : {}), ...(t.insecure_skip_verify ? { rejectUnauthorized: false } : {}) };
 }
 
+/** What a client and the views made by withSignal share: one connection pool, one key, one set of stats. */
+interface Connection {
+  agent: Agent;
+  apiKey: string | undefined;
+  principal: { id?: string; role?: string } | undefined;
+  rateLimit: RateLimitPolicy;
+  requestTimeoutMs: number;
+  connectTimeoutMs: number;
+  maxBodyBytes: number;
+  stats: GatewayStats;
+}
+
+/** One exchange as the transport saw it; `label` is what error messages name ("GET /api/v1/status"). */
+interface Send {
+  method: string;
+  url: string;
+  label: string;
+  headers: Record<string, string>;
+  body?: string;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  maxBodyBytes?: number;
+}
+
 export class GatewayClient {
   readonly baseUrl: string;
-  readonly stats: GatewayStats = { requests: 0, retried429: 0, exhausted429: 0 };
-  private readonly agent: Agent;
-  private readonly apiKey: string | undefined;
-  private readonly principal: { id?: string; role?: string } | undefined;
-  private readonly rateLimit: RateLimitPolicy;
-  private readonly requestTimeoutMs: number;
-  private readonly connectTimeoutMs: number;
+  readonly stats: GatewayStats;
+  private readonly conn: Connection;
+  private readonly signalSource: SignalSource | undefined;
 
   constructor(
     readonly profile: TargetProfile,
     private readonly opts: GatewayClientOptions = {},
+    /** Internal: a view made by withSignal shares its parent's connection. */
+    shared?: Connection,
   ) {
     this.baseUrl = profile.gateway.url.replace(/\/+$/, '');
-    this.connectTimeoutMs = profile.gateway.connect_timeout_ms;
-    this.requestTimeoutMs = profile.gateway.request_timeout_ms;
-    this.apiKey = resolveApiKey(profile, opts);
-    if (this.apiKey) registerSecret(this.apiKey);
-    this.principal = opts.principal ?? profile.gateway.principal;
-    this.rateLimit = { ...DEFAULT_RATE_LIMIT, ...opts.rateLimit };
-    this.agent = new Agent({
-      connect: { timeout: this.connectTimeoutMs, ...gatewayTls(profile) },
-      headersTimeout: this.requestTimeoutMs,
-      bodyTimeout: this.requestTimeoutMs,
-    });
+    this.signalSource = opts.signal;
+    this.conn = shared ?? openConnection(profile, opts);
+    this.stats = this.conn.stats;
   }
 
-  /** Release pooled connections. */
+  /**
+   * The same client (pool, key, stats, transcripts) with every request also bound to `signal`.
+   * A function is asked when each request starts, so a client kept across steps follows the
+   * step that is running at the time (that is what ctx.gateway() hands to scenarios).
+   */
+  withSignal(signal: SignalSource): GatewayClient {
+    const outer = this.signalSource;
+    const source: SignalSource =
+      outer === undefined ? signal : () => anySignal(resolveSignal(outer), resolveSignal(signal));
+    return new GatewayClient(this.profile, { ...this.opts, signal: source }, this.conn);
+  }
+
+  /** Release pooled connections once in-flight requests are done (they are all bounded). */
   async close(): Promise<void> {
-    await this.agent.close();
+    await this.conn.agent.close();
+  }
+
+  /** Drop every connection now, in-flight requests included: for cleanup that must not wait. */
+  async destroy(): Promise<void> {
+    await this.conn.agent.destroy();
   }
 
   // -------------------------------------------------------------------------------------------
@@ -131,9 +206,9 @@ export class GatewayClient {
   async request<R = unknown>(method: HttpMethod, path: string, opts: RequestOptions = {}): Promise<GatewayResponse<R>> {
     const url = this.baseUrl + path + queryString(opts.query);
     const headers: Record<string, string> = { accept: 'application/json, text/plain;q=0.9' };
-    if (this.apiKey) headers['x-api-key'] = this.apiKey;
-    if (this.principal?.id) headers['x-principal-id'] = this.principal.id;
-    if (this.principal?.role) headers['x-principal-role'] = this.principal.role;
+    if (this.conn.apiKey) headers['x-api-key'] = this.conn.apiKey;
+    if (this.conn.principal?.id) headers['x-principal-id'] = this.conn.principal.id;
+    if (this.conn.principal?.role) headers['x-principal-role'] = this.conn.principal.role;
     let body: string | undefined;
     if (opts.body !== undefined) {
       body = typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
@@ -141,7 +216,8 @@ export class GatewayClient {
     }
     Object.assign(headers, lowerKeys(opts.headers ?? {}));
 
-    const res = await this.sendWithBackoff(method, url, path, headers, body, opts);
+    const send: Send = { method, url, label: `${method} ${this.baseUrl}${path}`, headers, body, timeoutMs: opts.timeoutMs, signal: opts.signal, maxBodyBytes: opts.maxBodyBytes };
+    const res = await this.sendWithBackoff(send, opts.retry429 !== false);
     const expected = opts.expect === undefined ? undefined : Array.isArray(opts.expect) ? opts.expect : [opts.expect];
     const ok = expected ? expected.includes(res.status) : res.status >= 200 && res.status < 300;
     if (!ok) {
@@ -160,58 +236,58 @@ export class GatewayClient {
     return { status: res.status, headers: res.headers, text: res.text, json, durationMs: res.durationMs };
   }
 
-  private async sendWithBackoff(
-    method: string,
-    url: string,
-    path: string,
-    headers: Record<string, string>,
-    body: string | undefined,
-    opts: RequestOptions,
-  ): Promise<RawResponse & { attempts: number }> {
+  private async sendWithBackoff(send: Send, retry429: boolean): Promise<RawResponse & { attempts: number }> {
     const started = Date.now();
-    const policy = this.rateLimit;
+    const policy = this.conn.rateLimit;
     for (let attempt = 1; ; attempt++) {
-      const res = await this.sendOnce(method, url, path, headers, body, opts.timeoutMs);
-      if (res.status !== 429 || opts.retry429 === false || !isRateLimiter429(res.text)) return { ...res, attempts: attempt };
-      const delay = backoffDelay(attempt, policy, res.headers['retry-after']);
-      const outOfTime = Date.now() - started + delay > policy.deadlineMs;
+      const signal = anySignal(resolveSignal(this.signalSource), send.signal);
+      const res = await this.sendOnce({ ...send, signal });
+      if (res.status !== 429 || !retry429 || !isRateLimiter429(res.text)) return { ...res, attempts: attempt };
+      const wait = backoffDelay(attempt, policy, res.headers['retry-after']);
+      const outOfTime = Date.now() - started + wait > policy.deadlineMs;
       if (attempt >= policy.maxAttempts || outOfTime) {
-        this.stats.exhausted429++;
+        this.conn.stats.exhausted429++;
         return { ...res, attempts: attempt };
       }
-      this.stats.retried429++;
-      await new Promise((r) => setTimeout(r, delay));
+      this.conn.stats.retried429++;
+      try {
+        await delay(wait, undefined, { signal });
+      } catch (err) {
+        throw signal?.aborted ? signal.reason : err;
+      }
     }
   }
 
-  private async sendOnce(
-    method: string,
-    url: string,
-    path: string,
-    headers: Record<string, string>,
-    body: string | undefined,
-    timeoutMs: number | undefined,
-  ): Promise<RawResponse> {
-    this.stats.requests++;
+  /**
+   * One exchange, bounded three ways: the caller's signal, one deadline for the whole answer (the
+   * per-read timeouts of undici alone let a body that trickles a byte a second run forever) and a
+   * cap on the body size.
+   */
+  private async sendOnce(s: Send): Promise<RawResponse> {
+    this.conn.stats.requests++;
     const t0 = performance.now();
-    const timeout = timeoutMs ?? this.requestTimeoutMs;
+    const timeout = s.timeoutMs ?? this.conn.requestTimeoutMs;
+    const deadline = AbortSignal.timeout(timeout);
+    const signal = anySignal(s.signal, deadline)!;
+    const cap = s.maxBodyBytes ?? this.conn.maxBodyBytes;
     try {
-      const res = await undiciRequest(url, {
-        method: method as 'GET',
-        headers,
-        body,
-        dispatcher: this.agent,
+      const res = await undiciRequest(s.url, {
+        method: s.method as 'GET',
+        headers: s.headers,
+        body: s.body,
+        dispatcher: this.conn.agent,
         headersTimeout: timeout,
         bodyTimeout: timeout,
+        signal,
       });
-      const text = await res.body.text();
+      const text = await readCapped(res, cap, s.label);
       const durationMs = performance.now() - t0;
       const resHeaders = flattenHeaders(res.headers);
       this.opts.onExchange?.({
-        method,
-        url,
-        requestHeaders: maskKey(headers),
-        requestBody: body,
+        method: s.method,
+        url: s.url,
+        requestHeaders: maskKey(s.headers),
+        requestBody: s.body,
         status: res.statusCode,
         responseHeaders: resHeaders,
         responseBody: text,
@@ -219,21 +295,30 @@ export class GatewayClient {
       });
       return { status: res.statusCode, headers: resHeaders, text, durationMs };
     } catch (err) {
-      throw this.unreachable(method, path, err, timeout);
+      // The caller stopped it (step timeout, Ctrl-C, teardown budget): its reason is the failure.
+      if (s.signal?.aborted) throw s.signal.reason;
+      if (deadline.aborted) throw this.tooSlow(s.label, timeout);
+      throw this.unreachable(s.label, err, timeout);
     }
   }
 
-  private unreachable(method: string, path: string, err: unknown, timeoutMs: number): Error {
+  /** The deadline covers the whole answer: a body that trickles in is as late as headers that never come. */
+  private tooSlow(what: string, timeoutMs: number): TargetTimeoutError {
+    return new TargetTimeoutError(`gateway unreachable: ${what}: no complete response within the request timeout of ${timeoutMs} ms`);
+  }
+
+  private unreachable(what: string, err: unknown, timeoutMs: number): Error {
+    if (err instanceof ResponseTooLargeError) return err;
     const code = errorCode(err);
-    const what = `${method} ${this.baseUrl}${path}`;
+    const connectTimeoutMs = this.conn.connectTimeoutMs;
     switch (code) {
       case 'UND_ERR_CONNECT_TIMEOUT':
-        return new UnreachableError(`gateway unreachable: ${what}: no TCP connection within the connect timeout of ${this.connectTimeoutMs} ms`);
+        return new UnreachableError(`gateway unreachable: ${what}: no TCP connection within the connect timeout of ${connectTimeoutMs} ms`);
       case 'UND_ERR_HEADERS_TIMEOUT':
       case 'UND_ERR_BODY_TIMEOUT':
-        return new UnreachableError(`gateway unreachable: ${what}: no complete response within the request timeout of ${timeoutMs} ms`);
+        return this.tooSlow(what, timeoutMs);
       case 'ECONNREFUSED':
-        return new UnreachableError(`gateway unreachable: ${what}: connection refused (connect timeout ${this.connectTimeoutMs} ms)`);
+        return new UnreachableError(`gateway unreachable: ${what}: connection refused (connect timeout ${connectTimeoutMs} ms)`);
       case 'ENOTFOUND':
       case 'EAI_AGAIN':
         return new UnreachableError(`gateway unreachable: ${what}: host name does not resolve`);
@@ -243,14 +328,29 @@ export class GatewayClient {
       case 'EHOSTUNREACH':
       case 'ENETUNREACH':
       case 'ETIMEDOUT':
-        return new UnreachableError(`gateway unreachable: ${what}: ${code} (connect timeout ${this.connectTimeoutMs} ms, request timeout ${timeoutMs} ms)`);
+        return new UnreachableError(`gateway unreachable: ${what}: ${code} (connect timeout ${connectTimeoutMs} ms, request timeout ${timeoutMs} ms)`);
       default:
         return err instanceof Error ? err : new Error(String(err));
     }
   }
 
+  /** A JSON object answer (what most endpoints document); anything else fails naming the endpoint. */
   private async call<R>(method: HttpMethod, path: string, opts: RequestOptions = {}): Promise<R> {
-    return (await this.request<R>(method, path, opts)).json as R;
+    const res = await this.request<R>(method, path, opts);
+    const value = parsedBody(method, path, res);
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      throw new UnexpectedBodyError(method, path, res.status, jsonKind(value), 'a JSON object', shownBody(value, res.text));
+    }
+    return value as R;
+  }
+
+  /** A JSON array answer; Cordum answers `null` for an empty list on several endpoints, read as []. */
+  private async list<R>(method: HttpMethod, path: string, opts: RequestOptions = {}): Promise<R[]> {
+    const res = await this.request<R[] | null>(method, path, opts);
+    const value = parsedBody(method, path, res);
+    if (value === null) return [];
+    if (!Array.isArray(value)) throw new UnexpectedBodyError(method, path, res.status, jsonKind(value), 'a JSON array', shownBody(value, res.text));
+    return value as R[];
   }
 
   private async callNoContent(method: HttpMethod, path: string, opts: RequestOptions = {}): Promise<void> {
@@ -271,7 +371,7 @@ export class GatewayClient {
 
   /** Heartbeats the gateway has seen since it started (never pruned). */
   async workers(): Promise<T.WorkerHeartbeat[]> {
-    return (await this.call<T.WorkerHeartbeat[] | null>('GET', '/api/v1/workers', { expect: 200 })) ?? [];
+    return this.list('GET', '/api/v1/workers', { expect: 200 });
   }
 
   // -------------------------------------------------------------------------------------------
@@ -293,7 +393,7 @@ export class GatewayClient {
   }
 
   async jobDecisions(id: string, limit?: number): Promise<T.SafetyDecisionRecord[]> {
-    return (await this.call<T.SafetyDecisionRecord[] | null>('GET', `/api/v1/jobs/${seg(id)}/decisions`, { query: { limit }, expect: 200 })) ?? [];
+    return this.list('GET', `/api/v1/jobs/${seg(id)}/decisions`, { query: { limit }, expect: 200 });
   }
 
   /** 200 even for terminal jobs (then `reason: "job already terminal"`). */
@@ -306,7 +406,7 @@ export class GatewayClient {
   }
 
   async trace(traceId: string): Promise<T.JobRecord[]> {
-    return (await this.call<T.JobRecord[] | null>('GET', `/api/v1/traces/${seg(traceId)}`, { expect: 200 })) ?? [];
+    return this.list('GET', `/api/v1/traces/${seg(traceId)}`, { expect: 200 });
   }
 
   // -------------------------------------------------------------------------------------------
@@ -350,11 +450,11 @@ export class GatewayClient {
 
   /** Runs of one workflow (newest first, at most 100). */
   async workflowRuns(wfId: string): Promise<T.WorkflowRun[]> {
-    return (await this.call<T.WorkflowRun[] | null>('GET', `/api/v1/workflows/${seg(wfId)}/runs`, { expect: 200 })) ?? [];
+    return this.list('GET', `/api/v1/workflows/${seg(wfId)}/runs`, { expect: 200 });
   }
 
   async timeline(runId: string, limit?: number): Promise<T.TimelineEvent[]> {
-    return (await this.call<T.TimelineEvent[] | null>('GET', `/api/v1/workflow-runs/${seg(runId)}/timeline`, { query: { limit }, expect: 200 })) ?? [];
+    return this.list('GET', `/api/v1/workflow-runs/${seg(runId)}/timeline`, { query: { limit }, expect: 200 });
   }
 
   /**
@@ -398,7 +498,7 @@ export class GatewayClient {
   // DLQ
 
   async dlqList(limit?: number): Promise<T.DlqEntry[]> {
-    return (await this.call<T.DlqEntry[] | null>('GET', '/api/v1/dlq', { query: { limit }, expect: 200 })) ?? [];
+    return this.list('GET', '/api/v1/dlq', { query: { limit }, expect: 200 });
   }
 
   /** `cursor` is unix SECONDS with no normalisation. */
@@ -544,22 +644,11 @@ export class GatewayClient {
   // Metrics (separate listeners: no API key is sent there)
 
   /** Fetch a Prometheus text page. The key is never sent: metrics live on other listeners/hosts. */
-  async scrapeMetrics(url: string): Promise<string> {
-    const t0 = performance.now();
-    const headers = { accept: 'text/plain' };
-    try {
-      const res = await undiciRequest(url, { method: 'GET', headers, dispatcher: this.agent });
-      const text = await res.body.text();
-      const resHeaders = flattenHeaders(res.headers);
-      this.opts.onExchange?.({ method: 'GET', url, requestHeaders: headers, status: res.statusCode, responseHeaders: resHeaders, responseBody: text, durationMs: performance.now() - t0 });
-      if (res.statusCode !== 200) throw new GatewayError('GET', url, res.statusCode, text, [200]);
-      return text;
-    } catch (err) {
-      if (err instanceof GatewayError) throw err;
-      const code = errorCode(err);
-      if (code) throw new UnreachableError(`metrics endpoint unreachable: GET ${url}: ${code} (connect timeout ${this.connectTimeoutMs} ms, request timeout ${this.requestTimeoutMs} ms)`);
-      throw err;
-    }
+  async scrapeMetrics(url: string, opts: Pick<RequestOptions, 'signal' | 'timeoutMs'> = {}): Promise<string> {
+    const send: Send = { method: 'GET', url, label: `GET ${url}`, headers: { accept: 'text/plain' }, timeoutMs: opts.timeoutMs };
+    const res = await this.sendOnce({ ...send, signal: anySignal(resolveSignal(this.signalSource), opts.signal) });
+    if (res.status !== 200) throw new GatewayError('GET', url, res.status, res.text, [200]);
+    return res.text;
   }
 }
 
@@ -571,6 +660,70 @@ interface RawResponse {
   headers: Record<string, string>;
   text: string;
   durationMs: number;
+}
+
+function openConnection(profile: TargetProfile, opts: GatewayClientOptions): Connection {
+  const apiKey = resolveApiKey(profile, opts);
+  if (apiKey) registerSecret(apiKey);
+  const requestTimeoutMs = profile.gateway.request_timeout_ms;
+  const connectTimeoutMs = profile.gateway.connect_timeout_ms;
+  return {
+    agent: new Agent({ connect: { timeout: connectTimeoutMs, ...gatewayTls(profile) }, headersTimeout: requestTimeoutMs, bodyTimeout: requestTimeoutMs }),
+    apiKey,
+    principal: opts.principal ?? profile.gateway.principal,
+    rateLimit: { ...DEFAULT_RATE_LIMIT, ...opts.rateLimit },
+    requestTimeoutMs,
+    connectTimeoutMs,
+    maxBodyBytes: opts.maxBodyBytes ?? MAX_BODY_BYTES,
+    stats: { requests: 0, retried429: 0, exhausted429: 0 },
+  };
+}
+
+function resolveSignal(source: SignalSource | undefined): AbortSignal | undefined {
+  return typeof source === 'function' ? source() : source;
+}
+
+/** The body as text, read only up to `cap` bytes: a runaway stream is cut off, not buffered. */
+async function readCapped(res: Dispatcher.ResponseData, cap: number, what: string): Promise<string> {
+  const tooLarge = () =>
+    new ResponseTooLargeError(`gateway answer too large: ${what}: the body exceeds ${Math.round(cap / 1024)} KiB; stopped reading (a stream without end, or not Cordum)`);
+  const declared = Number(res.headers['content-length']);
+  if (Number.isFinite(declared) && declared > cap) {
+    res.body.destroy();
+    throw tooLarge();
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of res.body) {
+    size += (chunk as Buffer).length;
+    if (size > cap) throw tooLarge(); // leaving the loop destroys the stream
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks, size).toString('utf8');
+}
+
+/** The parsed JSON of a 2xx answer, or an error naming what came back instead. */
+function parsedBody(method: string, path: string, res: GatewayResponse<unknown>): unknown {
+  if (res.json !== undefined) return res.json;
+  const type = res.headers['content-type']?.split(';')[0]?.trim() || 'no content type';
+  const got = res.text.trim() === '' ? 'an empty body' : /json/i.test(type) ? `${type} that does not parse` : type;
+  throw new UnexpectedBodyError(method, path, res.status, got, 'JSON', res.text);
+}
+
+/** An object or array is worth quoting; `null` or a number is said in full by its kind. */
+function shownBody(v: unknown, text: string): string {
+  return v !== null && typeof v === 'object' ? text : '';
+}
+
+function jsonKind(v: unknown): string {
+  if (v === null) return 'JSON null';
+  if (Array.isArray(v)) return 'a JSON array';
+  return `a JSON ${typeof v === 'object' ? 'object' : typeof v}`;
+}
+
+function excerpt(body: string, max: number): string {
+  const t = body.trim();
+  return t.length > max ? `${t.slice(0, max)}…` : t;
 }
 
 function resolveApiKey(profile: TargetProfile, opts: GatewayClientOptions): string | undefined {

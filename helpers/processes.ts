@@ -7,12 +7,9 @@ import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-export class MissingBinaryError extends Error {
-  constructor(binary: string, hint: string) {
-    super(`${binary} not found on PATH; install it (${hint}) or pass an existing URL`);
-    this.name = 'MissingBinaryError';
-  }
-}
+import { MissingBinaryError } from './errors.js';
+
+export { MissingBinaryError };
 
 // Servers are spawned `detached` (their own process group) so a Ctrl-C in the terminal reaches only
 // the runner, which then tears down through the still-running servers and stops them itself.
@@ -215,7 +212,7 @@ export interface RedisOptions extends PortChoice {
 
 export async function startRedis(opts: RedisOptions = {}): Promise<ManagedServer> {
   const bin = findBinary('redis-server');
-  if (!bin) throw new MissingBinaryError('redis-server', 'apt-get install redis-server');
+  if (!bin) throw new MissingBinaryError('redis-server', 'redis-server', 'REDIS_SERVER_BIN', process.env.REDIS_SERVER_BIN);
   const dir = mkdtempSync(join(tmpdir(), 'cordum-rb-redis-'));
   return onFreePort(opts.port, dir, opts.pickPort ?? freePort, (port) => spawnRedis(bin, dir, port, opts));
 }
@@ -263,7 +260,7 @@ export interface NatsOptions extends PortChoice {
 
 export async function startNats(opts: NatsOptions = {}): Promise<ManagedServer> {
   const bin = findBinary('nats-server');
-  if (!bin) throw new MissingBinaryError('nats-server', 'apt-get install nats-server');
+  if (!bin) throw new MissingBinaryError('nats-server', 'nats-server', 'NATS_SERVER_BIN', process.env.NATS_SERVER_BIN);
   const dir = mkdtempSync(join(tmpdir(), 'cordum-rb-nats-'));
   return onFreePort(opts.port, dir, opts.pickPort ?? freePort, (port) => spawnNats(bin, dir, port, opts));
 }

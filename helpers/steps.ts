@@ -10,7 +10,7 @@ import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { basename, join } from 'node:path';
 import * as allure from 'allure-js-commons';
 import { afterAll, beforeAll, describe, test, type TestContext } from 'vitest';
-import { PreconditionError, errorMessage } from './errors.js';
+import { InterruptedError, PreconditionError, StepTimeoutError, errorMessage } from './errors.js';
 import type { TargetProfile } from './profile-types.js';
 import {
   ENV,
@@ -19,10 +19,12 @@ import {
   interruptChannelName,
   runPrefix,
   type InterruptMessage,
+  type InterruptReason,
 } from './report/run-contract.js';
 import { secretValues } from './target.js';
 import { TeardownRegistry, targetExecutor, type TeardownAction } from './teardown.js';
-import type { GatewayClient } from './gateway.js';
+import { GatewayClient } from './gateway.js';
+import { settleWithin, untilAborted } from './waits.js';
 import type { Bus } from './bus.js';
 import type { Redis } from 'ioredis';
 
@@ -60,6 +62,11 @@ export interface RunContext {
   runId: string;
   /** `rb-<short run id>`: put it in the name of every object the step creates. */
   prefix: string;
+  /**
+   * The target's gateway. Every request it makes is bound to the step running at the time: a step
+   * timeout or Ctrl-C cancels it on the socket, and a request still running when its step ends is
+   * cancelled then. The client may be kept across steps (it follows the running step).
+   */
   gateway(): GatewayClient;
   bus(): Promise<Bus>;
   redis(): Promise<Redis>;
@@ -128,14 +135,15 @@ interface FileRun {
   scope: string;
   teardown: TeardownRegistry;
   state: Map<string, unknown>;
-  interrupted?: string;
+  interrupted?: InterruptReason;
   forced: boolean;
   current?: AbortController;
+  /** The running step's signal plus its end: what every request made through ctx.gateway() is bound to. */
+  requestScope?: AbortSignal;
   teardownController: AbortController;
   channel?: BroadcastChannel;
   gateway?: GatewayClient;
-  gatewayModule?: typeof import('./gateway.js');
-  gatewayLoadError?: string;
+  stepGateway?: GatewayClient;
   evidence?: typeof import('./evidence.js');
   bus?: Promise<Bus>;
   redis?: Promise<Redis>;
@@ -169,7 +177,7 @@ export function scenario(title: string, build: (s: ScenarioBuilder) => void): vo
     for (const def of steps) {
       test(def.name, async (tctx) => {
         const r = mustRun(run);
-        if (r.interrupted) tctx.skip(`skipped because the run was interrupted (${r.interrupted})`);
+        if (r.interrupted) tctx.skip(`skipped because the run was interrupted (${r.interrupted.text})`);
         if (failedStep) tctx.skip(`skipped because '${failedStep}' failed`);
         await labelTest(r);
         try {
@@ -263,12 +271,6 @@ async function openFileRun(): Promise<FileRun> {
     pendingAttachments: [],
   };
   run.evidence = await import('./evidence.js');
-  // Loaded up front so ctx.gateway() can stay synchronous for scenario authors; a load failure is
-  // kept and reported by the first step that asks for the gateway.
-  run.gatewayModule = await import('./gateway.js').catch((err: unknown) => {
-    run.gatewayLoadError = errorMessage(err);
-    return undefined;
-  });
   // Secrets are referenced by env var name in the profile; their values must never reach the report.
   for (const v of secretValues(target)) run.evidence.registerSecret(v);
   run.channel = new BroadcastChannel(interruptChannelName(runId));
@@ -292,38 +294,23 @@ function currentTestFile(): string {
   return state?.filepath ?? 'scenario';
 }
 
-/** Graceful closes wait for in-flight work, and an interrupted step may have left a request hanging. */
+/** Graceful closes of the bus and Redis wait for in-flight work; an interrupted step may have left some. */
 const CLOSE_GRACE_MS = 2_000;
 
 async function closeFileRun(run: FileRun): Promise<void> {
   run.channel?.close();
+  // Every request is bound to its step or its teardown action, so one still open has outlived them.
   const closing = Promise.allSettled([
-    run.gateway?.close(),
+    run.gateway?.destroy(),
     run.bus?.then((b) => b.close()),
     run.redis?.then((r) => r.quit()),
   ]);
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([closing, new Promise((r) => (timer = setTimeout(r, run.interrupted ? 200 : CLOSE_GRACE_MS)))]);
-  clearTimeout(timer);
+  await settleWithin(closing, run.interrupted ? 200 : CLOSE_GRACE_MS);
 }
 
 async function labelTest(run: FileRun): Promise<void> {
   await allure.epic(run.runbook);
   await allure.parameter('target', run.target.name);
-}
-
-class InterruptedError extends Error {
-  constructor(reason: string) {
-    super(`interrupted: ${reason}`);
-    this.name = 'InterruptedError';
-  }
-}
-
-class StepTimeoutError extends Error {
-  constructor(step: string, ms: number) {
-    super(`step '${step}' did not finish within ${ms} ms (its timeoutMs); it was aborted`);
-    this.name = 'StepTimeoutError';
-  }
 }
 
 function isSkip(err: unknown): boolean {
@@ -332,11 +319,16 @@ function isSkip(err: unknown): boolean {
 
 async function runStep(run: FileRun, def: StepDef, timeoutMs: number, tctx: TestContext): Promise<void> {
   const controller = new AbortController();
+  const ended = new AbortController();
   run.current = controller;
+  run.requestScope = AbortSignal.any([controller.signal, ended.signal]);
+  // An interrupt that arrived while this step was being set up found no step to abort: apply it now.
+  if (run.interrupted) controller.abort(new InterruptedError(run.interrupted));
   const timer = setTimeout(() => controller.abort(new StepTimeoutError(def.name, timeoutMs)), timeoutMs);
   const failures: Finding[] = [];
   const ctx = makeContext(run, def.name, controller.signal, tctx, failures);
   try {
+    // A step that ignores its signal must not keep Ctrl-C or a timeout from reaching teardown.
     await untilAborted(() => def.fn(ctx), controller.signal);
     await Promise.allSettled(run.pendingAttachments.splice(0));
     if (failures.length > 0) {
@@ -346,30 +338,11 @@ async function runStep(run: FileRun, def: StepDef, timeoutMs: number, tctx: Test
     }
   } finally {
     clearTimeout(timer);
+    // A request the step left running (a probe it stopped waiting for) must not outlive it.
+    ended.abort(new Error(`step '${def.name}' ended`));
     run.current = undefined;
+    run.requestScope = undefined;
     await Promise.allSettled(run.pendingAttachments.splice(0));
-  }
-}
-
-/**
- * Run fn but stop waiting as soon as the signal aborts: a step that ignores its signal must not keep
- * Ctrl-C or a timeout from reaching teardown. The abandoned promise is silenced so it cannot turn
- * into an unhandled rejection later.
- */
-async function untilAborted(fn: () => Promise<void> | void, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) throw signal.reason;
-  const work = Promise.resolve().then(fn);
-  work.catch(() => {});
-  let onAbort!: () => void;
-  const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-  aborted.catch(() => {});
-  try {
-    await Promise.race([work, aborted]);
-  } finally {
-    signal.removeEventListener('abort', onAbort);
   }
 }
 
@@ -383,7 +356,7 @@ function makeContext(run: FileRun, stepName: string, signal: AbortSignal, tctx: 
     options: run.options,
     runId: run.runId,
     prefix: runPrefix(run.runId),
-    gateway: () => gatewayFor(run),
+    gateway: () => stepGatewayFor(run),
     bus() {
       run.bus ??= import('./bus.js').then((m) => m.connectBus(run.target));
       return run.bus;
@@ -453,15 +426,20 @@ function recordTeardown(run: FileRun, results: NonNullable<import('./teardown.js
 /** One client per scenario file; its transcripts land on whichever step is running at the time. */
 function gatewayFor(run: FileRun): GatewayClient {
   if (!run.gateway) {
-    if (!run.gatewayModule) throw new Error(`the gateway client (helpers/gateway.ts) could not be loaded: ${run.gatewayLoadError}`);
     const ev = run.evidence!;
-    run.gateway = new run.gatewayModule.GatewayClient(run.target, {
+    run.gateway = new GatewayClient(run.target, {
       onExchange: (ex) => {
         run.pendingAttachments.push(ev.attachText(`HTTP ${ex.method} ${pathOf(ex.url)} → ${ex.status}`, ev.transcript(ex)).catch(() => {}));
       },
     });
   }
   return run.gateway;
+}
+
+/** The same client bound to the running step (teardown executors pass their own action signals instead). */
+function stepGatewayFor(run: FileRun): GatewayClient {
+  run.stepGateway ??= gatewayFor(run).withSignal(() => run.requestScope);
+  return run.stepGateway;
 }
 
 function pathOf(url: string): string {

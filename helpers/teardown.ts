@@ -11,6 +11,7 @@ import type { TargetProfile } from './profile-types.js';
 import type { GatewayClient } from './gateway.js';
 import { errorMessage } from './errors.js';
 import { MANIFEST as MANIFEST_FILE } from './report/manifest.js';
+import { untilAborted } from './waits.js';
 
 export type HttpTeardown = { kind: 'http'; method: 'DELETE' | 'POST'; path: string; body?: unknown; okStatuses?: number[] };
 export type RedisTeardown = { kind: 'redis'; command: string[] };
@@ -120,10 +121,18 @@ export class TeardownRegistry {
 }
 
 async function runAction(action: TeardownAction, exec: TeardownExecutor, outer?: AbortSignal): Promise<void> {
-  const signal = outer ? AbortSignal.any([outer, AbortSignal.timeout(ACTION_TIMEOUT_MS)]) : AbortSignal.timeout(ACTION_TIMEOUT_MS);
   if (action.kind === 'local') return action.run();
-  if (action.kind === 'http') return exec.http(action, signal);
-  return exec.redis(action, signal);
+  const own = new AbortController();
+  const timer = setTimeout(() => own.abort(new Error(`no answer within ${ACTION_TIMEOUT_MS / 1000} s`)), ACTION_TIMEOUT_MS);
+  const signal = outer ? AbortSignal.any([outer, own.signal]) : own.signal;
+  try {
+    if (action.kind === 'http') await exec.http(action, signal);
+    else await exec.redis(action, signal);
+  } catch (err) {
+    throw signal.aborted ? new Error(`${describeAction(action)}: aborted (${errorMessage(signal.reason)})`) : err;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 // ---- journal files (runner side) ----
@@ -331,40 +340,26 @@ export function unfinishedJournals(stateDir: string, target: string, exceptRunId
 
 // ---- executors ----
 
-/** Resolve when p settles or reject when the signal aborts, whichever is first. */
-function abortable<T>(p: Promise<T>, signal: AbortSignal, what: string): Promise<T> {
-  if (signal.aborted) return Promise.reject(new Error(`${what}: aborted`));
-  p.catch(() => {});
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new Error(`${what}: aborted (${errorMessage(signal.reason)})`));
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
-}
-
 /**
  * Teardown against the target: HTTP through a GatewayClient (same auth/principal headers and
  * transcripts as the steps), Redis through helpers/redis.ts, connected only when a Redis action
- * actually runs. The runner and the in-worker teardown step both use this.
+ * actually runs. The runner and the in-worker teardown step both use this. Each action's signal
+ * reaches the request itself, so an action that runs out of time is cancelled, not left running.
  */
 export function targetExecutor(profile: TargetProfile, gateway: () => GatewayClient): TeardownExecutor {
   let client: Promise<{ call(cmd: string, ...args: string[]): Promise<unknown>; quit(): Promise<unknown> }> | undefined;
   return {
     async http(action, signal) {
-      const what = `${action.method} ${action.path}`;
-      await abortable(
-        gateway().request(action.method, action.path, { body: action.body, expect: action.okStatuses ?? DEFAULT_OK }),
-        signal,
-        what,
-      );
+      await gateway().request(action.method, action.path, { body: action.body, expect: action.okStatuses ?? DEFAULT_OK, signal });
     },
     async redis(action, signal) {
       const what = `redis ${action.command.join(' ')}`;
       if (!profile.redis) throw new Error(`cannot run '${what}': target '${profile.name}' has no redis section`);
       client ??= import('./redis.js').then((m) => m.connectRedis(profile));
-      const r = await abortable(client, signal, what);
+      // ioredis commands take no signal: stop waiting for them instead.
+      const r = await untilAborted(client, signal);
       const [cmd, ...args] = action.command;
-      await abortable(r.call(cmd!, ...args), signal, what);
+      await untilAborted(r.call(cmd!, ...args), signal);
     },
     async close() {
       if (client) await (await client.catch(() => undefined))?.quit().catch(() => {});

@@ -1,7 +1,7 @@
 // Deadline polls. Cordum is asynchronous everywhere (job states, DLQ entries, kernel reloads), so
 // runbooks poll; every poll here has a hard deadline and, when it runs out, says what it last saw:
 // "still PENDING" and "never got an answer" need different fixes.
-import { GatewayError } from './gateway.js';
+import type { GatewayError } from './gateway.js';
 
 export interface WaitOptions {
   timeoutMs: number;
@@ -36,9 +36,16 @@ const NOTHING = Symbol('nothing');
 
 /**
  * Probe until `until(value)` holds or the deadline passes. A probe that throws counts as "not yet"
- * (its error is what the timeout message shows). A probe that hangs cannot push the deadline out.
+ * (its error is what the timeout message shows). A probe that hangs cannot push the deadline out:
+ * each probe gets a signal that aborts at the deadline (and on the caller's signal), so a probe that
+ * passes it on (an HTTP request) is cancelled, not merely abandoned.
  */
-export async function waitFor<T>(what: string, probe: () => Promise<T>, until: (v: T) => boolean, opts: WaitOptions): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  probe: (signal: AbortSignal) => Promise<T>,
+  until: (v: T) => boolean,
+  opts: WaitOptions,
+): Promise<T> {
   const interval = opts.intervalMs ?? 250;
   const deadline = Date.now() + opts.timeoutMs;
   let last: T | typeof NOTHING = NOTHING;
@@ -47,7 +54,15 @@ export async function waitFor<T>(what: string, probe: () => Promise<T>, until: (
   throwIfAborted(opts.signal, what);
   for (;;) {
     const remaining = deadline - Date.now();
-    const outcome = await raceDeadline(probe, remaining, opts.signal, what);
+    // Always give the first probe a chance, even with a tiny remaining budget.
+    const limit = anySignal(opts.signal, AbortSignal.timeout(Math.max(remaining, 1)))!;
+    let outcome: Outcome<T>;
+    try {
+      outcome = { kind: 'value', value: await untilAborted(() => probe(limit), limit) };
+    } catch (error) {
+      throwIfAborted(opts.signal, what);
+      outcome = limit.aborted ? { kind: 'deadline' } : { kind: 'error', error };
+    }
     if (outcome.kind !== 'deadline') probes++;
     if (outcome.kind === 'value') {
       last = outcome.value;
@@ -89,7 +104,7 @@ export async function retryOn409<R>(fn: () => Promise<R>, opts: RetryOn409Option
     try {
       return await fn();
     } catch (err) {
-      if (!(err instanceof GatewayError) || err.status !== 409 || !match(err)) throw err;
+      if (!isConflict(err) || !match(err)) throw err;
       const pause = Math.round(interval * (1 + Math.random() * 0.5));
       if (Date.now() + pause > deadline) {
         throw new WaitTimeoutError(what, timeoutMs, undefined, err, attempts);
@@ -117,31 +132,50 @@ export function sleep(ms: number, signal?: AbortSignal, what = 'a pause'): Promi
 
 type Outcome<T> = { kind: 'value'; value: T } | { kind: 'error'; error: unknown } | { kind: 'deadline' };
 
-function raceDeadline<T>(probe: () => Promise<T>, remainingMs: number, signal: AbortSignal | undefined, what: string): Promise<Outcome<T>> {
-  return new Promise((resolve, reject) => {
-    let settled = false;
-    const finish = (fn: () => void) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-      fn();
-    };
-    const onAbort = () => finish(() => reject(new WaitAbortedError(what, signal?.reason)));
-    // Always give the first probe a chance, even with a tiny remaining budget.
-    const timer = setTimeout(() => finish(() => resolve({ kind: 'deadline' })), Math.max(remainingMs, 1));
-    signal?.addEventListener('abort', onAbort, { once: true });
-    let p: Promise<T>;
-    try {
-      p = Promise.resolve(probe());
-    } catch (error) {
-      p = Promise.reject(error);
-    }
-    p.then(
-      (value) => finish(() => resolve({ kind: 'value', value })),
-      (error) => finish(() => resolve({ kind: 'error', error })),
-    );
+/**
+ * Settle with `work`, or reject with the signal's reason as soon as it aborts, whichever comes first.
+ * The one place the code stops waiting for work that cannot be cancelled itself (a step function
+ * that ignores its signal, an ioredis command, a graceful close). Whatever accepts a signal (HTTP
+ * requests, sleeps, polls) should get it instead, so the work itself stops. The abandoned promise is
+ * silenced so it cannot become an unhandled rejection later.
+ */
+export function untilAborted<T>(work: Promise<T> | (() => Promise<T> | T), signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  let p: Promise<T>;
+  try {
+    p = typeof work === 'function' ? Promise.resolve(work()) : work;
+  } catch (err) {
+    p = Promise.reject(err);
+  }
+  p.catch(() => {});
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
   });
+}
+
+/** Wait for `work` at most `ms` (best effort: closes, notifications); true when it settled in time. */
+export async function settleWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
+  const limit = AbortSignal.timeout(ms);
+  try {
+    await untilAborted(work, limit);
+  } catch {
+    return !limit.aborted;
+  }
+  return true;
+}
+
+/** One signal that aborts when any of the given ones does (undefined entries are skipped; none: undefined). */
+export function anySignal(...signals: (AbortSignal | undefined)[]): AbortSignal | undefined {
+  const present = signals.filter((s): s is AbortSignal => s !== undefined);
+  return present.length <= 1 ? present[0] : AbortSignal.any(present);
+}
+
+/** A GatewayError (helpers/gateway.ts) with status 409, told by its fields: waits stays free of the HTTP stack. */
+function isConflict(err: unknown): err is GatewayError {
+  const e = err as Partial<GatewayError> | undefined;
+  return err instanceof Error && e?.status === 409 && typeof e.body === 'string' && typeof e.method === 'string';
 }
 
 function throwIfAborted(signal: AbortSignal | undefined, what: string): void {

@@ -1,15 +1,11 @@
 // `pnpm runbook bundle <report dir> [--ticket ID] [--out PATH] [--jira ISSUE]`: pack a run's report
-// for a change ticket. This module also holds the verify and Jira-attach functions that
-// verify-bundle.ts and attach.ts register (cli/runbook.ts loads one module per command name).
+// for a change ticket, and with --jira attach it (through the attach command's function).
 // Output is one line per result; exit codes come from RunbookErrors (main() maps them).
 
 import type { Command } from 'commander';
 import { EXIT } from '../../helpers/errors.js';
-import { BundleIntegrityError, createBundle } from '../../helpers/ticket/bundle.js';
-import { attachToJiraIssue, type JiraAttachment } from '../../helpers/ticket/jira.js';
-import { verifyBundle } from '../../helpers/ticket/verify-bundle.js';
-
-export { notifyCommand } from './notify.js';
+import { createBundle } from '../../helpers/ticket/bundle.js';
+import { attachCommand } from './attach.js';
 
 export interface BundleCommandOptions {
   /** Output folder or full .tar.gz path; default next to the report folder. */
@@ -28,32 +24,6 @@ export async function bundleCommand(reportDir: string, opts: BundleCommandOption
   if (result.absent.length) log(`bundle: note: the run has no ${result.absent.join(', ')}; bundled without`);
   if (opts.jira) await attachCommand(result.archive, { issue: opts.jira, log });
   return { archive: result.archive };
-}
-
-export async function verifyBundleCommand(
-  archive: string,
-  opts: { log?: (line: string) => void } = {},
-): Promise<{ ok: boolean; problems: string[] }> {
-  const log = opts.log ?? ((line: string) => console.log(line));
-  const { ok, problems, files } = await verifyBundle(archive);
-  if (ok) log(`verify-bundle: OK, ${files.length} files match ${archive}'s manifest`);
-  else for (const problem of problems) log(`verify-bundle: ${problem}`);
-  return { ok, problems };
-}
-
-export async function attachCommand(
-  archive: string,
-  opts: { issue: string; timeoutMs?: number; log?: (line: string) => void },
-): Promise<{ attachments: JiraAttachment[] }> {
-  const log = opts.log ?? ((line: string) => console.log(line));
-  // Never upload something that does not verify: the ticket is the audit record.
-  const check = await verifyBundle(archive);
-  if (!check.ok) {
-    throw new BundleIntegrityError(`not uploading ${archive}: ${check.problems[0]}`, check.problems);
-  }
-  const attachments = await attachToJiraIssue({ issueKey: opts.issue, archive, timeoutMs: opts.timeoutMs });
-  log(`jira: attached ${attachments.map((a) => a.filename || a.id).join(', ') || archive} to ${opts.issue}`);
-  return { attachments };
 }
 
 export function register(program: Command): void {

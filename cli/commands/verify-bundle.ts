@@ -3,9 +3,18 @@
 
 import type { Command } from 'commander';
 import { EXIT } from '../../helpers/errors.js';
-import { verifyBundleCommand } from './bundle.js';
+import { verifyBundle } from '../../helpers/ticket/verify-bundle.js';
 
-export { verifyBundleCommand };
+export async function verifyBundleCommand(
+  archive: string,
+  opts: { log?: (line: string) => void } = {},
+): Promise<{ ok: boolean; problems: string[] }> {
+  const log = opts.log ?? ((line: string) => console.log(line));
+  const { ok, problems, files } = await verifyBundle(archive);
+  if (ok) log(`verify-bundle: OK, ${files.length} files match ${archive}'s manifest`);
+  else for (const problem of problems) log(`verify-bundle: ${problem}`);
+  return { ok, problems };
+}
 
 export function register(program: Command): void {
   program

@@ -1,8 +1,11 @@
 // A Vitest reporter that records each runbook step's outcome in run order, for summary.json and the
-// exit code. It never prints: cli/progress-reporter.ts does the talking.
+// exit code. A step's error arrives from the worker thread as a plain object, so its exit code and
+// machine code are read from the error's own fields (helpers/errors.ts), never from its class name.
+// It never prints: cli/progress-reporter.ts does the talking.
 import { relative } from 'node:path';
 import type { Reporter, SerializedError, TestCase, TestModule } from 'vitest/node';
 import { REPO_ROOT } from '../catalog.js';
+import { EXIT, errorCodeOf, exitCodeOf } from '../errors.js';
 import type { StepRecord } from './summary.js';
 
 export class StepCollector implements Reporter {
@@ -31,10 +34,10 @@ export class StepCollector implements Reporter {
     for (const err of unhandled) this.runErrors.push(`unhandled error: ${firstLine(err.message ?? String(err))}`);
   }
 
-  /** Steps still marked running when the run was cut short, recorded as failed. */
-  flushRunning(reason: string): void {
+  /** Steps still marked running when the run was cut short, recorded as failed with the cause's exit code. */
+  flushRunning(reason: string, exitCode: number): void {
     for (const tc of this.running.values()) {
-      this.steps.push({ ...toRecord(tc), status: 'failed', error: reason });
+      this.steps.push({ ...toRecord(tc), status: 'failed', error: reason, exit_code: exitCode });
     }
     this.running.clear();
   }
@@ -50,11 +53,15 @@ function toRecord(tc: TestCase): StepRecord {
     name: tc.name,
     status: result.state === 'passed' ? 'passed' : result.state === 'failed' ? 'failed' : 'skipped',
     duration_ms: Math.round(diag?.duration ?? 0),
+    exit_code: EXIT.PASSED,
   };
   if (result.state === 'failed') {
     const e = result.errors[0];
     rec.error = e ? `${e.name && e.name !== 'Error' && e.name !== 'AssertionError' ? e.name + ': ' : ''}${e.message}` : 'failed';
     rec.error_type = e?.name;
+    rec.exit_code = exitCodeOf(e);
+    const code = errorCodeOf(e);
+    if (code) rec.error_code = code;
   }
   if (result.state === 'skipped' && result.note) rec.skip_reason = result.note;
   return rec;

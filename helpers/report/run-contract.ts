@@ -1,4 +1,4 @@
-// The contract between the runner (cli/run.ts) and scenario workers (helpers/steps.ts): environment
+// The contract between the runner (cli/run.ts, cli/run/) and scenario workers (helpers/steps.ts): environment
 // variable names, file names inside a run directory, the interrupt channel and run ids. Kept free of
 // Vitest imports so both sides can load it.
 import { randomBytes } from 'node:crypto';
@@ -24,6 +24,11 @@ export const ENV = {
   JOURNAL: 'RUNBOOK_TEARDOWN_JOURNAL',
   NAME: 'RUNBOOK_NAME',
   OPTIONS: 'RUNBOOK_OPTIONS', // the runbook's declared options as given on the command line, JSON
+  /**
+   * Tests only: `setup` or `report` holds the runner at that phase (cli/run/test-pause.ts) and says
+   * so on stderr, so a test can signal it there without racing it. Unset in every real run.
+   */
+  TEST_PAUSE: 'RUNBOOK_TEST_PAUSE',
 } as const;
 
 export const RUN_FILES = {
@@ -40,6 +45,14 @@ export const RUN_FILES = {
 export const TEARDOWN_STEP = 'Teardown: remove what this run created';
 
 /**
+ * Why a run stops early: a signal (Ctrl-C, SIGTERM: exit 130) or the runbook's time budget (a failed
+ * check). Typed, so nothing has to recover the kind from the wording; `text` is what people read.
+ */
+export type InterruptReason =
+  | { kind: 'signal'; signal: 'SIGINT' | 'SIGTERM'; text: string }
+  | { kind: 'budget'; budgetMs: number; text: string };
+
+/**
  * Scenario workers are worker threads of the runner process, so a BroadcastChannel reaches them
  * without files or signals. Messages: {type:'interrupt', reason} stops the running step (teardown
  * still runs); {type:'force'} also cuts teardown short.
@@ -47,7 +60,7 @@ export const TEARDOWN_STEP = 'Teardown: remove what this run created';
 export function interruptChannelName(runId: string): string {
   return `runbook-interrupt:${runId}`;
 }
-export type InterruptMessage = { type: 'interrupt'; reason: string } | { type: 'force'; reason: string };
+export type InterruptMessage = { type: 'interrupt' | 'force'; reason: InterruptReason };
 
 /** `20261127-113000-smoke-ab12`: sortable, names the runbook, unique enough for one operator. */
 export function newRunId(runbook: string, now = new Date()): string {

@@ -16,8 +16,15 @@ export interface StepRecord {
   name: string;
   status: StepStatus;
   duration_ms: number;
+  /**
+   * The exit code this step asks for: 0 when it passed or was skipped, else its error's own
+   * `exitCode` (helpers/errors.ts), 1 for any other error. The run's verdict reads this.
+   */
+  exit_code: number;
   error?: string;
   error_type?: string;
+  /** The error's machine code (RB_…), when it was a RunbookError. */
+  error_code?: string;
   skip_reason?: string;
 }
 

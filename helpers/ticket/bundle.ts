@@ -5,7 +5,7 @@
 
 import { mkdir, readFile, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { ConfigError, EXIT, RunbookError, UsageError } from '../errors.js';
+import { BundleIntegrityError, ConfigError, EXIT, RunbookError, UsageError } from '../errors.js';
 import { MiB, readUserFileAsync } from '../files.js';
 import { checkTicket } from '../input.js';
 import { MANIFEST_NAME, checkEntries, parseManifest, type ManifestEntry } from './manifest.js';
@@ -18,15 +18,8 @@ export const EXPECTED_FILES = ['index.html', 'junit.xml'] as const;
 /** SARIF is written only by runbooks with findings (readiness). */
 const SARIF_PATTERN = /\.sarif$/;
 
-/** The report on disk does not match its own manifest: packing it would launder the change. */
-export class BundleIntegrityError extends RunbookError {
-  constructor(
-    message: string,
-    readonly problems: string[],
-  ) {
-    super(message, EXIT.CHECK_FAILED);
-  }
-}
+/** The report on disk does not match its own manifest (declared with the other exit-code errors). */
+export { BundleIntegrityError };
 
 export interface BundleOptions {
   /** Output folder, or a full path ending in .tar.gz. Default: the folder holding the report. */

@@ -1,10 +1,11 @@
 // The runner against a misbehaving gateway: error statuses, a 429 storm, a response slower than
-// the request timeout, connection resets, and the gateway dying mid-run and coming back.
+// the request timeout, a step whose deadline passes during a request, connection resets, and the
+// gateway dying mid-run and coming back.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rmSync } from 'node:fs';
 import { startFaultGateway, type FaultGateway } from './support/fault-gateway.js';
 import { expectCalm, expectReport } from './support/checks.js';
-import { Workspace, gatewayProfile } from './support/harness.js';
+import { HANGUP_GRACE_MS, Workspace, gatewayProfile } from './support/harness.js';
 
 let gw: FaultGateway;
 let ws: Workspace;
@@ -33,7 +34,7 @@ describe('gateway faults', () => {
     expect(r.stdout).toMatch(/→ 500 "internal error: redis: connection pool exhausted \(key \*\*\*\)"/);
     expect(failed["Probe 'p502'"]).toMatch(/→ 502 .*Bad Gateway/);
     expect(failed["Probe 'p429'"]).toMatch(/→ 429 .*still rate limited after 6 attempts/);
-    expect(failed["Probe 'preset'"]).toMatch(/gateway unreachable: .*UND_ERR_SOCKET|ECONNRESET/);
+    expect(failed["Probe 'preset'"]).toMatch(/gateway unreachable: .*(UND_ERR_SOCKET|ECONNRESET)/);
     // Files run in the order the runbook lists them (429 first), so the verdict is stable.
     expect(s.steps[1].name).toBe("Probe 'p429'");
     expect(s.steps.filter((st: any) => st.name.startsWith('Teardown')).map((st: any) => st.status)).toEqual(['passed', 'passed', 'passed', 'passed']);
@@ -49,6 +50,22 @@ describe('gateway faults', () => {
     const s = expectReport(r, 'unreachable');
     expect(s.steps[1].error).toMatch(/no complete response within the request timeout of 1500 ms/);
     expect(r.stdout).toMatch(/no complete response within the request timeout of 1500 ms/);
+    expect(gw.objects.size, 'leftovers on the target').toBe(0);
+  }, 240_000);
+
+  it('a step timeout aborts its in-flight request: the server sees the connection close at the step deadline, not at the request timeout', async () => {
+    gw.setFault('stuck', 'hold');
+    const from = gw.served.length;
+    const r = await ws.cli(['gw-step-timeout', '--target', profile]);
+    expectCalm(ws, r, 1);
+    const s = expectReport(r, 'failed');
+    expect(s.steps[1]).toMatchObject({ name: "Probe 'stuck'", status: 'failed', exit_code: 1, error_code: 'RB_STEP_TIMEOUT' });
+    expect(s.steps[1].error).toMatch(/step 'Probe 'stuck'' did not finish within 2000 ms \(its timeoutMs\); it was aborted/);
+    const probe = gw.served.slice(from).find((a) => a.line === 'GET /api/v1/probe/stuck');
+    expect(probe?.closedAt, 'the held request was never hung up on').toBeDefined();
+    // The fixture's request timeout is 60 s: only the step's abort can close it this early.
+    expect(probe!.closedAt! - probe!.openedAt).toBeLessThanOrEqual(2000 + HANGUP_GRACE_MS);
+    expect(s.steps.at(-1)).toMatchObject({ name: 'Teardown: remove what this run created', status: 'passed' });
     expect(gw.objects.size, 'leftovers on the target').toBe(0);
   }, 240_000);
 

@@ -92,7 +92,7 @@ function summaryWith(text: string): RunSummary {
     end: '2026-01-01T00:00:01.000Z',
     duration_ms: 1000,
     counts: { total: 1, passed: 0, failed: 1, skipped: 0 },
-    steps: [{ scenario: 'prop', file: 'prop.ts', name: 'echo', status: 'failed', duration_ms: 1, error: `GET /x → 500 ${JSON.stringify(text)}`, error_type: 'GatewayError' }],
+    steps: [{ scenario: 'prop', file: 'prop.ts', name: 'echo', status: 'failed', duration_ms: 1, error: `GET /x → 500 ${JSON.stringify(text)}`, error_type: 'GatewayError', exit_code: 1 }],
     findings: [{ id: 'prop.f', severity: 'warn', title: 'echo', detail: text }],
     teardown: { removed_by_steps: [], removed_by_runner: [], left_behind: [{ label: 'thing', error: text }], earlier_runs: [] },
     errors: [text],

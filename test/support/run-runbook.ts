@@ -1,7 +1,9 @@
 // Runs `pnpm runbook <args>` as a child process the way a user would, for the runbook tests.
 // Each run starts its own sandbox on free ports, so runs are queued two at a time per test file
-// (two cores), bounded by a deadline (SIGTERM, then the runner tears down), and read back through
-// the report's summary.json (the last line the runner prints is the report path).
+// (two cores), bounded by a deadline, and read back through the report's summary.json (the last
+// line the runner prints is the report path). A run past its deadline is stopped (SIGTERM, so the
+// runner still tears down) and the test fails with "did not finish in time": never with the
+// exit code 130 that SIGTERM produces, which would read as an interrupted run.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,7 +13,7 @@ import type { RunSummary } from '../../helpers/report/summary.js';
 export type { RunSummary } from '../../helpers/report/summary.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
-/** A run still going after this gets SIGTERM so it cannot outlive its test. */
+/** A run still going after this is stopped (SIGTERM) and fails its test as too slow. */
 export const CHILD_DEADLINE_MS = 90_000;
 /** Vitest backstop for a test that queues behind others and then runs one deadline. */
 export const RUN_TIMEOUT_MS = 240_000;
@@ -86,7 +88,12 @@ function spawnOnce(args: string[], opts: RunOptions): Promise<RunResult> {
     });
     children.add(child);
     opts.onStart?.(child, dirs);
-    const killer = setTimeout(() => child.kill('SIGTERM'), opts.deadlineMs ?? CHILD_DEADLINE_MS);
+    const deadlineMs = opts.deadlineMs ?? CHILD_DEADLINE_MS;
+    let timedOut = false;
+    const killer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGTERM');
+    }, deadlineMs);
     let stdout = '';
     let stderr = '';
     child.stdout!.on('data', (d) => (stdout += d));
@@ -95,6 +102,11 @@ function spawnOnce(args: string[], opts: RunOptions): Promise<RunResult> {
     child.on('close', (code) => {
       clearTimeout(killer);
       children.delete(child);
+      if (timedOut) {
+        const what = `pnpm runbook ${args.join(' ')}`;
+        fail(new Error(`${what} did not finish within the test's deadline of ${deadlineMs} ms; it was stopped with SIGTERM (so its exit ${code} says nothing about the run)\nstdout:\n${stdout}\nstderr:\n${stderr}`));
+        return;
+      }
       const last = stdout.trim().split('\n').at(-1) ?? '';
       const reportDir = last.endsWith('index.html') ? dirname(resolve(ROOT, last)) : undefined;
       const summaryFile = reportDir && join(reportDir, 'summary.json');

@@ -1,8 +1,11 @@
 // A fault-injecting stand-in for Cordum's API gateway, on loopback only. Fixture runbooks
 // (test/fixtures/faults/) create objects on it (things, locks) and register their teardown; the
 // server keeps a registry of what exists, so a test can scan it for leftovers after a run.
-// Probes (GET /api/v1/probe/<name>) answer according to the fault set for that name. The server can
-// die (stop listening, drop every connection) and come back on the same port with its registry.
+// Probes (GET /api/v1/probe/<name>) answer according to the fault set for that name; /health and
+// /api/v1/status can be given a hostile answer too (a body that trickles or never ends, HTML,
+// invalid JSON, null). Every answer records how long its connection stayed open and how many body
+// bytes were written, so a test can prove the client hung up in time. The server can die (stop
+// listening, drop every connection) and come back on the same port with its registry.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 
@@ -16,7 +19,24 @@ export type Fault =
   | 'die' // the whole server dies: stops listening, every connection is dropped
   | 'hold' // no answer until release() (or the client gives up)
   | 'echo' // 500 echoing the caller's key in the encoding the probe is named after (echo-<encoding>, see ECHOES)
-  | 'custom'; // the status and body given with setAnswer()
+  | 'custom' // the status and body given with setAnswer()
+  | 'trickle' // 200 and headers at once, then the body one byte every `trickleMs`, never finishing
+  | 'endless' // 200 application/json, then 64 KiB every 5 ms without end
+  | 'flood' // 200 application/json, then bytes as fast as the socket takes them, without end
+  | 'html' // 200 text/html: a proxy's or a login page's answer
+  | 'invalid-json' // 200 application/json whose body does not parse
+  | 'null'; // 200 application/json `null`
+
+/** One answer as the server saw it: when its connection closed and how much body it wrote. */
+export interface Served {
+  /** "METHOD /path" */
+  line: string;
+  /** ms since the server started */
+  openedAt: number;
+  closedAt?: number;
+  /** Body bytes written before the client hung up (or the answer ended). */
+  bytes: number;
+}
 
 /**
  * How hostile or careless servers echo a credential: each turns the caller's key into an error body.
@@ -67,9 +87,17 @@ export interface FaultGateway {
   statusAnswer?: { status: number; body: (key: string) => string };
   /** DELETEs of things wait for release() (teardown that blocks). */
   holdDeletes: boolean;
+  /** Answers for the next DELETEs of things, one each, before holdDeletes and the normal answer apply. */
+  nextDeletes: ('500' | 'hold')[];
   /** GET /health waits for release() (a target that is slow to answer preflight). */
   holdHealth: boolean;
+  /** A hostile answer for GET /health or GET /api/v1/status (preflight asks both); 'ok' by default. */
+  answers: { health: Fault; status: Fault };
+  /** Every answer, in arrival order, with the time its connection closed. */
+  served: Served[];
   slowMs: number;
+  /** Pause between bytes of a 'trickle' body. */
+  trickleMs: number;
   /** Answer every held request now. */
   release(): void;
   /** Called before a probe answers (test hook: e.g. restart NATS when a step reaches a point). */
@@ -90,6 +118,8 @@ export async function startFaultGateway(): Promise<FaultGateway> {
   const answers = new Map<string, { status: number; body: (key: string) => string }>();
   const held = new Set<() => void>();
   const sockets = new Set<Socket>();
+  const served: Served[] = [];
+  const t0 = Date.now();
   let next = 1;
   let server: Server | undefined;
   let port = 0;
@@ -115,8 +145,12 @@ export async function startFaultGateway(): Promise<FaultGateway> {
     keys,
     objects,
     holdDeletes: false,
+    nextDeletes: [],
     holdHealth: false,
+    answers: { health: 'ok', status: 'ok' },
+    served,
     slowMs: 4000,
+    trickleMs: 500,
     setFault: (probe, fault) => void faults.set(probe, fault),
     setAnswer(probe, status, body) {
       faults.set(probe, 'custom');
@@ -135,16 +169,68 @@ export async function startFaultGateway(): Promise<FaultGateway> {
     },
   };
 
-  async function handle(req: IncomingMessage, res: ServerResponse, raw: string): Promise<void> {
+  /** The hostile answers; false when `fault` is not one of them. */
+  function hostile(fault: Fault, res: ServerResponse, record: Served): boolean {
+    const write = (chunk: string | Buffer) => {
+      if (res.destroyed) return false;
+      record.bytes += Buffer.byteLength(chunk);
+      return res.write(chunk);
+    };
+    const every = (ms: number, fn: () => void) => {
+      const t = setInterval(fn, ms);
+      res.on('close', () => clearInterval(t));
+    };
+    switch (fault) {
+      case 'trickle':
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        every(gw.trickleMs, () => write('o'));
+        return true;
+      case 'endless': {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        write('[');
+        const block = Buffer.alloc(64 * 1024, '0,');
+        every(5, () => write(block));
+        return true;
+      }
+      case 'flood': {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        const block = Buffer.alloc(256 * 1024, ' ');
+        const pump = () => {
+          while (write(block));
+        };
+        res.on('drain', pump);
+        pump();
+        return true;
+      }
+      case 'html':
+        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+        res.end('<!doctype html><html><body><h1>Sign in</h1></body></html>');
+        return true;
+      case 'invalid-json':
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end('{"build": {"version": ');
+        return true;
+      case 'null':
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end('null');
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse, raw: string, record: Served): Promise<void> {
     const path = (req.url ?? '/').split('?')[0]!;
     if (path === '/health') {
       if (gw.holdHealth) return hold(res, () => send(res, 200, 'ok'));
+      if (hostile(gw.answers.health, res, record)) return;
       return send(res, 200, 'ok');
     }
     const key = String(req.headers['x-api-key'] ?? '');
     if (path === '/api/v1/status') {
       if (gw.statusAnswer) return send(res, gw.statusAnswer.status, gw.statusAnswer.body(key));
-      return send(res, 200, { build: { version: 'faults-0.0.1', commit: 'f00d' } });
+      if (hostile(gw.answers.status, res, record)) return;
+      return send(res, 200, { build: { version: 'faults-0.0.1', commit: 'f00d' }, redis: { ok: true }, nats: { connected: true } });
     }
 
     const probe = /^\/api\/v1\/probe\/([a-z0-9-]+)$/.exec(path);
@@ -183,6 +269,8 @@ export async function startFaultGateway(): Promise<FaultGateway> {
           const a = answers.get(name)!;
           return send(res, a.status, a.body(key));
         }
+        default:
+          if (hostile(faults.get(name)!, res, record)) return;
       }
     }
 
@@ -197,7 +285,9 @@ export async function startFaultGateway(): Promise<FaultGateway> {
       const key = `thing/${thing[1]}`;
       if (req.method === 'DELETE') {
         const remove = () => send(res, objects.delete(key) ? 204 : 404);
-        return gw.holdDeletes ? hold(res, remove) : remove();
+        const scripted = gw.nextDeletes.shift();
+        if (scripted === '500') return send(res, 500, 'internal error: delete failed');
+        return scripted === 'hold' || gw.holdDeletes ? hold(res, remove) : remove();
       }
       if (req.method === 'GET') return objects.has(key) ? send(res, 200, objects.get(key)) : send(res, 404, 'not found');
     }
@@ -227,12 +317,15 @@ export async function startFaultGateway(): Promise<FaultGateway> {
     const srv = createServer((req, res) => {
       const path = (req.url ?? '/').split('?')[0]!;
       log.push(`${req.method} ${path}`);
+      const record: Served = { line: `${req.method} ${path}`, openedAt: Date.now() - t0, bytes: 0 };
+      served.push(record);
+      res.on('close', () => (record.closedAt = Date.now() - t0));
       const key = req.headers['x-api-key'];
       if (typeof key === 'string') keys.push(key);
       let raw = '';
       req.on('data', (c) => (raw += c));
       req.on('end', () => {
-        handle(req, res, raw).catch((err: unknown) => send(res, 500, `fault gateway: ${String(err)}`));
+        handle(req, res, raw, record).catch((err: unknown) => send(res, 500, `fault gateway: ${String(err)}`));
       });
     });
     srv.on('connection', (s) => {

@@ -2,17 +2,46 @@
 // test/fixtures/faults and checks the runner's promises under faults: exit code, a one-line
 // cause, a report, a bounded run time and no secret anywhere it writes.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { listFiles } from '../../../helpers/report/manifest.js';
 import { findSecret } from './secret-scan.js';
 import { startServer, type TestServer } from '../../deploy/http-fixture.js';
+import { startFaultGateway, type FaultGateway } from './fault-gateway.js';
 
 export const ROOT = resolve(import.meta.dirname, '../../..');
 export const FIXTURES = join(ROOT, 'test/fixtures/faults');
 /** A recognisable API key: it must never appear in any output or report file. */
 export const SECRET = 'rb-fault-SECRET-c0ffee-91d4e7';
+
+// The bounds a run is held to are the documented deadlines plus one stated grace, never a guess:
+/** The time budget most fixture runbooks declare (test/fixtures/faults/runbooks/*.md, `time_budget: 60s`). */
+export const RUN_BUDGET_MS = 60_000;
+/** After a second Ctrl-C the runner exits within this, whatever still runs (cli/run/interrupts.ts FORCED_EXIT_MS). */
+export const FORCED_EXIT_MS = 30_000;
+/**
+ * The stated grace on top of a deadline: the runner's own start-up (Node, tsx, Vitest), its
+ * teardown and its report writing, on a shared 2-core machine under heavy load (a run of four
+ * fixture files was seen to take 86 s at a load average of 28). Generous on purpose: these bounds
+ * catch hangs, they do not measure speed (pnpm bench does).
+ */
+export const GRACE_MS = 60_000;
+/** From a signal that should end the run (once the steps are past) to the process exit: teardown, report, sandbox stop. */
+export const EXIT_GRACE_MS = 30_000;
+/** From a deadline (a step's, a request's) to the server seeing the connection close. */
+export const HANGUP_GRACE_MS = 5_000;
+/** A whole run: its time budget plus the grace. Past it, the run is killed and reported as hung. */
+export const RUN_BOUND_MS = RUN_BUDGET_MS + GRACE_MS;
+
+/** The bound of a run of fixture runbook `name`: the `time_budget` its page declares, plus the grace. */
+export function runBound(name: string | undefined): number {
+  const page = name && /^[a-z0-9-]+$/.test(name) ? join(FIXTURES, 'runbooks', `${name}.md`) : undefined;
+  if (!page || !existsSync(page)) return RUN_BOUND_MS;
+  const m = /^time_budget:\s*(\d+)(s|m)\s*$/m.exec(readFileSync(page, 'utf8'));
+  return m ? Number(m[1]) * (m[2] === 'm' ? 60_000 : 1000) + GRACE_MS : RUN_BOUND_MS;
+}
 
 export interface CliResult {
   code: number | null;
@@ -21,13 +50,18 @@ export interface CliResult {
   stderr: string;
   /** The run hit the test's hard deadline and was killed: a hang. */
   hung: boolean;
+  /** From spawn to exit. */
   ms: number;
+  /** Date.now() when the process exited (to measure from an event, e.g. a signal). */
+  exitedAt: number;
+  /** The bound this run was held to (its runbook's time budget plus the grace, unless given). */
+  boundMs: number;
 }
 
 export interface CliOptions {
   env?: Record<string, string | undefined>;
   onStart?: (child: ChildProcess) => void;
-  /** Hard deadline for the whole CLI run (a generous bound, not a performance assertion). */
+  /** Hard deadline for the whole CLI run: killed and marked `hung` past it (default runBound of the runbook). */
   deadlineMs?: number;
 }
 
@@ -51,6 +85,7 @@ export class Workspace {
 
   cli(args: string[], opts: CliOptions = {}): Promise<CliResult> {
     const started = Date.now();
+    const boundMs = opts.deadlineMs ?? runBound(args.find((a) => !a.startsWith('-')));
     return new Promise((done, fail) => {
       const env: NodeJS.ProcessEnv = {
         ...process.env,
@@ -76,7 +111,7 @@ export class Workspace {
       const timer = setTimeout(() => {
         hung = true;
         child.kill('SIGKILL');
-      }, opts.deadlineMs ?? 150_000);
+      }, boundMs);
       child.stdout!.on('data', (d) => (stdout += d));
       child.stderr!.on('data', (d) => (stderr += d));
       child.on('error', (e) => {
@@ -85,7 +120,7 @@ export class Workspace {
       });
       child.on('close', (code, signal) => {
         clearTimeout(timer);
-        done({ code, signal, stdout, stderr, hung, ms: Date.now() - started });
+        done({ code, signal, stdout, stderr, hung, ms: Date.now() - started, exitedAt: Date.now(), boundMs });
       });
       opts.onStart?.(child);
     });
@@ -128,7 +163,7 @@ export function causeLine(r: CliResult): string {
 }
 
 /** Bounded poll for test coordination (never a bare sleep). */
-export async function until(what: string, check: () => boolean, deadlineMs = 90_000): Promise<void> {
+export async function until(what: string, check: () => boolean, deadlineMs = RUN_BOUND_MS): Promise<void> {
   const end = Date.now() + deadlineMs;
   while (!check()) {
     if (Date.now() > end) throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}`);
@@ -165,4 +200,18 @@ export function startWebhookReceiver(): Promise<TestServer> {
     res.writeHead(200);
     res.end('ok');
   });
+}
+
+/** One fault gateway and one workspace for a test file: started before its tests, removed after. */
+export function faultGatewayFixture(): { readonly gw: FaultGateway; readonly ws: Workspace } {
+  const f = {} as { gw: FaultGateway; ws: Workspace };
+  beforeAll(async () => {
+    f.gw = await startFaultGateway();
+    f.ws = new Workspace(() => f.gw.url);
+  });
+  afterAll(async () => {
+    await f.gw?.close();
+    if (f.ws) rmSync(f.ws.dir, { recursive: true, force: true });
+  });
+  return f;
 }
