@@ -10,7 +10,11 @@ export interface KubeOptions {
   kubeconfig?: string;
   context?: string;
   namespace?: string;
+  /** Deadline of every API call (default 30 s): a stalled API server becomes an UnreachableError, never a hang. */
+  requestTimeoutMs?: number;
 }
+
+export const KUBE_REQUEST_TIMEOUT_MS = 30_000;
 
 export interface Kube {
   kc: k8s.KubeConfig;
@@ -30,6 +34,12 @@ export interface Kube {
   releaseLease(name: string, holder: string, opts?: { namespace?: string }): Promise<boolean>;
   scaleDeployment(namespace: string, name: string, replicas: number): Promise<number>;
   scaleStatefulSet(namespace: string, name: string, replicas: number): Promise<number>;
+  /**
+   * Compare-and-set on a Deployment's scale subresource: read it, write `replicas` only if `onlyIf`
+   * accepts the current value (default: always), with the resourceVersion read, so a change made in
+   * between is never overwritten (409: read again, up to 5 times). Returns the replicas before.
+   */
+  setDeploymentReplicas(namespace: string, name: string, replicas: number, onlyIf?: (current: number) => boolean): Promise<{ before: number; changed: boolean }>;
   patchCronJobSuspend(namespace: string, name: string, suspend: boolean): Promise<void>;
   getHpa(namespace: string, name: string): Promise<k8s.V2HorizontalPodAutoscaler | undefined>;
   patchHpa(namespace: string, name: string, patch: Record<string, unknown>): Promise<k8s.V2HorizontalPodAutoscaler>;
@@ -50,14 +60,25 @@ export interface LeaseResult {
 
 const MERGE = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
 
+/**
+ * A Lease's acquireTime/renewTime are MicroTime: the API server accepts exactly six fractional digits
+ * ("2026-01-02T15:04:05.000000Z") and refuses a plain Date's three with a 400, so stamps are
+ * client-node's V1MicroTime (a Date that serializes with six).
+ */
+export function microTime(d: Date): k8s.V1MicroTime {
+  return new k8s.V1MicroTime(d.getTime());
+}
+
 /** HTTP status of a client-node error, if it came from the API server. */
 export function apiStatus(err: unknown): number | undefined {
   const code = (err as { code?: unknown })?.code;
   return typeof code === 'number' ? code : undefined;
 }
 
-/** One line: "<what>: 404 NotFound: deployments.apps "x" not found". */
+/** One line: "<what>: 404 deployments.apps "x" not found". */
 export function kubeError(what: string, err: unknown): Error {
+  if (err instanceof KubeDeadlineError) return new UnreachableError(`${what}: ${err.message}`);
+  if (err instanceof UnreachableError || err instanceof PreconditionError) return err;
   const code = apiStatus(err);
   if (code === undefined) return new UnreachableError(`${what}: Kubernetes API unreachable: ${errorMessage(err).split('\n')[0]}`);
   let msg = '';
@@ -68,7 +89,63 @@ export function kubeError(what: string, err: unknown): Error {
   } catch {
     msg = String(body ?? '').slice(0, 200);
   }
-  return new PreconditionError(`${what}: ${code}${msg ? ` ${msg}` : ''}`.split('\n')[0]);
+  const missing = code === 403 ? missingPermission(msg) : undefined;
+  return new PreconditionError(`${what}: ${code}${msg ? ` ${msg}` : ''}${missing ? ` (RBAC: the Role lacks ${missing})` : ''}`.split('\n')[0]);
+}
+
+/**
+ * The verb and resource RBAC refused, from the API server's Forbidden message
+ * ('User "u" cannot patch resource "deployments/scale" in API group "apps" in the namespace "ns"'),
+ * as `verb "patch" on "deployments/scale" (apiGroup "apps")`.
+ */
+export function missingPermission(message: string): string | undefined {
+  const m = /cannot (\S+) resource "([^"]+)" in API group "([^"]*)"/.exec(message);
+  return m ? `verb "${m[1]}" on "${m[2]}" (apiGroup "${m[3]}")` : undefined;
+}
+
+/** A Deployment's spec.selector as a label-selector string ("app=x,tier in (a,b)"); undefined if it selects nothing. */
+export function labelSelectorString(sel: k8s.V1LabelSelector | undefined): string | undefined {
+  if (!sel) return undefined;
+  const terms = Object.entries(sel.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`);
+  for (const e of sel.matchExpressions ?? []) {
+    const values = `(${(e.values ?? []).join(',')})`;
+    if (e.operator === 'In') terms.push(`${e.key} in ${values}`);
+    else if (e.operator === 'NotIn') terms.push(`${e.key} notin ${values}`);
+    else if (e.operator === 'Exists') terms.push(e.key);
+    else if (e.operator === 'DoesNotExist') terms.push(`!${e.key}`);
+  }
+  return terms.length ? terms.join(',') : undefined;
+}
+
+/** An API call that got no answer in time (UnreachableError, exit 3); kubeError() adds what was being done. */
+export class KubeDeadlineError extends UnreachableError {
+  constructor(message: string) {
+    super(message);
+    // Reported like any unreachable target (the runner maps error names to exit codes).
+    this.name = 'UnreachableError';
+  }
+}
+
+/**
+ * Every method of an API client, with a deadline: client-node sets no timeout of its own, so a
+ * stalled API server (accepting connections, never answering) would hang a runbook forever.
+ */
+function withDeadline<T extends object>(api: T, ms: number): T {
+  return new Proxy(api, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver);
+      if (typeof v !== 'function' || typeof prop !== 'string' || prop === 'constructor') return v;
+      return (...args: unknown[]) => {
+        const p = (v as (...a: unknown[]) => unknown).apply(target, args);
+        if (!(p instanceof Promise)) return p;
+        let timer: NodeJS.Timeout | undefined;
+        const deadline = new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new KubeDeadlineError(`Kubernetes API call ${prop} got no answer within ${Math.round(ms / 1000)} s`)), ms);
+        });
+        return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
+      };
+    },
+  });
 }
 
 const LIST_KINDS: { kind: string; apiVersion: string; list: (k: Kube, ns: string) => Promise<{ items: any[] }> }[] = [
@@ -119,18 +196,20 @@ export function loadKubeConfig(profile: TargetProfile | undefined, opts: KubeOpt
 export function createKube(profile: TargetProfile | undefined, opts: KubeOptions = {}): Kube {
   const kc = loadKubeConfig(profile, opts);
   const namespace = opts.namespace ?? profile?.kube?.namespace ?? 'default';
+  const ms = opts.requestTimeoutMs ?? KUBE_REQUEST_TIMEOUT_MS;
+  const client = <T extends k8s.ApiType>(api: k8s.ApiConstructor<T>): T => withDeadline(kc.makeApiClient(api), ms);
   const k: Kube = {
     kc,
     namespace,
-    core: kc.makeApiClient(k8s.CoreV1Api),
-    apps: kc.makeApiClient(k8s.AppsV1Api),
-    batch: kc.makeApiClient(k8s.BatchV1Api),
-    networking: kc.makeApiClient(k8s.NetworkingV1Api),
-    policy: kc.makeApiClient(k8s.PolicyV1Api),
-    coordination: kc.makeApiClient(k8s.CoordinationV1Api),
-    autoscaling: kc.makeApiClient(k8s.AutoscalingV2Api),
-    rbac: kc.makeApiClient(k8s.RbacAuthorizationV1Api),
-    custom: kc.makeApiClient(k8s.CustomObjectsApi),
+    core: client(k8s.CoreV1Api),
+    apps: client(k8s.AppsV1Api),
+    batch: client(k8s.BatchV1Api),
+    networking: client(k8s.NetworkingV1Api),
+    policy: client(k8s.PolicyV1Api),
+    coordination: client(k8s.CoordinationV1Api),
+    autoscaling: client(k8s.AutoscalingV2Api),
+    rbac: client(k8s.RbacAuthorizationV1Api),
+    custom: client(k8s.CustomObjectsApi),
 
     async listAll(ns = namespace) {
       const objects: ListAllResult['objects'] = [];
@@ -168,7 +247,8 @@ export function createKube(profile: TargetProfile | undefined, opts: KubeOptions
       const ns = o.namespace ?? namespace;
       const duration = o.durationSeconds ?? 900;
       const now = new Date();
-      const body: k8s.V1Lease = { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace: ns }, spec: { holderIdentity: holder, leaseDurationSeconds: duration, acquireTime: now, renewTime: now } };
+      const stamp = microTime(now);
+      const body: k8s.V1Lease = { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace: ns }, spec: { holderIdentity: holder, leaseDurationSeconds: duration, acquireTime: stamp, renewTime: stamp } };
       try {
         await k.coordination.createNamespacedLease({ namespace: ns, body });
         return { acquired: true, holder, expiresAt: new Date(now.getTime() + duration * 1000).toISOString() };
@@ -187,7 +267,7 @@ export function createKube(profile: TargetProfile | undefined, opts: KubeOptions
       if (h && h !== holder && expiresAt > now.getTime()) return { acquired: false, holder: h, expiresAt: new Date(expiresAt).toISOString() };
       // Free, expired or already ours: take it over with optimistic concurrency (resourceVersion).
       try {
-        await k.coordination.replaceNamespacedLease({ name, namespace: ns, body: { ...current, spec: { ...current.spec, holderIdentity: holder, leaseDurationSeconds: duration, acquireTime: now, renewTime: now } } });
+        await k.coordination.replaceNamespacedLease({ name, namespace: ns, body: { ...current, spec: { ...current.spec, holderIdentity: holder, leaseDurationSeconds: duration, acquireTime: stamp, renewTime: stamp } } });
         return { acquired: true, holder, expiresAt: new Date(now.getTime() + duration * 1000).toISOString() };
       } catch (err) {
         if (apiStatus(err) === 409) return { acquired: false, holder: '(changed concurrently)' };
@@ -214,6 +294,33 @@ export function createKube(profile: TargetProfile | undefined, opts: KubeOptions
         return s.spec?.replicas ?? replicas;
       } catch (err) {
         throw kubeError(`scale deployment ${ns}/${name} to ${replicas}`, err);
+      }
+    },
+
+    async setDeploymentReplicas(ns, name, replicas, onlyIf) {
+      const what = `scale deployment ${ns}/${name} to ${replicas}`;
+      for (let attempt = 1; ; attempt++) {
+        let scale: k8s.V1Scale;
+        try {
+          scale = await k.apps.readNamespacedDeploymentScale({ name, namespace: ns });
+        } catch (err) {
+          throw kubeError(what, err);
+        }
+        const before = scale.spec?.replicas ?? 0;
+        if (onlyIf && !onlyIf(before)) return { before, changed: false };
+        if (before === replicas) return { before, changed: false };
+        try {
+          await k.apps.replaceNamespacedDeploymentScale({
+            name,
+            namespace: ns,
+            body: { apiVersion: 'autoscaling/v1', kind: 'Scale', metadata: { name, namespace: ns, resourceVersion: scale.metadata?.resourceVersion }, spec: { replicas } },
+          });
+          return { before, changed: true };
+        } catch (err) {
+          // Changed since we read it (a controller's status update, or someone's edit): decide again.
+          if (apiStatus(err) === 409 && attempt < 5) continue;
+          throw kubeError(what, err);
+        }
       }
     },
 

@@ -93,23 +93,27 @@ export async function recordDrillOnCluster(kube: DrillConfigMapClient, namespace
   });
 }
 
-/** DrillConfigMapClient over helpers/kube.ts: create the ConfigMap on first use, then merge-patch. */
+/**
+ * DrillConfigMapClient over helpers/kube.ts: merge-patch the ConfigMap, and create it only when it is
+ * missing. Patch first, because deploy/k8s ships the ConfigMap and its Role grants get/patch on that
+ * one name only: RBAC refuses a create (403) before the API server would answer "already exists".
+ */
 export function kubeConfigMapClient(kube: Pick<Kube, 'core'>): DrillConfigMapClient {
   return {
     async annotateConfigMap(namespace, name, annotations) {
+      try {
+        await kube.core.patchNamespacedConfigMap({ name, namespace, body: { metadata: { annotations } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+        return;
+      } catch (err) {
+        if (apiStatus(err) !== 404) throw kubeError(`annotate ConfigMap ${namespace}/${name}`, err);
+      }
       try {
         await kube.core.createNamespacedConfigMap({
           namespace,
           body: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace, labels: { 'app.kubernetes.io/managed-by': 'cordum-runbooks' }, annotations }, data: {} },
         });
-        return;
       } catch (err) {
-        if (apiStatus(err) !== 409) throw kubeError(`create ConfigMap ${namespace}/${name}`, err);
-      }
-      try {
-        await kube.core.patchNamespacedConfigMap({ name, namespace, body: { metadata: { annotations } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
-      } catch (err) {
-        throw kubeError(`annotate ConfigMap ${namespace}/${name}`, err);
+        throw kubeError(`create ConfigMap ${namespace}/${name} (it is missing; deploy/k8s/drill-record.yaml creates it)`, err);
       }
     },
   };

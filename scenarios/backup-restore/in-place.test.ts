@@ -7,10 +7,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { scenario, type RunContext, type ScenarioBuilder, type StepOptions } from '../../helpers/steps.js';
-import { createKube, kubeError, type Kube } from '../../helpers/kube.js';
+import { createKube, type Kube } from '../../helpers/kube.js';
 import { RestoreDrill } from '../../helpers/backup/drill.js';
 import { leaseLock, memoryLock } from '../../helpers/backup/lock.js';
-import { freezeWriters, guardInPlace, kubeFreezeOps, unfreezeWriters, type FreezeOps, type FreezeState } from '../../helpers/backup/freeze.js';
+import { assertStillFrozen, freezeWriters, guardInPlace, kubeFreezeOps, unfreezeWriters, waitForWritersStopped, type FreezeOps, type FreezeState } from '../../helpers/backup/freeze.js';
 import { checkInPlaceArchive, restoreLive, verifyLive } from '../../helpers/backup/in-place.js';
 import type { BackupManifest } from '../../helpers/backup/archive.js';
 import { REPO_ROOT } from '../../helpers/catalog.js';
@@ -25,8 +25,6 @@ const MIN = 60_000;
 const CHECKED_ARCHIVE = 'in-place-checked-archive';
 const UNFREEZE_LABEL = 'in-place: unfreeze the writers (scale back, recreate HPAs, resume CronJobs)';
 const SMOKE_LABEL = 'in-place: the smoke child run finishes its own teardown';
-/** How long frozen writers' pods may take to terminate (grace periods) before the restore starts. */
-const PODS_GONE_MS = 2 * MIN;
 /** Unfrozen writers need time to start and reconnect before the smoke runbook can pass. */
 const READY_MS = 2 * MIN;
 /** The smoke runbook's own time budget is 120 s; this leaves room for its start-up and teardown. */
@@ -95,36 +93,6 @@ async function unfreeze(ops: FreezeOps, log: FreezeLog, persist: () => void): Pr
   } finally {
     persist();
   }
-}
-
-/** Scaled to 0 is not stopped: wait until the frozen Deployments' pods are gone (grace periods). */
-async function waitForWriterPodsGone(kube: Kube, state: FreezeState, signal: AbortSignal): Promise<string[]> {
-  const selectors: { name: string; selector: string }[] = [];
-  const unchecked: string[] = [];
-  for (const d of state.deployments) {
-    let labels: Record<string, string> | undefined;
-    try {
-      labels = (await kube.apps.readNamespacedDeployment({ name: d.name, namespace: state.namespace })).spec?.selector?.matchLabels;
-    } catch (err) {
-      throw kubeError(`read deployment ${state.namespace}/${d.name}`, err);
-    }
-    if (!labels || !Object.keys(labels).length) unchecked.push(d.name);
-    else selectors.push({ name: d.name, selector: Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(',') });
-  }
-  await waitFor(
-    `the pods of ${selectors.map((s) => s.name).join(', ') || 'no Deployment'} to terminate`,
-    async () => {
-      const left: string[] = [];
-      for (const s of selectors) {
-        const pods = await kube.core.listNamespacedPod({ namespace: state.namespace, labelSelector: s.selector });
-        for (const p of pods.items) left.push(`${s.name}: pod ${p.metadata?.name}`);
-      }
-      return left;
-    },
-    (left) => left.length === 0,
-    { timeoutMs: PODS_GONE_MS, intervalMs: 1000, signal },
-  );
-  return unchecked;
 }
 
 interface SmokeOutcome {
@@ -281,8 +249,9 @@ scenario('In-place restore (real recovery, --in-place)', (base) => {
           persist();
         },
       });
-      const unchecked = await waitForWriterPodsGone(run.kube, log.state, ctx.signal);
-      if (unchecked.length) say(`no matchLabels selector on ${unchecked.join(', ')}: their pods were not waited for`);
+      // Scaled to 0 is not stopped: the restore starts only once the writers' pods are gone.
+      const unchecked = await waitForWritersStopped(ops, log.state, { signal: ctx.signal, log: say });
+      if (unchecked.length) say(`no pod selector on ${unchecked.join(', ')}: their pods were not waited for`);
       await ctx.evidence.json('frozen', { ...log.state, actions: log.frozen, pods_not_checked: unchecked });
     },
     { timeoutMs: 3 * MIN },
@@ -310,6 +279,7 @@ scenario('In-place restore (real recovery, --in-place)', (base) => {
     async (ctx) => {
       const run = runOf(ctx);
       const res = await verifyLive(run.archive!, run.manifest!, await ctx.redis(), (await ctx.bus()).nc);
+      await assertStillFrozen(kubeFreezeOps(run.kube), run.freeze!.state, 'the restored data may have been written to during the restore; check it before trusting it');
       await ctx.evidence.json('verify', res);
     },
     { timeoutMs: 10 * MIN },

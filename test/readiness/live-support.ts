@@ -47,12 +47,23 @@ export function liveNamespace(now: Date, certs: CertSet): FakeObject[] {
   const ns = 'cordum';
   const hoursAgo = (h: number) => new Date(now.getTime() - h * 3_600_000).toISOString();
   for (const c of ['cordum-redis-backup', 'cordum-jetstream-backup']) find(objs, 'CronJob', c).status = { lastScheduleTime: hoursAgo(3), lastSuccessfulTime: hoursAgo(3) };
-  find(objs, 'Job', 'cordum-redis-cluster-init').status = { succeeded: 1, completionTime: hoursAgo(24 * 30), conditions: [{ type: 'Complete', status: 'True' }] };
+  // What the Job controller writes on success (a real API server insists on startTime and SuccessCriteriaMet).
+  find(objs, 'Job', 'cordum-redis-cluster-init').status = {
+    startTime: hoursAgo(24 * 30 + 1),
+    completionTime: hoursAgo(24 * 30),
+    succeeded: 1,
+    conditions: [
+      { type: 'SuccessCriteriaMet', status: 'True', reason: 'CompletionsReached', lastTransitionTime: hoursAgo(24 * 30) },
+      { type: 'Complete', status: 'True', reason: 'CompletionsReached', lastTransitionTime: hoursAgo(24 * 30) },
+    ],
+  };
+  // What the disruption controller reports with every pod healthy: one voluntary disruption allowed.
+  for (const pdb of objs.filter((o) => o.kind === 'PodDisruptionBudget')) pdb.status = { disruptionsAllowed: 1, currentHealthy: 3, desiredHealthy: 2, expectedPods: 3 };
   find(objs, 'HorizontalPodAutoscaler', 'cordum-api-gateway').status = { currentReplicas: 2, desiredReplicas: 2, conditions: [{ type: 'ScalingActive', status: 'True', reason: 'ValidMetricFound' }] };
   find(objs, 'ConfigMap', 'cordum-runbooks-drills').metadata.annotations['cordum-runbooks/last-restore-drill'] = hoursAgo(24 * 10);
   for (const sts of ['cordum-nats', 'cordum-redis']) {
     const n = find(objs, 'StatefulSet', sts).spec.replicas;
-    for (let i = 0; i < n; i++) objs.push({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: `data-${sts}-${i}`, namespace: ns }, spec: { accessModes: ['ReadWriteOnce'] }, status: { phase: 'Bound' } });
+    for (let i = 0; i < n; i++) objs.push({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: `data-${sts}-${i}`, namespace: ns }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '10Gi' } } }, status: { phase: 'Bound', accessModes: ['ReadWriteOnce'], capacity: { storage: '10Gi' } } });
   }
   objs.push(...certs.secrets);
   objs.push({ apiVersion: 'v1', kind: 'Secret', type: 'Opaque', metadata: { name: 'cordum-api-key', namespace: ns, creationTimestamp: hoursAgo(24 * 20), ownerReferences: [{ apiVersion: 'external-secrets.io/v1beta1', kind: 'ExternalSecret', name: 'cordum-api-key', uid: 'x' }] }, data: { API_KEY: Buffer.from('a-strong-test-key').toString('base64') } });

@@ -1,7 +1,11 @@
-// Live mode against real servers: the fake Kubernetes API serving the compliant namespace, a real
-// redis-server (persistence on / off) and nats-server (streams file / memory), both TLS-only for
-// clients with client certificates as production runs them, and a small HTTPS gateway (429 past
-// the burst / never). Every live-only check is exercised both ways.
+// Live mode against real servers: a real kube-apiserver (test/support/kube/) holding the compliant
+// namespace applied from the project's fixtures, with the status a healthy cluster's controllers would
+// report written through the status subresource (namespace "cordum" emptied and filled again per
+// variant; the CRDs are cluster-wide), a real redis-server (persistence on / off) and nats-server (streams file /
+// memory), both TLS-only for clients with client certificates as production runs them, and a small HTTPS gateway
+// (429 past the burst / never). Every live-only check is exercised both ways.
+// One variant needs an object older than the test run, which a real server cannot hold (it stamps
+// creationTimestamp itself): secrets.rotation runs on the fake API server.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,7 +15,9 @@ import { jetstreamManager, StorageType } from '@nats-io/jetstream';
 import { freePort, startNats, startRedis, type ManagedServer } from '../../helpers/processes.js';
 import { makeCertificates, type CertificateSet } from '../../sandbox/certs.js';
 import { runAudit, collectLive, ALL_CHECKS, type AuditReport, type CollectOptions } from '../../helpers/readiness/index.js';
-import { startFakeKube, type FakeKube, type FakeObject } from '../support/fake-kube.js';
+import { startFakeKube, type FakeObject } from '../support/fake-kube.js';
+import { startKubeCluster, type KubeCluster } from '../support/kube/cluster.js';
+import { applyLiveNamespace, installCrds, type LiveNamespace } from './live-kube.js';
 import { liveNamespace, makeTlsSecrets, reportsWithRuns, startFakeGateway, type CertSet, type FakeGateway } from './live-support.js';
 import { find } from './fixtures.js';
 
@@ -24,14 +30,14 @@ let redisOn: ManagedServer;
 let redisOff: ManagedServer;
 let nats: ManagedServer;
 let certs: CertSet;
+/** Reports dir whose run history says every functional runbook passed on target NS yesterday. */
+let reports: string;
+const cleanups: (() => Promise<void> | void)[] = [];
 /** Server and client certificates of the test servers (one CA). */
 let pki: CertificateSet;
 let redisOnTls: string;
 let redisOffTls: string;
 const clientTls = () => ({ ca_file: pki.ca, cert_file: pki.leaves.client.cert, key_file: pki.leaves.client.key });
-/** Reports dir whose run history says every functional runbook passed on target NS yesterday. */
-let reports: string;
-const cleanups: (() => Promise<void> | void)[] = [];
 
 async function createStreams(url: string, storage: StorageType): Promise<void> {
   const nc = await connect({ servers: url, tls: { caFile: pki.ca, certFile: pki.leaves.client.cert, keyFile: pki.leaves.client.key } });
@@ -46,10 +52,11 @@ async function createStreams(url: string, storage: StorageType): Promise<void> {
   }
 }
 
-async function kube(objs: FakeObject[]): Promise<FakeKube> {
-  const k = await startFakeKube(objs, { namespace: NS, crds: ['monitoring.coreos.com'] });
-  cleanups.push(() => k.stop());
-  return k;
+let cluster: KubeCluster;
+
+/** The objects, alone in namespace NS of the real API server (statuses included). */
+function kube(objs: FakeObject[]): Promise<LiveNamespace> {
+  return applyLiveNamespace(cluster, objs, NS);
 }
 
 async function gateway(opts: Parameters<typeof startFakeGateway>[0]): Promise<FakeGateway> {
@@ -58,8 +65,8 @@ async function gateway(opts: Parameters<typeof startFakeGateway>[0]): Promise<Fa
   return g;
 }
 
-function opts(k: FakeKube, g: FakeGateway, over: Partial<CollectOptions> = {}): CollectOptions {
-  return { kube: { kubeconfig: k.kubeconfigPath, namespace: NS }, redisUrl: redisOnTls, natsUrl: nats.url, gatewayUrl: g.url, apiKey: KEY, timeoutMs: 5000, historyFile: '/nonexistent/.drills.jsonl', reportsDir: reports, target: NS, tls: { gateway: { ca_file: pki.ca }, nats: clientTls(), redis: clientTls() }, ...over };
+function opts(k: { kubeconfigPath: string; namespace: string }, g: FakeGateway, over: Partial<CollectOptions> = {}): CollectOptions {
+  return { kube: { kubeconfig: k.kubeconfigPath, namespace: k.namespace }, redisUrl: redisOnTls, natsUrl: nats.url, gatewayUrl: g.url, apiKey: KEY, timeoutMs: 5000, historyFile: '/nonexistent/.drills.jsonl', reportsDir: reports, target: NS, tls: { gateway: { ca_file: pki.ca }, nats: clientTls(), redis: clientTls() }, ...over };
 }
 
 const statusOf = (r: AuditReport, id: string) => r.results.find((x) => x.id === id)!;
@@ -72,29 +79,30 @@ beforeAll(async () => {
   ]);
   const [onPort, offPort] = await Promise.all([freePort(), freePort()]);
   const tls = (port: number) => ({ port, cert: pki.leaves.server.cert, key: pki.leaves.server.key, ca: pki.ca, authClients: true });
-  [redisOn, redisOff, nats] = await Promise.all([startRedis({ persistence: true, tls: tls(onPort) }), startRedis({ persistence: false, tls: tls(offPort) }), startNats({ tls: { cert: pki.leaves.server.cert, key: pki.leaves.server.key, ca: pki.ca, verify: true } })]);
+  [redisOn, redisOff, nats, cluster] = await Promise.all([startRedis({ persistence: true, tls: tls(onPort) }), startRedis({ persistence: false, tls: tls(offPort) }), startNats({ tls: { cert: pki.leaves.server.cert, key: pki.leaves.server.key, ca: pki.ca, verify: true } }), startKubeCluster()]);
   redisOnTls = `rediss://127.0.0.1:${onPort}`;
   redisOffTls = `rediss://127.0.0.1:${offPort}`;
+  await installCrds(cluster);
   await createStreams(nats.url, StorageType.File);
   certs = makeTlsSecrets(NS);
   const r = await reportsWithRuns(NS, now);
   reports = r.dir;
   cleanups.push(r.cleanup);
-});
+}, 180_000);
 
 afterAll(async () => {
   for (const c of cleanups.reverse()) await c();
   certs?.cleanup();
-  await Promise.all([redisOn?.stop(), redisOff?.stop(), nats?.stop()]);
+  await Promise.all([redisOn?.stop(), redisOff?.stop(), nats?.stop(), cluster?.stop()]);
   pki?.cleanup();
-});
+}, 60_000);
 
 let compliantReport: AuditReport | undefined;
 const report0 = () => compliantReport!;
 
 describe('live audit of a compliant namespace', () => {
   let report: AuditReport;
-  let k: FakeKube;
+  let k: LiveNamespace;
   let g: FakeGateway;
 
   beforeAll(async () => {
@@ -102,7 +110,7 @@ describe('live audit of a compliant namespace', () => {
     g = await gateway({ key: KEY, limit: 100 });
     report = await runAudit({ mode: 'live', live: opts(k, g), now, thresholds });
     compliantReport = report;
-  });
+  }, 90_000);
 
   it('passes every live check (static-only ones are not-checkable)', () => {
     const bad = report.results.filter((x) => !['pass', 'info', 'not-checkable'].includes(x.status));
@@ -115,9 +123,12 @@ describe('live audit of a compliant namespace', () => {
   });
 
   it('reads the cluster through real REST list calls, including the Prometheus CRDs', () => {
-    const paths = new Set(k.requests().map((r) => `${r.method} ${r.path}`));
-    for (const p of ['/api/v1/namespaces/cordum/pods', '/apis/apps/v1/namespaces/cordum/statefulsets', '/apis/batch/v1/namespaces/cordum/cronjobs', '/apis/monitoring.coreos.com/v1/namespaces/cordum/servicemonitors']) expect(paths.has(`GET ${p}`), p).toBe(true);
-    expect(k.requests().every((r) => r.method === 'GET')).toBe(true); // the audit never writes
+    const calls = k.calls();
+    const paths = new Set(calls.map((c) => `${c.verb} ${c.path}`));
+    for (const p of ['/api/v1/namespaces/NS/pods', '/apis/apps/v1/namespaces/NS/statefulsets', '/apis/batch/v1/namespaces/NS/cronjobs', '/apis/monitoring.coreos.com/v1/namespaces/NS/servicemonitors']) {
+      expect(paths.has(`list ${p.replace('NS', k.namespace)}`), p).toBe(true);
+    }
+    expect(calls.filter((c) => !['get', 'list'].includes(c.verb))).toEqual([]); // the audit never writes
   });
 
   it('stops the rate-limit probe at the first 429, within burst + extra', () => {
@@ -138,7 +149,8 @@ describe('live audit of a compliant namespace', () => {
   });
 });
 
-describe('live-only checks fail on their variant', () => {
+// Each variant first puts its objects on the API server (kubectl: clear the namespace, apply, statuses).
+describe('live-only checks fail on their variant', { timeout: 90_000 }, () => {
   const onlyFails = (r: AuditReport) => r.results.filter((x) => x.status === 'fail').map((x) => x.id);
 
   it('persistence.redis-live: redis-server --appendonly no --save ""', async () => {
@@ -184,20 +196,19 @@ describe('live-only checks fail on their variant', () => {
     }
   });
 
-  it('secrets.managed (unmanaged / default key) and secrets.rotation (old key)', async () => {
+  it('secrets.managed (unmanaged / default key)', async () => {
     const objs = liveNamespace(now, certs);
     const key = find(objs as any, 'Secret', 'cordum-api-key');
     key.metadata.ownerReferences = [];
-    key.metadata.creationTimestamp = new Date(now.getTime() - 200 * 86_400_000).toISOString();
     const k = await kube(objs);
     const g = await gateway({ key: KEY, limit: 100 });
     const r = await runAudit({ mode: 'live', live: opts(k, g, { skipRateLimit: true }), now, thresholds });
     expect(statusOf(r, 'secrets.managed').message).toMatch(/not managed.*cordum-api-key/);
-    expect(statusOf(r, 'secrets.rotation').status).toBe('warn');
+    expect(statusOf(r, 'secrets.rotation').status).toBe('pass'); // created just now by the real server
     expect(onlyFails(r).filter((id) => id !== 'limits.rate-limit-live')).toEqual(['secrets.managed']);
 
     // The default key is judged through the gateway, never from the Secret's value.
-    key.metadata.ownerReferences = [{ kind: 'ExternalSecret', name: 'x' }];
+    key.metadata.ownerReferences = [{ apiVersion: 'external-secrets.io/v1beta1', kind: 'ExternalSecret', name: 'x', uid: '6a1c2f0e-0000-4000-8000-000000000001' }];
     key.data = { API_KEY: Buffer.from('super-secret-key').toString('base64') };
     const k2 = await kube(objs);
     const r2 = await runAudit({ mode: 'live', live: opts(k2, g, { skipRateLimit: true }), now, thresholds });
@@ -205,6 +216,17 @@ describe('live-only checks fail on their variant', () => {
     const open = await gateway({ key: KEY, limit: 100, acceptDefaultKey: true });
     const r3 = await runAudit({ mode: 'live', live: opts(k2, open, { skipRateLimit: true }), now, thresholds });
     expect(statusOf(r3, 'secrets.managed').message).toMatch(/accepts the documented default key super-secret-key/);
+  });
+
+  it('secrets.rotation: an API key Secret created 200 days ago (fake API server: a real one stamps creationTimestamp itself)', async () => {
+    const objs = liveNamespace(now, certs);
+    find(objs as any, 'Secret', 'cordum-api-key').metadata.creationTimestamp = new Date(now.getTime() - 200 * 86_400_000).toISOString();
+    const fake = await startFakeKube(objs, { namespace: NS, crds: ['monitoring.coreos.com'] });
+    cleanups.push(() => fake.stop());
+    const g = await gateway({ key: KEY, limit: 100 });
+    const r = await runAudit({ mode: 'live', live: opts({ kubeconfigPath: fake.kubeconfigPath, namespace: NS }, g, { skipRateLimit: true }), now, thresholds });
+    expect(statusOf(r, 'secrets.rotation').status).toBe('warn');
+    expect(onlyFails(r).filter((id) => id !== 'limits.rate-limit-live')).toEqual([]);
   });
 
   it('backups.last-success and backups.restore-drill (annotation too old; history file rescues it)', async () => {
@@ -276,20 +298,38 @@ describe('live-only checks fail on their variant', () => {
   });
 
   it('kubernetes.crds-installed: the PrometheusRule CRD missing from the API server', async () => {
-    const objs = liveNamespace(now, certs).filter((o) => !(o.kind === 'CustomResourceDefinition' && o.metadata.name === 'prometheusrules.monitoring.coreos.com'));
-    const k = await kube(objs);
-    const g = await gateway({ key: KEY, limit: 100 });
-    const r = await runAudit({ mode: 'live', live: opts(k, g, { skipRateLimit: true }), now, thresholds });
-    const o = statusOf(r, 'kubernetes.crds-installed');
-    expect(o.status).toBe('fail');
-    expect(o.message).toMatch(/CRDs not installed: PrometheusRule \(monitoring\.coreos\.com/);
-    expect(onlyFails(r).filter((id) => id !== 'limits.rate-limit-live')).toEqual(['kubernetes.crds-installed']);
-    expect(k.requests().some((q) => q.path === '/apis/apiextensions.k8s.io/v1/customresourcedefinitions')).toBe(true);
+    // Cluster-wide: deleted for this test (the API server removes its objects first), installed again after.
+    const crd = 'prometheusrules.monitoring.coreos.com';
+    const del = await cluster.kubectl(['delete', 'crd', crd, '--wait=true', '--timeout=60s']);
+    expect(del.code, del.stderr).toBe(0);
+    try {
+      const objs = liveNamespace(now, certs).filter((o) => o.kind !== 'PrometheusRule');
+      const k = await kube(objs);
+      const g = await gateway({ key: KEY, limit: 100 });
+      const r = await runAudit({ mode: 'live', live: opts(k, g, { skipRateLimit: true }), now, thresholds });
+      const o = statusOf(r, 'kubernetes.crds-installed');
+      expect(o.status).toBe('fail');
+      expect(o.message).toMatch(/CRDs not installed: PrometheusRule \(monitoring\.coreos\.com/);
+      // On a real server no PrometheusRule can exist without its CRD, so the alerting check fails with it.
+      expect(onlyFails(r).filter((id) => id !== 'limits.rate-limit-live').sort()).toEqual(['kubernetes.crds-installed', 'observability.alerts']);
+      expect(k.calls().some((c) => c.verb === 'list' && c.path === '/apis/apiextensions.k8s.io/v1/customresourcedefinitions')).toBe(true);
+    } finally {
+      await installCrds(cluster);
+    }
   });
 
   it('kubernetes.redis-cluster-init: a failed init Job; CLUSTER INFO of a real cluster-mode redis wins', async () => {
     const objs = liveNamespace(now, certs);
-    find(objs as any, 'Job', 'cordum-redis-cluster-init').status = { failed: 3, conditions: [{ type: 'Failed', status: 'True', reason: 'BackoffLimitExceeded' }] };
+    // What the Job controller writes when the backoff limit is hit (FailureTarget first, as a real API server insists).
+    const at = new Date(now.getTime() - 3_600_000).toISOString();
+    find(objs as any, 'Job', 'cordum-redis-cluster-init').status = {
+      startTime: new Date(now.getTime() - 7_200_000).toISOString(),
+      failed: 3,
+      conditions: [
+        { type: 'FailureTarget', status: 'True', reason: 'BackoffLimitExceeded', lastTransitionTime: at },
+        { type: 'Failed', status: 'True', reason: 'BackoffLimitExceeded', lastTransitionTime: at },
+      ],
+    };
     const k = await kube(objs);
     const g = await gateway({ key: KEY, limit: 100 });
     const r = await runAudit({ mode: 'live', live: opts(k, g, { skipRateLimit: true }), now, thresholds });
@@ -413,16 +453,24 @@ describe('live from a compose-style profile (no Kubernetes)', () => {
 });
 
 describe('least privilege: the readiness Role cannot list Secrets', () => {
-  it('reads only the named TLS Secrets, and still parses their certificates', async () => {
-    const k = await kube(liveNamespace(now, certs));
-    // As the Role in deploy/k8s grants it: no list on secrets, get by name only.
-    k.setFault(({ method, path }) => (method === 'GET' && /\/secrets$/.test(path) ? { status: 403 } : undefined));
+  it('with the Role from deploy/k8s and its ServiceAccount token: reads only the named TLS Secrets, and still parses their certificates', async () => {
+    await kube(liveNamespace(now, certs));
+    // The real RBAC authorizer answers the audit's Secret list with 403, as it would in the cluster.
+    const { readFileSync } = await import('node:fs');
+    await cluster.apply(['serviceaccounts.yaml', 'rbac-readiness.yaml'].map((f) => readFileSync(join(import.meta.dirname, '../../deploy/k8s', f), 'utf8')).join('\n---\n'), { namespace: NS });
+    const token = await cluster.serviceAccountToken(NS, 'cordum-runbooks-readiness');
+    const asAudit = { kubeconfigPath: cluster.kubeconfigForToken(token, NS), namespace: NS };
     const g = await gateway({ key: KEY, limit: 100 });
-    const r = await runAudit({ mode: 'live', live: opts(k, g, { skipRateLimit: true }), now, thresholds });
+    const before = cluster.auditEvents().length;
+    const r = await runAudit({ mode: 'live', live: opts(asAudit, g, { skipRateLimit: true }), now, thresholds });
     expect(statusOf(r, 'tls.certificates').status, statusOf(r, 'tls.certificates').message).toBe('pass');
     expect(statusOf(r, 'tls.secrets-referenced').status).toBe('pass');
-    const secretGets = k.requests().filter((q) => q.path.includes('/secrets')).map((q) => q.path.replace(/^.*\/secrets/, '/secrets'));
-    expect(secretGets).toEqual(expect.arrayContaining(['/secrets', '/secrets/cordum-nats-server-tls', '/secrets/cordum-client-tls']));
-    expect(secretGets).not.toContain('/secrets/cordum-api-key');
+    const secretCalls = cluster
+      .auditEvents()
+      .slice(before)
+      .filter((e) => e.user.username === `system:serviceaccount:${NS}:cordum-runbooks-readiness` && /\/secrets(\/|\?|$)/.test(e.requestURI))
+      .map((e) => `${e.verb} ${e.requestURI.split('?')[0]!.replace(/^.*\/secrets/, '/secrets')}`);
+    expect(secretCalls).toEqual(expect.arrayContaining(['list /secrets', 'get /secrets/cordum-nats-server-tls', 'get /secrets/cordum-client-tls']));
+    expect(secretCalls).not.toContain('get /secrets/cordum-api-key');
   });
 });

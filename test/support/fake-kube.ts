@@ -1,3 +1,9 @@
+// NOT the Kubernetes test server. The project's Kubernetes code paths are tested against a real
+// kube-apiserver on etcd (test/support/kube/cluster.ts). This fake stays only for what a real server
+// cannot be made to produce on demand: injected faults (500s, connection resets, an API server that
+// accepts a request and never answers) and objects older than the test run (a real server stamps
+// creationTimestamp and managedFields itself, so "a Secret last rotated 200 days ago" needs the fake).
+//
 // A small, generic fake of the Kubernetes API server for tests: real REST paths on 127.0.0.1,
 // list/get/create/replace/patch/delete for any namespaced resource, the scale subresource of
 // Deployments/StatefulSets, Status objects for errors, optimistic concurrency on resourceVersion,
@@ -23,8 +29,11 @@ export interface FakeRequest {
   status: number;
 }
 
-/** Return a response to short-circuit a request (fault injection), or undefined to serve normally. */
-export type FaultHook = (req: { method: string; path: string }) => { status: number; body?: unknown } | undefined;
+/**
+ * Return a response to short-circuit a request (fault injection), or undefined to serve normally:
+ * a status (and body), `reset` (the connection is destroyed, no answer), or `hang` (never answered).
+ */
+export type FaultHook = (req: { method: string; path: string }) => { status: number; body?: unknown } | { reset: true } | { hang: true } | undefined;
 
 export interface FakeKube {
   url: string;
@@ -175,6 +184,8 @@ export async function startFakeKube(initial: FakeObject[] = [], opts: FakeKubeOp
     };
     try {
       const f = fault?.({ method, path: u.pathname });
+      if (f && 'reset' in f) return void req.socket.destroy();
+      if (f && 'hang' in f) return;
       if (f) return send(f.status, f.body ?? status(f.status, 'InternalError', 'injected fault'));
       if (u.pathname === '/version') return send(200, { major: '1', minor: '31', gitVersion: 'v1.31.0-fake' });
       if (u.pathname === '/api') return send(200, { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [] });
