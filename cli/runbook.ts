@@ -35,13 +35,15 @@ try {
 }
 
 const COMMANDS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'commands');
+/** `.js` when this runs compiled (dist/<build>/cli, see bin/build.mjs), `.ts` when it runs from the sources. */
+const MODULE_EXT = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
 const debug = () => !!process.env.DEBUG?.includes('runbooks');
 
 function extensionCommands(): string[] {
   if (!existsSync(COMMANDS_DIR)) return [];
   return readdirSync(COMMANDS_DIR)
-    .filter((f) => /^[a-z][a-z0-9-]*\.ts$/.test(f) && !f.endsWith('.test.ts'))
-    .map((f) => f.slice(0, -3))
+    .filter((f) => f.endsWith(MODULE_EXT) && /^[a-z][a-z0-9-]*$/.test(f.slice(0, -MODULE_EXT.length)))
+    .map((f) => f.slice(0, -MODULE_EXT.length))
     .sort();
 }
 
@@ -51,7 +53,7 @@ async function loadExtensions(program: Command, argv: string[]): Promise<void> {
   const wantsHelp = argv.length === 0 || argv.includes('--help') || argv.includes('-h') || first === 'help';
   const toLoad = wantsHelp ? names : names.filter((n) => n === first);
   for (const name of toLoad) {
-    const mod = (await import(pathToFileURL(join(COMMANDS_DIR, `${name}.ts`)).href)) as Partial<CommandModule>;
+    const mod = (await import(pathToFileURL(join(COMMANDS_DIR, `${name}${MODULE_EXT}`)).href)) as Partial<CommandModule>;
     if (typeof mod.register !== 'function') throw new Error(`cli/commands/${name}.ts does not export register(program)`);
     mod.register(program);
   }
@@ -210,8 +212,11 @@ function redactSecrets(message: string): string {
   return redact(message);
 }
 
-const invokedDirectly = process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href;
-if (invokedDirectly) {
+/**
+ * Run as the `runbook` process: main(), then exit with its code. bin/runbook.mjs (what `pnpm
+ * runbook` starts) calls this on the compiled CLI; `node --import tsx cli/runbook.ts` still works.
+ */
+export function runAsProgram(): void {
   main().then(
     (code) => {
       // The run is over and its exit code decided: a late Ctrl-C must not turn it into "killed by
@@ -227,3 +232,6 @@ if (invokedDirectly) {
     },
   );
 }
+
+const invokedDirectly = process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href;
+if (invokedDirectly) runAsProgram();

@@ -2,13 +2,13 @@
 // scenario code is imported) so `pnpm runbook list` and `--plan` stay fast. Every validation
 // error names the file and the field, because the person reading it is editing that file.
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { basename, dirname, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { basename, join, relative, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { MiB, readUserFile } from './files.js';
 import { ConfigError, UsageError } from './errors.js';
+import { REPO_ROOT } from './paths.js';
 
-export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+export { REPO_ROOT };
 
 export const NEEDS = ['gateway', 'bus', 'redis', 'kube'] as const;
 export type Need = (typeof NEEDS)[number];

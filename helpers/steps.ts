@@ -150,6 +150,32 @@ interface FileRun {
   pendingAttachments: Promise<unknown>[];
 }
 
+/** A scenario file's steps as --plan lists them, the teardown step last. */
+export interface PlannedScenario {
+  title: string;
+  steps: string[];
+}
+
+/** Set while planSteps() imports scenario files: scenario() then only reports its steps. */
+let planning: ((s: PlannedScenario) => void) | undefined;
+
+/**
+ * --plan (cli/run/plan.ts): import scenario files without Vitest and return the steps each declares;
+ * no hook or step runs. `load` imports one file, which must reach this very module (so the runner
+ * imports the scenario next to its own copy of the helpers: compiled with compiled, source with source).
+ */
+export async function planSteps(load: () => Promise<unknown>): Promise<PlannedScenario[]> {
+  const found: PlannedScenario[] = [];
+  const previous = planning;
+  planning = (s) => found.push(s);
+  try {
+    await load();
+  } finally {
+    planning = previous;
+  }
+  return found;
+}
+
 export function scenario(title: string, build: (s: ScenarioBuilder) => void): void {
   const steps: StepDef[] = [];
   build({
@@ -163,6 +189,8 @@ export function scenario(title: string, build: (s: ScenarioBuilder) => void): vo
       steps.push({ name, fn, timeoutMs, independent: opts?.independent ?? false });
     },
   });
+
+  if (planning) return planning({ title, steps: [...steps.map((d) => d.name), TEARDOWN_STEP] });
 
   let run: FileRun | undefined;
   let failedStep: string | undefined;

@@ -4,17 +4,17 @@
 // because an on-call engineer reads these at 3 am and must fix the file without reading code.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, extname, isAbsolute, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { LineCounter, parseDocument } from 'yaml';
 import { ConfigError } from './errors.js';
 import { checkUserPath, readUserFile, type PathKind } from './files.js';
 import { MIN_SECRET_LENGTH, registerSecret } from './redact.js';
 import type { TargetProfile, TlsRef } from './profile-types.js';
+import { REPO_ROOT, repoPath } from './paths.js';
 
-export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
+export { REPO_ROOT };
 export const TARGETS_DIR = join(REPO_ROOT, 'targets');
-const SCHEMA_PATH = fileURLToPath(new URL('./schemas/target-profile.schema.json', import.meta.url));
+const SCHEMA_PATH = repoPath('helpers/schemas/target-profile.schema.json');
 
 /** Profiles are small; anything bigger is a mistake (or an attack on the YAML parser). */
 export const MAX_PROFILE_BYTES = 1024 * 1024;

@@ -3,11 +3,11 @@
 // counts, CSV keys use the second colon field, non-positive rate limits fall back to defaults),
 // because runbooks rehearse against exactly those behaviours.
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import type { SandboxConfig } from './types.js';
+import { repoPath } from '../helpers/paths.js';
 
-const CONFIG_DIR = fileURLToPath(new URL('./config/', import.meta.url));
+const CONFIG_DIR = repoPath('sandbox/config') + '/';
 
 export const DEFAULTS = {
   tenant: 'default',

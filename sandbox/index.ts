@@ -2,7 +2,6 @@
 // the same SandboxDeps and talks to the others only through Redis and NATS, like Cordum's services.
 // The returned profile points runbooks at it; the API key is referenced by env var name only.
 import { randomBytes } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
@@ -18,12 +17,13 @@ import { workflowRoutes } from './gateway/routes/workflows.js';
 import { startSafetyKernel } from './kernel/index.js';
 import { makeCertificates } from './certs.js';
 import { freePort, startNats, startRedis, type ManagedServer } from '../helpers/processes.js';
+import { repoPath } from '../helpers/paths.js';
 import { startTlsFront } from './tls-front.js';
 import { startScheduler } from './scheduler/index.js';
 import type { Component, FaultName, SandboxDeps } from './types.js';
 import { startWorkflowEngine } from './workflow/index.js';
 
-const SANDBOX_WAIVERS_FILE = fileURLToPath(new URL('./readiness.waivers.yaml', import.meta.url));
+const SANDBOX_WAIVERS_FILE = repoPath('sandbox/readiness.waivers.yaml');
 
 export const SANDBOX_API_KEY_ENV = 'CORDUM_SANDBOX_API_KEY';
 

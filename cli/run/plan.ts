@@ -1,10 +1,18 @@
 // --plan: what a run would do (steps, target, what it creates, whether it is destructive) without
-// running anything. The steps are collected by importing the scenario files in Vitest's collect mode.
-import { relative } from 'node:path';
+// running anything. The steps are collected by importing the scenario files with the steps DSL in
+// plan mode (helpers/steps.ts › planSteps), which needs no Vitest: the compiled scenarios of the
+// build this CLI runs from (bin/build.mjs), or the sources when the CLI itself runs from source. A
+// scenario file outside scenarios/ (a test fixture) is collected by Vitest instead.
+import { existsSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { REPO_ROOT, type Runbook } from '../../helpers/catalog.js';
-import { EXIT, type ExitCode } from '../../helpers/errors.js';
+import { EXIT, UsageError, errorMessage, type ExitCode } from '../../helpers/errors.js';
 import { out } from './log.js';
-import { collectSteps } from './vitest-session.js';
+
+/** The root this module runs from: the checkout, or dist/<build> when compiled. */
+const CODE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const COMPILED = !import.meta.url.endsWith('.ts');
 
 export interface PlanOptions {
   target?: string;
@@ -21,7 +29,7 @@ export async function printPlan(runbook: Runbook, files: string[], opts: PlanOpt
     targetLine = `${p.name} (${p.gateway.url}) from ${relative(process.cwd(), p.source) || p.source}`;
     destructiveAllowed = p.destructive.allowed;
   }
-  const scenarios = await collectSteps(files);
+  const scenarios = await scenarioSteps(files);
   out(`Plan for runbook ${runbook.name}: ${runbook.title}`);
   out(`  ${runbook.summary}`);
   out(`Target: ${targetLine}`);
@@ -46,4 +54,31 @@ export async function printPlan(runbook: Runbook, files: string[], opts: PlanOpt
   }
   out('Nothing was run.');
   return EXIT.PASSED;
+}
+
+type ScenarioSteps = { file: string; title: string; steps: string[] };
+
+async function scenarioSteps(files: string[]): Promise<ScenarioSteps[]> {
+  const modules = files.map((file) => {
+    const rel = relative(REPO_ROOT, file);
+    const own = join(CODE_ROOT, COMPILED ? rel.replace(/\.ts$/, '.js') : rel);
+    return rel.startsWith('scenarios/') && existsSync(own) ? own : undefined;
+  });
+  if (modules.some((m) => !m)) {
+    const { collectSteps } = await import('./vitest-session.js');
+    return collectSteps(files);
+  }
+  const { planSteps } = await import('../../helpers/steps.js');
+  const found: ScenarioSteps[] = [];
+  for (const [i, file] of files.entries()) {
+    let declared;
+    try {
+      declared = await planSteps(() => import(pathToFileURL(modules[i]!).href));
+    } catch (e) {
+      throw new UsageError(`${relative(REPO_ROOT, file)}: ${errorMessage(e).split('\n')[0]}`);
+    }
+    const first = declared[0];
+    found.push({ file, title: first?.title ?? '(no scenario declared)', steps: declared.flatMap((d) => d.steps) });
+  }
+  return found;
 }

@@ -1,9 +1,9 @@
 // Binary CAP codec: encodes and decodes BusPackets exactly as Cordum puts them on NATS.
 // Field names stay snake_case (keepCase) so they read like Cordum's docs and Redis data.
-import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
+import { repoPath } from '../paths.js';
 
-const PROTO_PATH = fileURLToPath(new URL('./cap.proto', import.meta.url));
+const PROTO_PATH = repoPath('helpers/cap/cap.proto');
 
 export const JOB_STATUS = [
   'JOB_STATUS_UNSPECIFIED',

@@ -2,10 +2,10 @@
 // variable names, file names inside a run directory, the interrupt channel and run ids. Kept free of
 // Vitest imports so both sides can load it.
 import { randomBytes } from 'node:crypto';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
+import { REPO_ROOT } from '../paths.js';
 
-const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
 
 /** Where reports (and the per-target history, the drill record) live: RUNBOOK_REPORTS_DIR, else <repo>/reports. */
 export function reportsRoot(env: NodeJS.ProcessEnv = process.env): string {

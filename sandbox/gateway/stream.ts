@@ -10,11 +10,11 @@
 // client that went away is only noticed when a write fails.
 import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import type { Subscription } from '@nats-io/nats-core';
 import protobuf from 'protobufjs';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { SandboxDeps } from '../types.js';
+import { repoPath } from '../../helpers/paths.js';
 import { STREAM_PATH, STREAM_SUBPROTOCOL } from './http.js';
 import { HttpError, type RouteModule } from './types.js';
 
@@ -24,7 +24,7 @@ export const CLIENT_BUFFER_FRAMES = 100;
 
 // ---------- protojson for BusPackets ----------
 
-const CAP_PROTO = fileURLToPath(new URL('../../helpers/cap/cap.proto', import.meta.url));
+const CAP_PROTO = repoPath('helpers/cap/cap.proto');
 
 /** The project's cap.proto names two enums differently from Cordum; protojson must show Cordum's names. */
 const ENUM_PREFIX: Record<string, [string, string]> = {
