@@ -2,8 +2,9 @@
 // every run and --plan share, the declared-order sequencer, and one session that runs the scenario
 // files and collects their step records. The runner owns the process: Vitest's own signal and
 // unhandled-rejection handlers (which exit the process at once, with 1) are removed again.
-import { relative, resolve } from 'node:path';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import type { Vitest } from 'vitest/node';
 import { REPO_ROOT } from '../../helpers/catalog.js';
 import { EXIT, UsageError, errorMessage } from '../../helpers/errors.js';
@@ -59,7 +60,7 @@ export async function runScenarios(s: SessionArgs): Promise<SessionResult> {
           // exists for interrupted, forced and broken runs too.
           env: s.env,
         },
-        {},
+        viteConfig(),
         vitestStreams(),
       ),
     );
@@ -98,6 +99,11 @@ export function baseVitestConfig(files: string[]) {
     pool: 'threads' as const,
     fileParallelism: false,
     maxWorkers: 1,
+    // One worker for all of a runbook's files, in order: steps keep their state per file
+    // (helpers/steps.ts › FileRun), so a fresh worker per file would only cost start-up.
+    isolate: false,
+    // Running compiled: the helpers are this build's JavaScript, loaded by Node itself (see viteConfig).
+    server: { deps: { external: COMPILED ? [BUILT_HELPERS] : [] } },
     // The runbook's order, not Vitest's default (failed/slow files first): steps of later files may
     // depend on earlier ones, and the verdict names the first failure.
     sequence: { shuffle: false, sequencer: declaredOrder(files) },
@@ -110,6 +116,37 @@ export function baseVitestConfig(files: string[]) {
     coverage: { enabled: false },
     hookTimeout: 130_000,
     teardownTimeout: 10_000,
+  };
+}
+
+/** The root this module runs from: the checkout, or dist/<build> when compiled (bin/build.mjs). */
+const CODE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const COMPILED = !import.meta.url.endsWith('.ts');
+const BUILT_HELPERS = join(CODE_ROOT, 'helpers') + sep;
+const SOURCE_HELPERS = join(REPO_ROOT, 'helpers') + sep;
+
+/**
+ * Vite's side. Running compiled, a scenario's import of a helper ('../../helpers/steps.js') is
+ * resolved to this build's compiled helper, which `server.deps.external` hands to Node untransformed:
+ * Vite transforms only the scenario file itself, and every helper module, with its state (the
+ * teardown registry, the redaction set), exists once in the worker, whoever imports it. Running from
+ * source (tsx, the project's tests), Vite resolves and transforms the TypeScript helpers as usual.
+ */
+function viteConfig() {
+  if (!COMPILED) return {};
+  return {
+    plugins: [
+      {
+        name: 'runbook-compiled-helpers',
+        enforce: 'pre' as const,
+        resolveId(source: string, importer: string | undefined) {
+          if (!importer || !source.startsWith('.')) return null;
+          const abs = resolve(dirname(importer), source);
+          if (!abs.startsWith(SOURCE_HELPERS)) return null;
+          return BUILT_HELPERS + abs.slice(SOURCE_HELPERS.length).replace(/\.ts$/, '.js');
+        },
+      },
+    ],
   };
 }
 
@@ -133,7 +170,7 @@ export function declaredOrder(files: string[]) {
 export async function collectSteps(files: string[]): Promise<{ file: string; title: string; steps: string[] }[]> {
   const { createVitest } = await import('vitest/node');
   const vitest = await withoutVitestProcessHandlers(() =>
-    createVitest('test', { ...baseVitestConfig(files), reporters: [] }, {}, vitestStreams()),
+    createVitest('test', { ...baseVitestConfig(files), reporters: [] }, viteConfig(), vitestStreams()),
   );
   try {
     const { testModules } = await vitest.collect();
