@@ -8,7 +8,7 @@ import { EXIT } from '../helpers/errors.js';
 import type { TargetProfile } from '../helpers/profile-types.js';
 import { ENV, reportsRoot, stateRoot } from '../helpers/report/run-contract.js';
 import { Interrupts } from './run/interrupts.js';
-import { err, out, phase } from './run/log.js';
+import { err, out, phase, waiting, type Waiting } from './run/log.js';
 import { runEnvironment } from './run/environment.js';
 import { printPlan } from './run/plan.js';
 import { preflight, type PlatformInfo } from './run/preflight.js';
@@ -40,13 +40,21 @@ export async function runRunbook(opts: RunOptions): Promise<number> {
   const interrupts = new Interrupts();
   interrupts.install();
   let target: Target | undefined;
+  // The first line at once, before anything slow: what the run is waiting on.
+  let wait: Waiting = waiting(
+    opts.target
+      ? `Runbook ${runbook.name}: loading target ${opts.target}`
+      : `Runbook ${runbook.name}: starting a sandbox Cordum (redis-server, nats-server)`,
+  );
   try {
     // Setup and preflight: nothing exists on the target yet, so a stop has nothing to undo.
     await testPause('setup', interrupts);
     target = await resolveTarget(opts.target);
+    wait.done(target.sandbox ? `Sandbox up: gateway ${target.profile.gateway.url}` : undefined);
     if (interrupts.reason) return stoppedBeforeRun(interrupts);
     phase('target resolved');
     interrupts.enter('preflight');
+    wait = waiting(`Preflight: asking ${target.profile.gateway.url}/health`);
     let platform: PlatformInfo;
     try {
       platform = await preflight(runbook, target.profile, interrupts.signal);
@@ -55,11 +63,13 @@ export async function runRunbook(opts: RunOptions): Promise<number> {
       if (interrupts.reason) return stoppedBeforeRun(interrupts);
       throw e;
     }
+    wait.done(`Preflight: the gateway answered (Cordum ${platform.version})`);
     if (interrupts.reason) return stoppedBeforeRun(interrupts);
     phase('preflight done');
     interrupts.enter('run');
     return await execute({ runbook, files, profile: target.profile, platform, sandboxed: !!target.sandbox, opts, interrupts });
   } finally {
+    wait.done();
     await releaseTarget(target);
     interrupts.uninstall();
   }

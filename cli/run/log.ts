@@ -28,3 +28,45 @@ export function phase(name: string): void {
 export function prefetch(...loaders: (() => Promise<unknown>)[]): void {
   for (const load of loaders) load().catch(() => {});
 }
+
+/** A quiet stretch longer than this gets a line (or, on a terminal, a live elapsed time). */
+export const HEARTBEAT_MS = 2_000;
+const LIVE_REDRAW_MS = 250;
+
+export interface Waiting {
+  /** The wait is over: clear the live line; `line`, if given, is printed in its place. */
+  done(line?: string): void;
+}
+
+/**
+ * A phase of the runner's own that the operator waits on (starting the sandbox, asking the target,
+ * starting Vitest, writing the HTML). Says so at once, then shows it is alive: on a terminal one
+ * live line with the elapsed time; when piped or in CI a "  … <what> (N s)" line every HEARTBEAT_MS, so the
+ * run is never silent for long. `what` reads as "Starting a sandbox Cordum" ("…" is added).
+ */
+export function waiting(what: string, stream: NodeJS.WriteStream = process.stdout): Waiting {
+  const started = performance.now();
+  const ci = process.env.CI === 'true' || process.env.CI === '1';
+  const live = !!stream.isTTY && !ci;
+  const secs = () => ((performance.now() - started) / 1000).toFixed(1);
+  let timer: NodeJS.Timeout;
+  if (live) {
+    const draw = () => stream.write(`\r\x1b[K${what}… (${secs()} s)`);
+    draw();
+    timer = setInterval(draw, LIVE_REDRAW_MS);
+  } else {
+    stream.write(`${what}…\n`);
+    timer = setInterval(() => stream.write(`  … ${what} (${secs()} s)\n`), HEARTBEAT_MS);
+  }
+  timer.unref();
+  let over = false;
+  return {
+    done(line) {
+      if (over) return;
+      over = true;
+      clearInterval(timer);
+      if (live) stream.write(line ? `\r\x1b[K${line}\n` : `\r\x1b[K${what}… done (${secs()} s)\n`);
+      else if (line) stream.write(line + '\n');
+    },
+  };
+}

@@ -1,6 +1,6 @@
-// The report phase: the verdict is known. summary.json (and the rest of reports/<run-id>/) is
-// assembled and written, the run is added to the target's history, the verdict line is printed, the
-// webhook is sent, and the report's path is the last line. A signal here changes nothing: the report
+// The report phase: the verdict is known. summary.json/.md and junit.xml are written and the
+// verdict line is printed at once; then the HTML report and the manifest (the slow part), the run is
+// added to the target's history, the webhook is sent, and the report's path is the last line. A signal here changes nothing: the report
 // is completed and the exit code stays the verdict, so report and exit code always agree.
 import { relative } from 'node:path';
 import type { Runbook } from '../../helpers/catalog.js';
@@ -9,7 +9,7 @@ import type { TargetProfile } from '../../helpers/profile-types.js';
 import { reportsRoot, type InterruptReason } from '../../helpers/report/run-contract.js';
 import type { RunSummary } from '../../helpers/report/summary.js';
 import type { Interrupts } from './interrupts.js';
-import { err, out, phase } from './log.js';
+import { err, out, phase, waiting } from './log.js';
 import { notify } from './notify.js';
 import { testPause } from './test-pause.js';
 import type { SessionResult } from './vitest-session.js';
@@ -91,17 +91,28 @@ export async function reportRun(a: ReportArgs): Promise<ExitCode> {
     summary.exit_code = exitCode;
   }
   phase('teardown replay done');
-  await testPause('report', a.interrupts);
-  const written = await report.writeReport({ runDir: a.run.runDir, resultsDir: a.run.resultsDir, summary, reportsDir: reportsRoot(), journal: a.run.journal });
-  phase('report written');
-  await report.recordHistory(reportsRoot(), a.run.runDir, written.historyPoint).catch((e: unknown) => {
-    err(`runbook: the run could not be added to the run history: ${errorMessage(e)}`);
-  });
+  const files = { runDir: a.run.runDir, resultsDir: a.run.resultsDir, summary, reportsDir: reportsRoot(), journal: a.run.journal };
+  await report.writeSummaryFiles(files);
+  phase('summary written');
+  // The verdict as soon as summary.json/.md say it; the HTML report follows, and the process exits
+  // only once every report file (the manifest last) is complete.
   out(`${summary.status.toUpperCase()}: ${summary.counts.passed} passed, ${summary.counts.failed} failed, ${summary.counts.skipped} skipped`);
   if (summary.fail_on_new) {
     const { failOnNewText } = await import('../../helpers/report/summary.js');
     out(`--fail-on-new: ${failOnNewText(summary.fail_on_new)}`);
   }
+  await testPause('report', a.interrupts);
+  const html = waiting('Writing the HTML report');
+  let written: Awaited<ReturnType<typeof report.finishReport>>;
+  try {
+    written = await report.finishReport(files);
+  } finally {
+    html.done();
+  }
+  phase('report written');
+  await report.recordHistory(reportsRoot(), a.run.runDir, written.historyPoint).catch((e: unknown) => {
+    err(`runbook: the run could not be added to the run history: ${errorMessage(e)}`);
+  });
   if (process.env.RUNBOOK_WEBHOOK_URL) await notify(a.run.runDir, written.index);
   phase('done');
   // The last line is the report's path, so scripts can `tail -1`.

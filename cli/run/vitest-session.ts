@@ -12,7 +12,7 @@ import type { StepRecord } from '../../helpers/report/summary.js';
 import { settleWithin, untilAborted } from '../../helpers/waits.js';
 import { ProgressReporter } from '../progress-reporter.js';
 import { FORCE_TEARDOWN_MS, type Interrupts } from './interrupts.js';
-import { debugging, phase, prefetch } from './log.js';
+import { debugging, phase, prefetch, waiting } from './log.js';
 
 export interface SessionArgs {
   files: string[];
@@ -32,6 +32,8 @@ export interface SessionResult {
 
 /** Run the scenario files in the runbook's order; a forced stop does not wait for stuck steps. */
 export async function runScenarios(s: SessionArgs): Promise<SessionResult> {
+  // Until the first step starts: loading Vitest, its worker and the scenario file.
+  const starting = waiting('Starting Vitest and loading the scenarios');
   const [{ createVitest }, { default: AllureReporter }, { StepCollector }, { CATEGORIES }] = await Promise.all([
     import('vitest/node'),
     import('allure-vitest/reporter'),
@@ -51,7 +53,12 @@ export async function runScenarios(s: SessionArgs): Promise<SessionResult> {
         {
           ...baseVitestConfig(s.files),
           reporters: [
-            { onTestCaseReady: () => s.interrupts.repost() },
+            {
+              onTestCaseReady: () => {
+                starting.done();
+                s.interrupts.repost();
+              },
+            },
             new ProgressReporter(),
             collector,
             new AllureReporter({ resultsDir: s.resultsDir, environmentInfo: s.environment, categories: CATEGORIES }),
@@ -84,6 +91,7 @@ export async function runScenarios(s: SessionArgs): Promise<SessionResult> {
     if (!s.interrupts.forced) await settleWithin(vitest.close(), 5_000);
     return { steps: collector.steps, runErrors: collector.runErrors };
   } finally {
+    starting.done();
     process.off('unhandledRejection', onUnhandled);
   }
 }

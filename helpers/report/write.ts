@@ -31,8 +31,18 @@ export interface WrittenReport {
   historyPoint?: unknown;
 }
 
-/** Write the report. The summary gets its counts, findings, sections and step teardown from the run dir. */
+/** Write the report: the summary files first, then the HTML and the manifest. */
 export async function writeReport(a: WriteReportArgs): Promise<WrittenReport> {
+  await writeSummaryFiles(a);
+  return finishReport(a);
+}
+
+/**
+ * The part of the report the verdict needs: summary.json/.md and junit.xml, scrubbed. The summary
+ * gets its counts, findings, sections and step teardown from the run dir. Quick (no Allure), so the
+ * runner prints the verdict right after it.
+ */
+export async function writeSummaryFiles(a: WriteReportArgs): Promise<void> {
   const s = a.summary;
   s.counts = countSteps(s.steps);
   s.findings = readFindings(a.runDir, RUN_FILES.findings);
@@ -48,7 +58,15 @@ export async function writeReport(a: WriteReportArgs): Promise<WrittenReport> {
   await writeJunit(a.runDir, s);
   // Scrub before Allure reads the results, so a secret in an error message never reaches the HTML.
   scrubSecrets(a.runDir);
+}
 
+/**
+ * The rest, after writeSummaryFiles: the single-file Allure HTML (the slow part), a second scrub and
+ * the checksum manifest, last, so it covers every other file. If the HTML fails, the summaries say
+ * so and summary.md is the report's index.
+ */
+export async function finishReport(a: WriteReportArgs): Promise<WrittenReport> {
+  const s = a.summary;
   let index = join(a.runDir, 'index.html');
   let historyPoint: unknown;
   const staging = mkdtempSync(join(tmpdir(), 'runbook-allure-'));
