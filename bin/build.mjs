@@ -57,7 +57,7 @@ function sourceFiles(repo) {
 export function fingerprint(repo = REPO) {
   const h = createHash('sha256');
   // This file too: a change of the build's own options makes every earlier build stale.
-  for (const f of [fileURLToPath(import.meta.url), ...sourceFiles(repo)]) {
+  for (const f of [join(repo, 'bin/build.mjs'), ...sourceFiles(repo)]) {
     const s = statSync(f);
     h.update(`${relative(repo, f)}\0${s.size}\0${s.mtimeMs}\n`);
   }

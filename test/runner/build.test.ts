@@ -1,0 +1,139 @@
+// The ahead-of-time build (bin/build.mjs) and what the runner prints while it works, as an engineer
+// meets them: `pnpm install` builds, `pnpm runbook` runs the build, an edited helper is never run
+// stale, the first line comes before the sandbox is up, and every report file is complete at exit.
+// Ordering and content only; how fast any of it is, is measured by `pnpm bench --only runner`.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { appendFileSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { buildDirFor, isComplete } from '../../bin/build.mjs';
+import { verifyManifest } from '../../helpers/report/manifest.js';
+import { findBinary } from '../../helpers/processes.js';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const tmp = mkdtempSync(join(tmpdir(), 'runner-build-'));
+
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** A checkout of its own (sources, launcher, runbook pages; node_modules linked), so its builds are its own. */
+function checkout(): string {
+  const dir = mkdtempSync(join(tmp, 'checkout-'));
+  for (const p of ['bin', 'cli', 'helpers', 'sandbox', 'scenarios', 'runbooks', 'package.json']) cpSync(join(ROOT, p), join(dir, p), { recursive: true });
+  symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
+  return dir;
+}
+
+function launch(dir: string, ...args: string[]) {
+  const r = spawnSync(process.execPath, [join(dir, 'bin/runbook.mjs'), ...args], { cwd: dir, encoding: 'utf8', timeout: 120_000, env: { ...process.env, CI: 'true' } });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('the build', () => {
+  it('pnpm install builds it, and the package scripts start the launcher, not a TypeScript loader', () => {
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+    expect(pkg.scripts.prepare).toBe('node bin/build.mjs');
+    expect(pkg.scripts.runbook).toBe('node bin/runbook.mjs');
+    expect(pkg.scripts.sandbox).toBe('node bin/sandbox.mjs');
+    expect(readFileSync(join(ROOT, '.gitignore'), 'utf8').split('\n')).toContain('dist/');
+  });
+
+  it('a clean checkout builds on its first run, then runs that build as it is', () => {
+    const dir = checkout();
+    const first = launch(dir, 'list');
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stderr).toMatch(/^runbook: the sources changed since the last build; building dist\/[0-9a-f]{16} first$/m);
+    expect(first.stdout).toMatch(/^smoke {2,}/m);
+    const build = buildDirFor(dir);
+    expect(isComplete(build)).toBe(true);
+    expect(spawnSync(process.execPath, [join(dir, 'bin/build.mjs'), '--check'], { cwd: dir }).status).toBe(0);
+
+    // The compiled CLI is what runs: a line added to the build (not to the sources) shows up, and nothing is rebuilt.
+    appendFileSync(join(build, 'cli/runbook.js'), `\nprocess.stdout.write('running the build\\n');\n`);
+    const second = launch(dir, 'list');
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stderr).not.toMatch(/building/);
+    expect(second.stdout).toMatch(/^running the build$/m);
+  }, 240_000);
+
+  it('an edited helper is never run stale: the next run rebuilds first and runs the edit', () => {
+    const dir = checkout();
+    expect(launch(dir, 'list').code).toBe(0);
+    const before = buildDirFor(dir);
+    appendFileSync(join(dir, 'helpers/catalog.ts'), `\nprocess.stdout.write('edited helper\\n');\n`);
+    expect(spawnSync(process.execPath, [join(dir, 'bin/build.mjs'), '--check'], { cwd: dir }).status, 'the old build counts as stale').toBe(1);
+    const r = launch(dir, 'list');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/building dist\/[0-9a-f]{16} first/);
+    expect(r.stdout).toMatch(/^edited helper$/m);
+    expect(buildDirFor(dir)).not.toBe(before);
+  }, 240_000);
+
+  it('--plan lists the steps from the compiled scenarios without starting anything', () => {
+    const r = launch(ROOT, 'smoke', '--plan');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^ {4}1\. Liveness and readiness$/m);
+    expect(r.stdout).toMatch(/\. Teardown: remove what this run created$/m);
+    expect(r.stdout.trim().split('\n').at(-1)).toBe('Nothing was run.');
+  }, 120_000);
+});
+
+describe('what the runner prints while it works', () => {
+  it('says what it is doing before the sandbox is up; the verdict comes before the HTML; every report file is complete at exit', async () => {
+    // redis-server, held at a FIFO until the test lets it start: the sandbox cannot be up before that.
+    const realRedis = findBinary('redis-server');
+    expect(realRedis, 'redis-server on PATH').toBeTruthy();
+    const gate = join(tmp, 'redis-gate');
+    execFileSync('mkfifo', [gate]);
+    const wrapper = join(tmp, 'redis-server-held');
+    // Held once only: a start retried on another port (a port race) goes straight through.
+    writeFileSync(wrapper, `#!/bin/sh\nif [ ! -e '${gate}.open' ]; then cat '${gate}' >/dev/null; : > '${gate}.open'; fi\nexec '${realRedis}' "$@"\n`, { mode: 0o755 });
+
+    const reports = join(tmp, 'reports');
+    const child = spawn(process.execPath, [join(ROOT, 'bin/runbook.mjs'), 'smoke'], {
+      cwd: ROOT,
+      env: { ...process.env, CI: 'true', REDIS_SERVER_BIN: wrapper, RUNBOOK_REPORTS_DIR: reports, RUNBOOK_STATE_DIR: join(tmp, 'state') },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    let released = false;
+    const firstLine = new Promise<string>((done) => {
+      child.stdout!.on('data', (d) => {
+        stdout += d;
+        if (stdout.includes('\n')) done(stdout.split('\n')[0]!);
+      });
+    });
+    child.stderr!.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((done) => child.on('close', done));
+    const killer = setTimeout(() => child.kill('SIGKILL'), 200_000);
+    try {
+      const line = await Promise.race([firstLine, exited.then(() => `(exited: ${stderr})`)]);
+      // redis-server has not been allowed to start yet.
+      expect(line).toBe('Runbook smoke: starting a sandbox Cordum (redis-server, nats-server)…');
+      expect(stdout).not.toMatch(/Sandbox up/);
+      const w = await open(gate, 'w');
+      released = true;
+      await w.close();
+      const code = await exited;
+      expect(code, `${stdout}\n${stderr}`).toBe(0);
+    } finally {
+      clearTimeout(killer);
+      if (!released) await open(gate, 'w').then((w) => w.close()).catch(() => {});
+    }
+
+    const lines = stdout.trim().split('\n');
+    const at = (re: RegExp) => lines.findIndex((l) => re.test(l));
+    expect(at(/^Sandbox up: gateway /)).toBeGreaterThan(0);
+    expect(at(/^PASSED: /)).toBeGreaterThan(at(/^Sandbox up/));
+    expect(at(/^Writing the HTML report…$/)).toBeGreaterThan(at(/^PASSED: /));
+    const index = lines.at(-1)!;
+    expect(index).toMatch(/index\.html$/);
+    const runDir = dirname(resolve(ROOT, index));
+    for (const f of ['index.html', 'summary.json', 'summary.md', 'junit.xml', 'manifest.sha256']) expect(existsSync(join(runDir, f)), f).toBe(true);
+    expect(readFileSync(join(runDir, 'manifest.sha256'), 'utf8')).toMatch(/ {2}index\.html$/m);
+    expect(verifyManifest(runDir)).toEqual([]);
+    expect(readFileSync(join(runDir, 'index.html'), 'utf8')).toMatch(/<\/html>\s*$/i);
+  }, 240_000);
+});
