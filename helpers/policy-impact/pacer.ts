@@ -35,7 +35,14 @@ export class Pacer {
     const at = Math.max(now, this.next);
     this.next = at + this.intervalMs;
     try {
-      if (at > now) await delay(at - now, undefined, { signal: this.opts.signal });
+      if (at > now) {
+        try {
+          await delay(at - now, undefined, { signal: this.opts.signal });
+        } catch (err) {
+          // The stop's own reason (a step timeout, Ctrl-C), not timers' generic AbortError.
+          throw this.opts.signal?.aborted ? this.opts.signal.reason : err;
+        }
+      }
       this.opts.signal?.throwIfAborted();
       this.started++;
       return await fn();
