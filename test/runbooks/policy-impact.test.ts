@@ -128,9 +128,9 @@ describe.concurrent('pnpm runbook policy-impact', () => {
       expect(r.code, r.stdout + r.stderr).toBe(2);
       expect(r.stderr + r.stdout).not.toMatch(/\n\s+at /);
     }
-    expect(failedSteps({ summary: a.summary! })[0]!.error).toMatch(/^--draft \/nonexistent\/draft\.yaml: .*(does not exist|no such file)/i);
-    expect(failedSteps({ summary: b.summary! })[0]!.error).toMatch(/^--draft .*draft\.yaml: rules\[0\]\.decision: expected allow, deny, .* got "deni"$/);
-    expect(failedSteps({ summary: c.summary! })[0]!.error).toMatch(/^--draft <bundle\.yaml> is required/);
+    expect(failedSteps({ summary: a.summary! })[0]!.error).toMatch(/^(\w+Error: )?--draft \/nonexistent\/draft\.yaml: .*(does not exist|no such file)/i);
+    expect(failedSteps({ summary: b.summary! })[0]!.error).toMatch(/^(\w+Error: )?--draft .*draft\.yaml: rules\[0\]\.decision: expected allow, deny, .* got "deni"$/);
+    expect(failedSteps({ summary: c.summary! })[0]!.error).toMatch(/^(\w+Error: )?--draft <bundle\.yaml> is required/);
     for (const r of [a, b, c]) expect(failedSteps({ summary: r.summary! })[0]!.error!.split('\n')).toHaveLength(1);
   }, RUN_TIMEOUT_MS);
 });
