@@ -1,7 +1,7 @@
 // `pnpm bench`: reproducible benchmarks on this machine, written to docs/benchmarks.md.
 //   pnpm bench                 full run (default sizes, 3 runs per slow figure, 5 per fast one)
 //   pnpm bench --quick         10x smaller sizes, 1 run; report to a temp file unless --write
-//   pnpm bench --only <name>   one benchmark (smoke, dlq, redis, jetstream, readiness)
+//   pnpm bench --only <name>   one benchmark (smoke, dlq, redis, jetstream, readiness, policy-impact)
 //   --write                    write docs/benchmarks.md even for --quick/--only (--only replaces just that
 //                              benchmark's section and goal rows); --out <file> elsewhere
 // Everything started here (sandbox, servers, children) is stopped at the end and on Ctrl-C.
@@ -33,6 +33,7 @@ const BENCHES: { name: string; title: string; needsSandbox: boolean; load: () =>
   { name: 'dlq', title: 'DLQ detection latency', needsSandbox: true, load: async () => (await import('./dlq.js')).benchDlq },
   { name: 'redis', title: 'Redis backup and restore', needsSandbox: false, load: async () => (await import('./redis.js')).benchRedis },
   { name: 'jetstream', title: 'JetStream snapshot and restore', needsSandbox: false, load: async () => (await import('./jetstream.js')).benchJetStream },
+  { name: 'policy-impact', title: 'Policy-impact replay pace', needsSandbox: true, load: async () => (await import('./policy-impact.js')).benchPolicyImpact },
   { name: 'readiness', title: 'Readiness audit (static)', needsSandbox: false, load: async () => (await import('./readiness.js')).benchReadiness },
 ];
 

@@ -1,7 +1,7 @@
 // Pure helpers of the benchmark: medians, formatting, one line per figure, goal verdicts.
 // Nothing here measures anything (test/bench/bench-quick.test.ts covers it without timings).
 
-export type Unit = 'ms' | 'ms/object' | 'keys/s' | 'msg/s' | 'MB/s' | 'MB' | 'µs/key' | 'x';
+export type Unit = 'ms' | 'ms/object' | 'keys/s' | 'msg/s' | 'req/s' | 'MB/s' | 'MB' | 'µs/key' | 'x';
 
 /** One measured quantity, with every sample kept (the report shows median, min and max). */
 export interface Figure {

@@ -28,6 +28,11 @@ export async function attachText(name: string, text: string): Promise<void> {
   await attachment(name, redact(text), 'text/plain');
 }
 
+/** Attach an SVG image (a chart; redacted like text) to the current Allure step. */
+export async function attachSvg(name: string, svg: string): Promise<void> {
+  await attachment(name, redact(svg), 'image/svg+xml');
+}
+
 const MAX_BODY_CHARS = 64 * 1024;
 
 /** A readable, redacted rendering of one HTTP exchange (what was sent, what came back). */

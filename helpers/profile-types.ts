@@ -33,6 +33,10 @@ export interface TargetProfile {
     connect_timeout_ms: number; // default 3000
     request_timeout_ms: number; // default 10000
     tls?: TlsRef;
+    /** The gateway's TENANT_ID (OSS Cordum is single-tenant); default "default". */
+    tenant?: string;
+    /** The gateway's API_RATE_LIMIT_RPS / _BURST (one bucket per gateway process); default 50 / 100. */
+    rate_limit?: { rps: number; burst?: number };
   };
   metrics?: {
     gateway?: string; // http://host:9092/metrics
@@ -73,6 +77,15 @@ export interface TargetProfile {
   };
   destructive: {
     allowed: boolean; // may drills change live state on this target?
+  };
+  /** Runbook policy-impact: how hard it may replay, and which decision flips fail a draft. */
+  policy_impact?: {
+    /** Share of gateway.rate_limit.rps the replay may use (0-1]; default 0.5, leaving the rest to real clients. */
+    rate_share?: number;
+    /** Flip kinds that fail the run whenever one occurs; default [deny_to_allow, require_human_to_allow]. */
+    forbid?: string[];
+    /** ALLOW→DENY fails the run above this share of the jobs let through today (0-1); default 0.1. */
+    max_allow_to_deny_share?: number;
   };
   backup?: {
     dir?: string; // where archives go

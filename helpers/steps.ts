@@ -77,6 +77,8 @@ export interface RunContext {
   evidence: {
     json(name: string, value: unknown): Promise<void>;
     text(name: string, text: string): Promise<void>;
+    /** An SVG image (a chart), shown inline in the report. */
+    svg(name: string, svg: string): Promise<void>;
   };
   /** A sub-step shown in the report. */
   step<T>(name: string, fn: () => Promise<T> | T): Promise<T>;
@@ -403,6 +405,7 @@ function makeContext(run: FileRun, stepName: string, signal: AbortSignal, tctx: 
     evidence: {
       json: (name, value) => ev.attachJson(name, value),
       text: (name, text) => ev.attachText(name, text),
+      svg: (name, svg) => ev.attachSvg(name, svg),
     },
     step: async (name, fn) => allure.step(name, async () => fn()),
     finding(f) {

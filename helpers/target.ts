@@ -355,7 +355,7 @@ function truncate(s: string, n: number): string {
 interface RawProfile {
   name?: string;
   description?: string;
-  gateway: { url: string; api_key_env?: string; principal?: { id?: string; role?: string }; connect_timeout_ms?: number; request_timeout_ms?: number; tls?: TlsRef };
+  gateway: { url: string; api_key_env?: string; principal?: { id?: string; role?: string }; connect_timeout_ms?: number; request_timeout_ms?: number; tls?: TlsRef; tenant?: string; rate_limit?: { rps: number; burst?: number } };
   metrics?: TargetProfile['metrics'];
   workflow_engine?: TargetProfile['workflow_engine'];
   nats?: NonNullable<TargetProfile['nats']>;
@@ -364,6 +364,7 @@ interface RawProfile {
   routing?: Partial<TargetProfile['routing']>;
   policy?: { reload_interval_ms?: number; case_files?: string[] };
   destructive?: { allowed?: boolean };
+  policy_impact?: TargetProfile['policy_impact'];
   backup?: TargetProfile['backup'];
   readiness?: TargetProfile['readiness'];
   labels?: Record<string, string>;
@@ -421,6 +422,8 @@ function resolveProfile(p: RawProfile, abs: string, display: string, env: NodeJS
       connect_timeout_ms: p.gateway.connect_timeout_ms ?? PROFILE_DEFAULTS.connect_timeout_ms,
       request_timeout_ms: p.gateway.request_timeout_ms ?? PROFILE_DEFAULTS.request_timeout_ms,
       tls: tls(p.gateway.tls),
+      tenant: p.gateway.tenant,
+      rate_limit: p.gateway.rate_limit,
     }),
     metrics: p.metrics,
     workflow_engine: p.workflow_engine,
@@ -433,6 +436,7 @@ function resolveProfile(p: RawProfile, abs: string, display: string, env: NodeJS
       case_files: (p.policy?.case_files ?? []).map((f) => resolvePath(f, dir, env)),
     },
     destructive: { allowed: p.destructive?.allowed ?? PROFILE_DEFAULTS.destructive.allowed },
+    policy_impact: p.policy_impact,
     backup: p.backup && strip({ ...p.backup, dir: file(p.backup.dir) }),
     readiness: p.readiness && strip({ manifests: p.readiness.manifests === '-' ? '-' : file(p.readiness.manifests), waivers: file(p.readiness.waivers) }),
     labels: p.labels,

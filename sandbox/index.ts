@@ -169,6 +169,8 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
         principal: { id: 'runbook-operator', role: 'admin' },
         connect_timeout_ms: 3000,
         request_timeout_ms: 10000,
+        tenant: config.tenant,
+        rate_limit: { rps: config.rateLimit.rps, burst: config.rateLimit.burst },
       },
       metrics: {
         gateway: gateway.metricsUrl,
@@ -180,6 +182,8 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       routing: { pool: 'default', mapped_topic: 'job.default', unmapped_topic: 'job.runbook.unmapped' },
       policy: { reload_interval_ms: config.policyReloadMs, case_files: [] },
       destructive: { allowed: true },
+      // Nobody else uses the sandbox's rate limit: a replay may take all of it.
+      policy_impact: { rate_share: 1 },
       // The sandbox is single-node by design; its own waivers say so in the readiness report.
       readiness: { waivers: SANDBOX_WAIVERS_FILE },
       labels: { faults: faultList.join(',') },

@@ -14,6 +14,7 @@ export const FAULTS = [
   'step-retry-ignored', // workflow step retry policy ignored
   'policy-explain-wrong-rule', // explain names another rule than evaluate
   'policy-reload-stuck', // published bundles never reach the kernel
+  'policy-simulate-ignores-draft', // bundle simulate answers from the stored bundles, ignoring the draft content
   'timeline-missing-approval', // no step_approved timeline event
   'approval-identity-dropped', // job approvals record no approver
   'rate-limit-off', // the gateway never answers 429

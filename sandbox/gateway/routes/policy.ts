@@ -319,7 +319,9 @@ export const policyRoutes: RouteModule = (routes, deps: SandboxDeps) => {
     const draft = str(body, 'content');
     const { bundles } = await docs.bundlesDoc();
     const merged: Record<string, StoredBundle> = { ...bundles };
-    if (draft) merged[id] = { ...(bundles[id] ?? {}), content: draft, enabled: true };
+    // Fault policy-simulate-ignores-draft: the answer comes from the stored bundles alone, as if
+    // the draft had never been sent (a "no change" that proves nothing).
+    if (draft && !deps.faults.has('policy-simulate-ignores-draft')) merged[id] = { ...(bundles[id] ?? {}), content: draft, enabled: true };
     let policy;
     try {
       policy = buildBundlesOnlyPolicy(enabledFragments(merged));
