@@ -89,7 +89,7 @@ export interface RunContext {
   summary(markdown: string): void;
   /** Write a file into the report directory (it lands in the manifest); returns its path. */
   writeArtifact(name: string, content: string | Uint8Array): string;
-  /** Shared by the steps of one scenario file. */
+  /** Shared by the steps of one scenario file; declare each value once with stateSlot(). */
   state: Map<string, unknown>;
   /** Aborted on Ctrl-C and on step timeout: pass it to anything that waits. */
   signal: AbortSignal;
@@ -98,6 +98,49 @@ export interface RunContext {
 }
 
 export type StepFn = (ctx: RunContext) => Promise<void> | void;
+
+/**
+ * Fail the running step with a message that says what was expected and what came back. A plain
+ * Error on purpose: a failed check is exit 1 (helpers/errors.ts holds the errors that mean more).
+ */
+export function fail(message: string): never {
+  throw new Error(message);
+}
+
+/**
+ * One value the steps of a scenario file hand to each other through ctx.state, typed once where it
+ * is declared instead of cast at every use:
+ *
+ *   const DRILL = stateSlot<DrillState>('drill');
+ *   DRILL.set(ctx, { before });            // in one step
+ *   const d = DRILL.get(ctx);              // in a later one: DrillState | undefined
+ */
+export interface StateSlot<T> {
+  readonly key: string;
+  get(ctx: Pick<RunContext, 'state'>): T | undefined;
+  /** The value, or an Error with `missing` (say which step should have set it). */
+  require(ctx: Pick<RunContext, 'state'>, missing: string): T;
+  set(ctx: Pick<RunContext, 'state'>, value: T): T;
+  /** The value, set to init() first when there is none yet. */
+  getOrInit(ctx: Pick<RunContext, 'state'>, init: () => T): T;
+}
+
+export function stateSlot<T>(key: string): StateSlot<T> {
+  const slot: StateSlot<T> = {
+    key,
+    get: (ctx) => ctx.state.get(key) as T | undefined,
+    require(ctx, missing) {
+      if (!ctx.state.has(key)) throw new Error(missing);
+      return ctx.state.get(key) as T;
+    },
+    set(ctx, value) {
+      ctx.state.set(key, value);
+      return value;
+    },
+    getOrInit: (ctx, init) => (ctx.state.has(key) ? (ctx.state.get(key) as T) : slot.set(ctx, init())),
+  };
+  return slot;
+}
 
 export interface ScenarioBuilder {
   step(name: string, fn: StepFn, opts?: StepOptions): void;

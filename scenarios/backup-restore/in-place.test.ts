@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { scenario, type RunContext, type ScenarioBuilder, type StepOptions } from '../../helpers/steps.js';
+import { scenario, stateSlot, type RunContext, type ScenarioBuilder, type StepOptions } from '../../helpers/steps.js';
 import { createKube, type Kube } from '../../helpers/kube.js';
 import { RestoreDrill } from '../../helpers/backup/drill.js';
 import { leaseLock, memoryLock } from '../../helpers/backup/lock.js';
@@ -22,7 +22,7 @@ import { NOT_IN_PLACE, checkArchiveOption, guardCommandLine, inPlaceRequest } fr
 
 const MIN = 60_000;
 /** The manifest of a --archive the first step checked (so it is not re-hashed). */
-const CHECKED_ARCHIVE = 'in-place-checked-archive';
+const CHECKED_ARCHIVE = stateSlot<BackupManifest | undefined>('in-place-checked-archive');
 const UNFREEZE_LABEL = 'in-place: unfreeze the writers (scale back, recreate HPAs, resume CronJobs)';
 const SMOKE_LABEL = 'in-place: the smoke child run finishes its own teardown';
 /** Unfrozen writers need time to start and reconnect before the smoke runbook can pass. */
@@ -54,10 +54,10 @@ function say(msg: string): void {
   process.stderr.write(`[in-place] ${msg}\n`);
 }
 
+const IN_PLACE = stateSlot<InPlaceRun>('in-place');
+
 function runOf(ctx: RunContext): InPlaceRun {
-  const r = ctx.state.get('in-place') as InPlaceRun | undefined;
-  if (!r) throw new Error('the guard step did not prepare the in-place run');
-  return r;
+  return IN_PLACE.require(ctx, 'the guard step did not prepare the in-place run');
 }
 
 /** Every step skips unless --in-place was given. */
@@ -150,7 +150,7 @@ scenario('In-place restore (real recovery, --in-place)', (base) => {
       }
       // A truncated or corrupted archive is the operator's input: refused here (exit 2, naming the
       // damaged file) before the guard, so with or without a cluster, and before anything changes.
-      ctx.state.set(CHECKED_ARCHIVE, await checkArchiveOption(req.archive));
+      CHECKED_ARCHIVE.set(ctx, await checkArchiveOption(req.archive));
       await ctx.evidence.json('archive', { given: true, path: req.archive, checked: 'every file re-hashed, every snapshot framing read' });
     },
     { timeoutMs: 20 * MIN },
@@ -179,8 +179,8 @@ scenario('In-place restore (real recovery, --in-place)', (base) => {
       // The drill lock: no drill backs up half-restored data, and no second recovery runs at once.
       const handle = await leaseLock(kube, namespace).acquire(`${ctx.prefix}-in-place-restore`, 60 * MIN);
       ctx.teardown.add('in-place: release the drill lock', { kind: 'local', run: () => handle.release() });
-      const manifest = ctx.state.get(CHECKED_ARCHIVE) as BackupManifest | undefined;
-      ctx.state.set('in-place', { namespace, kube, archive: req.archive, manifest } satisfies InPlaceRun);
+      const manifest = CHECKED_ARCHIVE.get(ctx);
+      IN_PLACE.set(ctx, { namespace, kube, archive: req.archive, manifest });
       await ctx.evidence.json('in-place request', { namespace, archive: req.archive ?? '(fresh backup, taken by the next step)', lock: handle.description });
     },
     { timeoutMs: 1 * MIN },

@@ -4,7 +4,7 @@
 // the others, so every section is judged. Reports: readiness.{md,sarif,junit.xml,json}.
 import { existsSync } from 'node:fs';
 import { drillHistoryFile } from '../../helpers/backup/history.js';
-import { scenario, type RunContext } from '../../helpers/steps.js';
+import { scenario, stateSlot, type RunContext } from '../../helpers/steps.js';
 import {
   ALL_CHECKS,
   SECTIONS,
@@ -29,10 +29,10 @@ function manifestsPath(ctx: RunContext): string | undefined {
   return process.env.READINESS_MANIFESTS || fromProfile || undefined;
 }
 
+const REPORT = stateSlot<AuditReport>('report');
+
 function reportOf(ctx: RunContext): AuditReport {
-  const r = ctx.state.get('report') as AuditReport | undefined;
-  if (!r) throw new Error('the audit step did not produce a report');
-  return r;
+  return REPORT.require(ctx, 'the audit step did not produce a report');
 }
 
 scenario('Production readiness audit', (s) => {
@@ -51,7 +51,7 @@ scenario('Production readiness audit', (s) => {
       } else {
         report = await runAudit({ ...common, mode: 'live', live: { profile: ctx.target, kube: ctx.target.kube ? {} : false, historyFile: drillHistoryFile() } });
       }
-      ctx.state.set('report', report);
+      REPORT.set(ctx, report);
       await ctx.evidence.json('summary', { mode: report.mode, namespace: report.namespace, waivers: waivers.length, waiversFile: existsSync(waiversFile) ? waiversFile : null, sections: report.sections.map((x) => ({ section: x.section, score: x.score, counts: x.counts })) });
     },
     { timeoutMs: AUDIT_TIMEOUT_MS },
