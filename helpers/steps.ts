@@ -20,6 +20,7 @@ import {
   runPrefix,
   type InterruptMessage,
   type InterruptReason,
+  type StepMeta,
 } from './report/run-contract.js';
 import { secretValues } from './target.js';
 import { TeardownRegistry, targetExecutor, type TeardownAction } from './teardown.js';
@@ -29,6 +30,11 @@ import type { Bus } from './bus.js';
 import type { Redis } from 'ioredis';
 
 export type { TeardownAction } from './teardown.js';
+
+// A step's task meta (StepMeta, the run contract) is Vitest's TaskMeta as far as Vitest is concerned.
+declare module 'vitest' {
+  interface TaskMeta extends StepMeta {}
+}
 export { TEARDOWN_STEP } from './report/run-contract.js';
 
 export interface Finding {
@@ -217,8 +223,12 @@ export function scenario(title: string, build: (s: ScenarioBuilder) => void): vo
       for (const def of steps) run.deadlines.set(def.name, resolveTimeout(def, run.target));
     });
 
+    const target = definitionTarget();
     for (const def of steps) {
-      test(def.name, async (tctx) => {
+      const resolved = typeof def.timeoutMs === 'number' || !target ? def.timeoutMs : resolveTimeout(def, target);
+      const meta: StepMeta = typeof resolved === 'number' ? { deadlineMs: resolved } : resolved instanceof Error ? { deadlineProblem: resolved.message } : {};
+      const timeout = (typeof def.timeoutMs === 'number' ? def.timeoutMs : DYNAMIC_TIMEOUT_BACKSTOP_MS) + VITEST_GRACE_MS;
+      test(def.name, { timeout, meta }, async (tctx) => {
         const r = mustRun(run);
         if (r.interrupted) tctx.skip(`skipped because the run was interrupted (${r.interrupted.text})`);
         if (failedStep) tctx.skip(`skipped because '${failedStep}' failed`);
@@ -231,15 +241,16 @@ export function scenario(title: string, build: (s: ScenarioBuilder) => void): vo
           if (!isSkip(err) && !def.independent) failedStep = def.name;
           throw err;
         }
-      }, (typeof def.timeoutMs === 'number' ? def.timeoutMs : DYNAMIC_TIMEOUT_BACKSTOP_MS) + VITEST_GRACE_MS);
+      });
     }
 
-    test(TEARDOWN_STEP, async () => {
+    const teardownMeta: StepMeta = { deadlineMs: TEARDOWN_TIMEOUT_MS };
+    test(TEARDOWN_STEP, { timeout: TEARDOWN_TIMEOUT_MS + VITEST_GRACE_MS, meta: teardownMeta }, async () => {
       teardownRan = true;
       const r = mustRun(run);
       await labelTest(r);
       await runTeardown(r, true);
-    }, TEARDOWN_TIMEOUT_MS + VITEST_GRACE_MS);
+    });
 
     afterAll(async () => {
       if (!run) return;
@@ -268,6 +279,20 @@ function resolveTimeout(def: StepDef, target: TargetProfile): number | Error {
     return new Error(`step '${def.name}': its timeoutMs function returned ${String(ms)} for target '${target.name}'; expected milliseconds between 1 and ${DYNAMIC_TIMEOUT_BACKSTOP_MS}`);
   }
   return ms;
+}
+
+/**
+ * The profile ENV.TARGET_FILE names, when the file is being defined (collected): deadlines that
+ * depend on the target are resolved against it for the step's task meta. undefined without one.
+ */
+function definitionTarget(): TargetProfile | undefined {
+  const file = process.env[ENV.TARGET_FILE];
+  if (!file) return undefined;
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as TargetProfile;
+  } catch {
+    return undefined; // the run itself reads it again when it opens, and says what is wrong
+  }
 }
 
 /** RUNBOOK_OPTIONS: the runbook's options as the runner parsed them (JSON object). */

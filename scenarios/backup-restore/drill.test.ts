@@ -16,6 +16,16 @@ import type { BackupManifest } from '../../helpers/backup/archive.js';
 import { IN_PLACE_RUN, inPlaceRequest, refuseStrayInPlaceOptions } from './in-place-options.js';
 
 const MIN = 60_000;
+/** Step deadlines, as documented in runbooks/backup-restore.md. */
+const DEADLINE = {
+  preflight: 1 * MIN,
+  markers: 30_000,
+  redisBackup: 10 * MIN,
+  jetstreamBackup: 10 * MIN,
+  scratchRestore: 15 * MIN,
+  verify: 10 * MIN,
+  record: 1 * MIN,
+};
 
 const DRILL = stateSlot<RestoreDrill>('drill');
 const MARKER = stateSlot<{ workflowId: string; subject: string }>('marker');
@@ -77,7 +87,7 @@ scenario('Backup and restore drill', (base) => {
       const report = await drill.preflight();
       await ctx.evidence.json('preflight', report);
     },
-    { timeoutMs: 1 * MIN },
+    { timeoutMs: DEADLINE.preflight },
   );
 
   s.step(
@@ -97,18 +107,18 @@ scenario('Backup and restore drill', (base) => {
       MARKER.set(ctx, { workflowId: id, subject });
       await ctx.evidence.json('markers', { workflow_id: id, subject, stream: ack.stream, seq: ack.seq });
     },
-    { timeoutMs: 30_000 },
+    { timeoutMs: DEADLINE.markers },
   );
 
   s.step('Redis backup (logical, every master)', async (ctx) => {
     const drill = drillOf(ctx);
     await drill.backupRedis();
-  }, { timeoutMs: 10 * MIN });
+  }, { timeoutMs: DEADLINE.redisBackup });
 
   s.step('JetStream backup (CORDUM_SYS, CORDUM_JOBS snapshots)', async (ctx) => {
     const drill = drillOf(ctx);
     await drill.backupJetStream();
-  }, { timeoutMs: 10 * MIN });
+  }, { timeoutMs: DEADLINE.jetstreamBackup });
 
   s.step(
     'Scratch restore (archive check, fresh redis-server + nats-server)',
@@ -120,7 +130,7 @@ scenario('Backup and restore drill', (base) => {
       await drill.restoreToScratch(manifest);
       await ctx.evidence.json('restore', { redis: drill.result.redisRestore, streams: drill.result.streamRestores });
     },
-    { timeoutMs: 15 * MIN },
+    { timeoutMs: DEADLINE.scratchRestore },
   );
 
   s.step(
@@ -139,7 +149,7 @@ scenario('Backup and restore drill', (base) => {
       expect(def, `marker workflow wf:def:${marker.workflowId} missing from the restored Redis`).toBeTruthy();
       expect(await streamHasSubject(scratch.nats, 'CORDUM_SYS', marker.subject), `marker message on ${marker.subject} missing from the restored CORDUM_SYS`).toBe(true);
     },
-    { timeoutMs: 10 * MIN },
+    { timeoutMs: DEADLINE.verify },
   );
 
   s.step(
@@ -151,6 +161,6 @@ scenario('Backup and restore drill', (base) => {
       await ctx.evidence.json('measurements', m);
       await ctx.evidence.json('drill-record', record);
     },
-    { timeoutMs: 1 * MIN },
+    { timeoutMs: DEADLINE.record },
   );
 });

@@ -9,8 +9,8 @@ import { fail, scenario, stateSlot, type RunContext } from '../../helpers/steps.
 import { undo } from '../../helpers/undo.js';
 import { compactJson, waitFor, WaitTimeoutError } from '../../helpers/waits.js';
 
-/** Deadlines, as documented in runbooks/dlq-retry.md (step deadlines and the waits inside them). */
-const STEP = {
+/** Step deadlines and the waits inside them, as documented in runbooks/dlq-retry.md. */
+const DEADLINE = {
   worker: 10_000,
   inject: 16_000,
   retry: 25_000,
@@ -197,7 +197,7 @@ scenario('DLQ drill: inject failures, follow them to the DLQ, retry, prove recov
         await ctx.evidence.json('consumer counters before the drill', counters ?? { missing });
       });
     },
-    { timeoutMs: STEP.worker },
+    { timeoutMs: DEADLINE.worker },
   );
 
   s.step(
@@ -220,7 +220,7 @@ scenario('DLQ drill: inject failures, follow them to the DLQ, retry, prove recov
         sub.stop();
       }
     },
-    { timeoutMs: STEP.inject },
+    { timeoutMs: DEADLINE.inject },
   );
 
   s.step(
@@ -248,7 +248,7 @@ scenario('DLQ drill: inject failures, follow them to the DLQ, retry, prove recov
         sub.stop();
       }
     },
-    { timeoutMs: STEP.inject },
+    { timeoutMs: DEADLINE.inject },
   );
 
   s.step(
@@ -286,7 +286,7 @@ scenario('DLQ drill: inject failures, follow them to the DLQ, retry, prove recov
         sub.stop();
       }
     },
-    { timeoutMs: STEP.inject },
+    { timeoutMs: DEADLINE.inject },
   );
 
   s.step(
@@ -375,7 +375,7 @@ scenario('DLQ drill: inject failures, follow them to the DLQ, retry, prove recov
         sub.stop();
       }
     },
-    { timeoutMs: STEP.retry },
+    { timeoutMs: DEADLINE.retry },
   );
 
   s.step(
@@ -463,7 +463,7 @@ scenario('DLQ drill: inject failures, follow them to the DLQ, retry, prove recov
         sh.workerA.setBehaviour({ mode: 'succeed' });
       }
     },
-    { timeoutMs: STEP.workflow },
+    { timeoutMs: DEADLINE.workflow },
   );
 
   s.step(
@@ -490,7 +490,7 @@ scenario('DLQ drill: inject failures, follow them to the DLQ, retry, prove recov
         fail(`expected the scheduler's durable consumers to return to their baseline within ${WAIT.settle} ms after the drill; they did not (a redelivery loop): ${grown}`);
       }
     },
-    { timeoutMs: STEP.jetstream },
+    { timeoutMs: DEADLINE.jetstream },
   );
 
   s.step(
@@ -536,6 +536,6 @@ scenario('DLQ drill: inject failures, follow them to the DLQ, retry, prove recov
         });
       }
     },
-    { timeoutMs: STEP.cleanup },
+    { timeoutMs: DEADLINE.cleanup },
   );
 });
