@@ -30,12 +30,12 @@ import type { Bus } from './bus.js';
 import type { Redis } from 'ioredis';
 
 export type { TeardownAction } from './teardown.js';
+export { TEARDOWN_STEP } from './report/run-contract.js';
 
 // A step's task meta (StepMeta, the run contract) is Vitest's TaskMeta as far as Vitest is concerned.
 declare module 'vitest' {
   interface TaskMeta extends StepMeta {}
 }
-export { TEARDOWN_STEP } from './report/run-contract.js';
 
 export interface Finding {
   id: string;
