@@ -389,7 +389,7 @@ export class GatewayClient {
 
   /** GET /api/v1/jobs/{id}: JSON served as text/plain; parsed regardless. */
   async getJob(id: string): Promise<T.JobDetail> {
-    return this.call('GET', `/api/v1/jobs/${seg(id)}`, { expect: 200 });
+    return this.call('GET', paths.job(id), { expect: 200 });
   }
 
   async jobDecisions(id: string, limit?: number): Promise<T.SafetyDecisionRecord[]> {
@@ -398,7 +398,7 @@ export class GatewayClient {
 
   /** 200 even for terminal jobs (then `reason: "job already terminal"`). */
   async cancelJob(id: string): Promise<T.CancelJobResponse> {
-    return this.call('POST', `/api/v1/jobs/${seg(id)}/cancel`, { expect: 200 });
+    return this.call('POST', paths.jobCancel(id), { expect: 200 });
   }
 
   async remediateJob(id: string, remediationId?: string): Promise<T.SubmitJobResponse> {
@@ -418,11 +418,11 @@ export class GatewayClient {
   }
 
   async getWorkflow(id: string): Promise<T.Workflow> {
-    return this.call('GET', `/api/v1/workflows/${seg(id)}`, { expect: 200 });
+    return this.call('GET', paths.workflow(id), { expect: 200 });
   }
 
   async deleteWorkflow(id: string): Promise<void> {
-    await this.callNoContent('DELETE', `/api/v1/workflows/${seg(id)}`);
+    await this.callNoContent('DELETE', paths.workflow(id));
   }
 
   /** The body IS the run input object. The idempotency key is global across workflows. */
@@ -440,7 +440,7 @@ export class GatewayClient {
   }
 
   async getRun(runId: string): Promise<T.WorkflowRun> {
-    return this.call('GET', `/api/v1/workflow-runs/${seg(runId)}`, { expect: 200 });
+    return this.call('GET', paths.run(runId), { expect: 200 });
   }
 
   /** GET /api/v1/workflow-runs. `cursor` is in unix SECONDS (unlike jobs). */
@@ -474,7 +474,7 @@ export class GatewayClient {
   }
 
   async deleteRun(runId: string): Promise<void> {
-    await this.callNoContent('DELETE', `/api/v1/workflow-runs/${seg(runId)}`);
+    await this.callNoContent('DELETE', paths.run(runId));
   }
 
   // -------------------------------------------------------------------------------------------
@@ -508,7 +508,7 @@ export class GatewayClient {
 
   /** 204 even when the entry does not exist. */
   async dlqDelete(jobId: string): Promise<void> {
-    await this.callNoContent('DELETE', `/api/v1/dlq/${seg(jobId)}`);
+    await this.callNoContent('DELETE', paths.dlqEntry(jobId));
   }
 
   /** New id `<orig>-retry-<8hex>`; deletes the original entry. */
@@ -606,7 +606,7 @@ export class GatewayClient {
   // Locks
 
   async lockGet(resource: string): Promise<T.Lock> {
-    return this.call('GET', '/api/v1/locks', { query: { resource }, expect: 200 });
+    return this.call('GET', paths.locks, { query: { resource }, expect: 200 });
   }
 
   /** 409 `lock unavailable` when someone else holds it. */
@@ -620,7 +620,7 @@ export class GatewayClient {
 
   /** Always 200 `released: true`, even for a missing lock or a non-owner. */
   async lockRelease(body: { resource: string; owner: string }): Promise<{ lock: T.Lock | null; released: boolean }> {
-    return this.call('POST', '/api/v1/locks/release', { body, expect: 200 });
+    return this.call('POST', paths.lockRelease, { body, expect: 200 });
   }
 
   // -------------------------------------------------------------------------------------------
@@ -763,6 +763,22 @@ function queryString(q: Record<string, QueryValue> | undefined): string {
 function seg(v: string): string {
   return encodeURIComponent(v);
 }
+
+/**
+ * Where the objects a runbook creates and removes live, each id encoded as one segment. The client's
+ * methods and the undo builders (helpers/undo.ts) both build their paths here, so an undo action
+ * can never address a route or an encoding the client no longer uses.
+ */
+export const paths = {
+  workflow: (id: string) => `/api/v1/workflows/${seg(id)}`,
+  run: (runId: string) => `/api/v1/workflow-runs/${seg(runId)}`,
+  job: (id: string) => `/api/v1/jobs/${seg(id)}`,
+  jobCancel: (id: string) => `/api/v1/jobs/${seg(id)}/cancel`,
+  dlqEntry: (jobId: string) => `/api/v1/dlq/${seg(jobId)}`,
+  /** GET with `?resource=`. */
+  locks: '/api/v1/locks',
+  lockRelease: '/api/v1/locks/release',
+} as const;
 
 /** Bundle ids use `~` for `/` in paths (Cordum's convention), then the rest is encoded. */
 export function bundlePathId(id: string): string {

@@ -20,6 +20,7 @@ import {
   runPrefix,
   type InterruptMessage,
   type InterruptReason,
+  type StepMeta,
 } from './report/run-contract.js';
 import { secretValues } from './target.js';
 import { TeardownRegistry, targetExecutor, type TeardownAction } from './teardown.js';
@@ -30,6 +31,11 @@ import type { Redis } from 'ioredis';
 
 export type { TeardownAction } from './teardown.js';
 export { TEARDOWN_STEP } from './report/run-contract.js';
+
+// A step's task meta (StepMeta, the run contract) is Vitest's TaskMeta as far as Vitest is concerned.
+declare module 'vitest' {
+  interface TaskMeta extends StepMeta {}
+}
 
 export interface Finding {
   id: string;
@@ -91,7 +97,7 @@ export interface RunContext {
   summary(markdown: string): void;
   /** Write a file into the report directory (it lands in the manifest); returns its path. */
   writeArtifact(name: string, content: string | Uint8Array): string;
-  /** Shared by the steps of one scenario file. */
+  /** Shared by the steps of one scenario file; declare each value once with stateSlot(). */
   state: Map<string, unknown>;
   /** Aborted on Ctrl-C and on step timeout: pass it to anything that waits. */
   signal: AbortSignal;
@@ -100,6 +106,49 @@ export interface RunContext {
 }
 
 export type StepFn = (ctx: RunContext) => Promise<void> | void;
+
+/**
+ * Fail the running step with a message that says what was expected and what came back. A plain
+ * Error on purpose: a failed check is exit 1 (helpers/errors.ts holds the errors that mean more).
+ */
+export function fail(message: string): never {
+  throw new Error(message);
+}
+
+/**
+ * One value the steps of a scenario file hand to each other through ctx.state, typed once where it
+ * is declared instead of cast at every use:
+ *
+ *   const DRILL = stateSlot<DrillState>('drill');
+ *   DRILL.set(ctx, { before });            // in one step
+ *   const d = DRILL.get(ctx);              // in a later one: DrillState | undefined
+ */
+export interface StateSlot<T> {
+  readonly key: string;
+  get(ctx: Pick<RunContext, 'state'>): T | undefined;
+  /** The value, or an Error with `missing` (say which step should have set it). */
+  require(ctx: Pick<RunContext, 'state'>, missing: string): T;
+  set(ctx: Pick<RunContext, 'state'>, value: T): T;
+  /** The value, set to init() first when there is none yet. */
+  getOrInit(ctx: Pick<RunContext, 'state'>, init: () => T): T;
+}
+
+export function stateSlot<T>(key: string): StateSlot<T> {
+  const slot: StateSlot<T> = {
+    key,
+    get: (ctx) => ctx.state.get(key) as T | undefined,
+    require(ctx, missing) {
+      if (!ctx.state.has(key)) throw new Error(missing);
+      return ctx.state.get(key) as T;
+    },
+    set(ctx, value) {
+      ctx.state.set(key, value);
+      return value;
+    },
+    getOrInit: (ctx, init) => (ctx.state.has(key) ? (ctx.state.get(key) as T) : slot.set(ctx, init())),
+  };
+  return slot;
+}
 
 export interface ScenarioBuilder {
   step(name: string, fn: StepFn, opts?: StepOptions): void;
@@ -155,21 +204,26 @@ interface FileRun {
 /** A scenario file's steps as --plan lists them, the teardown step last. */
 export interface PlannedScenario {
   title: string;
-  steps: string[];
+  steps: PlannedStep[];
+}
+
+/** A step as --plan lists it; the deadline is resolved against the target when one is given. */
+export interface PlannedStep extends StepMeta {
+  name: string;
 }
 
 /** Set while planSteps() imports scenario files: scenario() then only reports its steps. */
-let planning: ((s: PlannedScenario) => void) | undefined;
+let planning: { report: (s: PlannedScenario) => void; target?: TargetProfile } | undefined;
 
 /**
  * --plan (cli/run/plan.ts): import scenario files without Vitest and return the steps each declares;
  * no hook or step runs. `load` imports one file, which must reach this very module (so the runner
  * imports the scenario next to its own copy of the helpers: compiled with compiled, source with source).
  */
-export async function planSteps(load: () => Promise<unknown>): Promise<PlannedScenario[]> {
+export async function planSteps(load: () => Promise<unknown>, target?: TargetProfile): Promise<PlannedScenario[]> {
   const found: PlannedScenario[] = [];
   const previous = planning;
-  planning = (s) => found.push(s);
+  planning = { report: (s) => found.push(s), target };
   try {
     await load();
   } finally {
@@ -192,7 +246,11 @@ export function scenario(title: string, build: (s: ScenarioBuilder) => void): vo
     },
   });
 
-  if (planning) return planning({ title, steps: [...steps.map((d) => d.name), TEARDOWN_STEP] });
+  if (planning) {
+    const target = planning.target;
+    const planned = steps.map((def): PlannedStep => ({ name: def.name, ...deadlineMeta(def, target) }));
+    return planning.report({ title, steps: [...planned, { name: TEARDOWN_STEP, deadlineMs: TEARDOWN_TIMEOUT_MS }] });
+  }
 
   let run: FileRun | undefined;
   let failedStep: string | undefined;
@@ -204,8 +262,11 @@ export function scenario(title: string, build: (s: ScenarioBuilder) => void): vo
       for (const def of steps) run.deadlines.set(def.name, resolveTimeout(def, run.target));
     });
 
+    const target = definitionTarget();
     for (const def of steps) {
-      test(def.name, async (tctx) => {
+      const meta = deadlineMeta(def, target);
+      const timeout = (typeof def.timeoutMs === 'number' ? def.timeoutMs : DYNAMIC_TIMEOUT_BACKSTOP_MS) + VITEST_GRACE_MS;
+      test(def.name, { timeout, meta }, async (tctx) => {
         const r = mustRun(run);
         if (r.interrupted) tctx.skip(`skipped because the run was interrupted (${r.interrupted.text})`);
         if (failedStep) tctx.skip(`skipped because '${failedStep}' failed`);
@@ -218,15 +279,16 @@ export function scenario(title: string, build: (s: ScenarioBuilder) => void): vo
           if (!isSkip(err) && !def.independent) failedStep = def.name;
           throw err;
         }
-      }, (typeof def.timeoutMs === 'number' ? def.timeoutMs : DYNAMIC_TIMEOUT_BACKSTOP_MS) + VITEST_GRACE_MS);
+      });
     }
 
-    test(TEARDOWN_STEP, async () => {
+    const teardownMeta: StepMeta = { deadlineMs: TEARDOWN_TIMEOUT_MS };
+    test(TEARDOWN_STEP, { timeout: TEARDOWN_TIMEOUT_MS + VITEST_GRACE_MS, meta: teardownMeta }, async () => {
       teardownRan = true;
       const r = mustRun(run);
       await labelTest(r);
       await runTeardown(r, true);
-    }, TEARDOWN_TIMEOUT_MS + VITEST_GRACE_MS);
+    });
 
     afterAll(async () => {
       if (!run) return;
@@ -236,6 +298,12 @@ export function scenario(title: string, build: (s: ScenarioBuilder) => void): vo
       await closeFileRun(run);
     }, TEARDOWN_TIMEOUT_MS + VITEST_GRACE_MS);
   });
+}
+
+/** A step's deadline as its task meta records it: resolved for the target, when there is one. */
+function deadlineMeta(def: StepDef, target: TargetProfile | undefined): StepMeta {
+  const resolved = typeof def.timeoutMs === 'number' || !target ? def.timeoutMs : resolveTimeout(def, target);
+  return typeof resolved === 'number' ? { deadlineMs: resolved } : resolved instanceof Error ? { deadlineProblem: resolved.message } : {};
 }
 
 function validTimeout(ms: unknown): ms is number {
@@ -255,6 +323,20 @@ function resolveTimeout(def: StepDef, target: TargetProfile): number | Error {
     return new Error(`step '${def.name}': its timeoutMs function returned ${String(ms)} for target '${target.name}'; expected milliseconds between 1 and ${DYNAMIC_TIMEOUT_BACKSTOP_MS}`);
   }
   return ms;
+}
+
+/**
+ * The profile ENV.TARGET_FILE names, when the file is being defined (collected): deadlines that
+ * depend on the target are resolved against it for the step's task meta. undefined without one.
+ */
+function definitionTarget(): TargetProfile | undefined {
+  const file = process.env[ENV.TARGET_FILE];
+  if (!file) return undefined;
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as TargetProfile;
+  } catch {
+    return undefined; // the run itself reads it again when it opens, and says what is wrong
+  }
 }
 
 /** RUNBOOK_OPTIONS: the runbook's options as the runner parsed them (JSON object). */

@@ -13,7 +13,20 @@ import { errorMessage } from './errors.js';
 import { MANIFEST as MANIFEST_FILE } from './report/manifest.js';
 import { untilAborted } from './waits.js';
 
-export type HttpTeardown = { kind: 'http'; method: 'DELETE' | 'POST'; path: string; body?: unknown; okStatuses?: number[] };
+export type HttpTeardown = {
+  kind: 'http';
+  method: 'DELETE' | 'POST';
+  path: string;
+  body?: unknown;
+  /** Statuses that mean "removed" (default DEFAULT_OK). */
+  okStatuses?: number[];
+  /**
+   * The object's GET path. When the action answers 404, this GET decides: 404 there too means it
+   * was already gone; an answer with the object means the action's path is stale and the object
+   * stays (a leftover). Set by the builders in helpers/undo.ts.
+   */
+  confirmGone?: string;
+};
 export type RedisTeardown = { kind: 'redis'; command: string[] };
 export type LocalTeardown = { kind: 'local'; run: () => Promise<void> };
 export type TeardownAction = HttpTeardown | RedisTeardown | LocalTeardown;
@@ -49,8 +62,16 @@ export interface TeardownExecutor {
   close?(): Promise<void>;
 }
 
-/** HTTP statuses that mean "it is gone": 404 counts, since a step may already have removed it. */
+/**
+ * HTTP statuses that mean "it is gone" for an action without its own okStatuses: 404 counts, since
+ * a step may already have removed it, unless it is the router's 404 (no such route; see below).
+ */
 const DEFAULT_OK = [200, 201, 202, 204, 404];
+/**
+ * Go's router answers an unknown path with this body; a missing object gets the handler's own text
+ * ("not found", "job not found"). A route that no longer exists never means "already removed".
+ */
+const NO_SUCH_ROUTE = '404 page not found';
 const ACTION_TIMEOUT_MS = 15_000;
 
 export function describeAction(a: JournaledAction): string {
@@ -350,7 +371,23 @@ export function targetExecutor(profile: TargetProfile, gateway: () => GatewayCli
   let client: Promise<{ call(cmd: string, ...args: string[]): Promise<unknown>; quit(): Promise<unknown> }> | undefined;
   return {
     async http(action, signal) {
-      await gateway().request(action.method, action.path, { body: action.body, expect: action.okStatuses ?? DEFAULT_OK, signal });
+      const gw = gateway();
+      const ok = action.okStatuses ?? DEFAULT_OK;
+      const expect = action.confirmGone && !ok.includes(404) ? [...ok, 404] : ok;
+      const res = await gw.request(action.method, action.path, { body: action.body, expect, signal });
+      if (res.status !== 404) return;
+      const what = describeAction(action);
+      if (res.text.trim() === NO_SUCH_ROUTE) {
+        throw new Error(`${what} answered 404 '${NO_SUCH_ROUTE}': the gateway has no such route, so this undo path is stale and the object may still exist`);
+      }
+      if (!action.confirmGone) return;
+      const probe = await gw.request('GET', action.confirmGone, { expect: [200, 404], signal });
+      if (probe.status === 404 && probe.text.trim() !== NO_SUCH_ROUTE) return;
+      throw new Error(
+        probe.status === 200
+          ? `${what} answered 404, but GET ${action.confirmGone} still finds the object: the undo path is stale; the object was not removed`
+          : `${what} answered 404 and GET ${action.confirmGone} answered 404 '${NO_SUCH_ROUTE}': cannot tell whether the object is gone`,
+      );
     },
     async redis(action, signal) {
       const what = `redis ${action.command.join(' ')}`;

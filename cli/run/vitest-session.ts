@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import type { Vitest } from 'vitest/node';
 import { REPO_ROOT } from '../../helpers/catalog.js';
 import { EXIT, UsageError, errorMessage } from '../../helpers/errors.js';
+import { ENV, type StepMeta } from '../../helpers/report/run-contract.js';
 import type { StepRecord } from '../../helpers/report/summary.js';
 import { settleWithin, untilAborted } from '../../helpers/waits.js';
 import { ProgressReporter } from '../progress-reporter.js';
@@ -174,11 +175,29 @@ export function declaredOrder(files: string[]) {
   };
 }
 
-/** Collect mode: import each scenario file to register its steps; no hook or step runs. */
-export async function collectSteps(files: string[]): Promise<{ file: string; title: string; steps: string[] }[]> {
+export interface CollectedStep {
+  name: string;
+  /** Resolved deadline (see StepMeta); undefined when it depends on a target that was not given. */
+  deadlineMs?: number;
+  /** Set when the step's deadline function gave no usable deadline for the target. */
+  deadlineProblem?: string;
+}
+
+export interface CollectedScenario {
+  file: string;
+  title: string;
+  steps: CollectedStep[];
+}
+
+/**
+ * Collect mode: import each scenario file to register its steps; no hook or step runs. With a
+ * target file (the resolved profile as JSON), deadlines that depend on the target are resolved.
+ */
+export async function collectSteps(files: string[], opts: { targetFile?: string } = {}): Promise<CollectedScenario[]> {
   const { createVitest } = await import('vitest/node');
+  const env: Record<string, string> = opts.targetFile ? { [ENV.TARGET_FILE]: opts.targetFile } : {};
   const vitest = await withoutVitestProcessHandlers(() =>
-    createVitest('test', { ...baseVitestConfig(files), reporters: [] }, viteConfig(), vitestStreams()),
+    createVitest('test', { ...baseVitestConfig(files), reporters: [], env }, viteConfig(), vitestStreams()),
   );
   try {
     const { testModules } = await vitest.collect();
@@ -190,7 +209,11 @@ export async function collectSteps(files: string[]): Promise<{ file: string; tit
       if (errors.length) throw new UsageError(`${relative(REPO_ROOT, file)}: ${errors[0]!.message.split('\n')[0]}`);
       const suites = [...mod.children.suites()];
       const tests = [...mod.children.allTests()];
-      return { file, title: suites[0]?.name ?? relative(REPO_ROOT, file), steps: tests.map((t) => t.name) };
+      const steps = tests.map((t) => {
+        const meta = t.meta() as StepMeta;
+        return { name: t.name, deadlineMs: meta.deadlineMs, deadlineProblem: meta.deadlineProblem };
+      });
+      return { file, title: suites[0]?.name ?? relative(REPO_ROOT, file), steps };
     });
   } finally {
     await vitest.close();

@@ -45,6 +45,21 @@ export const RUN_FILES = {
 export const TEARDOWN_STEP = 'Teardown: remove what this run created';
 
 /**
+ * What helpers/steps.ts attaches to each step's Vitest task (task meta), so that collect mode
+ * (--plan, the test that compares runbook pages with their scenarios) sees each step's deadline
+ * without running it.
+ */
+export interface StepMeta {
+  /**
+   * The step's deadline in ms: the number it declares, or its function of the target resolved
+   * against the profile ENV.TARGET_FILE names. Absent when it depends on a target that is not known.
+   */
+  deadlineMs?: number;
+  /** Why a deadline function gave no usable deadline for that target (the step would fail with it). */
+  deadlineProblem?: string;
+}
+
+/**
  * Why a run stops early: a signal (Ctrl-C, SIGTERM: exit 130) or the runbook's time budget (a failed
  * check). Typed, so nothing has to recover the kind from the wording; `text` is what people read.
  */

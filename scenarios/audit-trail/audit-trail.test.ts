@@ -8,7 +8,8 @@ import { Ajv } from 'ajv';
 import type { DlqEntry, JobDetail, PublishResponse, RollbackResponse, SafetyDecisionRecord, TimelineEvent, WorkflowRun } from '../../helpers/gateway.js';
 import * as policyBundles from '../../helpers/policy-bundles.js';
 import type { TargetProfile } from '../../helpers/profile-types.js';
-import { scenario, type RunContext } from '../../helpers/steps.js';
+import { fail, scenario, stateSlot, type RunContext } from '../../helpers/steps.js';
+import { undo } from '../../helpers/undo.js';
 import { assertTimeline, lastStatus, type ExpectedEvent } from '../../helpers/timeline.js';
 import { compactJson, retryOn409, waitFor, WaitTimeoutError } from '../../helpers/waits.js';
 
@@ -28,10 +29,6 @@ const DEADLINE = {
 };
 const STEP_ID = 'approve';
 
-function fail(msg: string): never {
-  throw new Error(msg);
-}
-
 function names(ctx: RunContext) {
   const p = ctx.prefix;
   return {
@@ -46,7 +43,7 @@ function names(ctx: RunContext) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Evidence collected by the steps (ctx.state 'evidence'), written by the last step.
+// Evidence collected by the steps (EVIDENCE), written by the last step.
 
 interface WorkflowApprovalEvidence {
   workflow_id: string;
@@ -96,10 +93,10 @@ interface Evidence {
   notCovered: { section: 'workflow_approvals' | 'job_approvals' | 'policy_changes'; reason: string }[];
 }
 
+const EVIDENCE = stateSlot<Evidence>('evidence');
+
 function evidence(ctx: RunContext): Evidence {
-  let e = ctx.state.get('evidence') as Evidence | undefined;
-  if (!e) ctx.state.set('evidence', (e = { workflow: [], jobs: [], policy: [], notCovered: [] }));
-  return e;
+  return EVIDENCE.getOrInit(ctx, () => ({ workflow: [], jobs: [], policy: [], notCovered: [] }));
 }
 
 interface RuleState {
@@ -110,9 +107,14 @@ interface RuleState {
   kernelAfterRollback?: string;
 }
 
+const RULE = stateSlot<RuleState>('rule');
+/** Why the rule was not installed (the target allows no destructive drills). */
+const RULE_SKIPPED = stateSlot<string>('ruleSkipped');
+const WORKFLOW_CREATED = stateSlot<boolean>('workflow');
+
 function requireRule(ctx: RunContext): RuleState {
-  const r = ctx.state.get('rule') as RuleState | undefined;
-  if (!r) ctx.skip(String(ctx.state.get('ruleSkipped') ?? 'the temporary approval rule was not installed'));
+  const r = RULE.get(ctx);
+  if (!r) ctx.skip(RULE_SKIPPED.get(ctx) ?? 'the temporary approval rule was not installed');
   return r!;
 }
 
@@ -121,13 +123,13 @@ function requireRule(ctx: RunContext): RuleState {
 
 async function ensureWorkflow(ctx: RunContext): Promise<string> {
   const n = names(ctx);
-  if (ctx.state.get('workflow')) return n.workflowId;
+  if (WORKFLOW_CREATED.get(ctx)) return n.workflowId;
   const gw = ctx.gateway();
-  ctx.teardown.add(`workflow ${n.workflowId}`, { kind: 'http', method: 'DELETE', path: `/api/v1/workflows/${encodeURIComponent(n.workflowId)}` });
+  ctx.teardown.add(`workflow ${n.workflowId}`, undo.workflow(n.workflowId));
   await ctx.step(`Create workflow ${n.workflowId} with one approval step`, () =>
     gw.createWorkflow({ id: n.workflowId, name: `${ctx.prefix} audit-trail approval`, steps: { [STEP_ID]: { type: 'approval', name: 'Approve' } } }),
   );
-  ctx.state.set('workflow', true);
+  WORKFLOW_CREATED.set(ctx, true);
   return n.workflowId;
 }
 
@@ -135,7 +137,7 @@ async function decideRun(ctx: RunContext, approved: boolean): Promise<void> {
   const gw = ctx.gateway();
   const wfId = await ensureWorkflow(ctx);
   const { run_id: runId } = await ctx.step('Start a run', () => gw.startRun(wfId, { runbook: ctx.prefix }));
-  ctx.teardown.add(`run ${runId}`, { kind: 'http', method: 'DELETE', path: `/api/v1/workflow-runs/${encodeURIComponent(runId)}` });
+  ctx.teardown.add(`run ${runId}`, undo.run(runId));
   await ctx.step('The run waits for approval', () =>
     waitFor(`run ${runId} to be waiting on step ${STEP_ID}`, () => gw.getRun(runId), (r) => r.status === 'waiting' && r.steps?.[STEP_ID]?.status === 'waiting', {
       timeoutMs: 5_000,
@@ -242,9 +244,8 @@ async function submitForApproval(ctx: RunContext, label: string): Promise<string
   const { job_id: jobId } = await ctx.step(`Submit a job on ${n.topic} (${label})`, () =>
     gw.submitJob({ prompt: `audit-trail drill ${ctx.prefix}: ${label}`, topic: n.topic }),
   );
-  const id = encodeURIComponent(jobId);
-  ctx.teardown.add(`DLQ entry of job ${jobId}`, { kind: 'http', method: 'DELETE', path: `/api/v1/dlq/${id}` });
-  ctx.teardown.add(`job ${jobId}`, { kind: 'http', method: 'POST', path: `/api/v1/jobs/${id}/cancel` });
+  ctx.teardown.add(`DLQ entry of job ${jobId}`, undo.dlqEntry(jobId));
+  ctx.teardown.add(`job ${jobId}`, undo.job(jobId));
   await ctx.step('The job waits for approval (APPROVAL_REQUIRED)', async () => {
     try {
       await waitFor(`job ${jobId} to reach APPROVAL_REQUIRED`, () => gw.getJob(jobId), (j) => j.state === 'APPROVAL_REQUIRED', { timeoutMs: DEADLINE.jobState, signal: ctx.signal });
@@ -368,7 +369,7 @@ scenario('Audit trail: approvals and policy changes', (s) => {
   s.step('Install a temporary rule that requires approval', async (ctx) => {
     if (!ctx.target.destructive.allowed) {
       const reason = `job approvals need a temporary policy rule, and target '${ctx.target.name}' does not allow destructive drills (destructive.allowed: false); live policy was left alone`;
-      ctx.state.set('ruleSkipped', reason);
+      RULE_SKIPPED.set(ctx, reason);
       evidence(ctx).notCovered.push({ section: 'job_approvals', reason }, { section: 'policy_changes', reason });
       ctx.skip(reason);
     }
@@ -379,7 +380,7 @@ scenario('Audit trail: approvals and policy changes', (s) => {
     await policyBundles.putDraft(gw, n.bundleId, ruleContent(ctx), false, { ...changeOptions(ctx), message: `${ctx.prefix} audit-trail approval rule` });
     const published = await policyBundles.publishAndWaitForKernel(gw, [n.bundleId], { ...changeOptions(ctx), kernelBefore: before.kernel, message: `${ctx.prefix} audit-trail: require approval on ${n.topic}` });
     const kernelWithRule = published.kernelAfter;
-    ctx.state.set('rule', { before, kernelWithRule, publish: published.response } satisfies RuleState);
+    RULE.set(ctx, { before, kernelWithRule, publish: published.response });
     const d = await ctx.step(`Evaluate ${n.topic}`, () => gw.policyEvaluate({ topic: n.topic }));
     if (d.decision !== 'DECISION_TYPE_REQUIRE_HUMAN' || d.ruleId !== n.ruleId) fail(`the kernel loaded snapshot ${kernelWithRule}, but evaluate for ${n.topic} answers ${d.decision} rule ${JSON.stringify(d.ruleId)}; expected DECISION_TYPE_REQUIRE_HUMAN by ${n.ruleId}`);
   }, { timeoutMs: DEADLINE.install });

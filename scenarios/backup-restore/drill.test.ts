@@ -5,7 +5,8 @@
 // aside and in-place.test.ts does the recovery (see runbooks/backup-restore.md).
 import { expect } from 'vitest';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { scenario, type RunContext, type ScenarioBuilder } from '../../helpers/steps.js';
+import { scenario, stateSlot, type RunContext, type ScenarioBuilder } from '../../helpers/steps.js';
+import { undo } from '../../helpers/undo.js';
 import { createKube } from '../../helpers/kube.js';
 import { RestoreDrill, type ScratchTarget } from '../../helpers/backup/drill.js';
 import { gatewayLock, leaseLock, type DrillLock } from '../../helpers/backup/lock.js';
@@ -15,11 +16,23 @@ import type { BackupManifest } from '../../helpers/backup/archive.js';
 import { IN_PLACE_RUN, inPlaceRequest, refuseStrayInPlaceOptions } from './in-place-options.js';
 
 const MIN = 60_000;
+/** Step deadlines, as documented in runbooks/backup-restore.md. */
+const DEADLINE = {
+  preflight: 1 * MIN,
+  markers: 30_000,
+  redisBackup: 10 * MIN,
+  jetstreamBackup: 10 * MIN,
+  scratchRestore: 15 * MIN,
+  verify: 10 * MIN,
+  record: 1 * MIN,
+};
+
+const DRILL = stateSlot<RestoreDrill>('drill');
+const MARKER = stateSlot<{ workflowId: string; subject: string }>('marker');
+const MANIFEST = stateSlot<BackupManifest>('manifest');
 
 function drillOf(ctx: RunContext): RestoreDrill {
-  const d = ctx.state.get('drill') as RestoreDrill | undefined;
-  if (!d) throw new Error('the preflight step did not create the drill');
-  return d;
+  return DRILL.require(ctx, 'the preflight step did not create the drill');
 }
 
 /** Every drill step skips on an in-place run, and refuses --archive/--confirm given without --in-place. */
@@ -61,7 +74,7 @@ scenario('Backup and restore drill', (base) => {
           if (p.message.endsWith('started') || p.message.includes('finished')) process.stderr.write(`[restore-drill] ${p.message}\n`);
         },
       });
-      ctx.state.set('drill', drill);
+      DRILL.set(ctx, drill);
       // Scratch servers, lock and archive go away however the run ends; a failed run is recorded.
       ctx.teardown.add('restore drill: record if unfinished, stop scratch servers, release lock', {
         kind: 'local',
@@ -74,7 +87,7 @@ scenario('Backup and restore drill', (base) => {
       const report = await drill.preflight();
       await ctx.evidence.json('preflight', report);
     },
-    { timeoutMs: 1 * MIN },
+    { timeoutMs: DEADLINE.preflight },
   );
 
   s.step(
@@ -82,7 +95,7 @@ scenario('Backup and restore drill', (base) => {
     async (ctx) => {
       const name = `${ctx.prefix}-restore-drill-marker`;
       const { id } = await ctx.gateway().createWorkflow({ name, description: 'restore drill marker', steps: { wait: { type: 'delay', delay_sec: 1 } } });
-      ctx.teardown.add(`marker workflow ${id}`, { kind: 'http', method: 'DELETE', path: `/api/v1/workflows/${encodeURIComponent(id)}`, okStatuses: [200, 204, 404] });
+      ctx.teardown.add(`marker workflow ${id}`, undo.workflow(id));
       const nc = (await ctx.bus()).nc;
       const subject = `sys.${ctx.prefix}.restore-drill.marker`;
       const ack = await jetstream(nc).publish(subject, JSON.stringify({ marker: name, at: new Date().toISOString() }));
@@ -91,52 +104,52 @@ scenario('Backup and restore drill', (base) => {
         run: async () => void (await (await jetstreamManager(nc)).streams.deleteMessage(ack.stream, ack.seq).catch(() => false)),
       });
       expect(ack.stream).toBe('CORDUM_SYS');
-      ctx.state.set('marker', { workflowId: id, subject });
+      MARKER.set(ctx, { workflowId: id, subject });
       await ctx.evidence.json('markers', { workflow_id: id, subject, stream: ack.stream, seq: ack.seq });
     },
-    { timeoutMs: 30_000 },
+    { timeoutMs: DEADLINE.markers },
   );
 
   s.step('Redis backup (logical, every master)', async (ctx) => {
     const drill = drillOf(ctx);
     await drill.backupRedis();
-  }, { timeoutMs: 10 * MIN });
+  }, { timeoutMs: DEADLINE.redisBackup });
 
   s.step('JetStream backup (CORDUM_SYS, CORDUM_JOBS snapshots)', async (ctx) => {
     const drill = drillOf(ctx);
     await drill.backupJetStream();
-  }, { timeoutMs: 10 * MIN });
+  }, { timeoutMs: DEADLINE.jetstreamBackup });
 
   s.step(
     'Scratch restore (archive check, fresh redis-server + nats-server)',
     async (ctx) => {
       const drill = drillOf(ctx);
       const manifest = await drill.checkArchive();
-      ctx.state.set('manifest', manifest);
+      MANIFEST.set(ctx, manifest);
       ctx.writeArtifact('backup-manifest.json', JSON.stringify(manifest, null, 2));
       await drill.restoreToScratch(manifest);
       await ctx.evidence.json('restore', { redis: drill.result.redisRestore, streams: drill.result.streamRestores });
     },
-    { timeoutMs: 15 * MIN },
+    { timeoutMs: DEADLINE.scratchRestore },
   );
 
   s.step(
     'Verify the restored data, including the markers',
     async (ctx) => {
       const drill = drillOf(ctx);
-      const manifest = ctx.state.get('manifest') as BackupManifest;
+      const manifest = MANIFEST.require(ctx, 'the scratch restore step did not check the archive');
       try {
         await drill.verify(manifest);
       } finally {
         await ctx.evidence.json('verify', { redis: drill.result.redisVerify, streams: drill.result.streamVerify, failures: drill.result.failures });
       }
-      const marker = ctx.state.get('marker') as { workflowId: string; subject: string };
+      const marker = MARKER.require(ctx, 'the marker step did not plant the markers');
       const scratch = drill.scratchTarget as ScratchTarget;
       const def = await scratch.redis.get(`wf:def:${marker.workflowId}`);
       expect(def, `marker workflow wf:def:${marker.workflowId} missing from the restored Redis`).toBeTruthy();
       expect(await streamHasSubject(scratch.nats, 'CORDUM_SYS', marker.subject), `marker message on ${marker.subject} missing from the restored CORDUM_SYS`).toBe(true);
     },
-    { timeoutMs: 10 * MIN },
+    { timeoutMs: DEADLINE.verify },
   );
 
   s.step(
@@ -148,6 +161,6 @@ scenario('Backup and restore drill', (base) => {
       await ctx.evidence.json('measurements', m);
       await ctx.evidence.json('drill-record', record);
     },
-    { timeoutMs: 1 * MIN },
+    { timeoutMs: DEADLINE.record },
   );
 });

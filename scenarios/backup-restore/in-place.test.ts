@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { scenario, type RunContext, type ScenarioBuilder, type StepOptions } from '../../helpers/steps.js';
+import { scenario, stateSlot, type RunContext, type ScenarioBuilder, type StepOptions } from '../../helpers/steps.js';
 import { createKube, type Kube } from '../../helpers/kube.js';
 import { RestoreDrill } from '../../helpers/backup/drill.js';
 import { leaseLock, memoryLock } from '../../helpers/backup/lock.js';
@@ -22,13 +22,24 @@ import { NOT_IN_PLACE, checkArchiveOption, guardCommandLine, inPlaceRequest } fr
 
 const MIN = 60_000;
 /** The manifest of a --archive the first step checked (so it is not re-hashed). */
-const CHECKED_ARCHIVE = 'in-place-checked-archive';
+const CHECKED_ARCHIVE = stateSlot<BackupManifest | undefined>('in-place-checked-archive');
 const UNFREEZE_LABEL = 'in-place: unfreeze the writers (scale back, recreate HPAs, resume CronJobs)';
 const SMOKE_LABEL = 'in-place: the smoke child run finishes its own teardown';
 /** Unfrozen writers need time to start and reconnect before the smoke runbook can pass. */
 const READY_MS = 2 * MIN;
 /** The smoke runbook's own time budget is 120 s; this leaves room for its start-up and teardown. */
 const SMOKE_DEADLINE_MS = 3 * MIN;
+/** Step deadlines, as documented in runbooks/backup-restore.md (in-place restore). */
+const DEADLINE = {
+  archiveCheck: 20 * MIN,
+  guard: 1 * MIN,
+  archive: 20 * MIN,
+  freeze: 3 * MIN,
+  restore: 15 * MIN,
+  verify: 10 * MIN,
+  unfreeze: 3 * MIN,
+  smoke: READY_MS + SMOKE_DEADLINE_MS + 30_000,
+};
 
 /** What the in-place steps share. */
 interface InPlaceRun {
@@ -54,10 +65,10 @@ function say(msg: string): void {
   process.stderr.write(`[in-place] ${msg}\n`);
 }
 
+const IN_PLACE = stateSlot<InPlaceRun>('in-place');
+
 function runOf(ctx: RunContext): InPlaceRun {
-  const r = ctx.state.get('in-place') as InPlaceRun | undefined;
-  if (!r) throw new Error('the guard step did not prepare the in-place run');
-  return r;
+  return IN_PLACE.require(ctx, 'the guard step did not prepare the in-place run');
 }
 
 /** Every step skips unless --in-place was given. */
@@ -150,10 +161,10 @@ scenario('In-place restore (real recovery, --in-place)', (base) => {
       }
       // A truncated or corrupted archive is the operator's input: refused here (exit 2, naming the
       // damaged file) before the guard, so with or without a cluster, and before anything changes.
-      ctx.state.set(CHECKED_ARCHIVE, await checkArchiveOption(req.archive));
+      CHECKED_ARCHIVE.set(ctx, await checkArchiveOption(req.archive));
       await ctx.evidence.json('archive', { given: true, path: req.archive, checked: 'every file re-hashed, every snapshot framing read' });
     },
-    { timeoutMs: 20 * MIN },
+    { timeoutMs: DEADLINE.archiveCheck },
   );
 
   s.step(
@@ -179,11 +190,11 @@ scenario('In-place restore (real recovery, --in-place)', (base) => {
       // The drill lock: no drill backs up half-restored data, and no second recovery runs at once.
       const handle = await leaseLock(kube, namespace).acquire(`${ctx.prefix}-in-place-restore`, 60 * MIN);
       ctx.teardown.add('in-place: release the drill lock', { kind: 'local', run: () => handle.release() });
-      const manifest = ctx.state.get(CHECKED_ARCHIVE) as BackupManifest | undefined;
-      ctx.state.set('in-place', { namespace, kube, archive: req.archive, manifest } satisfies InPlaceRun);
+      const manifest = CHECKED_ARCHIVE.get(ctx);
+      IN_PLACE.set(ctx, { namespace, kube, archive: req.archive, manifest });
       await ctx.evidence.json('in-place request', { namespace, archive: req.archive ?? '(fresh backup, taken by the next step)', lock: handle.description });
     },
-    { timeoutMs: 1 * MIN },
+    { timeoutMs: DEADLINE.guard },
   );
 
   s.step(
@@ -227,7 +238,7 @@ scenario('In-place restore (real recovery, --in-place)', (base) => {
         streams: run.manifest.jetstream?.streams.map((st) => ({ name: st.name, messages: st.state.messages })),
       });
     },
-    { timeoutMs: 20 * MIN },
+    { timeoutMs: DEADLINE.archive },
   );
 
   s.step(
@@ -254,7 +265,7 @@ scenario('In-place restore (real recovery, --in-place)', (base) => {
       if (unchecked.length) say(`no pod selector on ${unchecked.join(', ')}: their pods were not waited for`);
       await ctx.evidence.json('frozen', { ...log.state, actions: log.frozen, pods_not_checked: unchecked });
     },
-    { timeoutMs: 3 * MIN },
+    { timeoutMs: DEADLINE.freeze },
   );
 
   s.step(
@@ -271,7 +282,7 @@ scenario('In-place restore (real recovery, --in-place)', (base) => {
       });
       await ctx.evidence.json('restore', res);
     },
-    { timeoutMs: 15 * MIN },
+    { timeoutMs: DEADLINE.restore },
   );
 
   s.step(
@@ -282,7 +293,7 @@ scenario('In-place restore (real recovery, --in-place)', (base) => {
       await assertStillFrozen(kubeFreezeOps(run.kube), run.freeze!.state, 'the restored data may have been written to during the restore; check it before trusting it');
       await ctx.evidence.json('verify', res);
     },
-    { timeoutMs: 10 * MIN },
+    { timeoutMs: DEADLINE.verify },
   );
 
   s.step(
@@ -294,7 +305,7 @@ scenario('In-place restore (real recovery, --in-place)', (base) => {
       ctx.teardown.forget(UNFREEZE_LABEL);
       await ctx.evidence.json('unfrozen', { actions: log.unfrozen });
     },
-    { timeoutMs: 3 * MIN },
+    { timeoutMs: DEADLINE.unfreeze },
   );
 
   s.step(
@@ -343,6 +354,6 @@ scenario('In-place restore (real recovery, --in-place)', (base) => {
         throw new Error(`expected the smoke runbook to pass after the in-place restore; it exited ${out.code} (${out.summary?.status ?? 'no summary'}): ${why}${out.reportDir ? `; report ${out.reportDir}` : ''}`);
       }
     },
-    { timeoutMs: READY_MS + SMOKE_DEADLINE_MS + 30_000 },
+    { timeoutMs: DEADLINE.smoke },
   );
 });

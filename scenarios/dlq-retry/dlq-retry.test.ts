@@ -4,12 +4,13 @@
 import type { PacketSubscription, ReceivedPacket, ConsumerCounters } from '../../helpers/bus.js';
 import { JobStatus } from '../../helpers/cap/codec.js';
 import { redisResultWriter, startCapWorker, type CapWorker, type CapWorkerOptions, type JobRequest } from '../../helpers/cap-worker.js';
-import type { DlqEntry, JobDetail, TimelineEvent, WorkflowRun } from '../../helpers/gateway.js';
-import { scenario, type RunContext } from '../../helpers/steps.js';
+import { paths, type DlqEntry, type JobDetail, type TimelineEvent, type WorkflowRun } from '../../helpers/gateway.js';
+import { fail, scenario, stateSlot, type RunContext } from '../../helpers/steps.js';
+import { undo } from '../../helpers/undo.js';
 import { compactJson, waitFor, WaitTimeoutError } from '../../helpers/waits.js';
 
-/** Deadlines, as documented in runbooks/dlq-retry.md (step deadlines and the waits inside them). */
-const STEP = {
+/** Step deadlines and the waits inside them, as documented in runbooks/dlq-retry.md. */
+const DEADLINE = {
   worker: 10_000,
   inject: 16_000,
   retry: 25_000,
@@ -55,25 +56,20 @@ interface Shared {
   consumersMissing?: string;
 }
 
+const SHARED = stateSlot<Shared>('shared');
+
 function shared(ctx: RunContext): Shared {
-  const s = ctx.state.get('shared') as Shared | undefined;
-  if (!s) throw new Error("the runbook's worker was not started (step 'Start the runbook's CAP worker' did not run)");
-  return s;
+  return SHARED.require(ctx, "the runbook's worker was not started (step 'Start the runbook's CAP worker' did not run)");
 }
 
-function fail(msg: string): never {
-  throw new Error(msg);
-}
-
-const enc = encodeURIComponent;
 const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** Register removal of a job (cancel if still running) and of its DLQ entry. */
 function trackJob(ctx: RunContext, s: Shared, jobId: string): void {
   s.jobIds.push(jobId);
   s.dlqIds.push(jobId);
-  ctx.teardown.add(`job ${jobId}`, { kind: 'http', method: 'POST', path: `/api/v1/jobs/${enc(jobId)}/cancel`, okStatuses: [200, 404] });
-  ctx.teardown.add(`dlq ${jobId}`, { kind: 'http', method: 'DELETE', path: `/api/v1/dlq/${enc(jobId)}` });
+  ctx.teardown.add(`job ${jobId}`, undo.job(jobId));
+  ctx.teardown.add(`dlq ${jobId}`, undo.dlqEntry(jobId));
   // The runbook's workers store successful results at res:<id>; jobs themselves cannot be deleted.
   if (ctx.target.redis) ctx.teardown.add(`result res:${jobId}`, { kind: 'redis', command: ['DEL', `res:${jobId}`] });
 }
@@ -193,7 +189,7 @@ scenario('DLQ drill: inject failures, follow them to the DLQ, retry, prove recov
         startWorker(ctx, holder, { workerId: `${ctx.prefix}-dlq-a`, labels, behaviour: { mode: 'succeed' } }),
       );
       const sh: Shared = { workerA, labels, workers, injected: [], jobIds: [], dlqIds: [] };
-      ctx.state.set('shared', sh);
+      SHARED.set(ctx, sh);
       await ctx.step('JetStream baseline of the scheduler consumers', async () => {
         const { counters, missing } = await consumerCounters(ctx);
         sh.consumersBefore = counters;
@@ -201,7 +197,7 @@ scenario('DLQ drill: inject failures, follow them to the DLQ, retry, prove recov
         await ctx.evidence.json('consumer counters before the drill', counters ?? { missing });
       });
     },
-    { timeoutMs: STEP.worker },
+    { timeoutMs: DEADLINE.worker },
   );
 
   s.step(
@@ -224,7 +220,7 @@ scenario('DLQ drill: inject failures, follow them to the DLQ, retry, prove recov
         sub.stop();
       }
     },
-    { timeoutMs: STEP.inject },
+    { timeoutMs: DEADLINE.inject },
   );
 
   s.step(
@@ -252,7 +248,7 @@ scenario('DLQ drill: inject failures, follow them to the DLQ, retry, prove recov
         sub.stop();
       }
     },
-    { timeoutMs: STEP.inject },
+    { timeoutMs: DEADLINE.inject },
   );
 
   s.step(
@@ -290,7 +286,7 @@ scenario('DLQ drill: inject failures, follow them to the DLQ, retry, prove recov
         sub.stop();
       }
     },
-    { timeoutMs: STEP.inject },
+    { timeoutMs: DEADLINE.inject },
   );
 
   s.step(
@@ -379,7 +375,7 @@ scenario('DLQ drill: inject failures, follow them to the DLQ, retry, prove recov
         sub.stop();
       }
     },
-    { timeoutMs: STEP.retry },
+    { timeoutMs: DEADLINE.retry },
   );
 
   s.step(
@@ -394,7 +390,7 @@ scenario('DLQ drill: inject failures, follow them to the DLQ, retry, prove recov
         attemptOf(job) < 3 ? { mode: 'fail', errorCode: code, errorMessage: `attempt ${attemptOf(job)} failed on purpose (${ctx.prefix})` } : { mode: 'succeed' },
       );
       await ctx.step(`create workflow ${wfId}: one worker step, retry max_retries 2, initial_backoff_sec 1`, async () => {
-        ctx.teardown.add(`workflow ${wfId}`, { kind: 'http', method: 'DELETE', path: `/api/v1/workflows/${enc(wfId)}` });
+        ctx.teardown.add(`workflow ${wfId}`, undo.workflow(wfId));
         sh.workflowId = wfId;
         await gw.createWorkflow({
           id: wfId,
@@ -415,7 +411,7 @@ scenario('DLQ drill: inject failures, follow them to the DLQ, retry, prove recov
       try {
         const runId = await ctx.step('start a run', async () => {
           const { run_id } = await gw.startRun(wfId, {});
-          ctx.teardown.add(`run ${run_id}`, { kind: 'http', method: 'DELETE', path: `/api/v1/workflow-runs/${enc(run_id)}` });
+          ctx.teardown.add(`run ${run_id}`, undo.run(run_id));
           sh.runId = run_id;
           for (let n = 1; n <= 3; n++) trackJob(ctx, sh, `${run_id}:${STEP_ID}@${n}`);
           return run_id;
@@ -467,7 +463,7 @@ scenario('DLQ drill: inject failures, follow them to the DLQ, retry, prove recov
         sh.workerA.setBehaviour({ mode: 'succeed' });
       }
     },
-    { timeoutMs: STEP.workflow },
+    { timeoutMs: DEADLINE.workflow },
   );
 
   s.step(
@@ -494,7 +490,7 @@ scenario('DLQ drill: inject failures, follow them to the DLQ, retry, prove recov
         fail(`expected the scheduler's durable consumers to return to their baseline within ${WAIT.settle} ms after the drill; they did not (a redelivery loop): ${grown}`);
       }
     },
-    { timeoutMs: STEP.jetstream },
+    { timeoutMs: DEADLINE.jetstream },
   );
 
   s.step(
@@ -510,7 +506,7 @@ scenario('DLQ drill: inject failures, follow them to the DLQ, retry, prove recov
       });
       await ctx.step('cancel jobs that are not terminal', async () => {
         for (const id of sh.jobIds) {
-          const res = await gw.request<JobDetail>('GET', `/api/v1/jobs/${enc(id)}`, { expect: [200, 404] });
+          const res = await gw.request<JobDetail>('GET', paths.job(id), { expect: [200, 404] });
           if (res.status === 200 && !TERMINAL.includes(res.json!.state)) await gw.cancelJob(id);
           ctx.teardown.forget(`job ${id}`);
         }
@@ -527,7 +523,7 @@ scenario('DLQ drill: inject failures, follow them to the DLQ, retry, prove recov
         await ctx.step(`delete run ${sh.runId}`, async () => {
           await gw.deleteRun(sh.runId!);
           ctx.teardown.forget(`run ${sh.runId}`);
-          const res = await gw.request('GET', `/api/v1/workflow-runs/${enc(sh.runId!)}`, { expect: [200, 404] });
+          const res = await gw.request('GET', paths.run(sh.runId!), { expect: [200, 404] });
           if (res.status !== 404) fail(`expected run ${sh.runId} to be 404 after DELETE; it answered ${res.status}`);
         });
       }
@@ -535,11 +531,11 @@ scenario('DLQ drill: inject failures, follow them to the DLQ, retry, prove recov
         await ctx.step(`delete workflow ${sh.workflowId}`, async () => {
           await gw.deleteWorkflow(sh.workflowId!);
           ctx.teardown.forget(`workflow ${sh.workflowId}`);
-          const res = await gw.request('GET', `/api/v1/workflows/${enc(sh.workflowId!)}`, { expect: [200, 404] });
+          const res = await gw.request('GET', paths.workflow(sh.workflowId!), { expect: [200, 404] });
           if (res.status !== 404) fail(`expected workflow ${sh.workflowId} to be 404 after DELETE; it answered ${res.status}`);
         });
       }
     },
-    { timeoutMs: STEP.cleanup },
+    { timeoutMs: DEADLINE.cleanup },
   );
 });

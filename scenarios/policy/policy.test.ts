@@ -7,7 +7,7 @@ import type { PolicyCheckBody, PolicyDecision, PublishResponse, RollbackResponse
 import * as policyBundles from '../../helpers/policy-bundles.js';
 import { loadPolicyCaseFiles, type PolicyCase, type PolicyCaseFile } from '../../helpers/policy-cases.js';
 import type { TargetProfile } from '../../helpers/profile-types.js';
-import { scenario, type RunContext } from '../../helpers/steps.js';
+import { fail, scenario, stateSlot, type RunContext } from '../../helpers/steps.js';
 
 const SHIPPED_CASES = fileURLToPath(new URL('../../runbooks/cases/stock-policy.cases.yaml', import.meta.url));
 
@@ -26,10 +26,6 @@ const DEADLINE = {
   rollback: afterReload(20_000),
   audit: 20_000,
 };
-
-function fail(msg: string): never {
-  throw new Error(msg);
-}
 
 /** Names of everything the run creates, derived from ctx.prefix. */
 function names(ctx: RunContext) {
@@ -75,9 +71,16 @@ interface DrillState {
   rollback?: RollbackResponse;
 }
 
+const DRILL = stateSlot<DrillState>('drill');
+/** Why the drill did not start (the target allows no destructive drills). */
+const DRILL_SKIPPED = stateSlot<string>('drillSkipped');
+const CASES = stateSlot<PolicyCase[]>('cases');
+/** The live decision for the probe topic before the drill. */
+const PROBE_BEFORE = stateSlot<PolicyDecision>('probeBefore');
+
 function requireDrill(ctx: RunContext): DrillState {
-  const d = ctx.state.get('drill') as DrillState | undefined;
-  if (!d) ctx.skip(String(ctx.state.get('drillSkipped') ?? 'the drill did not start'));
+  const d = DRILL.get(ctx);
+  if (!d) ctx.skip(DRILL_SKIPPED.get(ctx) ?? 'the drill did not start');
   return d!;
 }
 
@@ -109,12 +112,12 @@ scenario('Policy decisions, draft simulation and a publish/rollback drill', (s) 
     }
     const cases = active.flatMap((f) => f.cases);
     if (cases.length === 0) fail(`no policy cases to run: every case file was not applicable (${loaded.map((f) => f.file).join(', ')})`);
-    ctx.state.set('cases', cases);
+    CASES.set(ctx, cases);
     await ctx.evidence.json('policy cases', active);
   }, { timeoutMs: DEADLINE.cases });
 
   s.step('Evaluate, simulate and explain agree with every case', async (ctx) => {
-    const cases = ctx.state.get('cases') as PolicyCase[];
+    const cases = CASES.require(ctx, 'the policy cases were not loaded');
     const gw = ctx.gateway();
     const problems: string[] = [];
     const rows: string[] = ['| Case | Expected | evaluate | simulate | explain | Result |', '|---|---|---|---|---|---|'];
@@ -184,7 +187,7 @@ scenario('Policy decisions, draft simulation and a publish/rollback drill', (s) 
     const control: PolicyCheckBody = { topic: n.controlTopic };
     const before = await ctx.step(`Live decision for ${n.probeTopic} (evaluate)`, () => gw.policyEvaluate(probe));
     if (before.decision === 'DECISION_TYPE_DENY' && before.ruleId === n.ruleId) fail(`the live policy already holds this run's rule ${n.ruleId}: a leftover of an earlier drill?`);
-    ctx.state.set('probeBefore', before);
+    PROBE_BEFORE.set(ctx, before);
 
     const drafted = await ctx.step(`Draft decision for ${n.probeTopic} (POST bundles/${n.bundleId}/simulate)`, () =>
       gw.simulateBundle(n.bundleId, { request: probe, content }),
@@ -213,14 +216,14 @@ scenario('Policy decisions, draft simulation and a publish/rollback drill', (s) 
   s.step('Snapshot the bundles and store the draft disabled', async (ctx) => {
     if (!ctx.target.destructive.allowed) {
       const reason = `the publish/rollback drill changes live policy and target '${ctx.target.name}' does not allow destructive drills (destructive.allowed: false); live policy was left alone`;
-      ctx.state.set('drillSkipped', reason);
+      DRILL_SKIPPED.set(ctx, reason);
       ctx.skip(reason);
     }
     const n = names(ctx);
     const gw = ctx.gateway();
     const before = await policyBundles.snapshotBundles(gw, `${ctx.prefix} policy drill: before`, { phase: ctx.step });
-    const probeBefore = ctx.state.get('probeBefore') as PolicyDecision;
-    ctx.state.set('drill', { before, probeBefore } satisfies DrillState);
+    const probeBefore = PROBE_BEFORE.require(ctx, 'the draft step did not read the live decision for the probe topic');
+    DRILL.set(ctx, { before, probeBefore });
     await ctx.evidence.json('bundle map before the drill', { snapshot_id: before.snapshotId, kernel_snapshot: before.kernel, bundles: before.bundles });
 
     // Registered before the first write: whatever happens from here on, teardown restores the map.

@@ -4,7 +4,7 @@
 // the others, so every section is judged. Reports: readiness.{md,sarif,junit.xml,json}.
 import { existsSync } from 'node:fs';
 import { drillHistoryFile } from '../../helpers/backup/history.js';
-import { scenario, type RunContext } from '../../helpers/steps.js';
+import { scenario, stateSlot, type RunContext } from '../../helpers/steps.js';
 import {
   ALL_CHECKS,
   SECTIONS,
@@ -20,8 +20,12 @@ import {
   type Section,
 } from '../../helpers/readiness/index.js';
 
-const AUDIT_TIMEOUT_MS = 180_000;
-const SECTION_TIMEOUT_MS = 5_000;
+/** Step deadlines, as documented in runbooks/readiness.md. */
+const DEADLINE = {
+  audit: 180_000,
+  section: 5_000,
+  reports: 5_000,
+};
 
 /** Where the manifests come from: env wins, then the profile's `readiness.manifests`. */
 function manifestsPath(ctx: RunContext): string | undefined {
@@ -29,10 +33,10 @@ function manifestsPath(ctx: RunContext): string | undefined {
   return process.env.READINESS_MANIFESTS || fromProfile || undefined;
 }
 
+const REPORT = stateSlot<AuditReport>('report');
+
 function reportOf(ctx: RunContext): AuditReport {
-  const r = ctx.state.get('report') as AuditReport | undefined;
-  if (!r) throw new Error('the audit step did not produce a report');
-  return r;
+  return REPORT.require(ctx, 'the audit step did not produce a report');
 }
 
 scenario('Production readiness audit', (s) => {
@@ -51,10 +55,10 @@ scenario('Production readiness audit', (s) => {
       } else {
         report = await runAudit({ ...common, mode: 'live', live: { profile: ctx.target, kube: ctx.target.kube ? {} : false, historyFile: drillHistoryFile() } });
       }
-      ctx.state.set('report', report);
+      REPORT.set(ctx, report);
       await ctx.evidence.json('summary', { mode: report.mode, namespace: report.namespace, waivers: waivers.length, waiversFile: existsSync(waiversFile) ? waiversFile : null, sections: report.sections.map((x) => ({ section: x.section, score: x.score, counts: x.counts })) });
     },
-    { timeoutMs: AUDIT_TIMEOUT_MS },
+    { timeoutMs: DEADLINE.audit },
   );
 
   for (const section of SECTIONS as readonly Section[]) {
@@ -77,7 +81,7 @@ scenario('Production readiness audit', (s) => {
           throw new Error(fails.map((f) => `${f.id} failed: ${f.message} Fix: ${f.remediation}`).join('\n'));
         }
       },
-      { timeoutMs: SECTION_TIMEOUT_MS, independent: true },
+      { timeoutMs: DEADLINE.section, independent: true },
     );
   }
 
@@ -90,7 +94,7 @@ scenario('Production readiness audit', (s) => {
       ctx.writeArtifact('readiness.junit.xml', toJUnit(r));
       ctx.writeArtifact('readiness.json', JSON.stringify(r, null, 2));
     },
-    { timeoutMs: SECTION_TIMEOUT_MS, independent: true },
+    { timeoutMs: DEADLINE.reports, independent: true },
   );
 
 });

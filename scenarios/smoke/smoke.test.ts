@@ -4,7 +4,8 @@ import { GatewayClient, GatewayError, type JobDetail, type WorkflowRun } from '.
 import { startCapWorker, redisResultWriter, type CapWorker } from '../../helpers/cap-worker.js';
 import { transcript } from '../../helpers/evidence.js';
 import { findSamples, missingFamilies, parseMetrics, sumSamples, type MetricsPage } from '../../helpers/metrics.js';
-import { scenario, type RunContext } from '../../helpers/steps.js';
+import { fail, scenario, stateSlot, type RunContext } from '../../helpers/steps.js';
+import { undo } from '../../helpers/undo.js';
 import { compactJson, retryOn409, waitFor, WaitTimeoutError } from '../../helpers/waits.js';
 
 /** Deadlines, as documented in runbooks/smoke.md. */
@@ -37,14 +38,12 @@ interface Created {
   worker?: CapWorker;
 }
 
-function created(ctx: RunContext): Created {
-  let c = ctx.state.get('created') as Created | undefined;
-  if (!c) ctx.state.set('created', (c = { jobIds: [] }));
-  return c;
-}
+const CREATED = stateSlot<Created>('created');
+/** The scheduler's metrics page before the run's jobs. */
+const SCHEDULER_BEFORE = stateSlot<MetricsPage>('schedulerBefore');
 
-function fail(msg: string): never {
-  throw new Error(msg);
+function created(ctx: RunContext): Created {
+  return CREATED.getOrInit(ctx, () => ({ jobIds: [] }));
 }
 
 /** Scrape a metrics URL and parse it; a non-200 or unreachable endpoint is a failed check. */
@@ -137,7 +136,7 @@ scenario('Smoke: is this Cordum alive, secured and doing work?', (s) => {
       if (schedulerUrl) {
         await ctx.step('scheduler metrics scrape', async () => {
           const page = await scrape(ctx, 'scheduler', schedulerUrl);
-          ctx.state.set('schedulerBefore', page);
+          SCHEDULER_BEFORE.set(ctx, page);
           const missing = missingFamilies(page, SCHEDULER_FAMILIES);
           await ctx.evidence.json('scheduler families', { expected: SCHEDULER_FAMILIES, missing });
           // Go's Prometheus client drops labelled families with no series yet: a scheduler that has
@@ -189,7 +188,7 @@ scenario('Smoke: is this Cordum alive, secured and doing work?', (s) => {
       const c = created(ctx);
       const wfId = `${ctx.prefix}-smoke-approval`;
       await ctx.step(`create approval workflow ${wfId}`, async () => {
-        ctx.teardown.add(`workflow ${wfId}`, { kind: 'http', method: 'DELETE', path: `/api/v1/workflows/${encodeURIComponent(wfId)}` });
+        ctx.teardown.add(`workflow ${wfId}`, undo.workflow(wfId));
         const res = await gw.createWorkflow({ id: wfId, name: wfId, description: 'runbook smoke: one approval step', steps: { approve: { type: 'approval', name: 'Approve' } } });
         if (res.id !== wfId) fail(`expected POST /api/v1/workflows to keep id ${wfId}; it answered id ${res.id}`);
         c.workflowId = wfId;
@@ -197,7 +196,7 @@ scenario('Smoke: is this Cordum alive, secured and doing work?', (s) => {
 
       const runId = await ctx.step('start a run', async () => {
         const { run_id } = await gw.startRun(wfId, { runbook: ctx.prefix });
-        ctx.teardown.add(`run ${run_id}`, { kind: 'http', method: 'DELETE', path: `/api/v1/workflow-runs/${encodeURIComponent(run_id)}` });
+        ctx.teardown.add(`run ${run_id}`, undo.run(run_id));
         c.runId = run_id;
         return run_id;
       });
@@ -277,7 +276,7 @@ scenario('Smoke: is this Cordum alive, secured and doing work?', (s) => {
       const pendingLabels = { runbook_probe: `${ctx.prefix}-pending` };
       const pendingId = await ctx.step(`submit a job on ${topic} that no worker can take`, async () => {
         const { job_id } = await gw.submitJob({ prompt: `runbook smoke ${ctx.prefix}: placement probe`, topic, labels: pendingLabels });
-        ctx.teardown.add(`job ${job_id}`, { kind: 'http', method: 'POST', path: `/api/v1/jobs/${encodeURIComponent(job_id)}/cancel`, okStatuses: [200, 404] });
+        ctx.teardown.add(`job ${job_id}`, undo.job(job_id));
         c.jobIds.push(job_id);
         return job_id;
       });
@@ -318,7 +317,7 @@ scenario('Smoke: is this Cordum alive, secured and doing work?', (s) => {
 
       const workId = await ctx.step('submit a job only this worker can take', async () => {
         const { job_id } = await gw.submitJob({ prompt: `runbook smoke ${ctx.prefix}: work`, topic, labels: workLabels });
-        ctx.teardown.add(`job ${job_id}`, { kind: 'http', method: 'POST', path: `/api/v1/jobs/${encodeURIComponent(job_id)}/cancel`, okStatuses: [200, 404] });
+        ctx.teardown.add(`job ${job_id}`, undo.job(job_id));
         c.jobIds.push(job_id);
         return job_id;
       });
@@ -384,14 +383,14 @@ scenario('Smoke: is this Cordum alive, secured and doing work?', (s) => {
       const other = `${ctx.prefix}-owner-b`;
       created(ctx).lock = resource;
       await ctx.step('acquire', async () => {
-        ctx.teardown.add(`lock ${resource}`, { kind: 'http', method: 'POST', path: '/api/v1/locks/release', body: { resource, owner }, okStatuses: [200, 404] });
+        ctx.teardown.add(`lock ${resource}`, undo.lock(resource, owner));
         const lock = await gw.lockAcquire({ resource, owner, ttl_ms: 30_000 });
         if (!lock.owners?.[owner]) fail(`expected the acquired lock to list owner ${owner}; it lists ${compactJson(lock.owners)}`);
       });
       await ctx.step('acquire as another owner → 409', async () => {
         const res = await gw.request('POST', '/api/v1/locks/acquire', { body: { resource, owner: other, ttl_ms: 30_000 }, expect: [200, 409] });
         if (res.status !== 409) {
-          ctx.teardown.add(`lock ${resource} (${other})`, { kind: 'http', method: 'POST', path: '/api/v1/locks/release', body: { resource, owner: other } });
+          ctx.teardown.add(`lock ${resource} (${other})`, undo.lock(resource, other));
           fail(`expected acquiring ${resource} as ${other} while ${owner} holds it to answer 409 'lock unavailable'; it answered ${res.status} ${res.text.slice(0, 200)}`);
         }
       });

@@ -73,8 +73,8 @@ describe('the build', () => {
   it('--plan lists the steps from the compiled scenarios without starting anything', () => {
     const r = launch(ROOT, 'smoke', '--plan');
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/^ {4}1\. Liveness and readiness$/m);
-    expect(r.stdout).toMatch(/\. Teardown: remove what this run created$/m);
+    expect(r.stdout).toMatch(/^ {4}1\. Liveness and readiness \(deadline [^)]+\)$/m);
+    expect(r.stdout).toMatch(/\. Teardown: remove what this run created \(deadline [^)]+\)$/m);
     expect(r.stdout.trim().split('\n').at(-1)).toBe('Nothing was run.');
   }, 120_000);
 });

@@ -110,7 +110,9 @@ describe('pnpm runbook', () => {
     expect(r.stdout).toContain(`Target: runner-fixture (${server.url})`);
     expect(r.stdout).toContain('Destructive: no');
     expect(r.stdout).toContain('- a thing named <prefix>-thing');
-    expect(r.stdout).toMatch(/1\. Gateway is healthy\n\s+2\. Create a thing\n\s+3\. The thing can be read back\n\s+4\. Teardown: remove what this run created/);
+    expect(r.stdout).toMatch(
+      /1\. Gateway is healthy \(deadline 1 min\)\n\s+2\. Create a thing \(deadline 5 s\)\n\s+3\. The thing can be read back \(deadline 1 min\)\n\s+4\. Teardown: remove what this run created \(deadline 2 min\)/,
+    );
     expect(server.log.length).toBe(before);
   });
 

@@ -71,6 +71,9 @@ describe('runbook options', () => {
     const r = await cli(['features', '--target', PROFILE, '--plan', '--archive', '/backups/x']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('Options:\n  --in-place: restore into the live namespace instead of scratch servers (not given)\n  --archive <value>: the backup directory to restore from (= "/backups/x")');
+    // Deadlines as the run would resolve them for this target (connect_timeout_ms 1000 + 234).
+    expect(r.stdout).toContain("A deadline from the target (deadline 1.234 s)");
+    expect(r.stdout).toMatch(/A deadline function that returns nonsense \(no usable deadline: step 'A deadline function that returns nonsense': its timeoutMs function returned -1/);
   }, 60_000);
 });
 
