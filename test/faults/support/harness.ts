@@ -63,6 +63,8 @@ export interface CliOptions {
   onStart?: (child: ChildProcess) => void;
   /** Hard deadline for the whole CLI run: killed and marked `hung` past it (default runBound of the runbook). */
   deadlineMs?: number;
+  /** A command the CLI runs under (e.g. bubblewrap with a read-only bind, test/support/mounts.ts). */
+  prefix?: string[];
 }
 
 export class Workspace {
@@ -100,7 +102,8 @@ export class Workspace {
         if (v === undefined) delete env[k];
         else env[k] = v;
       }
-      const child = spawn(process.execPath, ['--import', 'tsx', 'cli/runbook.ts', ...args], {
+      const command = [...(opts.prefix ?? []), process.execPath, '--import', 'tsx', 'cli/runbook.ts', ...args];
+      const child = spawn(command[0]!, command.slice(1), {
         cwd: ROOT,
         env,
         stdio: ['ignore', 'pipe', 'pipe'],
