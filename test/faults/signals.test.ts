@@ -8,7 +8,7 @@ import { existsSync, readdirSync, rmSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { startFaultGateway, type FaultGateway } from './support/fault-gateway.js';
 import { expectCalm, expectExitWithin, expectReport } from './support/checks.js';
-import { EXIT_GRACE_MS, FORCED_EXIT_MS, HANGUP_GRACE_MS, Workspace, causeLine, gatewayProfile, until, type CliOptions } from './support/harness.js';
+import { EXIT_GRACE_MS, FORCED_EXIT_MS, FORCED_TEARDOWN_MS, HANGUP_GRACE_MS, Workspace, causeLine, gatewayProfile, until, type CliOptions } from './support/harness.js';
 
 let gw: FaultGateway;
 let ws: Workspace;
@@ -174,6 +174,7 @@ describe('signals in every phase', () => {
     gw.nextDeletes = ['500', 'hold'];
     const patient = ws.profile('fault-patient-requests', gatewayProfile().replace('request_timeout_ms: 1500', 'request_timeout_ms: 60000'));
     const deletes = gw.count(/^DELETE /);
+    const from = gw.served.length;
     const w = watched(['hold', '--target', patient]);
     await until("the runner's replay to start", () => gw.count(/^DELETE /) >= deletes + 2);
     w.signal();
@@ -183,6 +184,13 @@ describe('signals in every phase', () => {
     expectCalm(ws, r, 130);
     expectExitWithin(r, second, FORCED_EXIT_MS + HANGUP_GRACE_MS, 'the second Ctrl-C');
     expect(r.stderr).toMatch(/forcing: bounded teardown \(10 s\), then exit/);
+    // The replay's held DELETE (request timeout 60 s) is hung up on by the forced bound: after the
+    // second Ctrl-C, within the documented 10 s plus the hang-up grace.
+    const held = gw.served.slice(from).filter((x) => x.line.startsWith('DELETE /api/v1/things/')).at(-1)!;
+    expect(held.closedAt, 'the held DELETE was never hung up on').toBeDefined();
+    const cut = gw.startedAt + held.closedAt! - second;
+    expect(cut, `the held DELETE closed ${cut} ms after the second Ctrl-C`).toBeGreaterThanOrEqual(0);
+    expect(cut, `the held DELETE closed ${cut} ms after the second Ctrl-C`).toBeLessThanOrEqual(FORCED_TEARDOWN_MS + HANGUP_GRACE_MS);
     const s = expectReport(r, 'interrupted');
     expect(s.teardown.left_behind).toHaveLength(1);
     expect(s.teardown.left_behind[0].label).toMatch(/^thing rb-\w+-thing \(DELETE \/api\/v1\/things\/t\d+\)$/);

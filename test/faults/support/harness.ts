@@ -21,6 +21,8 @@ export const SECRET = 'rb-fault-SECRET-c0ffee-91d4e7';
 export const RUN_BUDGET_MS = 60_000;
 /** After a second Ctrl-C the runner exits within this, whatever still runs (cli/run/interrupts.ts FORCED_EXIT_MS). */
 export const FORCED_EXIT_MS = 30_000;
+/** After a second Ctrl-C, teardown (and the runner's replay) gets at most this (cli/run/interrupts.ts FORCE_TEARDOWN_MS). */
+export const FORCED_TEARDOWN_MS = 10_000;
 /**
  * The stated grace on top of a deadline: the runner's own start-up (Node, tsx, Vitest), its
  * teardown and its report writing, on a shared 2-core machine under heavy load (a run of four
