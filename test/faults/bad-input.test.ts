@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:
 import { join } from 'node:path';
 import { startFaultGateway, type FaultGateway } from './support/fault-gateway.js';
 import { expectCalm, expectOneLine, expectReport } from './support/checks.js';
-import { SECRET, Workspace, gatewayProfile, type CliResult } from './support/harness.js';
+import { CONNECT_TIMEOUT_MS, SECRET, Workspace, gatewayProfile, type CliResult } from './support/harness.js';
 import { canMount, mountTmpfs, noMountReason, readOnlyPrefix } from '../support/mounts.js';
 
 const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
@@ -66,7 +66,7 @@ describe('bad input', () => {
       ['inline-key', gatewayProfile('', `  api_key: ${SECRET}`), /inline-key\.yaml: gateway\.api_key: inline secrets are not allowed/],
       ['url-password', gatewayProfile().replace('${FAULT_GATEWAY_URL}', `http://ops:${SECRET}@127.0.0.1:9`), /url-password\.yaml: gateway\.url: URL contains an inline password/],
       ['key-as-env-name', gatewayProfile().replace('api_key_env: FAULT_API_KEY', `api_key_env: ${SECRET}`), /key-as-env-name\.yaml: gateway\.api_key_env: expected the NAME of an environment variable .*\(value not shown: it may be a secret\)$/],
-      ['wrong-type', gatewayProfile().replace('connect_timeout_ms: 1000', 'connect_timeout_ms: soon'), /wrong-type\.yaml: gateway\.connect_timeout_ms: expected/],
+      ['wrong-type', gatewayProfile().replace(`connect_timeout_ms: ${CONNECT_TIMEOUT_MS}`, 'connect_timeout_ms: soon'), /wrong-type\.yaml: gateway\.connect_timeout_ms: expected/],
       ['list-gateway', 'name: x\ngateway: [a, b]\n', /list-gateway\.yaml: gateway: expected/],
       ['not-yaml', 'gateway: {url: [\n', /not-yaml\.yaml(:\d+)?: YAML parse error/],
       ['alias-bomb', bomb, /alias-bomb\.yaml: YAML parse error: Excessive alias count/],

@@ -8,7 +8,7 @@ import { existsSync, readdirSync, rmSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { startFaultGateway, type FaultGateway } from './support/fault-gateway.js';
 import { expectCalm, expectExitWithin, expectReport } from './support/checks.js';
-import { EXIT_GRACE_MS, FORCED_EXIT_MS, FORCED_TEARDOWN_MS, HANGUP_GRACE_MS, Workspace, causeLine, gatewayProfile, until, type CliOptions } from './support/harness.js';
+import { CONNECT_TIMEOUT_MS, EXIT_GRACE_MS, FORCED_EXIT_MS, FORCED_TEARDOWN_MS, HANGUP_GRACE_MS, Workspace, causeLine, gatewayProfile, until, type CliOptions } from './support/harness.js';
 
 let gw: FaultGateway;
 let ws: Workspace;
@@ -108,7 +108,7 @@ describe('signals in every phase', () => {
   it('Ctrl-C while the preflight reads a /health body that trickles: the request is cut, exit 130 at once', async () => {
     gw.answers.health = 'trickle';
     // A long health deadline (the connect timeout), so only Ctrl-C can end this preflight early.
-    const patient = ws.profile('fault-patient-connect', gatewayProfile().replace('connect_timeout_ms: 1000', 'connect_timeout_ms: 120000'));
+    const patient = ws.profile('fault-patient-connect', gatewayProfile().replace(`connect_timeout_ms: ${CONNECT_TIMEOUT_MS}`, 'connect_timeout_ms: 120000'));
     const from = gw.served.length;
     const w = watched(['hold', '--target', patient]);
     await w.until('the trickling health answer to start', () => gw.served.slice(from).some((s) => s.line === 'GET /health' && s.bytes > 0));

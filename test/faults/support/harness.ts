@@ -181,6 +181,15 @@ export function ensureDir(p: string): string {
   return p;
 }
 
+/**
+ * The fixture profile's connect timeout, which also sets the preflight's health deadline (+ 0.5 s).
+ * 3 s, not 1 s: a /health answer from the test's own gateway was seen to miss 1.5 s at load 25 on
+ * two cores, failing a case about something else as "answered its health check too slowly".
+ */
+export const CONNECT_TIMEOUT_MS = 3000;
+/** The fixture profile's request timeout (the steps' tests name it). */
+export const REQUEST_TIMEOUT_MS = 1500;
+
 /** The fixture profile for the fault gateway, with optional extra YAML sections. */
 export function gatewayProfile(extra = '', gateway = ''): string {
   return [
@@ -188,8 +197,8 @@ export function gatewayProfile(extra = '', gateway = ''): string {
     'gateway:',
     '  url: ${FAULT_GATEWAY_URL}',
     '  api_key_env: FAULT_API_KEY',
-    '  connect_timeout_ms: 1000',
-    '  request_timeout_ms: 1500',
+    `  connect_timeout_ms: ${CONNECT_TIMEOUT_MS}`,
+    `  request_timeout_ms: ${REQUEST_TIMEOUT_MS}`,
     gateway,
     'destructive:',
     '  allowed: true',
