@@ -29,11 +29,16 @@ export async function startSafetyKernel(deps: SandboxDeps): Promise<Component> {
 
   let reloading = false;
   const reload = async () => {
-    // Fault: the kernel never picks up bundle changes, so its snapshot never moves.
-    if (faults.has('policy-reload-stuck') || reloading) return;
+    if (reloading) return;
     reloading = true;
     try {
       const next = await load();
+      // Fault: the reload loop runs and sees the change, but the kernel never applies it, so its
+      // snapshot never moves. Logged each tick, so a test can tell "stuck" from "never ticked".
+      if (faults.has('policy-reload-stuck')) {
+        if (next.snapshot !== policy.snapshot) log(`policy reload: snapshot ${next.snapshot} not applied (policy-reload-stuck)`);
+        return;
+      }
       if (next.snapshot !== policy.snapshot) {
         snapshots.unshift(next.snapshot);
         snapshots.splice(MAX_SNAPSHOTS);

@@ -1,6 +1,8 @@
 // Policy decision endpoints (protojson, proxied to the safety kernel) and config-service backed
 // bundles. Bundle writes are drafts (enabled:false) and are removed again through the config service.
 import { describe, expect, it } from 'vitest';
+import { GatewayClient } from '../../helpers/gateway.js';
+import { startSandbox } from '../../sandbox/index.js';
 import { allKeys, itWhen, RFC3339, SKIP, target, uniq, useContract } from './support.js';
 
 const fx = useContract();
@@ -139,13 +141,20 @@ describe('bundle simulate (evaluated in the gateway)', () => {
 
 describe('bundles', () => {
   it('the bundle list answers items: null (not []) when no bundle exists', async (ctx) => {
-    const res = await fx.gw.request<Record<string, unknown>>('GET', '/api/v1/policy/bundles', { expect: 200 });
+    // On the sandbox, a sandbox of its own: "no bundle" must not depend on running before the tests
+    // below that store bundles. A real target is read as it is (and may already have bundles).
+    const fresh = target.external ? undefined : await startSandbox();
+    const gw = fresh ? new GatewayClient(fresh.profile, { apiKey: fresh.apiKey }) : fx.gw;
+    const res = await gw.request<Record<string, unknown>>('GET', '/api/v1/policy/bundles', { expect: 200 }).finally(async () => {
+      if (fresh) await gw.close().finally(() => fresh.stop());
+    });
     const body = res.json!;
     expect(body).toHaveProperty('bundles');
     expect(body).toHaveProperty('items');
     expect(body).toHaveProperty('updated_at');
     const count = Object.keys((body.bundles as Record<string, unknown> | null) ?? {}).length;
     if (count > 0) {
+      expect(fresh, 'a fresh sandbox has policy bundles').toBeUndefined();
       expect(Array.isArray(body.items)).toBe(true);
       ctx.skip('the target already has policy bundles; the empty case cannot be observed');
     }

@@ -1,15 +1,18 @@
 // The gateway's shared token bucket. Only against a sandbox started with a small, known bucket
 // (burst 5, 1 token per second): a real target's bucket is shared with its other clients and its
 // size is not known to the suite, so this file is skipped when CONTRACT_TARGET is set.
-// Tests run in file order on one sandbox; each one drains the bucket itself, so none depends on
-// the previous one except the first, which needs the bucket as it was at start-up.
+// Each test drains the bucket itself, so none depends on another; the one about a full bucket at
+// start-up starts its own sandbox.
+import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { findSamples, parseMetrics } from '../../helpers/metrics.js';
 import { waitFor } from '../../helpers/waits.js';
+import { startSandbox } from '../../sandbox/index.js';
 import { describeWhen, type RawResponse, SKIP, target, useContract } from './support.js';
 
 const BURST = 5;
-const fx = useContract({ sandboxEnv: { API_RATE_LIMIT_BURST: String(BURST), API_RATE_LIMIT_RPS: '1' } });
+const SANDBOX_ENV = { API_RATE_LIMIT_BURST: String(BURST), API_RATE_LIMIT_RPS: '1' };
+const fx = useContract({ sandboxEnv: SANDBOX_ENV });
 
 /** Spend tokens with unauthenticated calls until the limiter answers 429; returns how many got through. */
 async function drain(): Promise<{ passed: RawResponse[]; limited: RawResponse }> {
@@ -24,16 +27,30 @@ async function drain(): Promise<{ passed: RawResponse[]; limited: RawResponse }>
 
 describeWhen(!target.external, SKIP.rateLimitExternal)('rate limiting (sandbox with burst 5, 1 rps)', () => {
   it('the bucket starts full: burst calls pass, the next one answers 429', async () => {
-    // Calls are sequential; a slow machine may see refill ticks meanwhile (at most one per second).
-    const started = performance.now();
-    const statuses: number[] = [];
-    while (statuses.at(-1) !== 429 && statuses.length < BURST + 10) statuses.push((await fx.raw('GET', '/api/v1/status')).status);
-    const refills = Math.floor((performance.now() - started) / 1000);
-    const passed = statuses.length - 1;
-    expect(statuses.at(-1)).toBe(429);
-    expect(statuses.slice(0, -1).every((s) => s === 200)).toBe(true);
-    expect(passed).toBeGreaterThanOrEqual(BURST);
-    expect(passed).toBeLessThanOrEqual(BURST + refills);
+    // "Starts" means a gateway nobody has called yet: its own sandbox, so this test does not
+    // depend on running before the others in this file.
+    const fresh = await startSandbox({ env: SANDBOX_ENV });
+    try {
+      const url = `${fresh.profile.gateway.url.replace(/\/+$/, '')}/api/v1/status`;
+      const headers = { 'x-api-key': fresh.apiKey };
+      const status = async () => {
+        const res = await request(url, { headers });
+        await res.body.dump();
+        return res.statusCode;
+      };
+      // Calls are sequential; a slow machine may see refill ticks meanwhile (at most one per second).
+      const started = performance.now();
+      const statuses: number[] = [];
+      while (statuses.at(-1) !== 429 && statuses.length < BURST + 10) statuses.push(await status());
+      const refills = Math.floor((performance.now() - started) / 1000);
+      const passed = statuses.length - 1;
+      expect(statuses.at(-1)).toBe(429);
+      expect(statuses.slice(0, -1).every((s) => s === 200)).toBe(true);
+      expect(passed).toBeGreaterThanOrEqual(BURST);
+      expect(passed).toBeLessThanOrEqual(BURST + refills);
+    } finally {
+      await fresh.stop();
+    }
   });
 
   it('429 answers the plain-text body rate limited', async () => {

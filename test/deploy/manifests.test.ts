@@ -283,4 +283,21 @@ describe('the project readiness audit on deploy/k8s (static)', () => {
     // Pinned images are judged in the upgrades section.
     expect(report.results.find((r) => r.id === 'upgrades.pinned-images')?.status).toBe('pass');
   });
+
+  // README › In the cluster: "READINESS_MANIFESTS=deploy/k8s pnpm runbook readiness on it alone still
+  // exits 1: the other checks look for Cordum's own workloads ... and find none". Both halves hold:
+  // the audit fails, and every failure, in every section, is an absence of something Cordum's own
+  // install would bring, never a finding about what this package ships.
+  it('fails as a whole (exit 1) only because Cordum itself is absent, as the README says', async () => {
+    const loaded = loadManifestDir(K8S_DIR, { skipKustomizeFiles: true });
+    const report = await runAudit({ mode: 'static', objects: loaded.objects, namespace: NAMESPACE, now: new Date('2025-06-01T00:00:00Z') });
+    expect(report.exitCode).toBe(1);
+    const failures = report.results.filter((r) => r.status === 'fail');
+    expect(failures.length).toBeGreaterThan(0);
+    const ABSENT = /^(no \S|missing |not stateful: (\w+ \(missing\)(, )?)+$)/;
+    for (const f of failures) expect(f.message, `${f.id} is a finding about deploy/k8s itself, not an absence of Cordum`).toMatch(ABSENT);
+    // The checks that judge runbook pods as pods are not among them.
+    const failedIds = failures.map((f) => f.id);
+    for (const id of ['kubernetes.resources', 'kubernetes.security-context-infra', 'upgrades.pinned-images']) expect(failedIds).not.toContain(id);
+  });
 });

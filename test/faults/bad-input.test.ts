@@ -2,12 +2,14 @@
 // files, and a report directory that cannot be written. Each is refused with the documented exit
 // code and one line naming the cause, before anything is created, and never echoes a secret.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startFaultGateway, type FaultGateway } from './support/fault-gateway.js';
 import { expectCalm, expectOneLine, expectReport } from './support/checks.js';
-import { SECRET, Workspace, gatewayProfile, type CliResult } from './support/harness.js';
+import { CONNECT_TIMEOUT_MS, SECRET, Workspace, gatewayProfile, type CliResult } from './support/harness.js';
+import { canMount, mountTmpfs, noMountReason, readOnlyPrefix } from '../support/mounts.js';
+
+const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 
 let gw: FaultGateway;
 let ws: Workspace;
@@ -63,17 +65,17 @@ describe('bad input', () => {
     const cases: [string, string, RegExp][] = [
       ['inline-key', gatewayProfile('', `  api_key: ${SECRET}`), /inline-key\.yaml: gateway\.api_key: inline secrets are not allowed/],
       ['url-password', gatewayProfile().replace('${FAULT_GATEWAY_URL}', `http://ops:${SECRET}@127.0.0.1:9`), /url-password\.yaml: gateway\.url: URL contains an inline password/],
-      ['key-as-env-name', gatewayProfile().replace('api_key_env: FAULT_API_KEY', `api_key_env: ${SECRET}`), /key-as-env-name\.yaml: gateway\.api_key_env: /],
-      ['wrong-type', gatewayProfile().replace('connect_timeout_ms: 1000', 'connect_timeout_ms: soon'), /wrong-type\.yaml: gateway\.connect_timeout_ms: expected/],
+      ['key-as-env-name', gatewayProfile().replace('api_key_env: FAULT_API_KEY', `api_key_env: ${SECRET}`), /key-as-env-name\.yaml: gateway\.api_key_env: expected the NAME of an environment variable .*\(value not shown: it may be a secret\)$/],
+      ['wrong-type', gatewayProfile().replace(`connect_timeout_ms: ${CONNECT_TIMEOUT_MS}`, 'connect_timeout_ms: soon'), /wrong-type\.yaml: gateway\.connect_timeout_ms: expected/],
       ['list-gateway', 'name: x\ngateway: [a, b]\n', /list-gateway\.yaml: gateway: expected/],
       ['not-yaml', 'gateway: {url: [\n', /not-yaml\.yaml(:\d+)?: YAML parse error/],
-      ['alias-bomb', bomb, /alias-bomb\.yaml: /],
+      ['alias-bomb', bomb, /alias-bomb\.yaml: YAML parse error: Excessive alias count/],
     ];
     const paths = cases.map(([name, yaml]) => ws.profile(name, yaml));
     const extra: [string, RegExp][] = [
       [huge, /huge\.yaml: target profile is \d+ bytes; at most 1 MiB is accepted$/],
       [join(ws.dir, 'dir.yaml'), /dir\.yaml: target profile is a directory, expected a regular file$/],
-      [join(ws.dir, 'missing.yaml'), /missing\.yaml/],
+      [join(ws.dir, 'missing.yaml'), /missing\.yaml: profile file does not exist$/],
     ];
     const all: [string, RegExp][] = [...cases.map(([, , re], i) => [paths[i]!, re] as [string, RegExp]), ...extra];
     const results = await runAll(all, ([p]) => ws.cli(['hold', '--target', p], { deadlineMs: 120_000 }));
@@ -87,31 +89,44 @@ describe('bad input', () => {
     expect(noRunDirs()).toEqual([]);
   }, 240_000);
 
-  it('a report directory that cannot be written: exit 3 before anything is created', async () => {
+  it('a report or state directory that cannot be written (ENOTDIR): exit 3 before anything is created', async () => {
     const profile = ws.profile('fault', gatewayProfile());
     const file = join(ws.dir, 'a-file');
     writeFileSync(file, 'not a directory\n');
-    const targets: string[] = [join(file, 'reports')];
-    // A read-only filesystem (root ignores permission bits, not EROFS). Needs mount rights.
+    const cases: [string, string, string][] = [
+      ['RUNBOOK_REPORTS_DIR', 'report directory', join(file, 'reports')],
+      ['RUNBOOK_STATE_DIR', 'runner state directory', join(file, 'state')],
+    ];
+    const health = gw.count('GET /health');
+    const results = await runAll(cases, ([env, , dir]) => ws.cli(['hold', '--target', profile], { env: { [env]: dir } }), 2);
+    results.forEach((r, i) => {
+      const [env, what, dir] = cases[i]!;
+      expectCalm(ws, r, 3);
+      expectOneLine(r, new RegExp(`^runbook: ${what} \\(${env}\\) ${escapeRe(dir)} is not writable \\(ENOTDIR\\); nothing was run$`));
+    });
+    // Refused before the preflight: the target was never contacted.
+    expect(gw.count('GET /health')).toBe(health);
+    expect(gw.count('POST /api/v1/things')).toBe(0);
+  }, 240_000);
+
+  it('a report directory on a read-only filesystem (EROFS): exit 3 before anything is created', async (ctx) => {
+    const why = noMountReason(true);
+    if (why) return ctx.skip(why);
+    const profile = ws.profile('fault', gatewayProfile());
+    // Root ignores permission bits, so only a read-only mount gives EROFS: one this process mounts,
+    // or a read-only bind in bubblewrap's mount namespace around the CLI.
     const ro = join(ws.dir, 'ro');
     mkdirSync(ro);
-    let mounted = false;
+    const unmount = canMount() ? mountTmpfs(ro, 'ro,size=64k') : undefined;
+    const health = gw.count('GET /health');
     try {
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=64k', 'tmpfs', ro], { stdio: 'ignore' });
-      mounted = true;
-      targets.push(ro);
-    } catch {
-      // no mount rights: the ENOTDIR case still covers the promise
-    }
-    try {
-      const results = await runAll(targets, (dir) => ws.cli(['hold', '--target', profile], { env: { RUNBOOK_REPORTS_DIR: dir } }), 2);
-      results.forEach((r, i) => {
-        expectCalm(ws, r, 3);
-        expectOneLine(r, new RegExp(`^runbook: report directory \\(RUNBOOK_REPORTS_DIR\\) ${targets[i]!.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} is not writable \\((ENOTDIR|EROFS)\\); nothing was run$`));
-      });
+      const r = await ws.cli(['hold', '--target', profile], { env: { RUNBOOK_REPORTS_DIR: ro }, prefix: unmount ? undefined : readOnlyPrefix(ro) });
+      expectCalm(ws, r, 3);
+      expectOneLine(r, new RegExp(`^runbook: report directory \\(RUNBOOK_REPORTS_DIR\\) ${escapeRe(ro)} is not writable \\(EROFS\\); nothing was run$`));
+      expect(gw.count('GET /health')).toBe(health);
       expect(gw.count('POST /api/v1/things')).toBe(0);
     } finally {
-      if (mounted) execFileSync('umount', [ro], { stdio: 'ignore' });
+      unmount?.();
     }
   }, 240_000);
 

@@ -22,23 +22,45 @@ afterAll(async () => {
   if (ws) rmSync(ws.dir, { recursive: true, force: true });
 });
 
+/** What a reset step says: unreachable, with undici's socket error or the kernel's reset (one group, so `|` cannot escape it). */
+const RESET = /^UnreachableError: gateway unreachable: GET http:\/\/127\.0\.0\.1:\d+\/api\/v1\/probe\/preset: (?:UND_ERR_SOCKET|ECONNRESET)\b/;
+
 describe('gateway faults', () => {
   it('500, 502, a 429 storm and a reset: each step fails with its cause, everything is torn down, exit 1', async () => {
     for (const f of ['500', '502', '429', 'reset'] as const) gw.setFault(`p${f}`, f);
     const r = await ws.cli(['gw-faults', '--target', profile]);
     expectCalm(ws, r, 1);
     const s = expectReport(r, 'failed');
+    const steps = Object.fromEntries(s.steps.map((st: any) => [st.name, st]));
     const failed = Object.fromEntries(s.steps.filter((st: any) => st.status === 'failed').map((st: any) => [st.name, st.error]));
     // The 500 body echoes the API key: stdout and the report show it redacted.
     expect(failed["Probe 'p500'"]).toMatch(/→ 500 "internal error: redis: connection pool exhausted \(key \*\*\*\)"/);
     expect(r.stdout).toMatch(/→ 500 "internal error: redis: connection pool exhausted \(key \*\*\*\)"/);
     expect(failed["Probe 'p502'"]).toMatch(/→ 502 .*Bad Gateway/);
     expect(failed["Probe 'p429'"]).toMatch(/→ 429 .*still rate limited after 6 attempts/);
-    expect(failed["Probe 'preset'"]).toMatch(/gateway unreachable: .*(UND_ERR_SOCKET|ECONNRESET)/);
-    // Files run in the order the runbook lists them (429 first), so the verdict is stable.
-    expect(s.steps[1].name).toBe("Probe 'p429'");
+    // A reset is "unreachable" (its own exit code 3), never an HTTP status.
+    expect(failed["Probe 'preset'"]).toMatch(RESET);
+    expect(steps["Probe 'preset'"]).toMatchObject({ exit_code: 3 });
+    for (const p of ['p500', 'p502', 'p429']) expect(steps[`Probe '${p}'`], p).toMatchObject({ exit_code: 1 });
+    // Files run in the order the runbook lists them (502, 429, reset, 500: not sorted in any way),
+    // so the verdict (the first failure, a 502: exit 1) is stable.
+    expect(s.steps.filter((st: any) => st.name.startsWith('Probe')).map((st: any) => st.name)).toEqual(["Probe 'p502'", "Probe 'p429'", "Probe 'preset'", "Probe 'p500'"]);
     expect(s.steps.filter((st: any) => st.name.startsWith('Teardown')).map((st: any) => st.status)).toEqual(['passed', 'passed', 'passed', 'passed']);
     expect(r.stdout).toMatch(/^FAILED: 8 passed, 4 failed, 0 skipped$/m);
+    expect(gw.objects.size, 'leftovers on the target').toBe(0);
+  }, 240_000);
+
+  it('a reset as the first failure: exit 3 (unreachable), though a 500 follows', async () => {
+    for (const f of ['500', 'reset'] as const) gw.setFault(`p${f}`, f);
+    const r = await ws.cli(['gw-reset-first', '--target', profile]);
+    expectCalm(ws, r, 3);
+    const s = expectReport(r, 'unreachable');
+    const probes = s.steps.filter((st: any) => st.name.startsWith('Probe'));
+    expect(probes.map((st: any) => [st.name, st.status, st.exit_code])).toEqual([
+      ["Probe 'preset'", 'failed', 3],
+      ["Probe 'p500'", 'failed', 1],
+    ]);
+    expect(probes[0].error).toMatch(RESET);
     expect(gw.objects.size, 'leftovers on the target').toBe(0);
   }, 240_000);
 

@@ -8,15 +8,14 @@ import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { MAX_BODY_BYTES } from '../../helpers/gateway.js';
 import { startFaultGateway, type FaultGateway, type Served } from './support/fault-gateway.js';
 import { expectCalm, expectOneLine, expectReport } from './support/checks.js';
-import { HANGUP_GRACE_MS, Workspace, gatewayProfile } from './support/harness.js';
+import { CONNECT_TIMEOUT_MS, HANGUP_GRACE_MS, REQUEST_TIMEOUT_MS, Workspace, gatewayProfile } from './support/harness.js';
 
 let gw: FaultGateway;
 let ws: Workspace;
 let profile: string;
 
-/** request_timeout_ms and connect_timeout_ms of gatewayProfile() */
-const REQUEST_TIMEOUT_MS = 1500;
-const HEALTH_DEADLINE_MS = 1000 + 500;
+/** The preflight's health deadline for gatewayProfile(): its connect timeout plus 0.5 s. */
+const HEALTH_DEADLINE_MS = CONNECT_TIMEOUT_MS + 500;
 /** What the kernel and undici may buffer beyond what the client read before it hung up. */
 const SOCKET_SLACK_BYTES = 16 * 1024 * 1024;
 

@@ -8,7 +8,7 @@ import { existsSync, readdirSync, rmSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { startFaultGateway, type FaultGateway } from './support/fault-gateway.js';
 import { expectCalm, expectExitWithin, expectReport } from './support/checks.js';
-import { EXIT_GRACE_MS, FORCED_EXIT_MS, HANGUP_GRACE_MS, Workspace, causeLine, gatewayProfile, until, type CliOptions } from './support/harness.js';
+import { CONNECT_TIMEOUT_MS, EXIT_GRACE_MS, FORCED_EXIT_MS, FORCED_TEARDOWN_MS, HANGUP_GRACE_MS, Workspace, causeLine, gatewayProfile, until, type CliOptions } from './support/harness.js';
 
 let gw: FaultGateway;
 let ws: Workspace;
@@ -40,16 +40,28 @@ const runDirs = () => (existsSync(ws.reports) ? readdirSync(ws.reports).filter((
 function watched(args: string[], opts: CliOptions = {}) {
   let child: ChildProcess | undefined;
   let stderr = '';
+  let stdout = '';
+  let ended = false;
   const run = ws.cli(args, {
     ...opts,
     onStart: (c) => {
       child = c;
       c.stderr!.on('data', (d) => (stderr += d));
+      c.stdout!.on('data', (d) => (stdout += d));
     },
   });
+  void run.finally(() => (ended = true)).catch(() => {});
   return {
     run,
     stderr: () => stderr,
+    /** Wait for `check`, failing at once (with the run's output) if the run ends first. */
+    until(what: string, check: () => boolean): Promise<void> {
+      return until(what, () => {
+        if (check()) return true;
+        if (ended) throw new Error(`the run ended before ${what}\nstdout:\n${stdout}\nstderr:\n${stderr}`);
+        return false;
+      });
+    },
     /** Send `sig` and return when it was sent. */
     signal(sig: NodeJS.Signals = 'SIGINT'): number {
       child!.kill(sig);
@@ -64,9 +76,9 @@ describe('signals in every phase', () => {
     const created = gw.count('POST /api/v1/things');
     // The pause point stands for setup work that ignores the first signal (a sandbox starting).
     const w = watched(['hold', '--target', profile], { env: { RUNBOOK_TEST_PAUSE: 'setup' } });
-    await until('the setup phase', () => /test pause: the setup phase waits for a forced stop/.test(w.stderr()));
+    await w.until('the setup phase', () => /test pause: the setup phase waits for a forced stop/.test(w.stderr()));
     w.signal();
-    await until('the runner to acknowledge the signal', () => /interrupted by Ctrl-C \(SIGINT\): stopping before anything is created/.test(w.stderr()));
+    await w.until('the runner to acknowledge the signal', () => /interrupted by Ctrl-C \(SIGINT\): stopping before anything is created/.test(w.stderr()));
     const second = w.signal();
     const r = await w.run;
     expectCalm(ws, r, 130);
@@ -83,7 +95,7 @@ describe('signals in every phase', () => {
     const created = gw.count('POST /api/v1/things');
     const healthBefore = gw.count('GET /health');
     const w = watched(['hold', '--target', profile]);
-    await until('the preflight health check', () => gw.count('GET /health') > healthBefore);
+    await w.until('the preflight health check', () => gw.count('GET /health') > healthBefore);
     const sent = w.signal();
     const r = await w.run;
     expectCalm(ws, r, 130);
@@ -96,10 +108,10 @@ describe('signals in every phase', () => {
   it('Ctrl-C while the preflight reads a /health body that trickles: the request is cut, exit 130 at once', async () => {
     gw.answers.health = 'trickle';
     // A long health deadline (the connect timeout), so only Ctrl-C can end this preflight early.
-    const patient = ws.profile('fault-patient-connect', gatewayProfile().replace('connect_timeout_ms: 1000', 'connect_timeout_ms: 120000'));
+    const patient = ws.profile('fault-patient-connect', gatewayProfile().replace(`connect_timeout_ms: ${CONNECT_TIMEOUT_MS}`, 'connect_timeout_ms: 120000'));
     const from = gw.served.length;
     const w = watched(['hold', '--target', patient]);
-    await until('the trickling health answer to start', () => gw.served.slice(from).some((s) => s.line === 'GET /health' && s.bytes > 0));
+    await w.until('the trickling health answer to start', () => gw.served.slice(from).some((s) => s.line === 'GET /health' && s.bytes > 0));
     const sent = w.signal();
     const r = await w.run;
     expectCalm(ws, r, 130);
@@ -114,7 +126,7 @@ describe('signals in every phase', () => {
     gw.setFault('step', 'hold');
     const probes = gw.count('GET /api/v1/probe/step');
     const w = watched(['hold', '--target', profile]);
-    await until('the held step', () => gw.count('GET /api/v1/probe/step') > probes);
+    await w.until('the held step', () => gw.count('GET /api/v1/probe/step') > probes);
     const sent = w.signal('SIGTERM');
     const r = await w.run;
     expectCalm(ws, r, 130);
@@ -136,9 +148,9 @@ describe('signals in every phase', () => {
     gw.holdDeletes = true;
     const deletes = gw.count(/^DELETE /);
     const w = watched(['hold', '--target', profile]);
-    await until('teardown to start', () => gw.count(/^DELETE /) > deletes);
+    await w.until('teardown to start', () => gw.count(/^DELETE /) > deletes);
     w.signal();
-    await until('the runner to acknowledge the signal', () => /interrupted by Ctrl-C/.test(w.stderr()));
+    await w.until('the runner to acknowledge the signal', () => /interrupted by Ctrl-C/.test(w.stderr()));
     gw.holdDeletes = false;
     gw.release();
     const r = await w.run;
@@ -153,9 +165,9 @@ describe('signals in every phase', () => {
     gw.holdDeletes = true;
     const deletes = gw.count(/^DELETE /);
     const w = watched(['hold', '--target', profile]);
-    await until('teardown to start', () => gw.count(/^DELETE /) > deletes);
+    await w.until('teardown to start', () => gw.count(/^DELETE /) > deletes);
     w.signal();
-    await until('the runner to acknowledge the signal', () => /interrupted by Ctrl-C/.test(w.stderr()));
+    await w.until('the runner to acknowledge the signal', () => /interrupted by Ctrl-C/.test(w.stderr()));
     // The held DELETE stays held; the runner's own replay gets a prompt answer.
     gw.holdDeletes = false;
     const second = w.signal();
@@ -174,19 +186,28 @@ describe('signals in every phase', () => {
     gw.nextDeletes = ['500', 'hold'];
     const patient = ws.profile('fault-patient-requests', gatewayProfile().replace('request_timeout_ms: 1500', 'request_timeout_ms: 60000'));
     const deletes = gw.count(/^DELETE /);
+    const from = gw.served.length;
     const w = watched(['hold', '--target', patient]);
-    await until("the runner's replay to start", () => gw.count(/^DELETE /) >= deletes + 2);
+    await w.until("the runner's replay to start", () => gw.count(/^DELETE /) >= deletes + 2);
     w.signal();
-    await until('the runner to acknowledge the signal', () => /interrupted by Ctrl-C \(SIGINT\): teardown goes on/.test(w.stderr()));
+    await w.until('the runner to acknowledge the signal', () => /interrupted by Ctrl-C \(SIGINT\): teardown goes on/.test(w.stderr()));
     const second = w.signal();
     const r = await w.run;
     expectCalm(ws, r, 130);
     expectExitWithin(r, second, FORCED_EXIT_MS + HANGUP_GRACE_MS, 'the second Ctrl-C');
     expect(r.stderr).toMatch(/forcing: bounded teardown \(10 s\), then exit/);
+    // The replay's held DELETE (request timeout 60 s) is hung up on by the forced bound: after the
+    // second Ctrl-C, within the documented 10 s plus the hang-up grace.
+    const held = gw.served.slice(from).filter((x) => x.line.startsWith('DELETE /api/v1/things/')).at(-1)!;
+    expect(held.closedAt, 'the held DELETE was never hung up on').toBeDefined();
+    const cut = gw.startedAt + held.closedAt! - second;
+    expect(cut, `the held DELETE closed ${cut} ms after the second Ctrl-C`).toBeGreaterThanOrEqual(0);
+    expect(cut, `the held DELETE closed ${cut} ms after the second Ctrl-C`).toBeLessThanOrEqual(FORCED_TEARDOWN_MS + HANGUP_GRACE_MS);
     const s = expectReport(r, 'interrupted');
     expect(s.teardown.left_behind).toHaveLength(1);
     expect(s.teardown.left_behind[0].label).toMatch(/^thing rb-\w+-thing \(DELETE \/api\/v1\/things\/t\d+\)$/);
-    expect(s.teardown.left_behind[0].error).toMatch(/aborted/);
+    // Cut by the forced stop, not by the teardown action's own 15 s bound (helpers/teardown.ts).
+    expect(s.teardown.left_behind[0].error).toMatch(/^DELETE \/api\/v1\/things\/t\d+: aborted \(forced stop: 10 s are up\)$/);
     expect(gw.objects.size, 'the object the forced stop left').toBe(1);
     // The journal kept it: the next run against the target removes it first.
     const again = await ws.cli(['hold', '--target', patient]);
@@ -197,7 +218,7 @@ describe('signals in every phase', () => {
 
   it('Ctrl-C while the report is written: the report is completed and verifies, exit code = verdict (0)', async () => {
     const w = watched(['hold', '--target', profile], { env: { RUNBOOK_TEST_PAUSE: 'report' } });
-    await until('the report phase', () => /test pause: the report phase waits for a signal/.test(w.stderr()));
+    await w.until('the report phase', () => /test pause: the report phase waits for a signal/.test(w.stderr()));
     const sent = w.signal();
     const r = await w.run;
     expectCalm(ws, r, 0);
@@ -210,9 +231,9 @@ describe('signals in every phase', () => {
 
   it('Ctrl-C twice while the report is written: still a complete report, exit code = verdict, within the forced bound', async () => {
     const w = watched(['hold', '--target', profile], { env: { RUNBOOK_TEST_PAUSE: 'report' } });
-    await until('the report phase', () => /test pause: the report phase waits for a signal/.test(w.stderr()));
+    await w.until('the report phase', () => /test pause: the report phase waits for a signal/.test(w.stderr()));
     w.signal();
-    await until('the runner to acknowledge the signal', () => /finishing the report, then exiting/.test(w.stderr()));
+    await w.until('the runner to acknowledge the signal', () => /finishing the report, then exiting/.test(w.stderr()));
     const second = w.signal();
     const r = await w.run;
     expectCalm(ws, r, 0);

@@ -2,11 +2,10 @@
 // the functional runbooks have passed, with the sandbox's single-node waiver shown as waived; fails
 // without a drill, and without the functional runs), each live fault fails exactly its check, and
 // static mode on the project's compliant fixture namespace passes while a broken copy fails.
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { appendRunHistory } from '../../helpers/history.js';
 import { ROOT, RUN_TIMEOUT_MS, cleanupRuns, failedSteps, runRunbook } from '../support/run-runbook.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'readiness-rb-'));
@@ -25,15 +24,25 @@ function statusOf(reportDir: string, id: string): string | undefined {
 
 const FUNCTIONAL = ['smoke', 'dlq-retry', 'policy', 'audit-trail'];
 
+/** One passed run as a history line holds it (the fields the audit reads, and the runner's neighbours). */
+function seedRun(runbook: string, target: string, at: string) {
+  return { runbook, target, status: 'passed', exit_code: 0, start: at, end: at, duration_ms: 1000, steps: [] as unknown[] };
+}
+
 /**
  * Seed the `sandbox` run history of a reports dir with a passed run of each functional runbook from
- * yesterday (the shape the runner appends, helpers/history.ts). The runbooks themselves have their
- * own end-to-end tests; running them here again would only slow this file down, and the check is
- * about the record they leave: the last test below shows the audit fails without it.
+ * yesterday. The runbooks themselves have their own end-to-end tests; running them here again would
+ * only slow this file down, and the check is about the record they leave: the last test below shows
+ * the audit fails without it. The lines are spelled out in the documented file and format
+ * (README › Reports: `reports/.history/<target>.runs.jsonl`, one summary per line), not produced by
+ * helpers/history.ts, whose reader the audit uses: a writer and reader drifting together would
+ * otherwise go unseen. The first test checks this format against a line the runner really wrote.
  */
-async function seedFunctionalRuns(dir: string, target = 'sandbox'): Promise<void> {
+function seedFunctionalRuns(dir: string, target = 'sandbox'): void {
   const at = new Date(Date.now() - 86_400_000).toISOString();
-  for (const runbook of FUNCTIONAL) await appendRunHistory(dir, { runbook, target, status: 'passed', start: at, end: at, duration_ms: 1000, steps: [] });
+  const lines = FUNCTIONAL.map((runbook) => JSON.stringify(seedRun(runbook, target, at)));
+  mkdirSync(join(dir, '.history'), { recursive: true });
+  appendFileSync(join(dir, '.history', `${target}.runs.jsonl`), `${lines.join('\n')}\n`);
 }
 
 /**
@@ -46,7 +55,7 @@ async function reportsWithDrill(name: string, functional = true, target = 'sandb
   mkdirSync(dir, { recursive: true });
   const at = new Date(Date.now() - 86_400_000).toISOString();
   writeFileSync(join(dir, '.drills.jsonl'), `${JSON.stringify({ kind: 'restore-drill', target, started_at: at, finished_at: at, status: 'passed' })}\n`);
-  if (functional) await seedFunctionalRuns(dir, target);
+  if (functional) seedFunctionalRuns(dir, target);
   return dir;
 }
 
@@ -55,9 +64,16 @@ describe.concurrent('runbook readiness', () => {
     // The honest order: run the drill first (it records itself in the reports dir), then audit.
     const reports = join(scratch, 'drilled');
     mkdirSync(reports, { recursive: true });
-    await seedFunctionalRuns(reports);
     const drill = await runRunbook('backup-restore', { env: { RUNBOOK_REPORTS_DIR: reports } });
     expect(drill.code, drill.stdout + drill.stderr).toBe(0);
+    // The functional runs are the line the runner itself just wrote for the drill, once per
+    // functional runbook: the audit reads the runner's real format. The hand-written seed of the
+    // other tests carries the same fields, so it cannot drift from it unnoticed.
+    const history = join(reports, '.history', 'sandbox.runs.jsonl');
+    const written = JSON.parse(readFileSync(history, 'utf8').trim().split('\n').at(-1)!);
+    expect(written).toMatchObject({ runbook: 'backup-restore', target: 'sandbox', status: 'passed', end: expect.any(String) });
+    for (const [field, value] of Object.entries(seedRun('x', 'sandbox', written.end))) expect(typeof written[field], `history field ${field}`).toBe(typeof value);
+    appendFileSync(history, FUNCTIONAL.map((runbook) => `${JSON.stringify({ ...written, runbook })}\n`).join(''));
     const r = await runRunbook('readiness', { env: { RUNBOOK_REPORTS_DIR: reports } });
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(statusOf(r.reportDir!, 'backups.restore-drill')).toBe('pass');
@@ -71,7 +87,7 @@ describe.concurrent('runbook readiness', () => {
   it('fails backups.restore-drill when no restore drill was ever recorded', async () => {
     const dir = join(scratch, 'never-drilled');
     mkdirSync(dir, { recursive: true });
-    await seedFunctionalRuns(dir);
+    seedFunctionalRuns(dir);
     const r = await runRunbook('readiness', { env: { RUNBOOK_REPORTS_DIR: dir } });
     expect(r.code, r.stdout + r.stderr).toBe(1);
     expect(failedSteps(r).map((s) => s.name)).toEqual(['Backups and recovery']);

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listFiles, verifyManifest } from '../../helpers/report/manifest.js';
 import { cleanupRuns, runCli, type RunResult } from '../support/run-runbook.js';
 import { startFixtureServer, type FixtureServer } from './fixture-server.js';
+import { holdClosedPort } from '../support/closed-port.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const PROFILE = 'test/fixtures/targets/local.yaml';
@@ -93,14 +94,15 @@ describe('pnpm runbook', () => {
   });
 
   it('exits 3 in one line when the gateway cannot be reached, before creating anything', async () => {
-    const closed = await startFixtureServer();
-    const url = closed.url;
-    await closed.close(); // a port nothing listens on any more
-    const r = await cli(['pass', '--target', PROFILE], { env: { FIXTURE_GATEWAY_URL: url } });
+    // Refuses connections, and no other process can be given this port meanwhile.
+    const closed = await holdClosedPort();
+    // Its own reports dir: "no report written" must not depend on which tests ran before.
+    const reports = join(tmp, 'reports-unreachable');
+    const r = await cli(['pass', '--target', PROFILE], { env: { FIXTURE_GATEWAY_URL: closed.url, RUNBOOK_REPORTS_DIR: reports } }).finally(() => closed.release());
     expect(r.code).toBe(3);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    expect(r.stderr).toMatch(/unreachable/);
-    expect(existsSync(join(tmp, 'reports')) ? readdirSync(join(tmp, 'reports')).filter((d) => !d.startsWith('.')) : []).toEqual([]);
+    expect(r.stderr).toMatch(new RegExp(`unreachable.*127\\.0\\.0\\.1:${closed.port}`));
+    expect(existsSync(reports) ? readdirSync(reports).filter((d) => !d.startsWith('.')) : []).toEqual([]);
   });
 
   it('--plan prints steps, target, creates and destructive, and runs nothing', async () => {

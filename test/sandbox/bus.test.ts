@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodePacket, encodePacket, type BusPacket } from '../../helpers/cap/codec.js';
 import { createBus, defaultMsgId, deliveryCountFromReply, durableName, ensureStreams, type Bus } from '../../sandbox/bus.js';
 import { startNats, type ManagedServer } from '../../helpers/processes.js';
+import { pollUntil as until } from './sandbox-client.js';
 
 let srv: ManagedServer;
 let nc: NatsConnection;
@@ -105,8 +106,8 @@ describe('durable consumers', () => {
     await bus.publishDurable('sys.job.dlq', pkt); // same Nats-Msg-Id inside the 2 min window: dropped
     bus.publishCore('sys.job.dlq', pkt); // no header: stored again
     await bus.publishDurable('sys.job.dlq', { job_result: { job_id: 'marker' } });
-    const deadline = Date.now() + 5000;
-    while (!ids.includes('marker') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    // The marker comes last: once it is in, every earlier message has been delivered.
+    await until('the marker message', async () => ids.includes('marker'), (seen) => seen);
     expect(ids.filter((i) => i === 'dup-1')).toHaveLength(2);
     await c.stop();
   });
@@ -123,14 +124,9 @@ describe('durable consumers', () => {
     nc.publish('sys.job.result', new Uint8Array([0xff, 0xff, 0xff, 0x01]));
     await bus.publishDurable('sys.job.result', { job_result: { job_id: 'boom' } });
     await bus.publishDurable('sys.job.result', { job_result: { job_id: 'after' } });
-    const deadline = Date.now() + 5000;
-    while (!calls.includes('after') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    // Acks are async replies: poll until the server has seen them all.
-    let info = await jsm.consumers.info('CORDUM_SYS', 'dur_cordum-test__sys_job_result');
-    while (info.num_ack_pending > 0 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 20));
-      info = await jsm.consumers.info('CORDUM_SYS', 'dur_cordum-test__sys_job_result');
-    }
+    await until("the message after the bad ones", async () => calls.includes('after'), (seen) => seen);
+    // Acks are async replies: wait (bounded, failing on timeout) until the server has seen them all.
+    const info = await until('every ack to reach the server', () => jsm.consumers.info('CORDUM_SYS', 'dur_cordum-test__sys_job_result'), (i) => i.num_ack_pending === 0);
     expect(info.num_ack_pending).toBe(0);
     expect(info.num_redelivered).toBe(0);
     expect(logs.some((l) => l.includes('undecodable'))).toBe(true);

@@ -31,6 +31,16 @@ afterAll(async () => {
   await Promise.all([redisSrv?.stop(), natsSrv?.stop()]);
 });
 
+/** What the kernels of this file logged, newest last: the reload loop's ticks show up here. */
+const logged: string[] = [];
+
+/** Wait for `n` more kernel log lines matching `re` than there are now (each one a reload tick). */
+function ticks(re: RegExp, n: number) {
+  const from = logged.filter((l) => re.test(l)).length;
+  const count = async () => logged.filter((l) => re.test(l)).length;
+  return until(`${n} reload ticks logging ${re}`, count, (c) => c >= from + n);
+}
+
 function deps(opts: { faults?: FaultName[]; reloadMs?: number; policy?: string } = {}): SandboxDeps {
   const faults = opts.faults ?? [];
   return {
@@ -39,7 +49,7 @@ function deps(opts: { faults?: FaultName[]; reloadMs?: number; policy?: string }
     bus: undefined as never, // the kernel makes no bus calls
     config: { tenant: 'default', policyReloadMs: opts.reloadMs ?? 50, policyFileYaml: opts.policy ?? STOCK_POLICY } as SandboxConfig,
     faults: { has: (f) => faults.includes(f), list: () => faults },
-    log: () => {},
+    log: (_component, msg) => void logged.push(msg),
   };
 }
 
@@ -172,8 +182,10 @@ describe('safety kernel', () => {
       expect(snaps.snapshots[1]).toBe(first);
       expect(snaps.snapshots[0]).toBe(`${first}|${snaps.snapshots[0]!.split('|')[1]}`);
       expect((await c.evaluate({ topic: 'job.default' })).ruleId).toBe('d');
+      // Three reload ticks that each read the bad bundle and fail must not change anything.
+      const failed = ticks(/^policy reload failed: /, 3);
       await putBundles({ 'secops/deny': { content: 'rules: [ {' } });
-      await new Promise((r) => setTimeout(r, 150)); // several reload ticks must not change anything
+      await failed;
       expect((await c.listSnapshots()).snapshots).toEqual(snaps.snapshots);
       expect((await c.evaluate({ topic: 'job.default' })).ruleId).toBe('d');
     } finally {
@@ -188,8 +200,10 @@ describe('safety kernel', () => {
     try {
       const c = client();
       const before = await c.listSnapshots();
+      // The loop must tick and see the change (three times), yet never apply it.
+      const seen = ticks(/^policy reload: snapshot \S+ not applied \(policy-reload-stuck\)$/, 3);
       await putBundles({ 'secops/deny': { content: 'rules:\n  - id: d\n    match: { topics: ["job.default"] }\n    decision: deny\n' } });
-      await new Promise((r) => setTimeout(r, 200)); // ten reload periods
+      await seen;
       expect(await c.listSnapshots()).toEqual(before);
       expect((await c.evaluate({ topic: 'job.default' })).decision).toBe('DECISION_TYPE_ALLOW');
     } finally {

@@ -95,6 +95,8 @@ export interface FaultGateway {
   answers: { health: Fault; status: Fault };
   /** Every answer, in arrival order, with the time its connection closed. */
   served: Served[];
+  /** Date.now() when the server started: `served` times are relative to it. */
+  startedAt: number;
   slowMs: number;
   /** Pause between bytes of a 'trickle' body. */
   trickleMs: number;
@@ -149,6 +151,7 @@ export async function startFaultGateway(): Promise<FaultGateway> {
     holdHealth: false,
     answers: { health: 'ok', status: 'ok' },
     served,
+    startedAt: t0,
     slowMs: 4000,
     trickleMs: 500,
     setFault: (probe, fault) => void faults.set(probe, fault),

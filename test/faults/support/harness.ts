@@ -21,6 +21,8 @@ export const SECRET = 'rb-fault-SECRET-c0ffee-91d4e7';
 export const RUN_BUDGET_MS = 60_000;
 /** After a second Ctrl-C the runner exits within this, whatever still runs (cli/run/interrupts.ts FORCED_EXIT_MS). */
 export const FORCED_EXIT_MS = 30_000;
+/** After a second Ctrl-C, teardown (and the runner's replay) gets at most this (cli/run/interrupts.ts FORCE_TEARDOWN_MS). */
+export const FORCED_TEARDOWN_MS = 10_000;
 /**
  * The stated grace on top of a deadline: the runner's own start-up (Node, tsx, Vitest), its
  * teardown and its report writing, on a shared 2-core machine under heavy load (a run of four
@@ -63,6 +65,8 @@ export interface CliOptions {
   onStart?: (child: ChildProcess) => void;
   /** Hard deadline for the whole CLI run: killed and marked `hung` past it (default runBound of the runbook). */
   deadlineMs?: number;
+  /** A command the CLI runs under (e.g. bubblewrap with a read-only bind, test/support/mounts.ts). */
+  prefix?: string[];
 }
 
 export class Workspace {
@@ -100,7 +104,8 @@ export class Workspace {
         if (v === undefined) delete env[k];
         else env[k] = v;
       }
-      const child = spawn(process.execPath, ['--import', 'tsx', 'cli/runbook.ts', ...args], {
+      const command = [...(opts.prefix ?? []), process.execPath, '--import', 'tsx', 'cli/runbook.ts', ...args];
+      const child = spawn(command[0]!, command.slice(1), {
         cwd: ROOT,
         env,
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -176,6 +181,15 @@ export function ensureDir(p: string): string {
   return p;
 }
 
+/**
+ * The fixture profile's connect timeout, which also sets the preflight's health deadline (+ 0.5 s).
+ * 3 s, not 1 s: a /health answer from the test's own gateway was seen to miss 1.5 s at load 25 on
+ * two cores, failing a case about something else as "answered its health check too slowly".
+ */
+export const CONNECT_TIMEOUT_MS = 3000;
+/** The fixture profile's request timeout (the steps' tests name it). */
+export const REQUEST_TIMEOUT_MS = 1500;
+
 /** The fixture profile for the fault gateway, with optional extra YAML sections. */
 export function gatewayProfile(extra = '', gateway = ''): string {
   return [
@@ -183,8 +197,8 @@ export function gatewayProfile(extra = '', gateway = ''): string {
     'gateway:',
     '  url: ${FAULT_GATEWAY_URL}',
     '  api_key_env: FAULT_API_KEY',
-    '  connect_timeout_ms: 1000',
-    '  request_timeout_ms: 1500',
+    `  connect_timeout_ms: ${CONNECT_TIMEOUT_MS}`,
+    `  request_timeout_ms: ${REQUEST_TIMEOUT_MS}`,
     gateway,
     'destructive:',
     '  allowed: true',
