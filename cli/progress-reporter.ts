@@ -40,7 +40,12 @@ export class ProgressReporter implements Reporter {
     const r = tc.result();
     const ms = Math.round(tc.diagnostic()?.duration ?? 0);
     let line = `  ${MARK[r.state]} ${tc.name} (${formatMs(ms)})`;
-    if (r.state === 'failed') line += `\n      ${firstLine(r.errors[0]?.message ?? 'failed')}`;
+    if (r.state === 'failed') {
+      line += `\n      ${firstLine(r.errors[0]?.message ?? 'failed')}`;
+      // The page section that says what to do next (helpers/steps.ts puts it on the error).
+      const link = (r.errors[0] as { when_it_fails?: unknown } | undefined)?.when_it_fails;
+      if (typeof link === 'string') line += `\n      when it fails: ${link}`;
+    }
     if (r.state === 'skipped' && r.note) line += `: ${r.note}`;
     this.out.write(line + '\n');
   }

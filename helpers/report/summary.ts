@@ -26,6 +26,13 @@ export interface StepRecord {
   /** The error's machine code (RB_…), when it was a RunbookError. */
   error_code?: string;
   skip_reason?: string;
+  /** For a failed step: its runbook page's "When it fails" text (page path and anchor). */
+  when_it_fails?: string;
+  /**
+   * For a failed step: the last HTTP answer it saw, redacted and cut to a few KiB (junit.xml carries
+   * it, so a CI test tab shows what the target said without opening the report).
+   */
+  evidence?: string;
 }
 
 export interface FindingRecord {

@@ -11,6 +11,7 @@ import type { TargetProfile } from '../../helpers/profile-types.js';
 import { scenario, type RunContext } from '../../helpers/steps.js';
 import { assertTimeline, lastStatus, type ExpectedEvent } from '../../helpers/timeline.js';
 import { compactJson, retryOn409, waitFor, WaitTimeoutError } from '../../helpers/waits.js';
+import { checkFailed } from '../../helpers/errors.js';
 
 const SCHEMA_FILE = fileURLToPath(new URL('../../helpers/schemas/audit-evidence.schema.json', import.meta.url));
 
@@ -28,9 +29,8 @@ const DEADLINE = {
 };
 const STEP_ID = 'approve';
 
-function fail(msg: string): never {
-  throw new Error(msg);
-}
+/** A failed check (an assertion failure in the report), not a broken scenario. */
+const fail: (msg: string) => never = checkFailed;
 
 function names(ctx: RunContext) {
   const p = ctx.prefix;

@@ -7,6 +7,7 @@ import { redisResultWriter, startCapWorker, type CapWorker, type CapWorkerOption
 import type { DlqEntry, JobDetail, TimelineEvent, WorkflowRun } from '../../helpers/gateway.js';
 import { scenario, type RunContext } from '../../helpers/steps.js';
 import { compactJson, waitFor, WaitTimeoutError } from '../../helpers/waits.js';
+import { checkFailed } from '../../helpers/errors.js';
 
 /** Deadlines, as documented in runbooks/dlq-retry.md (step deadlines and the waits inside them). */
 const STEP = {
@@ -61,9 +62,8 @@ function shared(ctx: RunContext): Shared {
   return s;
 }
 
-function fail(msg: string): never {
-  throw new Error(msg);
-}
+/** A failed check (an assertion failure in the report), not a broken scenario. */
+const fail: (msg: string) => never = checkFailed;
 
 const enc = encodeURIComponent;
 const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

@@ -8,6 +8,7 @@ import * as policyBundles from '../../helpers/policy-bundles.js';
 import { loadPolicyCaseFiles, type PolicyCase, type PolicyCaseFile } from '../../helpers/policy-cases.js';
 import type { TargetProfile } from '../../helpers/profile-types.js';
 import { scenario, type RunContext } from '../../helpers/steps.js';
+import { checkFailed } from '../../helpers/errors.js';
 
 const SHIPPED_CASES = fileURLToPath(new URL('../../runbooks/cases/stock-policy.cases.yaml', import.meta.url));
 
@@ -27,9 +28,8 @@ const DEADLINE = {
   audit: 20_000,
 };
 
-function fail(msg: string): never {
-  throw new Error(msg);
-}
+/** A failed check (an assertion failure in the report), not a broken scenario. */
+const fail: (msg: string) => never = checkFailed;
 
 /** Names of everything the run creates, derived from ctx.prefix. */
 function names(ctx: RunContext) {

@@ -19,6 +19,7 @@ import {
   type AuditReport,
   type Section,
 } from '../../helpers/readiness/index.js';
+import { CheckFailedError } from '../../helpers/errors.js';
 
 const AUDIT_TIMEOUT_MS = 180_000;
 const SECTION_TIMEOUT_MS = 5_000;
@@ -74,7 +75,7 @@ scenario('Production readiness audit', (s) => {
         const fails = summary.results.filter((o) => o.status === 'fail');
         if (fails.length) {
           await ctx.evidence.text(`section-${section}-fails`, fails.map((f) => [`${f.id}: ${f.message}`, ...(f.findings ?? []).map((x) => `  - ${x.status}: ${x.message}${x.location?.uri ? ` (${x.location.uri}:${x.location.line})` : ''}`), `  fix: ${f.remediation}`].join('\n')).join('\n'));
-          throw new Error(fails.map((f) => `${f.id} failed: ${f.message} Fix: ${f.remediation}`).join('\n'));
+          throw new CheckFailedError(fails.map((f) => `${f.id} failed: ${f.message} Fix: ${f.remediation}`).join('\n'));
         }
       },
       { timeoutMs: SECTION_TIMEOUT_MS, independent: true },

@@ -6,6 +6,7 @@ import { transcript } from '../../helpers/evidence.js';
 import { findSamples, missingFamilies, parseMetrics, sumSamples, type MetricsPage } from '../../helpers/metrics.js';
 import { scenario, type RunContext } from '../../helpers/steps.js';
 import { compactJson, retryOn409, waitFor, WaitTimeoutError } from '../../helpers/waits.js';
+import { checkFailed } from '../../helpers/errors.js';
 
 /** Deadlines, as documented in runbooks/smoke.md. */
 const DEADLINE = {
@@ -43,9 +44,8 @@ function created(ctx: RunContext): Created {
   return c;
 }
 
-function fail(msg: string): never {
-  throw new Error(msg);
-}
+/** A failed check (an assertion failure in the report), not a broken scenario. */
+const fail: (msg: string) => never = checkFailed;
 
 /** Scrape a metrics URL and parse it; a non-200 or unreachable endpoint is a failed check. */
 async function scrape(ctx: RunContext, what: string, url: string): Promise<MetricsPage> {
