@@ -78,15 +78,25 @@ export class ProgressReporter implements Reporter {
   private drawLive(): void {
     if (!this.current) return;
     const secs = ((Date.now() - this.current.started) / 1000).toFixed(1);
-    const cols = this.out.columns ?? 80;
     const text = `  ${MARK.pending} ${this.current.name} (${secs} s)`;
-    this.out.write(`\r\x1b[K${text.slice(0, cols - 1)}`);
+    this.out.write(`\r\x1b[K${fitLine(text, this.out.columns)}`);
   }
 
   private stopLive(): void {
     if (this.live && this.current) this.out.write('\r\x1b[K');
     this.current = undefined;
   }
+}
+
+/**
+ * The live line cut to the terminal's width, one column short so the cursor never wraps. A terminal
+ * that reports no usable width (0 columns: a serial console, some CI pseudo-terminals, an unknown
+ * size) gets the whole line rather than a cut at a width that means nothing.
+ */
+export function fitLine(text: string, columns: number | undefined): string {
+  if (!columns || !Number.isFinite(columns) || columns < 2) return text;
+  const chars = [...text];
+  return chars.length < columns ? text : chars.slice(0, columns - 1).join('');
 }
 
 function formatMs(ms: number): string {
