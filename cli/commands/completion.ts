@@ -28,9 +28,11 @@ const SAFE = /^[A-Za-z0-9._:-]+$/;
 
 function words(program: Command): Words {
   // Subcommands in cli/commands/ are loaded only when used, so they are read from the folder.
+  // `.js` when compiled (dist/<build>/cli/commands), `.ts` from the sources, as cli/runbook.ts loads them.
+  const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
   const extensions = readdirSync(dirname(fileURLToPath(import.meta.url)))
-    .filter((f) => /^[a-z][a-z0-9-]*\.ts$/.test(f) && !f.endsWith('.test.ts'))
-    .map((f) => f.slice(0, -3));
+    .filter((f) => f.endsWith(ext) && /^[a-z][a-z0-9-]*$/.test(f.slice(0, -ext.length)))
+    .map((f) => f.slice(0, -ext.length));
   const commands = [...program.commands.map((c) => c.name()), ...extensions].filter((n) => SAFE.test(n)).sort();
   const runbooks = loadCatalog()
     .filter((r) => SAFE.test(r.name))
