@@ -28,7 +28,7 @@ export const CATEGORIES: Category[] = [
     description: 'The target or a dependency could not be reached, or a precondition was not met. Not a verdict on Cordum.',
     matchedStatuses: [Status.FAILED, Status.BROKEN],
     messageRegex:
-      '[\\s\\S]*(Unreachable|Precondition|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|UND_ERR_CONNECT|socket hang up|fetch failed|cannot be reached|not reachable|no redis section|did not finish within)[\\s\\S]*',
+      '[\\s\\S]*([Uu]nreachable|[Pp]recondition|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|UND_ERR_CONNECT|socket hang up|fetch failed|cannot be reached|not reachable|no redis section|did not finish within)[\\s\\S]*',
   },
   {
     name: 'Teardown left objects behind',

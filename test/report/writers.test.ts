@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { REPO_ROOT, findRunbook } from '../../helpers/catalog.js';
+import { CATEGORIES } from '../../helpers/report/allure.js';
 import { renderJunit, renderJunitXml, xmlText } from '../../helpers/report/junit.js';
 import { slug, whenItFailsAnchor, whenItFailsLink } from '../../helpers/report/runbook-links.js';
 import { renderMarkdown, type RunSummary } from '../../helpers/report/summary.js';
@@ -116,5 +117,24 @@ describe('summary.md', () => {
     expect(md).toContain('| Cordum version | v0.9.1 |');
     expect(md).toContain('| Runbooks version | 0123456789ab |');
     expect(md).toContain('(see runbooks/smoke.md#3-workflow-round-trip-deadline-20-s)');
+  });
+});
+
+describe('report categories', () => {
+  // Allure 3 matches the first category whose statuses include the result's and whose regex (a
+  // JavaScript RegExp, tested against the message) matches; the same patterns go to categories.json.
+  const categoryOf = (status: string, message: string) =>
+    CATEGORIES.find((c) => (c.matchedStatuses ?? []).includes(status as never) && (!c.messageRegex || new RegExp(c.messageRegex).test(message)))?.name;
+
+  it('every pattern is a valid JavaScript regex (Allure 3 compiles them; Java-only syntax such as (?s) is not)', () => {
+    for (const c of CATEGORIES) if (c.messageRegex) expect(() => new RegExp(c.messageRegex!), c.name).not.toThrow();
+  });
+
+  it('a failed check is a product defect; an unreachable target, a precondition or an interrupt is not', () => {
+    expect(categoryOf('failed', "run stayed 'waiting' after approve (204): expected 'succeeded'\nwithin 5000 ms")).toBe('Product defects');
+    expect(categoryOf('broken', 'gateway unreachable: GET http://127.0.0.1:9/health failed (ECONNREFUSED)')).toBe('Environment problems');
+    expect(categoryOf('broken', "step 'Jobs' needs Redis, but target 'x' has no redis section")).toBe('Environment problems');
+    expect(categoryOf('broken', 'interrupted: SIGTERM')).toBe('Interrupted runs');
+    expect(categoryOf('broken', "Cannot read properties of undefined (reading 'id')")).toBe('Broken tests');
   });
 });
