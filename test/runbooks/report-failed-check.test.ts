@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { getStatusFromError } from 'allure-js-commons/sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CheckFailedError, PreconditionError, UnreachableError } from '../../helpers/errors.js';
+import { GatewayError, UnexpectedBodyError } from '../../helpers/gateway.js';
 import { RUN_TIMEOUT_MS, cleanupRuns, runRunbook, type RunResult, type RunSummary } from '../support/run-runbook.js';
 
 const ANCHOR = 'runbooks/smoke.md#3-workflow-round-trip-deadline-20-s';
@@ -103,6 +104,9 @@ describe('failed or broken: what Allure decides from the error a step throws', (
   it('a failed check is "failed"; an unreachable target or an unmet precondition is "broken"', () => {
     for (const [err, want] of [
       [new CheckFailedError("expected 'succeeded'"), 'failed'],
+      // The target answered, but not as documented: a failed check too.
+      [new GatewayError('GET', '/api/v1/status', 500, 'boom', [200]), 'failed'],
+      [new UnexpectedBodyError('GET', '/api/v1/status', 200, 'text/html', 'JSON', '<html>'), 'failed'],
       [new UnreachableError('gateway unreachable: ECONNREFUSED'), 'broken'],
       [new PreconditionError("step needs Redis, but target 'x' has no redis section"), 'broken'],
       [new TypeError("Cannot read properties of undefined (reading 'x')"), 'broken'],
