@@ -3,12 +3,18 @@
 // per finished step, so logs stay readable.
 import type { Reporter, TestCase, TestModule } from 'vitest/node';
 import { redact } from '../helpers/evidence.js';
+import { verbosity, type Verbosity } from './verbosity.js';
 
 export interface ProgressOptions {
   out?: NodeJS.WriteStream;
   /** Force plain output (CI=true, or not a TTY). */
   plain?: boolean;
+  /** --quiet: failed steps only; --verbose: also a failed step's last evidence. Default: from the environment. */
+  verbosity?: Verbosity;
 }
+
+/** How much of a failed step's evidence --verbose prints (the report has all of it). */
+const MAX_VERBOSE_EVIDENCE_LINES = 40;
 
 const MARK = { passed: '✓', failed: '✗', skipped: '–', pending: '…' } as const;
 
@@ -18,14 +24,17 @@ export class ProgressReporter implements Reporter {
   private timer?: NodeJS.Timeout;
   private current?: { name: string; started: number };
   private lastScenario?: string;
+  private readonly verbosity: Verbosity;
 
   constructor(opts: ProgressOptions = {}) {
     this.out = opts.out ?? process.stdout;
+    this.verbosity = opts.verbosity ?? verbosity();
     const ci = process.env.CI === 'true' || process.env.CI === '1';
-    this.live = !(opts.plain ?? (ci || !this.out.isTTY));
+    this.live = this.verbosity !== 'quiet' && !(opts.plain ?? (ci || !this.out.isTTY));
   }
 
   onTestCaseReady(tc: TestCase): void {
+    if (this.verbosity === 'quiet') return;
     this.header(tc);
     this.current = { name: tc.name, started: Date.now() };
     if (!this.live) return;
@@ -35,12 +44,20 @@ export class ProgressReporter implements Reporter {
   }
 
   onTestCaseResult(tc: TestCase): void {
+    const r = tc.result();
+    if (this.verbosity === 'quiet' && r.state !== 'failed') return;
     this.header(tc);
     this.stopLive();
-    const r = tc.result();
     const ms = Math.round(tc.diagnostic()?.duration ?? 0);
     let line = `  ${MARK[r.state]} ${tc.name} (${formatMs(ms)})`;
-    if (r.state === 'failed') line += `\n      ${firstLine(r.errors[0]?.message ?? 'failed')}`;
+    if (r.state === 'failed') {
+      line += `\n      ${firstLine(r.errors[0]?.message ?? 'failed')}`;
+      // The page section that says what to do next (helpers/steps.ts puts it on the error).
+      const link = (r.errors[0] as { when_it_fails?: unknown } | undefined)?.when_it_fails;
+      if (typeof link === 'string') line += `\n      when it fails: ${link}`;
+      const evidence = (r.errors[0] as { evidence?: unknown } | undefined)?.evidence;
+      if (this.verbosity === 'verbose' && typeof evidence === 'string') line += `\n${indentEvidence(evidence)}`;
+    }
     if (r.state === 'skipped' && r.note) line += `: ${r.note}`;
     this.out.write(line + '\n');
   }
@@ -73,9 +90,8 @@ export class ProgressReporter implements Reporter {
   private drawLive(): void {
     if (!this.current) return;
     const secs = ((Date.now() - this.current.started) / 1000).toFixed(1);
-    const cols = this.out.columns ?? 80;
     const text = `  ${MARK.pending} ${this.current.name} (${secs} s)`;
-    this.out.write(`\r\x1b[K${text.slice(0, cols - 1)}`);
+    this.out.write(`\r\x1b[K${fitLine(text, this.out.columns)}`);
   }
 
   private stopLive(): void {
@@ -84,8 +100,27 @@ export class ProgressReporter implements Reporter {
   }
 }
 
+/**
+ * The live line cut to the terminal's width, one column short so the cursor never wraps. A terminal
+ * that reports no usable width (0 columns: a serial console, some CI pseudo-terminals, an unknown
+ * size) gets the whole line rather than a cut at a width that means nothing.
+ */
+export function fitLine(text: string, columns: number | undefined): string {
+  if (!columns || !Number.isFinite(columns) || columns < 2) return text;
+  const chars = [...text];
+  return chars.length < columns ? text : chars.slice(0, columns - 1).join('');
+}
+
 function formatMs(ms: number): string {
   return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
+
+/** The step's last evidence (already redacted in the worker; redacted again here), indented and cut. */
+function indentEvidence(text: string): string {
+  const lines = redact(text).split('\n');
+  const shown = lines.slice(0, MAX_VERBOSE_EVIDENCE_LINES).map((l) => `      | ${l}`);
+  if (lines.length > shown.length) shown.push(`      | … ${lines.length - shown.length} more lines in the report`);
+  return shown.join('\n');
 }
 
 /** Step errors can quote what the target sent back (an echoed key): redact before printing. */

@@ -20,6 +20,8 @@ export interface RunOptions {
   name: string;
   target?: string;
   plan?: boolean;
+  /** --plan's format: text (default) or json. */
+  output?: 'text' | 'json';
   ticket?: string;
   onlyFailed?: string;
   /** Exit 1 only for steps that passed in the previous run of this runbook on this target. */

@@ -1,8 +1,10 @@
 // `pnpm runbook`: the on-call entry point. This file parses the command line and maps errors to
 // exit codes; the work is elsewhere:
-//   pnpm runbook list
-//   pnpm runbook <name> [--target <profile>] [--plan] [--ticket <id>] [--only-failed <report dir>] [--fail-on-new]
-//                       [--<option> [value] ...]   (the options runbooks/<name>.md declares)
+//   pnpm runbook list [-o json]
+//   pnpm runbook <name> [--target <profile>] [--plan [-o json]] [--ticket <id>] [--only-failed <report dir>] [--fail-on-new]
+//                       [--quiet | --verbose] [--<option> [value] ...]   (the options runbooks/<name>.md declares)
+//   pnpm runbook --version
+//   pnpm runbook completion bash|zsh
 // runs a runbook: cli/run.ts orders the phases, cli/run/ holds one module per phase. Every other
 // subcommand is one file, cli/commands/<command>.ts (bundle, verify-bundle, attach, notify), that
 // exports `register(program)` and is only imported when its command is used (or for --help), so
@@ -14,10 +16,12 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
-import { findRunbook, loadCatalog, type RunbookOption } from '../helpers/catalog.js';
+import { findRunbook, loadCatalog, type Runbook, type RunbookOption } from '../helpers/catalog.js';
 import { EXIT, RunbookError, UsageError, errorMessage } from '../helpers/errors.js';
 import { checkRunInput } from '../helpers/input.js';
 import { MIN_SECRET_LENGTH, redact, redactStream, registerSecret } from '../helpers/redact.js';
+import { suiteGitSha, suiteVersion } from '../helpers/suite-version.js';
+import { VERBOSITY_ENV, type Verbosity } from './verbosity.js';
 
 /** The contract for modules in cli/commands/: add a subcommand to the program. */
 export interface CommandModule {
@@ -60,7 +64,30 @@ async function loadExtensions(program: Command, argv: string[]): Promise<void> {
 }
 
 /** Root options that take a value: the token after them is not the runbook's name. */
-const ROOT_VALUE_OPTIONS = new Set(['--target', '--ticket', '--only-failed']);
+const ROOT_VALUE_OPTIONS = new Set(['--target', '--ticket', '--only-failed', '-o', '--output']);
+
+/** Formats of `list` and `--plan`: text for people, json for scripts (stable field names, snake_case). */
+const OUTPUT_FORMATS = ['text', 'json'] as const;
+type OutputFormat = (typeof OUTPUT_FORMATS)[number];
+const outputOption = () =>
+  new Option('-o, --output <format>', 'output format of `list` and `--plan`: text or json').choices(OUTPUT_FORMATS).default('text');
+
+/** One runbook as `list -o json` gives it. */
+export function runbookListEntry(r: Runbook): Record<string, unknown> {
+  return {
+    name: r.name,
+    title: r.title,
+    summary: r.summary,
+    tags: r.tags,
+    destructive: r.destructive,
+    needs: r.needs,
+    time_budget_s: Math.round(r.timeBudgetMs / 1000),
+    owner: r.owner || null,
+    creates: r.creates,
+    options: r.options,
+    page: r.file,
+  };
+}
 
 /** The runbook named on the command line (the first operand), if any. */
 export function runbookNameIn(argv: string[]): string | undefined {
@@ -122,11 +149,23 @@ export function buildProgram(): Command {
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(str.split('\n')[0] + '\n') });
 
+  // Computed only when asked: git is not run on every start.
+  program.option('-V, --version', 'print the suite version (package version and git commit) and exit');
+  program.on('option:version', () => {
+    process.stdout.write(`cordum-runbooks ${suiteVersion()} (${suiteGitSha()})\n`);
+    throw new CommanderError(0, 'commander.version', 'version printed');
+  });
+
   program
     .command('list')
     .description('every runbook with its summary, tags and whether it is destructive')
-    .action(() => {
+    .addOption(outputOption())
+    .action((opts: { output: OutputFormat }) => {
       const rows = loadCatalog();
+      if (opts.output === 'json') {
+        process.stdout.write(JSON.stringify(rows.map(runbookListEntry), null, 2) + '\n');
+        return;
+      }
       if (rows.length === 0) {
         process.stdout.write('no runbooks found\n');
         return;
@@ -146,12 +185,21 @@ export function buildProgram(): Command {
     .option('--ticket <id>', "change ticket id recorded in the report: 1-64 letters, digits, '.', '_' or '-' (e.g. CHG-1234)")
     .addOption(new Option('--only-failed <report dir>', 'rerun only the scenario files with failed steps in that report'))
     .option('--fail-on-new', 'exit 1 only for steps that passed in the previous run of this runbook on this target; other failures are reported, exit 0')
-    .action(async (name: string | undefined, opts: { target?: string; plan?: boolean; ticket?: string; onlyFailed?: string; failOnNew?: boolean } & Record<string, unknown>) => {
+    .addOption(outputOption())
+    .addOption(new Option('-q, --quiet', 'print only failed steps, the verdict and the report path').conflicts('verbose'))
+    .addOption(new Option('-v, --verbose', "also print a failed step's last evidence (what the target answered, redacted) and the runner's phases"))
+    .action(async (name: string | undefined, opts: { target?: string; plan?: boolean; ticket?: string; onlyFailed?: string; failOnNew?: boolean; output: OutputFormat; quiet?: boolean; verbose?: boolean } & Record<string, unknown>) => {
       if (!name) {
         program.outputHelp();
         process.exitCode = EXIT.USAGE;
         return;
       }
+      if (opts.output === 'json' && !opts.plan) {
+        throw new UsageError(`-o json applies to \`list\` and \`--plan\`; a run's machine-readable result is reports/<run-id>/summary.json`);
+      }
+      const verbosity: Verbosity = opts.quiet ? 'quiet' : opts.verbose ? 'verbose' : 'normal';
+      // Read by the runner's log, the progress reporter and any worker it starts.
+      process.env[VERBOSITY_ENV] = verbosity;
       const options = givenOptions(DECLARED.get(program) ?? [], opts);
       // Before anything starts: values that reach the webhook, Jira and summary.md are checked here.
       checkRunInput({ ticket: opts.ticket, options });
@@ -160,6 +208,7 @@ export function buildProgram(): Command {
         name,
         target: opts.target,
         plan: opts.plan,
+        output: opts.output,
         ticket: opts.ticket,
         onlyFailed: opts.onlyFailed,
         failOnNew: opts.failOnNew,

@@ -22,7 +22,7 @@ export interface RunbookOption {
 }
 
 /** Options of the runner itself (and commander's help): a runbook cannot declare these. */
-export const RESERVED_OPTIONS = ['target', 'plan', 'ticket', 'only-failed', 'fail-on-new', 'help', 'version'] as const;
+export const RESERVED_OPTIONS = ['target', 'plan', 'ticket', 'only-failed', 'fail-on-new', 'output', 'quiet', 'verbose', 'help', 'version'] as const;
 
 export interface Runbook {
   name: string;
@@ -64,11 +64,41 @@ export function findRunbook(name: string, dir = runbooksDir()): Runbook {
   const file = join(dir, `${name}.md`);
   if (!/^[a-z0-9][a-z0-9._-]*$/i.test(name) || !existsSync(file)) {
     const known = loadCatalog(dir).map((r) => r.name);
+    const guess = closest(name, known);
     throw new UsageError(
-      `unknown runbook '${name}'; known runbooks: ${known.length ? known.join(', ') : '(none in ' + dir + ')'}`,
+      `unknown runbook '${name}'${guess ? ` (did you mean '${guess}'?)` : ''}; known runbooks: ${known.length ? known.join(', ') : '(none in ' + dir + ')'}`,
     );
   }
   return parseRunbook(file);
+}
+
+/**
+ * The known name a mistyped one most likely meant: a unique name within a small edit distance
+ * (a typo, a missing or swapped letter), or the only one it is a prefix of. Undefined when nothing is close.
+ */
+export function closest(typed: string, known: string[]): string | undefined {
+  const t = typed.toLowerCase();
+  if (!t) return undefined;
+  const prefixed = known.filter((k) => k.toLowerCase().startsWith(t));
+  if (prefixed.length === 1) return prefixed[0];
+  const limit = t.length <= 4 ? 1 : 2;
+  const scored = known.map((k) => ({ k, d: editDistance(t, k.toLowerCase()) })).filter((x) => x.d <= limit);
+  scored.sort((a, b) => a.d - b.d);
+  if (scored.length === 0 || (scored.length > 1 && scored[1]!.d === scored[0]!.d)) return undefined;
+  return scored[0]!.k;
+}
+
+/** Optimal string alignment distance: insertions, deletions, substitutions and swaps of neighbours cost 1. */
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1);
+    }
+  }
+  return d[a.length]![b.length]!;
 }
 
 export function parseRunbook(file: string): Runbook {

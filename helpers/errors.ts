@@ -31,6 +31,7 @@ export const ERROR_CODE = {
   TIME_BUDGET: 'RB_TIME_BUDGET',
   STEP_TIMEOUT: 'RB_STEP_TIMEOUT',
   BUNDLE_INTEGRITY: 'RB_BUNDLE_INTEGRITY',
+  CHECK_FAILED: 'RB_CHECK_FAILED',
 } as const;
 
 export type ErrorCode = (typeof ERROR_CODE)[keyof typeof ERROR_CODE];
@@ -132,6 +133,24 @@ export class InterruptedError extends RunbookError {
     super(`interrupted: ${reason.text}`, signal ? EXIT.INTERRUPTED : EXIT.CHECK_FAILED, signal ? ERROR_CODE.INTERRUPTED : ERROR_CODE.TIME_BUDGET);
     this.reason = reason;
   }
+}
+
+/**
+ * A check about the target failed: the platform did something other than what the runbook page
+ * says (exit 1). Its `name` is 'AssertionError' on purpose: Allure, Vitest and CI test views tell an
+ * assertion failure ("failed", category "Product defects") from code that threw ("broken") by that
+ * name, and an unreachable target or unmet precondition must stay "broken".
+ */
+export class CheckFailedError extends RunbookError {
+  constructor(message: string) {
+    super(message, EXIT.CHECK_FAILED, ERROR_CODE.CHECK_FAILED);
+    this.name = 'AssertionError';
+  }
+}
+
+/** Fail the running check with what was expected and what the platform did. */
+export function checkFailed(message: string): never {
+  throw new CheckFailedError(message);
 }
 
 /** A step ran past its own deadline (its timeoutMs) and was aborted: a failed check (1). */

@@ -20,7 +20,12 @@ export { REDACTED, MIN_SECRET_LENGTH, clearSecrets, redact, registerSecret } fro
 
 /** Attach a JSON value (pretty-printed, redacted) to the current Allure step. */
 export async function attachJson(name: string, value: unknown): Promise<void> {
-  await attachment(name, redact(safeStringify(value)), 'application/json');
+  await attachment(name, jsonText(value), 'application/json');
+}
+
+/** A JSON value as the report shows it: pretty-printed and redacted. */
+export function jsonText(value: unknown): string {
+  return redact(safeStringify(value));
 }
 
 /** Attach plain text (redacted) to the current Allure step. */

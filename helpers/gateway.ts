@@ -106,6 +106,9 @@ export class GatewayError extends Error {
  * endpoint and what came back, instead of a TypeError in the step that read it.
  */
 export class UnexpectedBodyError extends Error {
+  /** What the endpoint documents. Own, like GatewayError's: reports read an error with `expected` as a failed check, not broken code. */
+  readonly expected: string;
+
   constructor(
     readonly method: string,
     readonly path: string,
@@ -117,6 +120,7 @@ export class UnexpectedBodyError extends Error {
     const shown = body.trim() ? `: ${JSON.stringify(excerpt(body, 120))}` : '';
     super(`${method} ${path} answered ${status} with ${got}, expected ${wanted}${shown}`);
     this.name = 'UnexpectedBodyError';
+    this.expected = wanted;
   }
 }
 

@@ -10,7 +10,9 @@ import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { basename, join } from 'node:path';
 import * as allure from 'allure-js-commons';
 import { afterAll, beforeAll, describe, test, type TestContext } from 'vitest';
-import { InterruptedError, PreconditionError, StepTimeoutError, errorMessage } from './errors.js';
+import { findRunbook } from './catalog.js';
+import { CheckFailedError, InterruptedError, PreconditionError, StepTimeoutError, errorMessage } from './errors.js';
+import type { Exchange } from './evidence.js';
 import type { TargetProfile } from './profile-types.js';
 import {
   ENV,
@@ -22,6 +24,7 @@ import {
   type InterruptReason,
   type StepMeta,
 } from './report/run-contract.js';
+import { whenItFailsLink, type FailureLink } from './report/runbook-links.js';
 import { secretValues } from './target.js';
 import { TeardownRegistry, targetExecutor, type TeardownAction } from './teardown.js';
 import { GatewayClient } from './gateway.js';
@@ -112,7 +115,8 @@ export type StepFn = (ctx: RunContext) => Promise<void> | void;
  * Error on purpose: a failed check is exit 1 (helpers/errors.ts holds the errors that mean more).
  */
 export function fail(message: string): never {
-  throw new Error(message);
+  // An assertion failure (Allure "failed", exit 1), not an error of the runbook itself ("broken").
+  throw new CheckFailedError(message);
 }
 
 /**
@@ -199,6 +203,21 @@ interface FileRun {
   bus?: Promise<Bus>;
   redis?: Promise<Redis>;
   pendingAttachments: Promise<unknown>[];
+  /** The last HTTP exchange, held back while identical ones follow (a poll): attached once, with a count. */
+  heldExchange?: HeldExchange;
+  /** The running step's latest evidence (redacted): a failed step's junit.xml entry carries it. */
+  lastEvidence?: { name: string; text: string };
+}
+
+/** How much of a failed step's last evidence travels with its error (junit.xml, summary.json). */
+const MAX_FAILURE_EVIDENCE_CHARS = 4 * 1024;
+
+interface HeldExchange {
+  key: string;
+  exchange: Exchange;
+  count: number;
+  first: Date;
+  last: Date;
 }
 
 /** A scenario file's steps as --plan lists them, the teardown step last. */
@@ -276,7 +295,10 @@ export function scenario(title: string, build: (s: ScenarioBuilder) => void): vo
           if (deadline instanceof Error) throw deadline;
           await runStep(r, def, deadline ?? DEFAULT_STEP_TIMEOUT_MS, tctx);
         } catch (err) {
-          if (!isSkip(err) && !def.independent) failedStep = def.name;
+          if (!isSkip(err)) {
+            if (!def.independent) failedStep = def.name;
+            await linkFailure(r, def.name, err);
+          }
           throw err;
         }
       });
@@ -434,6 +456,7 @@ async function runStep(run: FileRun, def: StepDef, timeoutMs: number, tctx: Test
   const ended = new AbortController();
   run.current = controller;
   run.requestScope = AbortSignal.any([controller.signal, ended.signal]);
+  run.lastEvidence = undefined;
   // An interrupt that arrived while this step was being set up found no step to abort: apply it now.
   if (run.interrupted) controller.abort(new InterruptedError(run.interrupted));
   const timer = setTimeout(() => controller.abort(new StepTimeoutError(def.name, timeoutMs)), timeoutMs);
@@ -444,11 +467,12 @@ async function runStep(run: FileRun, def: StepDef, timeoutMs: number, tctx: Test
     await untilAborted(() => def.fn(ctx), controller.signal);
     await Promise.allSettled(run.pendingAttachments.splice(0));
     if (failures.length > 0) {
-      throw new Error(
+      throw new CheckFailedError(
         failures.map((f) => `finding ${f.id} (${f.severity}): ${f.title}: ${f.detail}`).join('\n'),
       );
     }
   } finally {
+    flushExchange(run);
     clearTimeout(timer);
     // A request the step left running (a probe it stopped waiting for) must not outlive it.
     ended.abort(new Error(`step '${def.name}' ended`));
@@ -485,11 +509,27 @@ function makeContext(run: FileRun, stepName: string, signal: AbortSignal, tctx: 
       forget: (label) => run.teardown.forget(label),
     },
     evidence: {
-      json: (name, value) => ev.attachJson(name, value),
-      text: (name, text) => ev.attachText(name, text),
+      json: (name, value) => {
+        run.lastEvidence = { name, text: ev.jsonText(value) };
+        return ev.attachJson(name, value);
+      },
+      text: (name, text) => {
+        run.lastEvidence = { name, text: ev.redact(text) };
+        return ev.attachText(name, text);
+      },
       svg: (name, svg) => ev.attachSvg(name, svg),
     },
-    step: async (name, fn) => allure.step(name, async () => fn()),
+    step: async (name, fn) => {
+      // Evidence held back from before the sub-step belongs to the step, not to the sub-step.
+      flushExchange(run);
+      return allure.step(name, async () => {
+        try {
+          return await fn();
+        } finally {
+          flushExchange(run);
+        }
+      });
+    },
     finding(f) {
       const record = { ...f, step: stepName, scenario: run.scope, at: new Date().toISOString() };
       mkdirSync(run.runDir, { recursive: true });
@@ -539,12 +579,7 @@ function recordTeardown(run: FileRun, results: NonNullable<import('./teardown.js
 /** One client per scenario file; its transcripts land on whichever step is running at the time. */
 function gatewayFor(run: FileRun): GatewayClient {
   if (!run.gateway) {
-    const ev = run.evidence!;
-    run.gateway = new GatewayClient(run.target, {
-      onExchange: (ex) => {
-        run.pendingAttachments.push(ev.attachText(`HTTP ${ex.method} ${pathOf(ex.url)} → ${ex.status}`, ev.transcript(ex)).catch(() => {}));
-      },
-    });
+    run.gateway = new GatewayClient(run.target, { onExchange: (ex) => holdExchange(run, ex) });
   }
   return run.gateway;
 }
@@ -553,6 +588,74 @@ function gatewayFor(run: FileRun): GatewayClient {
 function stepGatewayFor(run: FileRun): GatewayClient {
   run.stepGateway ??= gatewayFor(run).withSignal(() => run.requestScope);
   return run.stepGateway;
+}
+
+/**
+ * A poll sends the same request and gets the same answer many times; the report shows it once, as
+ * the last answer with how many identical ones came before it. The exchange is held until a
+ * different one arrives or the (sub-)step ends, so it lands on the step that made it.
+ */
+function holdExchange(run: FileRun, ex: Exchange): void {
+  const key = JSON.stringify([ex.method, ex.url, ex.requestBody ?? '', ex.status, ex.responseBody]);
+  const now = new Date();
+  const held = run.heldExchange;
+  if (held?.key === key) {
+    held.exchange = ex;
+    held.count++;
+    held.last = now;
+    return;
+  }
+  flushExchange(run);
+  run.heldExchange = { key, exchange: ex, count: 1, first: now, last: now };
+}
+
+function flushExchange(run: FileRun): void {
+  const held = run.heldExchange;
+  if (!held) return;
+  run.heldExchange = undefined;
+  const ev = run.evidence!;
+  const ex = held.exchange;
+  const repeated = held.count > 1;
+  const name = `HTTP ${ex.method} ${pathOf(ex.url)} → ${ex.status}${repeated ? ` (×${held.count} identical, last shown)` : ''}`;
+  const text = repeated
+    ? `${held.count} identical answers from ${held.first.toISOString()} to ${held.last.toISOString()}; the last one:\n\n${ev.transcript(ex)}`
+    : ev.transcript(ex);
+  run.lastEvidence = { name, text: ev.redact(text) };
+  run.pendingAttachments.push(ev.attachText(name, text).catch(() => {}));
+}
+
+/**
+ * A failed step links to the "When it fails" text of its runbook page: in the report (an Allure
+ * link) and, through an own property of the error that survives the trip to the runner, in the
+ * terminal, summary.md and junit.xml.
+ */
+async function linkFailure(run: FileRun, step: string, err: unknown): Promise<void> {
+  const last = run.lastEvidence;
+  if (last) setOwn(err, 'evidence', boundedEvidence(last));
+  let link: FailureLink | undefined;
+  try {
+    link = whenItFailsLink(findRunbook(run.runbook).file, step);
+  } catch {
+    return; // a runbook the catalog cannot name has no page to link to
+  }
+  if (!link) return;
+  setOwn(err, 'when_it_fails', link.display);
+  await Promise.resolve(allure.link(link.url, `When it fails: ${link.display}`, 'runbook')).catch(() => {});
+}
+
+/** An own, enumerable property: it survives Vitest's serialization of the error to the runner. */
+function setOwn(err: unknown, key: string, value: string): void {
+  if (!err || typeof err !== 'object' || !Object.isExtensible(err)) return;
+  try {
+    Object.defineProperty(err, key, { value, enumerable: true, configurable: true, writable: true });
+  } catch {
+    // a frozen or exotic error keeps its shape; the report still has the evidence and the link
+  }
+}
+
+function boundedEvidence(e: { name: string; text: string }): string {
+  const text = e.text.length > MAX_FAILURE_EVIDENCE_CHARS ? `${e.text.slice(0, MAX_FAILURE_EVIDENCE_CHARS)}\n… (${e.text.length - MAX_FAILURE_EVIDENCE_CHARS} more characters in the report)` : e.text;
+  return `${e.name}\n${text}`;
 }
 
 function pathOf(url: string): string {
@@ -569,6 +672,7 @@ async function runTeardown(run: FileRun, asStep: boolean): Promise<void> {
   try {
     const signal = AbortSignal.any([run.teardownController.signal, AbortSignal.timeout(TEARDOWN_TIMEOUT_MS)]);
     const outcome = await run.teardown.runAll(exec, signal);
+    flushExchange(run);
     recordTeardown(run, outcome.results ?? []);
     if (!asStep) return;
     await run.evidence!.attachJson('teardown: removed', outcome.removed);

@@ -1,5 +1,5 @@
 // `pnpm runbook verify-bundle <archive>`: check a ticket bundle against its manifest.
-// Exit 0 when intact, 1 with one line per problem (naming the file) otherwise.
+// Exit 0 when intact (one line on stdout), 1 with one line per problem (naming the file) on stderr otherwise.
 
 import type { Command } from 'commander';
 import { EXIT } from '../../helpers/errors.js';
@@ -7,12 +7,14 @@ import { verifyBundle } from '../../helpers/ticket/verify-bundle.js';
 
 export async function verifyBundleCommand(
   archive: string,
-  opts: { log?: (line: string) => void } = {},
+  opts: { log?: (line: string) => void; problem?: (line: string) => void } = {},
 ): Promise<{ ok: boolean; problems: string[] }> {
-  const log = opts.log ?? ((line: string) => console.log(line));
+  const log = opts.log ?? ((line: string) => process.stdout.write(`${line}\n`));
+  // Problems are errors: stderr, so `verify-bundle x > result.txt` still shows them and stdout stays the verdict.
+  const problem = opts.problem ?? (opts.log ? opts.log : (line: string) => process.stderr.write(`${line}\n`));
   const { ok, problems, files } = await verifyBundle(archive);
   if (ok) log(`verify-bundle: OK, ${files.length} files match ${archive}'s manifest`);
-  else for (const problem of problems) log(`verify-bundle: ${problem}`);
+  else for (const p of problems) problem(`verify-bundle: ${p}`);
   return { ok, problems };
 }
 

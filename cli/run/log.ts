@@ -1,9 +1,16 @@
 // What the runner itself prints. stdout carries the run's story for the operator (one line per
 // event, the report path last, so scripts can `tail -1`); stderr carries causes and, with
-// DEBUG=runbooks, where the runner's own time goes.
+// DEBUG=runbooks or --verbose, where the runner's own time goes. --quiet keeps only `result` lines.
+import { verbosity } from '../verbosity.js';
 
-/** One line on stdout. */
+/** One line of the run's story on stdout (not with --quiet). */
 export function out(line: string): void {
+  if (verbosity() === 'quiet') return;
+  process.stdout.write(line + '\n');
+}
+
+/** One line on stdout that every run prints, also with --quiet: the verdict and the report path. */
+export function result(line: string): void {
   process.stdout.write(line + '\n');
 }
 
@@ -21,7 +28,7 @@ export function debugging(): boolean {
  * runner's time on these names, so keep them stable).
  */
 export function phase(name: string): void {
-  if (debugging()) err(`[runbook +${Math.round(performance.now())} ms] ${name}`);
+  if (debugging() || verbosity() === 'verbose') err(`[runbook +${Math.round(performance.now())} ms] ${name}`);
 }
 
 /** Start imports early; failures surface later at the real import. */
@@ -42,9 +49,10 @@ export interface Waiting {
  * A phase of the runner's own that the operator waits on (starting the sandbox, asking the target,
  * starting Vitest, writing the HTML). Says so at once, then shows it is alive: on a terminal one
  * live line with the elapsed time; when piped or in CI a "  … <what> (N s)" line every HEARTBEAT_MS, so the
- * run is never silent for long. `what` reads as "Starting a sandbox Cordum" ("…" is added).
+ * run is never silent for long (except with --quiet). `what` reads as "Starting a sandbox Cordum" ("…" is added).
  */
 export function waiting(what: string, stream: NodeJS.WriteStream = process.stdout): Waiting {
+  if (verbosity() === 'quiet') return { done() {} };
   const started = performance.now();
   const ci = process.env.CI === 'true' || process.env.CI === '1';
   const live = !!stream.isTTY && !ci;

@@ -3,6 +3,7 @@
 // plan mode (helpers/steps.ts › planSteps), which needs no Vitest: the compiled scenarios of the
 // build this CLI runs from (bin/build.mjs), or the sources when the CLI itself runs from source. A
 // scenario file outside scenarios/ (a test fixture) is collected by Vitest instead.
+// One plan object, printed as text for people or, with `-o json`, as JSON for scripts.
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -11,7 +12,8 @@ import { REPO_ROOT, type Runbook } from '../../helpers/catalog.js';
 import { EXIT, UsageError, errorMessage, type ExitCode } from '../../helpers/errors.js';
 import type { TargetProfile } from '../../helpers/profile-types.js';
 import type { CollectedScenario } from './vitest-session.js';
-import { out } from './log.js';
+// The plan is the whole output: printed also with --quiet.
+import { result as out } from './log.js';
 
 /** The root this module runs from: the checkout, or dist/<build> when compiled. */
 const CODE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -21,42 +23,101 @@ export interface PlanOptions {
   target?: string;
   ticket?: string;
   options?: Record<string, string | boolean>;
+  output?: 'text' | 'json';
 }
 
-export async function printPlan(runbook: Runbook, files: string[], opts: PlanOptions): Promise<ExitCode> {
-  let targetLine = 'sandbox (started for this run, stopped afterwards)';
+/** What `--plan -o json` prints (snake_case, like summary.json). */
+export interface Plan {
+  runbook: string;
+  title: string;
+  summary: string;
+  target: { sandbox: true } | { sandbox: false; name: string; gateway: string; source: string };
+  destructive: boolean;
+  /** Whether the target allows a destructive runbook (a sandbox always does). */
+  destructive_allowed: boolean;
+  needs: string[];
+  time_budget_s: number;
+  owner: string | null;
+  creates: string[];
+  ticket: string | null;
+  options: { name: string; type: 'boolean' | 'string'; description: string; given: string | boolean | null }[];
+  scenarios: { title: string; file: string; steps: PlanStep[] }[];
+}
+
+/** A step with its deadline, resolved for the target (null when it depends on a target not given). */
+export interface PlanStep {
+  name: string;
+  deadline_ms: number | null;
+  /** Why the step's deadline function gave no usable deadline for the target. */
+  deadline_problem?: string;
+}
+
+export async function buildPlan(runbook: Runbook, files: string[], opts: PlanOptions): Promise<Plan> {
+  let target: Plan['target'] = { sandbox: true };
   let destructiveAllowed = true;
   let profile: TargetProfile | undefined;
   if (opts.target) {
     const { loadProfile } = await import('../../helpers/target.js');
     const p = loadProfile(opts.target);
-    targetLine = `${p.name} (${p.gateway.url}) from ${relative(process.cwd(), p.source) || p.source}`;
+    target = { sandbox: false, name: p.name, gateway: p.gateway.url, source: relative(process.cwd(), p.source) || p.source };
     destructiveAllowed = p.destructive.allowed;
     profile = p;
   }
   // Deadlines that depend on the target are resolved against it, as a run would.
   const scenarios = await scenarioSteps(files, profile);
-  out(`Plan for runbook ${runbook.name}: ${runbook.title}`);
-  out(`  ${runbook.summary}`);
-  out(`Target: ${targetLine}`);
-  out(`Destructive: ${runbook.destructive ? 'YES' + (destructiveAllowed ? '' : ' (the target does not allow it: the run would stop at preflight)') : 'no'}`);
-  out(`Needs: ${runbook.needs.join(', ') || 'nothing'}; time budget ${Math.round(runbook.timeBudgetMs / 1000)} s${runbook.owner ? `; owner ${runbook.owner}` : ''}`);
-  out(`Creates: ${runbook.creates.length ? '' : 'nothing'}`);
-  for (const c of runbook.creates) out(`  - ${c}`);
-  if (opts.ticket) out(`Ticket: ${opts.ticket}`);
-  if (runbook.options.length) {
+  return {
+    runbook: runbook.name,
+    title: runbook.title,
+    summary: runbook.summary,
+    target,
+    destructive: runbook.destructive,
+    destructive_allowed: destructiveAllowed,
+    needs: runbook.needs,
+    time_budget_s: Math.round(runbook.timeBudgetMs / 1000),
+    owner: runbook.owner || null,
+    creates: runbook.creates,
+    ticket: opts.ticket ?? null,
+    options: runbook.options.map((o) => ({ ...o, given: opts.options?.[o.name] ?? null })),
+    scenarios: scenarios.map((sc) => ({
+      title: sc.title,
+      file: relative(REPO_ROOT, sc.file),
+      steps: sc.steps.map((st) => ({
+        name: st.name,
+        deadline_ms: st.deadlineMs ?? null,
+        ...(st.deadlineProblem ? { deadline_problem: st.deadlineProblem } : {}),
+      })),
+    })),
+  };
+}
+
+export async function printPlan(runbook: Runbook, files: string[], opts: PlanOptions): Promise<ExitCode> {
+  const plan = await buildPlan(runbook, files, opts);
+  if (opts.output === 'json') {
+    process.stdout.write(JSON.stringify(plan, null, 2) + '\n');
+    return EXIT.PASSED;
+  }
+  const t = plan.target;
+  out(`Plan for runbook ${plan.runbook}: ${plan.title}`);
+  out(`  ${plan.summary}`);
+  out(`Target: ${t.sandbox ? 'sandbox (started for this run, stopped afterwards)' : `${t.name} (${t.gateway}) from ${t.source}`}`);
+  out(`Destructive: ${plan.destructive ? 'YES' + (plan.destructive_allowed ? '' : ' (the target does not allow it: the run would stop at preflight)') : 'no'}`);
+  out(`Needs: ${plan.needs.join(', ') || 'nothing'}; time budget ${plan.time_budget_s} s${plan.owner ? `; owner ${plan.owner}` : ''}`);
+  out(`Creates: ${plan.creates.length ? '' : 'nothing'}`);
+  for (const c of plan.creates) out(`  - ${c}`);
+  if (plan.ticket) out(`Ticket: ${plan.ticket}`);
+  if (plan.options.length) {
     out('Options:');
-    for (const o of runbook.options) {
-      const v = opts.options?.[o.name];
-      const given = v === undefined ? 'not given' : v === true ? 'given' : v === false ? 'not given' : `= ${JSON.stringify(v)}`;
+    for (const o of plan.options) {
+      const v = o.given;
+      const given = v === null ? 'not given' : v === true ? 'given' : v === false ? 'not given' : `= ${JSON.stringify(v)}`;
       out(`  --${o.name}${o.type === 'string' ? ' <value>' : ''}: ${o.description} (${given})`);
     }
   }
   out('Steps:');
   let n = 0;
-  for (const sc of scenarios) {
-    out(`  ${sc.title} (${relative(REPO_ROOT, sc.file)})`);
-    for (const step of sc.steps) out(`    ${++n}. ${step.name} (${step.deadlineProblem ? `no usable deadline: ${step.deadlineProblem}` : `deadline ${formatDeadline(step.deadlineMs)}`})`);
+  for (const sc of plan.scenarios) {
+    out(`  ${sc.title} (${sc.file})`);
+    for (const step of sc.steps) out(`    ${++n}. ${step.name} (${step.deadline_problem ? `no usable deadline: ${step.deadline_problem}` : `deadline ${formatDeadline(step.deadline_ms ?? undefined)}`})`);
   }
   out('Nothing was run.');
   return EXIT.PASSED;

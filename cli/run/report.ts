@@ -9,7 +9,7 @@ import type { TargetProfile } from '../../helpers/profile-types.js';
 import { reportsRoot, type InterruptReason } from '../../helpers/report/run-contract.js';
 import type { RunSummary } from '../../helpers/report/summary.js';
 import type { Interrupts } from './interrupts.js';
-import { err, out, phase, waiting } from './log.js';
+import { err, phase, result, waiting } from './log.js';
 import { notify } from './notify.js';
 import { testPause } from './test-pause.js';
 import type { SessionResult } from './vitest-session.js';
@@ -96,10 +96,10 @@ export async function reportRun(a: ReportArgs): Promise<ExitCode> {
   phase('summary written');
   // The verdict as soon as summary.json/.md say it; the HTML report follows, and the process exits
   // only once every report file (the manifest last) is complete.
-  out(`${summary.status.toUpperCase()}: ${summary.counts.passed} passed, ${summary.counts.failed} failed, ${summary.counts.skipped} skipped`);
+  result(`${summary.status.toUpperCase()}: ${summary.counts.passed} passed, ${summary.counts.failed} failed, ${summary.counts.skipped} skipped`);
   if (summary.fail_on_new) {
     const { failOnNewText } = await import('../../helpers/report/summary.js');
-    out(`--fail-on-new: ${failOnNewText(summary.fail_on_new)}`);
+    result(`--fail-on-new: ${failOnNewText(summary.fail_on_new)}`);
   }
   await testPause('report', a.interrupts);
   const html = waiting('Writing the HTML report');
@@ -117,6 +117,6 @@ export async function reportRun(a: ReportArgs): Promise<ExitCode> {
   phase('done');
   // The last line is the report's path, so scripts can `tail -1`.
   const shown = relative(process.cwd(), written.index);
-  out(shown && !shown.startsWith('..') ? shown : written.index);
+  result(shown && !shown.startsWith('..') ? shown : written.index);
   return exitCode;
 }

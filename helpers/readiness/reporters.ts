@@ -5,6 +5,7 @@ import type { Log, Result, ReportingDescriptor, Location as SarifLocation } from
 import type { AuditReport, CheckOutcome, Finding, Status } from './model.js';
 import type { Location } from './source.js';
 import { ALL_CHECKS } from './checks/index.js';
+import { renderJunitXml, type JunitOutcome, type JunitSuite } from '../report/junit.js';
 
 /**
  * Rules' helpUri: Cordum's production-readiness checklist, whose items the rules implement (each
@@ -135,24 +136,24 @@ export function toSarif(r: AuditReport): Log {
   };
 }
 
-const xml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, '');
-
+/** readiness.junit.xml through the project's one JUnit writer: a suite per section, a case per check. */
 export function toJUnit(r: AuditReport): string {
-  const out = ['<?xml version="1.0" encoding="UTF-8"?>'];
-  const tot = (s: Status) => r.results.filter((x) => x.status === s).length;
-  out.push(`<testsuites name="cordum-readiness" tests="${r.results.length}" failures="${tot('fail')}" errors="0" skipped="${tot('waived') + tot('not-checkable')}" timestamp="${r.generatedAt}">`);
-  for (const s of r.sections) {
-    if (!s.results.length) continue;
-    out.push(`  <testsuite name="readiness.${s.section}" tests="${s.results.length}" failures="${s.counts.fail}" errors="0" skipped="${s.counts.waived + s.counts['not-checkable']}">`);
-    for (const o of s.results) {
-      out.push(`    <testcase classname="readiness.${s.section}" name="${xml(`${o.id}: ${o.title}`)}" time="0">`);
-      if (o.status === 'fail') out.push(`      <failure message="${xml(o.message)}" type="${o.severity}">${xml(`${findingsText(o)?.split(' • ').join('\n') ?? o.message}\nRemediation: ${o.remediation}\nEvidence: ${JSON.stringify(o.evidence)}`)}</failure>`);
-      else if (o.status === 'waived' || o.status === 'not-checkable') out.push(`      <skipped message="${xml(o.message)}"/>`);
-      else if (o.status === 'warn' || o.status === 'info') out.push(`      <system-out>${xml(`${o.status.toUpperCase()}: ${o.message}${o.status === 'warn' ? `\nRemediation: ${o.remediation}` : ''}`)}</system-out>`);
-      out.push('    </testcase>');
+  const outcome = (o: CheckOutcome): JunitOutcome => {
+    if (o.status === 'fail') {
+      const body = `${findingsText(o)?.split(' • ').join('\n') ?? o.message}\nRemediation: ${o.remediation}\nEvidence: ${JSON.stringify(o.evidence)}`;
+      return { kind: 'failure', message: o.message, type: o.severity, body };
     }
-    out.push('  </testsuite>');
-  }
-  out.push('</testsuites>');
-  return out.join('\n') + '\n';
+    if (o.status === 'waived' || o.status === 'not-checkable') return { kind: 'skipped', message: o.message };
+    if (o.status === 'warn' || o.status === 'info') {
+      return { kind: 'passed', systemOut: `${o.status.toUpperCase()}: ${o.message}${o.status === 'warn' ? `\nRemediation: ${o.remediation}` : ''}` };
+    }
+    return { kind: 'passed' };
+  };
+  const suites: JunitSuite[] = r.sections
+    .filter((s) => s.results.length > 0)
+    .map((s) => ({
+      name: `readiness.${s.section}`,
+      cases: s.results.map((o) => ({ classname: `readiness.${s.section}`, name: `${o.id}: ${o.title}`, timeMs: 0, outcome: outcome(o) })),
+    }));
+  return renderJunitXml({ name: 'cordum-readiness', timestamp: r.generatedAt, suites });
 }

@@ -9,25 +9,31 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Status } from 'allure-js-commons';
 import type { Category } from 'allure-js-commons/sdk';
 
-/** Allure 2 style categories (allure-vitest writes categories.json; Allure 3 reads it). First match wins. */
+/**
+ * The report's categories, first match wins. allure-vitest writes them to allure-results/categories.json
+ * (Allure 2 reads that file, with Java regexes matched against the whole message); Allure 3 ignores
+ * the file and takes them from its config (generateHtml passes them), with JavaScript regexes. The
+ * patterns are written to mean the same in both: `[\s\S]*` rather than Java's `(?s).*`.
+ * A failed check (helpers/errors.ts CheckFailedError) is "failed"; anything else a step throws is "broken".
+ */
 export const CATEGORIES: Category[] = [
   {
     name: 'Interrupted runs',
     description: 'The run was stopped (Ctrl-C, SIGTERM or the runbook time budget) while this step ran.',
     matchedStatuses: [Status.FAILED, Status.BROKEN, Status.SKIPPED],
-    messageRegex: '(?s).*\\binterrupted\\b.*',
+    messageRegex: '[\\s\\S]*\\binterrupted\\b[\\s\\S]*',
   },
   {
     name: 'Environment problems',
     description: 'The target or a dependency could not be reached, or a precondition was not met. Not a verdict on Cordum.',
     matchedStatuses: [Status.FAILED, Status.BROKEN],
     messageRegex:
-      '(?s).*(Unreachable|Precondition|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|UND_ERR_CONNECT|socket hang up|fetch failed|cannot be reached|not reachable|no redis section|did not finish within).*',
+      '[\\s\\S]*([Uu]nreachable|[Pp]recondition|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|UND_ERR_CONNECT|socket hang up|fetch failed|cannot be reached|not reachable|no redis section|did not finish within)[\\s\\S]*',
   },
   {
     name: 'Teardown left objects behind',
     matchedStatuses: [Status.FAILED, Status.BROKEN],
-    messageRegex: '(?s).*left behind.*',
+    messageRegex: '[\\s\\S]*left behind[\\s\\S]*',
   },
   {
     name: 'Product defects',
@@ -106,6 +112,7 @@ export async function generateHtml(opts: GenerateOptions): Promise<GeneratedHtml
       output: join(staging, 'out'),
       historyPath,
       historyLimit: limit,
+      categories: CATEGORIES,
       plugins: {
         awesome: { options: { singleFile: true, reportName: opts.reportName, groupBy: ['parentSuite', 'suite'] } },
       },

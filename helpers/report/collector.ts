@@ -62,6 +62,10 @@ function toRecord(tc: TestCase): StepRecord {
     rec.exit_code = exitCodeOf(e);
     const code = errorCodeOf(e);
     if (code) rec.error_code = code;
+    const link = (e as { when_it_fails?: unknown } | undefined)?.when_it_fails;
+    if (typeof link === 'string') rec.when_it_fails = link;
+    const evidence = (e as { evidence?: unknown } | undefined)?.evidence;
+    if (typeof evidence === 'string') rec.evidence = evidence;
   }
   if (result.state === 'skipped' && result.note) rec.skip_reason = result.note;
   return rec;

@@ -26,6 +26,13 @@ export interface StepRecord {
   /** The error's machine code (RB_…), when it was a RunbookError. */
   error_code?: string;
   skip_reason?: string;
+  /** For a failed step: its runbook page's "When it fails" text (page path and anchor). */
+  when_it_fails?: string;
+  /**
+   * For a failed step: the last HTTP answer it saw, redacted and cut to a few KiB (junit.xml carries
+   * it, so a CI test tab shows what the target said without opening the report).
+   */
+  evidence?: string;
 }
 
 export interface FindingRecord {
@@ -136,6 +143,14 @@ export async function writeSummaries(runDir: string, s: RunSummary): Promise<voi
   await writeFile(join(runDir, 'summary.md'), renderMarkdown(s));
 }
 
+/** Environment entries the table already shows under their own row (Target, Ticket, the title). */
+const SHOWN_ABOVE = new Set(['target', 'target_gateway', 'runbook', 'ticket']);
+const ENVIRONMENT_LABEL: Record<string, string> = {
+  platform_version: 'Cordum version',
+  suite_git_sha: 'Runbooks version',
+  operator: 'Operator',
+};
+
 const ICON: Record<StepStatus, string> = { passed: '✅ passed', failed: '❌ failed', skipped: '⏭️ skipped' };
 
 /** Pipes and newlines would break the table a reviewer pastes into a ticket. */
@@ -147,8 +162,8 @@ export function renderMarkdown(s: RunSummary): string {
   const lines: string[] = [];
   lines.push(`### Runbook \`${s.runbook}\`: ${s.title}`);
   lines.push('');
-  lines.push(`| | |`);
-  lines.push(`|---|---|`);
+  lines.push('| Field | Value |');
+  lines.push('|---|---|');
   lines.push(`| Status | **${s.status.toUpperCase()}** (exit ${s.exit_code})${s.interrupted_reason ? `: ${cell(s.interrupted_reason)}` : ''} |`);
   lines.push(`| Target | ${cell(s.target)} (${cell(s.gateway)}) |`);
   if (s.ticket) lines.push(`| Ticket | ${cell(s.ticket)} |`);
@@ -158,12 +173,15 @@ export function renderMarkdown(s: RunSummary): string {
   if (s.fail_on_new) lines.push(`| --fail-on-new | ${cell(failOnNewText(s.fail_on_new))} |`);
   const opts = Object.entries(s.options ?? {});
   if (opts.length) lines.push(`| Options | ${cell(opts.map(([k, v]) => (v === true ? `--${k}` : v === false ? `(no --${k})` : `--${k} ${v}`)).join(' '))} |`);
-  for (const [k, v] of Object.entries(s.environment)) lines.push(`| ${cell(k)} | ${cell(v)} |`);
+  for (const [k, v] of Object.entries(s.environment)) {
+    if (SHOWN_ABOVE.has(k)) continue;
+    lines.push(`| ${cell(ENVIRONMENT_LABEL[k] ?? k)} | ${cell(v)} |`);
+  }
   lines.push('');
   lines.push('| # | Step | Result | Duration | Detail |');
   lines.push('|---|---|---|---|---|');
   s.steps.forEach((st, i) => {
-    const detail = st.error ?? st.skip_reason ?? '';
+    const detail = st.error ? `${st.error}${st.when_it_fails ? ` (see ${st.when_it_fails})` : ''}` : st.skip_reason ?? '';
     lines.push(`| ${i + 1} | ${cell(st.name)} | ${ICON[st.status]} | ${(st.duration_ms / 1000).toFixed(2)} s | ${cell(detail)} |`);
   });
   for (const sec of s.sections ?? []) {

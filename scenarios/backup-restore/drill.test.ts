@@ -14,6 +14,7 @@ import { kubeConfigMapClient } from '../../helpers/backup/history.js';
 import { streamHasSubject } from '../../helpers/backup/verify.js';
 import type { BackupManifest } from '../../helpers/backup/archive.js';
 import { IN_PLACE_RUN, inPlaceRequest, refuseStrayInPlaceOptions } from './in-place-options.js';
+import { CheckFailedError } from '../../helpers/errors.js';
 
 const MIN = 60_000;
 /** Step deadlines, as documented in runbooks/backup-restore.md. */
@@ -81,7 +82,7 @@ scenario('Backup and restore drill', (base) => {
         run: async () => {
           if (!drill.result.record && drill.result.preflight) await drill.record('failed', drill.result.error ?? 'run ended before the drill finished');
           const problems = await drill.cleanup();
-          if (problems.length) throw new Error(problems.join('; '));
+          if (problems.length) throw new CheckFailedError(problems.join('; '));
         },
       });
       const report = await drill.preflight();

@@ -17,7 +17,7 @@ import { REPO_ROOT } from '../../helpers/catalog.js';
 import { ENV } from '../../helpers/report/run-contract.js';
 import type { RunSummary } from '../../helpers/report/summary.js';
 import { waitFor } from '../../helpers/waits.js';
-import { PreconditionError, errorMessage } from '../../helpers/errors.js';
+import { CheckFailedError, PreconditionError, errorMessage } from '../../helpers/errors.js';
 import { NOT_IN_PLACE, checkArchiveOption, guardCommandLine, inPlaceRequest } from './in-place-options.js';
 
 const MIN = 60_000;
@@ -351,7 +351,7 @@ scenario('In-place restore (real recovery, --in-place)', (base) => {
       if (out.code !== 0) {
         const first = out.summary?.steps.find((st) => st.status === 'failed');
         const why = first ? `first failed step '${first.name}': ${first.error?.split('\n')[0] ?? ''}` : out.stderrTail || 'no report';
-        throw new Error(`expected the smoke runbook to pass after the in-place restore; it exited ${out.code} (${out.summary?.status ?? 'no summary'}): ${why}${out.reportDir ? `; report ${out.reportDir}` : ''}`);
+        throw new CheckFailedError(`expected the smoke runbook to pass after the in-place restore; it exited ${out.code} (${out.summary?.status ?? 'no summary'}): ${why}${out.reportDir ? `; report ${out.reportDir}` : ''}`);
       }
     },
     { timeoutMs: DEADLINE.smoke },

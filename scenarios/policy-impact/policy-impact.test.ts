@@ -11,7 +11,7 @@ import { impactChart, impactJson, impactMarkdown, type ImpactHeader } from '../.
 import { replayJobs, type ReplayStats } from '../../helpers/policy-impact/replay.js';
 import { impactSettings, type ImpactSettings } from '../../helpers/policy-impact/settings.js';
 import type { TargetProfile } from '../../helpers/profile-types.js';
-import { scenario, type RunContext } from '../../helpers/steps.js';
+import { fail, scenario, type RunContext } from '../../helpers/steps.js';
 
 /**
  * Collecting and replaying are paced at the profile's share of the gateway's rate limit, so their
@@ -27,10 +27,6 @@ const DEADLINE = {
   report: 20_000,
   verdict: 10_000,
 };
-
-function fail(msg: string): never {
-  throw new Error(msg);
-}
 
 interface Run {
   opts: ImpactOptions;

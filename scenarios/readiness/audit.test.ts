@@ -19,6 +19,7 @@ import {
   type AuditReport,
   type Section,
 } from '../../helpers/readiness/index.js';
+import { CheckFailedError } from '../../helpers/errors.js';
 
 /** Step deadlines, as documented in runbooks/readiness.md. */
 const DEADLINE = {
@@ -78,7 +79,7 @@ scenario('Production readiness audit', (s) => {
         const fails = summary.results.filter((o) => o.status === 'fail');
         if (fails.length) {
           await ctx.evidence.text(`section-${section}-fails`, fails.map((f) => [`${f.id}: ${f.message}`, ...(f.findings ?? []).map((x) => `  - ${x.status}: ${x.message}${x.location?.uri ? ` (${x.location.uri}:${x.location.line})` : ''}`), `  fix: ${f.remediation}`].join('\n')).join('\n'));
-          throw new Error(fails.map((f) => `${f.id} failed: ${f.message} Fix: ${f.remediation}`).join('\n'));
+          throw new CheckFailedError(fails.map((f) => `${f.id} failed: ${f.message} Fix: ${f.remediation}`).join('\n'));
         }
       },
       { timeoutMs: DEADLINE.section, independent: true },

@@ -124,8 +124,8 @@ describe('reports', () => {
     const fails = r.results.filter((o) => o.status === 'fail').length;
     expect(x).toMatch(new RegExp(`<testsuites name="cordum-readiness" tests="${ALL_CHECKS.length}" failures="${fails}"`));
     expect(x).toMatch(/<testsuite name="readiness\.tls" tests="\d+" failures="1"/);
-    expect(x).toMatch(/<testcase classname="readiness\.tls" name="tls\.redis: [^"]*" time="0">\n\s*<failure message="[^"]*REDIS_URL redis:\/\//);
-    expect(x).toMatch(/name="limits\.rate-limit-config: [^"]*" time="0">\n\s*<skipped message="waived until 2026-06-30/);
+    expect(x).toMatch(/<testcase classname="readiness\.tls" name="tls\.redis: [^"]*" time="0\.000">\n\s*<failure message="[^"]*REDIS_URL redis:\/\//);
+    expect(x).toMatch(/name="limits\.rate-limit-config: [^"]*" time="0\.000">\n\s*<skipped message="waived until 2026-06-30/);
     expect((x.match(/<testcase /g) ?? []).length).toBe(ALL_CHECKS.length);
     expect((x.match(/<testsuite /g) ?? []).length).toBe(12);
     expect(x).not.toMatch(/&(?!amp;|lt;|gt;|quot;)/);

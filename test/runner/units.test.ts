@@ -139,7 +139,7 @@ describe('junit.xml', () => {
       ],
     } as unknown as RunSummary;
     const xml = renderJunit(s);
-    expect(xml).toContain('<testsuites name="runbook r on t&lt;x&gt;" tests="3" failures="1" errors="1" skipped="1"');
+    expect(xml).toContain('<testsuites name="runbook r on t&lt;x&gt;" tests="4" failures="1" errors="1" skipped="1"');
     expect(xml).toContain('<testsuite name="A &quot;one&quot;" file="a.ts" tests="2" failures="1"');
     expect(xml).toContain('<failure message="expected 1" type="AssertionError">expected 1\ngot 2</failure>');
     expect(xml).toContain('<skipped message="skipped because \'x\' failed"/>');

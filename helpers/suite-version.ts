@@ -1,0 +1,47 @@
+// Which version of this suite ran: the package version and the git commit, for `runbook --version`
+// and the report's environment (suite_git_sha). A checkout asks git. The container image has no .git:
+// its build writes the commit into SUITE_GIT_SHA at the repository root (deploy/Dockerfile, build arg
+// SUITE_GIT_SHA), and that file is read instead. RUNBOOK_SUITE_GIT_SHA overrides both.
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { REPO_ROOT } from './catalog.js';
+
+/** The file the image build writes (one line: the commit, short or full). */
+export const SUITE_GIT_SHA_FILE = 'SUITE_GIT_SHA';
+
+const SHA = /^[0-9a-f]{7,64}$/;
+
+/** The suite's commit (12 hex characters when known), or 'unknown'. Never throws, never waits more than 2 s. */
+export function suiteGitSha(root = REPO_ROOT, env: NodeJS.ProcessEnv = process.env): string {
+  const given = env.RUNBOOK_SUITE_GIT_SHA?.trim().toLowerCase();
+  if (given && SHA.test(given)) return given.slice(0, 12);
+  if (existsSync(join(root, '.git'))) {
+    try {
+      const sha = execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { cwd: root, stdio: ['ignore', 'pipe', 'ignore'], timeout: 2000 })
+        .toString()
+        .trim();
+      if (SHA.test(sha)) return sha;
+    } catch {
+      // no git binary, or not a repository after all: try the baked file
+    }
+  }
+  try {
+    // A few bytes at most: the build writes one line.
+    const baked = readFileSync(join(root, SUITE_GIT_SHA_FILE), 'utf8').slice(0, 128).trim().toLowerCase();
+    if (SHA.test(baked)) return baked.slice(0, 12);
+  } catch {
+    // not an image build either
+  }
+  return 'unknown';
+}
+
+/** package.json's version. */
+export function suiteVersion(root = REPO_ROOT): string {
+  try {
+    const v = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version?: unknown }).version;
+    return typeof v === 'string' ? v : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}

@@ -1,0 +1,62 @@
+// suite_git_sha in reports: a checkout asks git; the container image (no .git) reads the commit its
+// build wrote (deploy/Dockerfile, build arg SUITE_GIT_SHA); without either it says 'unknown'.
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { REPO_ROOT } from '../../helpers/catalog.js';
+import { SUITE_GIT_SHA_FILE, suiteGitSha, suiteVersion } from '../../helpers/suite-version.js';
+import { RUNTIME_STAGE } from '../deploy/dockerfile.js';
+
+const dirs: string[] = [];
+const scratch = () => {
+  const d = mkdtempSync(join(tmpdir(), 'suite-sha-'));
+  dirs.push(d);
+  return d;
+};
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+describe('suite_git_sha', () => {
+  it('in a checkout: the commit git names (12 hex characters)', () => {
+    expect(suiteGitSha(REPO_ROOT, {})).toMatch(/^[0-9a-f]{12}$/);
+  });
+
+  it('without .git (the image): the commit the build wrote into SUITE_GIT_SHA', () => {
+    const root = scratch();
+    writeFileSync(join(root, SUITE_GIT_SHA_FILE), '0123456789abcdef0123456789abcdef01234567\n');
+    expect(suiteGitSha(root, {})).toBe('0123456789ab');
+  });
+
+  it("without .git and without the file, or with the build argument's default: 'unknown'", () => {
+    expect(suiteGitSha(scratch(), {})).toBe('unknown');
+    const root = scratch();
+    writeFileSync(join(root, SUITE_GIT_SHA_FILE), 'unknown\n');
+    expect(suiteGitSha(root, {})).toBe('unknown');
+  });
+
+  it('a .git that git cannot read falls back to the baked file', () => {
+    const root = scratch();
+    mkdirSync(join(root, '.git'));
+    writeFileSync(join(root, SUITE_GIT_SHA_FILE), 'abcdef123456\n');
+    expect(suiteGitSha(root, { GIT_CEILING_DIRECTORIES: root })).toBe('abcdef123456');
+  });
+
+  it('RUNBOOK_SUITE_GIT_SHA overrides both; a value that is not a commit is ignored', () => {
+    expect(suiteGitSha(scratch(), { RUNBOOK_SUITE_GIT_SHA: 'FEEDFACE1234567' })).toBe('feedface1234');
+    expect(suiteGitSha(scratch(), { RUNBOOK_SUITE_GIT_SHA: '$(rm -rf /)' })).toBe('unknown');
+  });
+
+  it("the image's build writes the file from the build argument after copying the suite", () => {
+    const ops = RUNTIME_STAGE.map((i) => `${i.op} ${i.args}`);
+    const copy = ops.findIndex((o) => /^COPY \. \.$/.test(o));
+    const arg = ops.findIndex((o) => /^ARG SUITE_GIT_SHA(=|$)/.test(o));
+    const write = ops.findIndex((o) => o.startsWith('RUN ') && o.includes('$SUITE_GIT_SHA') && o.includes(`/app/${SUITE_GIT_SHA_FILE}`));
+    expect(copy).toBeGreaterThanOrEqual(0);
+    expect(arg).toBeGreaterThan(copy);
+    expect(write).toBeGreaterThan(arg);
+  });
+
+  it('the version is package.json\'s', () => {
+    expect(suiteVersion()).toMatch(/^\d+\.\d+\.\d+/);
+  });
+});

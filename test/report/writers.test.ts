@@ -1,0 +1,140 @@
+// The report writers a reader meets first: the link from a failed step to its runbook page's
+// "When it fails" text, junit.xml (one writer, one escaper, evidence on failures) and summary.md.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { REPO_ROOT, findRunbook } from '../../helpers/catalog.js';
+import { CATEGORIES } from '../../helpers/report/allure.js';
+import { renderJunit, renderJunitXml, xmlText } from '../../helpers/report/junit.js';
+import { slug, whenItFailsAnchor, whenItFailsLink } from '../../helpers/report/runbook-links.js';
+import { renderMarkdown, type RunSummary } from '../../helpers/report/summary.js';
+
+const page = (name: string) => readFileSync(join(REPO_ROOT, 'runbooks', `${name}.md`), 'utf8');
+
+describe('link from a failed step to its runbook page', () => {
+  it('slugs headings the way GitHub does', () => {
+    expect(slug('3. Workflow round trip (deadline 20 s)')).toBe('3-workflow-round-trip-deadline-20-s');
+    expect(slug('When a step fails')).toBe('when-a-step-fails');
+  });
+
+  it("points at the step's own section, whose text says what to do when it fails", () => {
+    const md = page('smoke');
+    const anchor = whenItFailsAnchor(md, 'Workflow round trip');
+    expect(anchor).toBe('3-workflow-round-trip-deadline-20-s');
+    // The section the anchor names holds the page's "When it fails" text for that step.
+    const section = md.split(/^## /m).find((s) => slug(s.split('\n')[0]!) === anchor)!;
+    expect(section).toMatch(/When it fails:[\s\S]*run stayed 'waiting' after approve/);
+  });
+
+  it('matches a step whose name adds detail in parentheses, and falls back to the page\'s "When … fails" section', () => {
+    expect(whenItFailsAnchor(page('dlq-retry'), 'Inject: a job on an unmapped topic (no_pool_mapping)')).toBe('2-inject-a-job-on-an-unmapped-topic-deadline-16-s');
+    expect(whenItFailsAnchor(page('backup-restore'), 'Verify the restored data, including the markers')).toBe('when-a-step-fails');
+  });
+
+  it('every step of every shipped runbook page gets an anchor that exists on its page', () => {
+    for (const [name, steps] of Object.entries({
+      smoke: ['Liveness and readiness', 'Auth is enforced', 'Jobs', 'Locks and artifacts round trip', 'Everything it created is gone'],
+      policy: ['Load the policy cases', 'Publish the draft and wait for the kernel to load it'],
+      'audit-trail': ['Write the audit evidence file'],
+    })) {
+      const md = page(name);
+      for (const step of steps) {
+        const anchor = whenItFailsAnchor(md, step);
+        expect(anchor, `${name} › ${step}`).toBeDefined();
+        expect(md.split('\n').some((l) => /^#+ /.test(l) && slug(l.replace(/^#+ /, '')) === anchor), `${name} › ${step}`).toBe(true);
+      }
+    }
+  });
+
+  it('gives a readable path for the terminal and a URL for the report (RUNBOOK_DOCS_URL or a file URL)', () => {
+    const file = findRunbook('smoke').file;
+    const local = whenItFailsLink(file, 'Jobs', {})!;
+    expect(local.display).toMatch(/runbooks\/smoke\.md#4-jobs-deadline-25-s$/);
+    expect(local.url).toMatch(/^file:\/\/.*\/runbooks\/smoke\.md#4-jobs-deadline-25-s$/);
+    const web = whenItFailsLink(file, 'Jobs', { RUNBOOK_DOCS_URL: 'https://git.example.com/cordum-runbooks/blob/main' })!;
+    expect(web.url).toBe('https://git.example.com/cordum-runbooks/blob/main/runbooks/smoke.md#4-jobs-deadline-25-s');
+  });
+});
+
+function summary(over: Partial<RunSummary> = {}): RunSummary {
+  return {
+    run_id: '20260101-000000-abcd', runbook: 'smoke', title: 'Smoke', target: 'staging', target_source: 'targets/staging.yaml',
+    gateway: 'https://cordum.example.com', ticket: 'CHG-1', status: 'failed', exit_code: 1,
+    start: '2026-01-01T00:00:00.000Z', end: '2026-01-01T00:00:10.000Z', duration_ms: 10_000,
+    counts: { total: 2, passed: 1, failed: 1, skipped: 0 },
+    steps: [
+      { scenario: 'Smoke', file: 'scenarios/smoke/smoke.test.ts', name: 'Liveness and readiness', status: 'passed', duration_ms: 10, exit_code: 0 },
+      {
+        scenario: 'Smoke', file: 'scenarios/smoke/smoke.test.ts', name: 'Workflow round trip', status: 'failed', duration_ms: 5000, exit_code: 1,
+        error: "run stayed 'waiting' after approve (204)", error_type: 'AssertionError',
+        when_it_fails: 'runbooks/smoke.md#3-workflow-round-trip-deadline-20-s',
+        evidence: 'HTTP GET /api/v1/workflow-runs/r1 → 200 (×19 identical, last shown)\n< 200 (3 ms)\n<\n< {"status": "waiting"}\x1b[0m',
+      },
+    ],
+    findings: [],
+    teardown: { removed_by_steps: [], removed_by_runner: [], left_behind: [], earlier_runs: [] },
+    errors: [],
+    environment: { target: 'staging', target_gateway: 'https://cordum.example.com', platform_version: 'v0.9.1', suite_git_sha: '0123456789ab', operator: 'ann@host', runbook: 'smoke', ticket: 'CHG-1' },
+    options: {},
+    sections: [],
+    ...over,
+  };
+}
+
+describe('junit.xml', () => {
+  it("a failure carries the page's advice and the step's last evidence, without ANSI codes", () => {
+    const xml = renderJunit(summary());
+    const failure = /<failure message="([^"]*)" type="AssertionError">([^<]*)<\/failure>/.exec(xml);
+    expect(failure?.[1]).toBe("run stayed 'waiting' after approve (204)");
+    expect(failure?.[2]).toContain('When it fails: runbooks/smoke.md#3-workflow-round-trip-deadline-20-s');
+    expect(failure?.[2]).toContain('Last evidence: HTTP GET /api/v1/workflow-runs/r1 → 200 (×19 identical, last shown)');
+    expect(failure?.[2]).toContain('{&quot;status&quot;: &quot;waiting&quot;}');
+    expect(xml).not.toMatch(/\x1b/);
+  });
+
+  it('one escaper: colour, cursor and OSC sequences and control characters go; markup is escaped', () => {
+    expect(xmlText('\x1b[31mred\x1b[0m \x1b[?25lhidden\x1b[?25h \x1b]8;;https://x\x07link\x1b]8;;\x07 a\x00b <&>"')).toBe('red hidden link ab &lt;&amp;&gt;&quot;');
+  });
+
+  it('the readiness report and the run report come out of the same writer', () => {
+    const xml = renderJunitXml({ name: 'n', suites: [{ name: 's', cases: [{ classname: 'c', name: 'x', timeMs: 0, outcome: { kind: 'passed', systemOut: 'WARN: \x1b[33mslow\x1b[0m' } }] }] });
+    expect(xml).toContain('<system-out>WARN: slow</system-out>');
+    const reporters = readFileSync(join(REPO_ROOT, 'helpers/readiness/reporters.ts'), 'utf8');
+    expect(reporters).toContain("from '../report/junit.js'");
+    expect(reporters).not.toMatch(/&amp;/);
+  });
+});
+
+describe('summary.md', () => {
+  it('has a header row and shows each field once', () => {
+    const md = renderMarkdown(summary());
+    const table = md.split('\n').filter((l) => l.startsWith('| '));
+    expect(table[0]).toBe('| Field | Value |');
+    expect(md).not.toMatch(/^\| \| \|$/m);
+    expect(md.match(/staging/g)).toHaveLength(1);
+    expect(md.match(/CHG-1/g)).toHaveLength(1);
+    expect(md).not.toMatch(/\| (target|target_gateway|runbook|ticket) \|/);
+    expect(md).toContain('| Cordum version | v0.9.1 |');
+    expect(md).toContain('| Runbooks version | 0123456789ab |');
+    expect(md).toContain('(see runbooks/smoke.md#3-workflow-round-trip-deadline-20-s)');
+  });
+});
+
+describe('report categories', () => {
+  // Allure 3 matches the first category whose statuses include the result's and whose regex (a
+  // JavaScript RegExp, tested against the message) matches; the same patterns go to categories.json.
+  const categoryOf = (status: string, message: string) =>
+    CATEGORIES.find((c) => (c.matchedStatuses ?? []).includes(status as never) && (!c.messageRegex || new RegExp(c.messageRegex).test(message)))?.name;
+
+  it('every pattern is a valid JavaScript regex (Allure 3 compiles them; Java-only syntax such as (?s) is not)', () => {
+    for (const c of CATEGORIES) if (c.messageRegex) expect(() => new RegExp(c.messageRegex!), c.name).not.toThrow();
+  });
+
+  it('a failed check is a product defect; an unreachable target, a precondition or an interrupt is not', () => {
+    expect(categoryOf('failed', "run stayed 'waiting' after approve (204): expected 'succeeded'\nwithin 5000 ms")).toBe('Product defects');
+    expect(categoryOf('broken', 'gateway unreachable: GET http://127.0.0.1:9/health failed (ECONNREFUSED)')).toBe('Environment problems');
+    expect(categoryOf('broken', "step 'Jobs' needs Redis, but target 'x' has no redis section")).toBe('Environment problems');
+    expect(categoryOf('broken', 'interrupted: SIGTERM')).toBe('Interrupted runs');
+    expect(categoryOf('broken', "Cannot read properties of undefined (reading 'id')")).toBe('Broken tests');
+  });
+});
