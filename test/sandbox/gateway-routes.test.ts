@@ -284,7 +284,7 @@ describe('locks, artifacts, memory, config', () => {
     expect((await api('POST', '/api/v1/artifacts?max_bytes=2', { content: 'abc' })).status).toBe(413);
     expect((await api('GET', `/api/v1/artifacts/${encodeURIComponent('redis://art:nope')}`)).status).toBe(404);
     expect((await api('GET', '/api/v1/artifacts/not-a-pointer')).status).toBe(500);
-    expect((await api('GET', `/api/v1/artifacts/${put.json.artifact_ptr}`)).status).toBe(301); // raw // gets cleaned
+    expect((await api('GET', `/api/v1/artifacts/${put.json.artifact_ptr}`)).status).toBe(307); // raw // gets cleaned
   });
 
   it('memory reads ctx:/res:/mem: keys', async () => {
