@@ -7,11 +7,16 @@
 //
 // The sandbox runs with the recorded gateway's configuration (TENANT_ID=default, limiter 50 rps /
 // burst 100). The recording's bus side (CAP workers of the runbooks, forged results) is not in the
-// transcript, so answers that depend on it differ only where a worker would have changed the shape.
+// transcript; replay workers (test/support/replay-workers.ts) do to each job what the recording shows
+// was done to it.
+import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { connectBus, type Bus } from '../../helpers/bus.js';
+import { connectRedis } from '../../helpers/redis.js';
 import { startSandbox, type Sandbox } from '../../sandbox/index.js';
 import { describeWithReference, sharedReference } from '../support/shared-reference.js';
-import { loadTranscript, replay, type ReplayReport } from '../support/replay.js';
+import { IdMap, loadTranscript, replay, type ReplayReport } from '../support/replay.js';
+import { recordedOutcomes, replayWorkers, type ReplayWorkers } from '../support/replay-workers.js';
 
 const transcript = sharedReference('cordum/recorded/gateway-transcript.jsonl');
 /** The figure the sandbox must reach (issue 15). */
@@ -21,6 +26,9 @@ const RECORDED_LIMIT = { rps: 50, burst: 100 };
 describeWithReference(transcript, 'replay of the recorded real-Cordum transcript', () => {
   let sandbox: Sandbox;
   let report: ReplayReport;
+  let bus: Bus | undefined;
+  let redis: Redis | undefined;
+  let workers: ReplayWorkers | undefined;
 
   beforeAll(async () => {
     sandbox = await startSandbox({
@@ -29,7 +37,13 @@ describeWithReference(transcript, 'replay of the recorded real-Cordum transcript
       policyReloadMs: 200,
       env: { TENANT_ID: 'default', API_RATE_LIMIT_RPS: String(RECORDED_LIMIT.rps), API_RATE_LIMIT_BURST: String(RECORDED_LIMIT.burst) },
     });
-    report = await replay(loadTranscript(transcript.path), { baseUrl: sandbox.profile.gateway.url, apiKey: sandbox.apiKey }, { rateLimit: RECORDED_LIMIT });
+    const exchanges = loadTranscript(transcript.path);
+    bus = await connectBus(sandbox.profile, { name: 'replay-workers' });
+    redis = await connectRedis(sandbox.profile);
+    const ids = new IdMap();
+    const progress = { next: 0 };
+    workers = replayWorkers({ bus, redis, ids, outcomes: recordedOutcomes(exchanges), pool: 'default', progress });
+    report = await replay(exchanges, { baseUrl: sandbox.profile.gateway.url, apiKey: sandbox.apiKey }, { rateLimit: RECORDED_LIMIT, ids, progress, beforeExchange: () => workers!.ensure() });
     const figure = `${report.matches}/${report.compared} = ${((100 * report.matches) / report.compared).toFixed(1)}%`;
     const skipped = Object.entries(report.skipped).map(([k, n]) => `${n} ${k}`).join(', ');
     const lines = [`replay fidelity: ${figure} (not replayed: ${skipped})`];
@@ -38,6 +52,9 @@ describeWithReference(transcript, 'replay of the recorded real-Cordum transcript
   }, 240_000);
 
   afterAll(async () => {
+    await workers?.stop();
+    await bus?.close();
+    await redis?.quit();
     await sandbox?.stop();
   });
 

@@ -65,6 +65,8 @@ function typeOf(v: unknown): string {
  * items a list holds depends on what ran before, not on the contract.
  */
 export function shapeDiff(want: unknown, got: unknown, path = '$', out: string[] = []): string[] {
+  // User-chosen maps (labels, lock owners, bundles by id, env): their keys are data, not shape.
+  if (MAP_FIELDS.test(path) && typeOf(want) === 'object' && typeOf(got) === 'object') return out;
   const tw = typeOf(want);
   const tg = typeOf(got);
   if (tw !== tg) {
@@ -90,6 +92,8 @@ export function shapeDiff(want: unknown, got: unknown, path = '$', out: string[]
   }
   return out;
 }
+
+const MAP_FIELDS = /\.(labels|owners|bundles|env)$/;
 
 /** One representative of a list's elements: objects merged key by key (first value of a key wins). */
 function mergeElements(list: unknown[]): unknown {
@@ -122,7 +126,9 @@ export class IdMap {
       return;
     }
     if (typeof recorded === 'string' && typeof sandbox === 'string') {
-      if (recorded !== sandbox && looksLikeGeneratedId(recorded) && !this.map.has(recorded)) this.map.set(recorded, sandbox);
+      // Both sides must be ids: a value the sandbox has not produced yet ("" for a result pointer
+      // still to come) is not a mapping.
+      if (recorded !== sandbox && looksLikeGeneratedId(recorded) && looksLikeGeneratedId(sandbox) && !this.map.has(recorded)) this.map.set(recorded, sandbox);
       return;
     }
     if (Array.isArray(recorded) && Array.isArray(sandbox)) {
@@ -137,6 +143,18 @@ export class IdMap {
 
   get size(): number {
     return this.map.size;
+  }
+
+  /** A recorded id the map knows. */
+  has(recorded: string): boolean {
+    return this.map.has(recorded);
+  }
+
+  /** The recorded id for an id the sandbox made (ids derived from one, like `<run>:work@1`, included). */
+  recordedFor(sandboxId: string): string {
+    let out = sandboxId;
+    for (const [from, to] of [...this.map].sort((a, b) => b[1].length - a[1].length)) if (out.includes(to)) out = out.split(to).join(from);
+    return out;
   }
 
   /** Replace every known recorded id (raw and percent-encoded) by the sandbox's; longest first. */
@@ -199,6 +217,12 @@ export interface ReplayOptions {
    * stay inside the same bucket rather than provoke 429s the recording never saw.
    */
   rateLimit?: { rps: number; burst: number };
+  /** Shared with helpers that need the id mapping while the replay runs (the replay's workers). */
+  ids?: IdMap;
+  /** Runs before each replayed exchange (e.g. to start workers once the ids they need are known). */
+  beforeExchange?: () => Promise<void>;
+  /** Updated with the seq of the exchange about to be sent, before the pause that precedes it. */
+  progress?: { next: number };
 }
 
 /** Client-side token bucket: waits until a request fits, keeping a small reserve. */
@@ -222,9 +246,9 @@ function pacer(limit: { rps: number; burst: number } | undefined): () => Promise
 }
 
 export async function replay(exchanges: RecordedExchange[], target: ReplayTarget, opts: ReplayOptions = {}): Promise<ReplayReport> {
-  const maxGap = opts.maxGapMs ?? 40;
+  const maxGap = opts.maxGapMs ?? 300;
   const timeoutMs = opts.timeoutMs ?? 10_000;
-  const ids = new IdMap();
+  const ids = opts.ids ?? new IdMap();
   const report: ReplayReport = { compared: 0, matches: 0, skipped: { 'phase-marker': 0, websocket: 0, 'rate-limited-in-recording': 0, 'request-body-cut': 0 }, mismatches: [] };
   const pace = pacer(opts.rateLimit);
   let lastMs: number | undefined;
@@ -234,11 +258,13 @@ export async function replay(exchanges: RecordedExchange[], target: ReplayTarget
       report.skipped[why]++;
       continue;
     }
+    if (opts.progress) opts.progress.next = x.seq;
     if (lastMs !== undefined) {
       const gap = Math.min(Math.max(x.ms - lastMs, 0), maxGap);
       if (gap > 0) await new Promise((r) => setTimeout(r, gap));
     }
     lastMs = x.ms;
+    await opts.beforeExchange?.();
     await pace();
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(x.req_headers ?? {})) headers[k] = v.split('<api-key>').join(target.apiKey);
