@@ -46,7 +46,7 @@ describeWithReference(transcript, 'replay of the recorded real-Cordum transcript
     report = await replay(exchanges, { baseUrl: sandbox.profile.gateway.url, apiKey: sandbox.apiKey }, { rateLimit: RECORDED_LIMIT, ids, progress, beforeExchange: () => workers!.ensure() });
     const figure = `${report.matches}/${report.compared} = ${((100 * report.matches) / report.compared).toFixed(1)}%`;
     const skipped = Object.entries(report.skipped).map(([k, n]) => `${n} ${k}`).join(', ');
-    const lines = [`replay fidelity: ${figure} (not replayed: ${skipped})`];
+    const lines = [`replay fidelity: ${figure} (${report.settled} GETs matched when read again after a pause; not replayed: ${skipped})`];
     for (const m of report.mismatches) lines.push(`  #${m.seq} ${m.method} ${m.url}\n      ${m.problems.join('\n      ')}`);
     console.log(lines.join('\n'));
   }, 240_000);

@@ -189,6 +189,8 @@ export interface ExchangeResult {
 export interface ReplayReport {
   compared: number;
   matches: number;
+  /** GETs that matched only when read again after a pause (the sandbox reached the state late). */
+  settled: number;
   skipped: Record<SkipReason, number>;
   mismatches: ExchangeResult[];
 }
@@ -221,6 +223,9 @@ export interface ReplayOptions {
   ids?: IdMap;
   /** Runs before each replayed exchange (e.g. to start workers once the ids they need are known). */
   beforeExchange?: () => Promise<void>;
+  /** A GET whose answer differs is read again after this pause, at most settleRetries times. */
+  settleMs?: number;
+  settleRetries?: number;
   /** Updated with the seq of the exchange about to be sent, before the pause that precedes it. */
   progress?: { next: number };
 }
@@ -249,7 +254,9 @@ export async function replay(exchanges: RecordedExchange[], target: ReplayTarget
   const maxGap = opts.maxGapMs ?? 300;
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const ids = opts.ids ?? new IdMap();
-  const report: ReplayReport = { compared: 0, matches: 0, skipped: { 'phase-marker': 0, websocket: 0, 'rate-limited-in-recording': 0, 'request-body-cut': 0 }, mismatches: [] };
+  const settleMs = opts.settleMs ?? 250;
+  const settleRetries = opts.settleRetries ?? 2;
+  const report: ReplayReport = { compared: 0, matches: 0, settled: 0, skipped: { 'phase-marker': 0, websocket: 0, 'rate-limited-in-recording': 0, 'request-body-cut': 0 }, mismatches: [] };
   const pace = pacer(opts.rateLimit);
   let lastMs: number | undefined;
   for (const x of exchanges) {
@@ -270,17 +277,21 @@ export async function replay(exchanges: RecordedExchange[], target: ReplayTarget
     for (const [k, v] of Object.entries(x.req_headers ?? {})) headers[k] = v.split('<api-key>').join(target.apiKey);
     const url = ids.apply(x.url);
     const body = x.req_body == null ? undefined : ids.apply(x.req_body);
-    const res = await request(target.baseUrl + url, {
-      method: x.method as 'GET',
-      headers,
-      body,
-      headersTimeout: timeoutMs,
-      bodyTimeout: timeoutMs,
-    });
-    const text = await res.body.text();
-    const ct = res.headers['content-type'];
-    const gotCt = Array.isArray(ct) ? ct.join(', ') : ct;
-    const problems = compareExchange(x, { status: res.statusCode, contentType: gotCt, body: text }, ids);
+    const send = async () => {
+      const res = await request(target.baseUrl + url, { method: x.method as 'GET', headers, body, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+      const text = await res.body.text();
+      const ct = res.headers['content-type'];
+      return { status: res.statusCode, contentType: Array.isArray(ct) ? ct.join(', ') : ct, body: text };
+    };
+    let problems = compareExchange(x, await send(), ids);
+    // A GET only reads: when its answer differs, the sandbox may just be slower than the real
+    // services on a loaded machine (state not reached yet). It is read again after a pause; a
+    // difference in shape stays a difference, only a late state is forgiven (and counted).
+    for (let i = 0; problems.length && x.method === 'GET' && i < settleRetries; i++) {
+      await new Promise((r) => setTimeout(r, settleMs));
+      problems = compareExchange(x, await send(), ids);
+      if (!problems.length) report.settled++;
+    }
     report.compared++;
     if (problems.length) report.mismatches.push({ seq: x.seq, method: x.method, url: x.url, problems });
     else report.matches++;
