@@ -31,7 +31,8 @@ export interface CapWorkerOptions {
   heartbeatMs?: number;
   /** Advertised max_parallel_jobs (default 4). */
   maxParallel?: number;
-  behaviour?: WorkerBehaviour | ((job: JobRequest) => WorkerBehaviour);
+  /** A fixed behaviour, or one decided per job (possibly after a wait, e.g. for an id mapping). */
+  behaviour?: WorkerBehaviour | ((job: JobRequest) => WorkerBehaviour | Promise<WorkerBehaviour>);
   /** Stores a success result and returns its pointer; without it, results carry no result_ptr. */
   writeResult?: (jobId: string, result: unknown) => Promise<string>;
   /** Also listen on these topic subjects (queue group = pool), for the scheduler's fallback path. */
@@ -43,7 +44,7 @@ export interface CapWorkerOptions {
 
 export interface CapWorker {
   readonly id: string;
-  setBehaviour(b: WorkerBehaviour | ((job: JobRequest) => WorkerBehaviour)): void;
+  setBehaviour(b: WorkerBehaviour | ((job: JobRequest) => WorkerBehaviour | Promise<WorkerBehaviour>)): void;
   /** JobRequests received so far, in arrival order. */
   jobs(): JobRequest[];
   /** JobResults this worker published. */
@@ -91,7 +92,7 @@ interface InFlight {
 
 class CapWorkerImpl implements CapWorker {
   readonly id: string;
-  private behaviour: WorkerBehaviour | ((job: JobRequest) => WorkerBehaviour);
+  private behaviour: WorkerBehaviour | ((job: JobRequest) => WorkerBehaviour | Promise<WorkerBehaviour>);
   private readonly received: JobRequest[] = [];
   private readonly published: JobResult[] = [];
   private readonly cancelled: JobCancel[] = [];
@@ -121,7 +122,7 @@ class CapWorkerImpl implements CapWorker {
     this.schedule();
   }
 
-  setBehaviour(b: WorkerBehaviour | ((job: JobRequest) => WorkerBehaviour)): void {
+  setBehaviour(b: WorkerBehaviour | ((job: JobRequest) => WorkerBehaviour | Promise<WorkerBehaviour>)): void {
     this.behaviour = b;
   }
 
@@ -261,13 +262,20 @@ class CapWorkerImpl implements CapWorker {
         w.resolve(job);
       }
     }
-    const b = typeof this.behaviour === 'function' ? this.behaviour(job) : this.behaviour;
+    const decided = typeof this.behaviour === 'function' ? this.behaviour(job) : this.behaviour;
     const flight: InFlight = { abort: new AbortController() };
     this.inFlight.set(jobId, flight);
-    void this.answer(job, b, flight, packet.trace_id ?? '').finally(() => {
-      // A silent worker keeps the job "active", as a hung worker would.
-      if (b.mode !== 'silent' || flight.abort.signal.aborted) this.inFlight.delete(jobId);
-    });
+    let mode: WorkerBehaviour['mode'] | undefined;
+    void Promise.resolve(decided)
+      .then((b) => {
+        mode = b.mode;
+        return this.answer(job, b, flight, packet.trace_id ?? '');
+      })
+      .finally(() => {
+        // A silent worker keeps the job "active", as a hung worker would.
+        if (mode !== 'silent' || flight.abort.signal.aborted) this.inFlight.delete(jobId);
+      })
+      .catch(() => {});
   }
 
   private async answer(job: JobRequest, b: WorkerBehaviour, flight: InFlight, traceId: string): Promise<void> {

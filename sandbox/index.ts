@@ -20,6 +20,7 @@ import { freePort, startNats, startRedis, type ManagedServer } from '../helpers/
 import { repoPath } from '../helpers/paths.js';
 import { startTlsFront } from './tls-front.js';
 import { startScheduler } from './scheduler/index.js';
+import { parseSandboxState, seedLivedInConfig, seedLivedInHistory, type LivedInSummary, type SandboxState } from './lived-in.js';
 import type { Component, FaultName, SandboxDeps } from './types.js';
 import { startWorkflowEngine } from './workflow/index.js';
 
@@ -43,6 +44,12 @@ export interface SandboxOptions {
    * test CA and client certificate generated at start.
    */
   tls?: boolean;
+  /**
+   * `fresh` (default): a new install, as recorded from a real one (no bundles, no workers, empty
+   * DLQ, nothing submitted). `lived-in`: bundles, a few hundred earlier jobs, DLQ entries, streams
+   * with gaps and consumers with acked history (sandbox/lived-in.ts). SANDBOX_STATE from the CLI.
+   */
+  state?: SandboxState | string;
 }
 
 export interface Sandbox {
@@ -51,6 +58,9 @@ export interface Sandbox {
   redisUrl: string;
   natsUrl: string;
   faults: FaultName[];
+  state: SandboxState;
+  /** What the lived-in seeding created (lived-in only). */
+  livedIn?: LivedInSummary;
   /** Ports the components listen on (127.0.0.1). */
   ports: { gateway: number; gatewayMetrics: number; schedulerMetrics: number; workflowHealth: number };
   /** TLS mode: CA and client certificate files the profile refers to. */
@@ -73,6 +83,7 @@ async function unwind(steps: (() => Promise<unknown>)[]): Promise<string[]> {
 
 export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> {
   const faults = parseFaults(opts.faults);
+  const state = parseSandboxState(opts.state);
   const log = opts.log ?? (() => {});
   const componentLog = (component: string, msg: string) => log(`[${component}] ${msg}`);
   const apiKey = opts.apiKey ?? randomBytes(24).toString('base64url');
@@ -131,6 +142,8 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     cleanup.push(() => bus.close());
 
     const deps: SandboxDeps = { redis, nc, bus, config, faults, log: componentLog };
+    // A lived-in install's config-service documents exist before its services (re)start.
+    if (state === 'lived-in') await seedLivedInConfig(deps);
     const [gatewayPort, gatewayMetricsPort, schedulerMetricsPort, workflowHealthPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
 
     const track = <C extends Component>(c: C): C => {
@@ -155,6 +168,9 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       cleanup.push(() => front.close());
     }
     const clientTls = certs ? { ca_file: certs.ca, cert_file: certs.leaves.client.cert, key_file: certs.leaves.client.key } : undefined;
+
+    const livedIn = state === 'lived-in' ? await seedLivedInHistory(deps, { gatewayUrl: gateway.url, apiKey }) : undefined;
+    if (livedIn) log(`[sandbox] lived-in: ${livedIn.historicalJobs} earlier jobs, ${livedIn.platformJobs} through the platform, deleted stream messages ${JSON.stringify(livedIn.deletedStreamMessages)}`);
 
     process.env[SANDBOX_API_KEY_ENV] = apiKey;
     const faultList = faults.list();
@@ -186,7 +202,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       policy_impact: { rate_share: 1 },
       // The sandbox is single-node by design; its own waivers say so in the readiness report.
       readiness: { waivers: SANDBOX_WAIVERS_FILE },
-      labels: { faults: faultList.join(',') },
+      labels: { faults: faultList.join(','), ...(state === 'lived-in' ? { state } : {}) },
     };
 
     let stopping: Promise<void> | undefined;
@@ -196,6 +212,8 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       redisUrl,
       natsUrl,
       faults: faultList,
+      state,
+      ...(livedIn ? { livedIn } : {}),
       ports: { gateway: gatewayPort, gatewayMetrics: gatewayMetricsPort, schedulerMetrics: schedulerMetricsPort, workflowHealth: workflowHealthPort },
       ...(certs ? { tls: { ca: certs.ca, cert: certs.leaves.client.cert, key: certs.leaves.client.key } } : {}),
       stop: () =>

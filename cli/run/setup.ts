@@ -70,6 +70,7 @@ function ensureWritableDir(dir: string, what: string): void {
 async function startRunnerSandbox(whileStarting: () => void): Promise<{ profile: TargetProfile; stop(): Promise<void> }> {
   const { startSandbox } = await import('../../sandbox/index.js');
   const { parseFaults } = await import('../../sandbox/faults.js');
+  const { parseSandboxState } = await import('../../sandbox/lived-in.js');
   phase('sandbox loaded');
   const faults = process.env.SANDBOX_FAULTS ?? '';
   try {
@@ -77,9 +78,16 @@ async function startRunnerSandbox(whileStarting: () => void): Promise<{ profile:
   } catch (e) {
     throw new UsageError(`SANDBOX_FAULTS: ${errorMessage(e)}`);
   }
+  // SANDBOX_STATE=lived-in: the sandbox starts with history (sandbox/lived-in.ts); default fresh.
+  let state;
+  try {
+    state = parseSandboxState(process.env.SANDBOX_STATE);
+  } catch (e) {
+    throw new UsageError(`SANDBOX_STATE: ${errorMessage(e)}`);
+  }
   // A short reload interval keeps policy runbooks fast.
   // SANDBOX_TLS=1: the sandbox serves TLS on the gateway, NATS and Redis (profile `sandbox-tls`).
-  const started = startSandbox({ policyReloadMs: 1000, faults, tls: process.env.SANDBOX_TLS === '1' });
+  const started = startSandbox({ policyReloadMs: 1000, faults, tls: process.env.SANDBOX_TLS === '1', state });
   whileStarting();
   return started;
 }

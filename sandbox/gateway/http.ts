@@ -337,12 +337,13 @@ export function createHttpHandler(opts: HttpStackOptions): (req: IncomingMessage
     if (cleaned !== escapedPath) {
       const location = cleaned + (rawQuery ? `?${rawQuery}` : '');
       res.setHeader('Location', location);
+      // 307 as a gateway built with a current Go answers (recorded); older Go releases said 301.
       if (method === 'GET' || method === 'HEAD') {
         res.setHeader('Content-Type', 'text/html; charset=utf-8');
-        res.statusCode = 301;
-        return void res.end(`<a href="${location}">Moved Permanently</a>.\n\n`);
+        res.statusCode = 307;
+        return void res.end(`<a href="${location}">Temporary Redirect</a>.\n\n`);
       }
-      res.statusCode = 301;
+      res.statusCode = 307;
       return void res.end();
     }
     const found = opts.router.match(method, escapedPath);

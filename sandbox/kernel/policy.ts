@@ -204,6 +204,28 @@ export function policySchemaErrors(doc: unknown): string[] {
 export class PolicyParseError extends Error {}
 
 /**
+ * A YAML syntax error worded as Go's yaml.v3 words it (`yaml: line N: <what>`; recorded:
+ * "yaml: line 1: did not find expected node content"). The JS parser's own codes are mapped to
+ * the closest Go wording; anything else keeps the parser's first line.
+ */
+function goYamlError(err: unknown): string {
+  const e = err as { code?: string; linePos?: { line: number }[]; message?: string };
+  const line = e.linePos?.[0]?.line;
+  const GO_WORDING: Record<string, string> = {
+    MISSING_CHAR: 'did not find expected node content',
+    UNEXPECTED_TOKEN: 'did not find expected node content',
+    BAD_INDENT: 'did not find expected key',
+    BLOCK_AS_IMPLICIT_KEY: 'mapping values are not allowed in this context',
+    MULTILINE_IMPLICIT_KEY: 'could not find expected \':\'',
+    TAB_AS_INDENT: 'found character that cannot start any token',
+  };
+  // An unterminated flow collection (`rules: [ {`) is "did not find expected node content" in Go.
+  const unterminatedFlow = /^Flow (map|sequence)/.test(e.message ?? '');
+  const what = unterminatedFlow ? 'did not find expected node content' : ((e.code && GO_WORDING[e.code]) ?? (e.message ?? String(err)).split('\n')[0]);
+  return line ? `yaml: line ${line}: ${what}` : `yaml: ${what}`;
+}
+
+/**
  * Parse policy YAML. `validate` applies the schema (bundle PUT/publish and kernel fragments);
  * an empty document is an empty policy.
  */
@@ -212,7 +234,7 @@ export function parsePolicy(text: string, opts: { validate?: boolean } = {}): Po
   try {
     raw = parseYaml(text);
   } catch (err) {
-    throw new PolicyParseError(`yaml: ${(err as Error).message.split('\n')[0]}`);
+    throw new PolicyParseError(`parse safety policy config: ${goYamlError(err)}`);
   }
   if (raw === null || raw === undefined) return {};
   if (opts.validate ?? true) {

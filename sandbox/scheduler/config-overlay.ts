@@ -23,32 +23,54 @@ export class OverlayError extends Error {}
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
-/** The document form of the pools the scheduler runs with (pools.yaml shape, topics as lists). */
+/**
+ * The document form of the pools the scheduler runs with. Cordum marshals its Go structs, which carry
+ * yaml tags but no json tags, so the seeded document uses the Go field names (recorded on a real
+ * build): `{"Pools":{"default":{"Requires":[]}},"Topics":{"job.default":["default"]}}`.
+ */
 export function poolsToDoc(p: Pools): Record<string, unknown> {
   return {
-    topics: Object.fromEntries(Object.entries(p.topics).map(([t, list]) => [t, [...list]])),
-    pools: Object.fromEntries(Object.entries(p.pools).map(([n, v]) => [n, { requires: [...(v.requires ?? [])] }])),
+    Pools: Object.fromEntries(Object.entries(p.pools).map(([n, v]) => [n, { Requires: [...(v.requires ?? [])] }])),
+    Topics: Object.fromEntries(Object.entries(p.topics).map(([t, list]) => [t, [...list]])),
   };
 }
 
-/** The document form of the reconciler timeouts (timeouts.yaml shape). */
+/** The document form of the reconciler timeouts, Go field names as recorded (see poolsToDoc). */
 export function timeoutsToDoc(t: Timeouts): Record<string, unknown> {
   return {
-    reconciler: {
-      dispatch_timeout_seconds: t.dispatchTimeoutS,
-      running_timeout_seconds: t.runningTimeoutS,
-      scan_interval_seconds: t.scanIntervalS,
+    Reconciler: {
+      DispatchTimeoutSeconds: t.dispatchTimeoutS,
+      RunningTimeoutSeconds: t.runningTimeoutS,
+      ScanIntervalSeconds: t.scanIntervalS,
     },
+    Topics: {},
+    Workflows: {},
   };
+}
+
+/**
+ * A field of a decoded overlay section, matched as Go's encoding/json matches it (exact name first,
+ * then case-insensitively), and also under the yaml-tag name operators write by hand (snake_case).
+ */
+function field(obj: Record<string, unknown>, ...names: string[]): unknown {
+  for (const n of names) if (n in obj) return obj[n];
+  const lower = new Map(Object.keys(obj).map((k) => [k.toLowerCase(), k]));
+  for (const n of names) {
+    const k = lower.get(n.toLowerCase());
+    if (k !== undefined) return obj[k];
+  }
+  return undefined;
 }
 
 /** `data.pools` -> routing table; throws OverlayError on a schema problem (e.g. no topics). */
 export function parsePoolsOverlay(v: unknown): Pools {
   if (!isObject(v)) throw new OverlayError('pools must be an object');
-  if (!isObject(v.topics)) throw new OverlayError('pools.topics must be an object');
-  if (v.pools !== undefined && !isObject(v.pools)) throw new OverlayError('pools.pools must be an object');
+  const topicsIn = field(v, 'topics');
+  const poolsIn = field(v, 'pools');
+  if (!isObject(topicsIn)) throw new OverlayError('pools.topics must be an object');
+  if (poolsIn !== undefined && poolsIn !== null && !isObject(poolsIn)) throw new OverlayError('pools.pools must be an object');
   const topics: Record<string, string[]> = {};
-  for (const [topic, raw] of Object.entries(v.topics)) {
+  for (const [topic, raw] of Object.entries(topicsIn)) {
     const list = typeof raw === 'string' ? [raw] : raw;
     if (!Array.isArray(list) || !list.length || list.some((x) => typeof x !== 'string' || !x.trim())) {
       throw new OverlayError(`pools.topics.${topic} must name at least one pool`);
@@ -57,13 +79,13 @@ export function parsePoolsOverlay(v: unknown): Pools {
   }
   if (!Object.keys(topics).length) throw new OverlayError('pools.topics is empty');
   const pools: Record<string, { requires?: string[] }> = {};
-  for (const [name, raw] of Object.entries((v.pools as Record<string, unknown> | undefined) ?? {})) {
+  for (const [name, raw] of Object.entries((poolsIn as Record<string, unknown> | undefined | null) ?? {})) {
     if (raw === null) {
       pools[name] = { requires: [] };
       continue;
     }
     if (!isObject(raw)) throw new OverlayError(`pools.pools.${name} must be an object`);
-    const req = raw.requires ?? [];
+    const req = field(raw, 'requires') ?? [];
     if (!Array.isArray(req) || req.some((x) => typeof x !== 'string')) throw new OverlayError(`pools.pools.${name}.requires must be a list of strings`);
     pools[name] = { requires: req as string[] };
   }
@@ -80,7 +102,7 @@ export function parseTimeoutsOverlay(v: unknown): Timeouts {
   };
   // Per-topic and per-workflow entries are validated like Cordum does, and otherwise unused.
   for (const section of ['topics', 'workflows'] as const) {
-    const entries = v[section];
+    const entries = field(v, section);
     if (entries === undefined || entries === null) continue;
     if (!isObject(entries)) throw new OverlayError(`timeouts.${section} must be an object`);
     for (const [name, e] of Object.entries(entries)) {
@@ -88,12 +110,12 @@ export function parseTimeoutsOverlay(v: unknown): Timeouts {
       for (const [k, x] of Object.entries(e)) nonNegative(x, `timeouts.${section}.${name}.${k}`);
     }
   }
-  const r = v.reconciler;
+  const r = field(v, 'reconciler');
   if (r !== undefined && r !== null && !isObject(r)) throw new OverlayError('timeouts.reconciler must be an object');
   const rec = (r ?? {}) as Record<string, unknown>;
-  const d = nonNegative(rec.dispatch_timeout_seconds, 'timeouts.reconciler.dispatch_timeout_seconds');
-  const run = nonNegative(rec.running_timeout_seconds, 'timeouts.reconciler.running_timeout_seconds');
-  const scan = nonNegative(rec.scan_interval_seconds, 'timeouts.reconciler.scan_interval_seconds');
+  const d = nonNegative(field(rec, 'DispatchTimeoutSeconds', 'dispatch_timeout_seconds'), 'timeouts.reconciler.dispatch_timeout_seconds');
+  const run = nonNegative(field(rec, 'RunningTimeoutSeconds', 'running_timeout_seconds'), 'timeouts.reconciler.running_timeout_seconds');
+  const scan = nonNegative(field(rec, 'ScanIntervalSeconds', 'scan_interval_seconds'), 'timeouts.reconciler.scan_interval_seconds');
   if (!d && !run && !scan) return { ...DEFAULTS.timeouts };
   return { dispatchTimeoutS: d || 120, runningTimeoutS: run || 300, scanIntervalS: scan || 30 };
 }

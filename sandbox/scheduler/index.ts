@@ -41,7 +41,15 @@ export async function startScheduler(sharedDeps: SandboxDeps, opts: { metricsPor
   const cancels = bus.subscribe('sys.job.cancel', (p) => void engine.handleCancel(p), QUEUE);
 
   const writeSnapshot = async () => {
-    const snapshot = { captured_at: new Date().toISOString(), pools: config.pools.pools, topics: config.pools.topics, workers: workers.live() };
+    // pools, topics and workers are omitempty in Cordum: with no live worker only captured_at and
+    // topics appear, and topics only when pools.yaml maps some (recorded on a real build).
+    const live = workers.live();
+    const snapshot = {
+      captured_at: new Date().toISOString(),
+      ...(live.length ? { pools: config.pools.pools } : {}),
+      ...(Object.keys(config.pools.topics).length ? { topics: config.pools.topics } : {}),
+      ...(live.length ? { workers: live } : {}),
+    };
     await redis.set('sys:workers:snapshot', JSON.stringify(snapshot), 'EX', config.dataTtlS);
   };
   const snapshotTimer = setInterval(() => void writeSnapshot().catch((e) => log(`worker snapshot failed: ${(e as Error).message}`)), SNAPSHOT_INTERVAL_MS);

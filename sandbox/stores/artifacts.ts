@@ -18,7 +18,7 @@ export class InvalidPointerError extends Error {}
 /** `redis://art:<uuid>` -> `<uuid>`; anything else is an InvalidPointerError. */
 export function artifactIdFromPointer(ptr: string): string {
   const m = /^redis:\/\/art:(.+)$/.exec(ptr.trim());
-  if (!m) throw new InvalidPointerError(`invalid artifact pointer: ${ptr}`);
+  if (!m) throw new InvalidPointerError(`invalid pointer prefix: ${ptr}`);
   return m[1];
 }
 

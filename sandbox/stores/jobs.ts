@@ -104,7 +104,9 @@ if terminal[to] then
   redis.call('ZREM', deadline, id)
   -- CancelJob leaves the id in the tenant's active set (a Cordum quirk kept on purpose).
   if mode ~= 'cancel' then redis.call('SREM', active, id) end
-else
+elseif from ~= '' then
+  -- Cordum writes the first state before the job's tenant is recorded, so a job enters the set
+  -- only at its next state change: a job that stays PENDING is not in it (recorded).
   redis.call('SADD', active, id)
   redis.call('EXPIRE', active, ttl)
 end

@@ -161,7 +161,7 @@ export class WorkflowEngine {
       const prev = tx.run.status;
       sr.status = approved ? 'succeeded' : 'failed';
       sr.completed_at = rfc3339Now();
-      if (!approved) sr.error = { message: 'approval rejected' };
+      // A rejected approval step carries no error (recorded on a real Cordum): `failed` says it all.
       tx.dirty = true;
       if (!(approved && this.deps.faults.has('timeline-missing-approval'))) {
         this.event(tx, approved ? 'step_approved' : 'step_rejected', { step_id: stepId, status: sr.status });
@@ -486,7 +486,6 @@ export class WorkflowEngine {
         },
       });
       sr.status = 'succeeded';
-      sr.input = payload;
       sr.completed_at = rfc3339Now();
       this.event(tx, 'step_event_emitted', { step_id: step.id, status: 'succeeded', data: { payload } });
     } catch (err) {
@@ -553,7 +552,8 @@ export class WorkflowEngine {
     sr.status = 'running';
     sr.attempts = attempt;
     sr.job_id = jobId;
-    sr.input = input;
+    // The rendered input goes to the job's context (ctx:<job id>), not into the step record: a real
+    // Cordum's run never shows steps.<id>.input (recorded).
     sr.started_at = rfc3339Now();
     delete sr.completed_at;
     this.event(tx, 'step_dispatched', { step_id: step.id, job_id: jobId, status: 'running', data: { context_ptr: contextPtr } });
@@ -585,8 +585,9 @@ export class WorkflowEngine {
       this.event(tx, 'run_status', { status: run.status });
       if (isTerminalRun(run.status)) {
         run.completed_at = rfc3339Now();
+        // A failed or cancelled run keeps `error: null` (recorded on a real Cordum for failed job
+        // steps, rejected approvals and cancels); the failing step's own `error` says why.
         if (run.status === 'succeeded') run.output = this.collectOutputs(tx);
-        else run.error = { message: this.firstError(tx) };
       }
     }
     if (tx.dirty || tx.events.length) await this.save(tx);
@@ -598,14 +599,6 @@ export class WorkflowEngine {
     return Object.keys(out).length ? out : null;
   }
 
-  private firstError(tx: RunTx): string {
-    for (const [id, sr] of Object.entries(tx.run.steps)) {
-      if (sr.status === 'failed' || sr.status === 'cancelled' || sr.status === 'timed_out') {
-        return `step ${id} ${sr.status}${sr.error?.message ? `: ${sr.error.message}` : ''}`;
-      }
-    }
-    return `run ${tx.run.status}`;
-  }
 
   private async save(tx: RunTx): Promise<void> {
     tx.run.updated_at = rfc3339Now();

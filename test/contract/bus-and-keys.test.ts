@@ -104,10 +104,12 @@ describeWhen(ready, SKIP.noBusOrRedis)('Redis keys written on submit', () => {
     expect(await fx.redis!.sismember(`trace:${trace_id}`, job_id)).toBe(1);
   });
 
-  it('a non-terminal job is in job:tenant:active:<tenant>', async () => {
+  // Recorded on a real Cordum: the first state is written before the tenant is known, so a job
+  // enters the set only at its next state change.
+  it('a job that stays PENDING is not in job:tenant:active:<tenant>', async () => {
     const { job_id } = await submitPinned(fx);
     const tenant = (await fx.gw.getJob(job_id)).tenant;
-    expect(await fx.redis!.sismember(`job:tenant:active:${tenant}`, job_id)).toBe(1);
+    expect(await fx.redis!.sismember(`job:tenant:active:${tenant}`, job_id)).toBe(0);
   });
 
   it('deadline_ms becomes a job:deadline member scored in unix seconds', async () => {
@@ -116,11 +118,13 @@ describeWhen(ready, SKIP.noBusOrRedis)('Redis keys written on submit', () => {
     expect(Math.abs(Number(score) - (Date.now() / 1000 + 600))).toBeLessThan(120);
   });
 
-  it('the scheduler keeps sys:workers:snapshot as JSON {captured_at, pools, topics, workers}', async () => {
+  // pools, topics and workers are omitempty (recorded): with no live worker only captured_at and topics.
+  it('the scheduler keeps sys:workers:snapshot as JSON {captured_at, topics, and pools/workers while a worker lives}', async () => {
     const raw = await waitFor('sys:workers:snapshot', () => fx.redis!.get('sys:workers:snapshot'), (v) => v !== null, { timeoutMs: 8_000, intervalMs: 200 });
     const snap = JSON.parse(raw!);
-    expect(Object.keys(snap).sort()).toEqual(['captured_at', 'pools', 'topics', 'workers']);
-    expect(Array.isArray(snap.workers)).toBe(true);
+    expect(snap).toHaveProperty('captured_at');
+    expect(Object.keys(snap).every((k) => ['captured_at', 'pools', 'topics', 'workers'].includes(k))).toBe(true);
+    if ('workers' in snap) expect(Array.isArray(snap.workers)).toBe(true);
     expect(snap.topics[fx.profile.routing.mapped_topic]).toContain(fx.profile.routing.pool);
   });
 

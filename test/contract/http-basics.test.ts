@@ -1,5 +1,5 @@
 // Cross-cutting HTTP behaviour of the gateway: middleware order, error format, content types,
-// routing answers (404/405/301), CORS and API-key auth.
+// routing answers (404/405/307 or 301), CORS and API-key auth.
 import { describe, expect, it } from 'vitest';
 import { itWhen, RFC3339, SKIP, target, useContract } from './support.js';
 
@@ -110,15 +110,16 @@ describe('routing', () => {
     expect(res.status).toBe(401);
   });
 
-  it('a path containing // is redirected with 301 to the cleaned path', async () => {
+  // 307 with a current Go build, 301 with older Go (api.md): either is the clean-path redirect.
+  it('a path containing // is redirected (307, or 301 with older Go) to the cleaned path', async () => {
     const res = await fx.raw('GET', '/api/v1//status');
-    expect(res.status).toBe(301);
+    expect([301, 307]).toContain(res.status);
     expect(res.headers.location).toBe('/api/v1/status');
   });
 
   it('the clean-path redirect keeps the query string', async () => {
     const res = await fx.raw('GET', '/api/v1//jobs?limit=1');
-    expect(res.status).toBe(301);
+    expect([301, 307]).toContain(res.status);
     expect(res.headers.location).toBe('/api/v1/jobs?limit=1');
   });
 

@@ -212,10 +212,10 @@ describe('artifacts', () => {
     expect((await fx.gw.getArtifact(artifact_ptr)).content_base64).toBe(Buffer.from('win').toString('base64'));
   });
 
-  it('an artifact pointer sent unencoded in the path does not resolve (301 clean-path redirect)', async () => {
+  it('an artifact pointer sent unencoded in the path does not resolve (clean-path redirect: 307, or 301 with older Go)', async () => {
     const { artifact_ptr } = await fx.gw.putArtifact({ content: 'raw', retention: 'short' });
     const res = await fx.raw('GET', `/api/v1/artifacts/${artifact_ptr}`);
-    expect(res.status).toBe(301);
+    expect([301, 307]).toContain(res.status);
     const followed = await fx.raw('GET', res.headers.location!);
     expect(followed.status).toBe(404);
   });

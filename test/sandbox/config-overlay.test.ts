@@ -76,8 +76,9 @@ describe('seeding and reload (overlay module on a real Redis)', () => {
     overlay.stop();
     const doc = await readDoc();
     expect(doc).toMatchObject({ scope: 'system', scope_id: 'default', revision: 1 });
-    expect(doc.data.pools).toEqual({ topics: { 'job.default': ['default'] }, pools: { default: { requires: [] } } });
-    expect(doc.data.timeouts).toEqual({ reconciler: { dispatch_timeout_seconds: 300, running_timeout_seconds: 9000, scan_interval_seconds: 30 } });
+    // Go field names, as a real Cordum seeds them (recorded).
+    expect(doc.data.pools).toEqual({ Topics: { 'job.default': ['default'] }, Pools: { default: { Requires: [] } } });
+    expect(doc.data.timeouts).toEqual({ Reconciler: { DispatchTimeoutSeconds: 300, RunningTimeoutSeconds: 9000, ScanIntervalSeconds: 30 }, Topics: {}, Workflows: {} });
   });
 
   it('adds only the absent keys to an existing document and keeps the others', async () => {
@@ -88,7 +89,7 @@ describe('seeding and reload (overlay module on a real Redis)', () => {
     const doc = await readDoc();
     expect(doc.data.pools).toEqual(pools);
     expect(doc.data.rate_limits).toEqual({ x: 1 });
-    expect(doc.data.timeouts.reconciler.scan_interval_seconds).toBe(30);
+    expect(doc.data.timeouts.Reconciler.ScanIntervalSeconds).toBe(30);
     // The stored overlay wins over the files at start.
     expect(config.pools.topics).toEqual({ 'job.kept': ['kept'] });
   });
@@ -165,7 +166,7 @@ describe('on a started sandbox', () => {
       const doc = (await call('GET', '/api/v1/config')).json;
       const data = {
         ...doc.data,
-        pools: { topics: { ...doc.data.pools.topics, 'job.sb-overlay': ['overlay-pool'] }, pools: { ...doc.data.pools.pools, 'overlay-pool': { requires: [] } } },
+        pools: { topics: { ...doc.data.pools.Topics, 'job.sb-overlay': ['overlay-pool'] }, pools: { ...doc.data.pools.Pools, 'overlay-pool': { requires: [] } } },
         timeouts: { reconciler: { dispatch_timeout_seconds: 1, running_timeout_seconds: 1, scan_interval_seconds: 0.2 } },
       };
       expect((await call('POST', '/api/v1/config', { scope: 'system', scope_id: 'default', data })).status).toBe(204);

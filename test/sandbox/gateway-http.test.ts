@@ -113,7 +113,7 @@ describe('auth', () => {
 
 describe('routing like Go ServeMux', () => {
   const h = { 'X-API-Key': KEY };
-  it('404 / 405 with Allow / 301 clean-path redirects', async () => {
+  it('404 / 405 with Allow / 307 clean-path redirects', async () => {
     const nf = await call(main, 'GET', '/api/v1/nothing-here', h);
     expect([nf.status, nf.text, nf.headers['content-type']]).toEqual([404, '404 page not found\n', 'text/plain; charset=utf-8']);
     const na = await call(main, 'POST', '/api/v1/status', h);
@@ -123,10 +123,10 @@ describe('routing like Go ServeMux', () => {
     expect((await call(main, 'POST', '/health')).status).toBe(405);
     expect((await call(main, 'HEAD', '/health')).status).toBe(200);
     const redirect = await call(main, 'GET', '/api/v1//jobs/x?a=1', h);
-    expect(redirect.status).toBe(301);
+    expect(redirect.status).toBe(307);
     expect(redirect.headers.location).toBe('/api/v1/jobs/x?a=1');
     const dot = await rawGet(main, '/api/v1/jobs/./x', h);
-    expect([dot.status, dot.location]).toEqual([301, '/api/v1/jobs/x']);
+    expect([dot.status, dot.location]).toEqual([307, '/api/v1/jobs/x']);
     expect(cleanPath('/a/b/../c')).toBe('/a/c');
   });
   it('wildcards take one escaped segment, decoded; literals win', async () => {

@@ -179,7 +179,8 @@ describe('jobs', () => {
     expect(res.job_result?.status).toBe(7);
     await until('job cancel', async () => cancels.seen.find((p) => p.job_cancel?.job_id === id));
     const again = await api('POST', `/api/v1/jobs/${id}/cancel`);
-    expect(again.json).toEqual({ id, state: 'CANCELLED', reason: 'job already terminal' });
+    // A job already CANCELLED answers without reason (recorded on a real Cordum).
+    expect(again.json).toEqual({ id, state: 'CANCELLED' });
     expect((await api('POST', '/api/v1/jobs/nope/cancel')).status).toBe(404);
     results.stop();
     cancels.stop();
@@ -284,7 +285,7 @@ describe('locks, artifacts, memory, config', () => {
     expect((await api('POST', '/api/v1/artifacts?max_bytes=2', { content: 'abc' })).status).toBe(413);
     expect((await api('GET', `/api/v1/artifacts/${encodeURIComponent('redis://art:nope')}`)).status).toBe(404);
     expect((await api('GET', '/api/v1/artifacts/not-a-pointer')).status).toBe(500);
-    expect((await api('GET', `/api/v1/artifacts/${put.json.artifact_ptr}`)).status).toBe(301); // raw // gets cleaned
+    expect((await api('GET', `/api/v1/artifacts/${put.json.artifact_ptr}`)).status).toBe(307); // raw // gets cleaned
   });
 
   it('memory reads ctx:/res:/mem: keys', async () => {

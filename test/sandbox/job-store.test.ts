@@ -98,6 +98,10 @@ describe('job store transitions (runtime.md §1.2)', () => {
   it('cancel bypasses the table, keeps the tenant-active quirk, and reports terminal jobs', async () => {
     const id = newId();
     await store.setState(id, 'PENDING');
+    // The first state is written before the tenant is known: a job that stays PENDING is not in the set (recorded).
+    expect(await redis.sismember('job:tenant:active:default', id)).toBe(0);
+    await store.setState(id, 'SCHEDULED');
+    expect(await redis.sismember('job:tenant:active:default', id)).toBe(1);
     expect(await store.cancel(id)).toEqual({ state: 'CANCELLED', alreadyTerminal: false });
     expect(await store.getState(id)).toBe('CANCELLED');
     expect(await redis.sismember('job:tenant:active:default', id)).toBe(1); // CancelJob does not SREM

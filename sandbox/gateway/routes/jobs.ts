@@ -131,8 +131,9 @@ export const jobRoutes: RouteModule = (routes, deps) => {
     }
     if (tags.length > 50) throw new HttpError(400, 'too many tags (max 50)');
     if (Object.keys(labels).length > 50) throw new HttpError(400, 'too many labels (max 50)');
-    for (const [name, v] of Object.entries({ max_input_tokens: maxInput, max_output_tokens: maxOutput, max_total_tokens: maxTotal, deadline_ms: deadlineMs })) {
-      if (v !== undefined && v < 0) throw new HttpError(400, `${name} must be >= 0`);
+    // One message for every budget field (recorded on a real Cordum).
+    for (const v of [maxInput, maxOutput, maxTotal, deadlineMs]) {
+      if (v !== undefined && v < 0) throw new HttpError(400, 'token limits must be non-negative');
     }
     principalId ||= req.principalId ?? '';
     actorId ||= principalId;
@@ -339,10 +340,13 @@ export const jobRoutes: RouteModule = (routes, deps) => {
     const state = await jobs.getState(id);
     if (!state) throw new HttpError(404, 'job not found');
     checkTenant(deps, await jobs.getMeta(id));
-    if (isTerminal(state)) return reply.json(200, { id, state, reason: 'job already terminal' });
+    // A job that is already CANCELLED answers as a fresh cancel would, without `reason` (recorded on a
+    // real Cordum); "job already terminal" is only said of jobs that ended another way.
+    const terminalAnswer = (st: string) => (st === 'CANCELLED' ? { id, state: st } : { id, state: st, reason: 'job already terminal' });
+    if (isTerminal(state)) return reply.json(200, terminalAnswer(state));
     const r = await jobs.cancel(id);
     if (!r) throw new HttpError(404, 'job not found');
-    if (r.alreadyTerminal) return reply.json(200, { id, state: r.state, reason: 'job already terminal' });
+    if (r.alreadyTerminal) return reply.json(200, terminalAnswer(r.state));
     // Best effort, after the state change: workers and the scheduler learn about it asynchronously.
     const traceId = (await jobs.getMeta(id)).trace_id ?? id;
     try {

@@ -23,7 +23,7 @@ export const memoryRoutes: RouteModule = (routes, deps) => {
     }
     if (!key) throw new HttpError(400, 'missing ptr or key');
     const kind = key.startsWith('ctx:') ? 'context' : key.startsWith('res:') ? 'result' : key.startsWith('mem:') ? 'memory' : '';
-    if (!kind) throw new HttpError(400, 'unsupported key prefix (want ctx:, res: or mem:)');
+    if (!kind) throw new HttpError(400, 'unsupported pointer key (only ctx:*, res:*, or mem:*)');
 
     let bytes: Buffer;
     if (kind !== 'memory') {

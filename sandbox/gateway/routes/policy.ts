@@ -381,8 +381,11 @@ export const policyRoutes: RouteModule = (routes, deps: SandboxDeps) => {
     const note = str(body, 'note');
     const { data } = await docs.bundlesDoc();
     const before = await docs.captureSnapshot(note || 'before rollback');
-    await docs.saveBundles(data, target.bundles ?? {});
-    const after = await docs.captureSnapshot(note || 'after rollback');
+    const restored = target.bundles ?? {};
+    await docs.saveBundles(data, restored);
+    // Cordum takes no snapshot of an empty bundle map (recorded on a fresh install): rolling back to
+    // it answers snapshot_after "" and the audit entry has no snapshot_after.
+    const after = Object.keys(restored).length ? await docs.captureSnapshot(note || 'after rollback') : { id: '' };
     await docs.appendAudit(
       omitEmpty({
         id: randomUUID(),
