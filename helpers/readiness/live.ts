@@ -83,7 +83,11 @@ export function tlsSecretNames(objects: KubeObject[]): string[] {
     if (!v || typeof v !== 'object') return;
     if (Array.isArray(v)) return v.forEach(walk);
     const o = v as Record<string, unknown>;
-    for (const k of ['secretName', 'name']) if (typeof o[k] === 'string' && (k === 'secretName' || 'secret' in o) && /-tls$/.test(o[k] as string)) names.add(o[k] as string);
+    // A volume or Ingress TLS entry names its Secret in secretName; a projected volume source in
+    // secret.name. A volume's own name is not a Secret's name (cordum-tls mounts cordum-client-tls).
+    if (typeof o.secretName === 'string' && /-tls$/.test(o.secretName)) names.add(o.secretName);
+    const projected = o.secret as Record<string, unknown> | undefined;
+    if (projected && typeof projected === 'object' && typeof projected.name === 'string' && /-tls$/.test(projected.name)) names.add(projected.name);
     Object.values(o).forEach(walk);
   };
   for (const o of objects) if (['Deployment', 'StatefulSet', 'Job', 'CronJob', 'DaemonSet', 'Ingress'].includes(o.kind)) walk(o.spec);

@@ -472,5 +472,6 @@ describe('least privilege: the readiness Role cannot list Secrets', () => {
       .map((e) => `${e.verb} ${e.requestURI.split('?')[0]!.replace(/^.*\/secrets/, '/secrets')}`);
     expect(secretCalls).toEqual(expect.arrayContaining(['list /secrets', 'get /secrets/cordum-nats-server-tls', 'get /secrets/cordum-client-tls']));
     expect(secretCalls).not.toContain('get /secrets/cordum-api-key');
-  });
+    // Applying the namespace, issuing a token and a live audit against a real API server: minutes under load.
+  }, 180_000);
 });

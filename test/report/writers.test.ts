@@ -27,7 +27,8 @@ describe('link from a failed step to its runbook page', () => {
   });
 
   it('matches a step whose name adds detail in parentheses, and falls back to the page\'s "When … fails" section', () => {
-    expect(whenItFailsAnchor(page('dlq-retry'), 'Inject: a job on an unmapped topic (no_pool_mapping)')).toBe('2-inject-a-job-on-an-unmapped-topic-deadline-16-s');
+    expect(whenItFailsAnchor(page('dlq-retry'), 'Inject: a job on an unmapped topic (no_pool_mapping)')).toBe('2-inject-a-job-on-an-unmapped-topic-no_pool_mapping-deadline-16-s');
+    expect(whenItFailsAnchor(page('smoke'), 'Jobs (a detail the page does not name)')).toBe('4-jobs-deadline-25-s');
     expect(whenItFailsAnchor(page('backup-restore'), 'Verify the restored data, including the markers')).toBe('when-a-step-fails');
   });
 
