@@ -5,7 +5,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GatewayClient } from '../../helpers/gateway.js';
 import { SANDBOX_API_KEY_ENV, startSandbox, type Sandbox } from '../../sandbox/index.js';
-import { RUN_TIMEOUT_MS, cleanupRuns, failedSteps, runCli, runRunbook, writeProfile } from '../support/run-runbook.js';
+import { RUN_TIMEOUT_MS, cleanupRuns, failedSteps, runRunbook, writeProfile } from '../support/run-runbook.js';
 
 /** For the runs that need a --target profile: with or without Redis, or a topic no pool serves. */
 let shared: Sandbox;
@@ -78,8 +78,8 @@ describe.concurrent('runbook smoke', () => {
 
   it('a failure in Jobs does not skip the worker, locks, artifacts and leftover checks; the verdict is the first failure', async () => {
     // A topic no pool serves: the "pending" probe job fails at once (no_pool_mapping).
-    const { args, env } = sharedProfile({ mappedTopic: 'job.runbook.unmapped' });
-    const r = await runCli(['smoke', ...args], { env });
+    const { args, env } = sharedProfile({ mappedTopic: 'job.runbook.no-pool' });
+    const r = await runRunbook('smoke', { args, env });
     expect(r.code, r.stdout + r.stderr).toBe(1);
     const failed = failedSteps(r);
     expect(failed.map((f) => f.name)).toEqual(['Jobs', 'A CAP worker completes a job the safety kernel allowed']);
@@ -100,7 +100,7 @@ describe.concurrent('runbook smoke', () => {
       const other = await gw.submitJob({ prompt: 'not the runbook', topic: 'job.default', labels: { owner: 'someone-else' } });
       await gw.cancelJob(other.job_id);
       const { args, env } = sharedProfile();
-      const r = await runCli(['smoke', ...args], { env });
+      const r = await runRunbook('smoke', { args, env });
       expect(r.code, r.stdout + r.stderr).toBe(0);
       const residue = r.summary.teardown.removed_by_steps.filter((t) => t.label.startsWith('residue: job '));
       expect(residue).toHaveLength(2);
@@ -118,7 +118,7 @@ describe.concurrent('runbook smoke', () => {
 
   it('without Redis in the profile, the summary lists the keys left for good, with a count', async () => {
     const { args, env } = sharedProfile({ redis: false });
-    const r = await runCli(['smoke', ...args], { env });
+    const r = await runRunbook('smoke', { args, env });
     expect(r.code, r.stdout + r.stderr).toBe(0);
     const f = r.summary.findings.find((x) => x.id === 'residue-no-ttl');
     // Two jobs, three keys each (events, result pointer, trace).
