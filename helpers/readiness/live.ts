@@ -234,11 +234,17 @@ async function get(url: string, headers: Record<string, string>, signal: AbortSi
   return { status: res.status, text: await readCapped(res, MAX_PROBE_BODY_BYTES) };
 }
 
+/** What readCapped needs of a body reader (undici's and the global fetch's both fit). */
+interface ByteReader {
+  read(): Promise<{ done: boolean; value?: Uint8Array }>;
+  cancel(): Promise<void>;
+}
+
 /**
  * The body as text, at most `maxBytes` of it: reading stops (and the rest is cancelled) once the cap
  * is reached, so a server that streams without end cannot fill memory.
  */
-export async function readCapped(res: { body: { getReader(): ReadableStreamDefaultReader<Uint8Array> } | null }, maxBytes: number): Promise<string> {
+export async function readCapped(res: { body: { getReader(): ByteReader } | null }, maxBytes: number): Promise<string> {
   if (!res.body) return '';
   const reader = res.body.getReader();
   const chunks: Uint8Array[] = [];
@@ -246,7 +252,7 @@ export async function readCapped(res: { body: { getReader(): ReadableStreamDefau
   try {
     while (size < maxBytes) {
       const { done, value } = await reader.read();
-      if (done) break;
+      if (done || !value) break;
       const room = maxBytes - size;
       const chunk = value.byteLength > room ? value.subarray(0, room) : value;
       chunks.push(chunk);
