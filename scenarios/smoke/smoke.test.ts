@@ -15,6 +15,7 @@ const DEADLINE = {
   workflow: 20_000,
   runSucceeded: 5_000,
   jobs: 10_000,
+  handled: 3_000,
   worker: 20_000,
   jobSucceeded: 10_000,
   locks: 10_000,
@@ -328,9 +329,20 @@ scenario('Smoke: is this Cordum alive, secured and doing work?', (s) => {
       const pendingLabels = { runbook_probe: `${ctx.prefix}-pending` };
       const pendingId = await ctx.step(`submit a job on ${topic} that no worker can take`, () => submitProbeJob(ctx, { prompt: `runbook smoke ${ctx.prefix}: placement probe`, topic, labels: pendingLabels }));
 
-      await ctx.step('it is PENDING', async () => {
-        const job = await gw.getJob(pendingId);
-        if (job.state !== 'PENDING') fail(`expected job ${pendingId} (labels ${compactJson(pendingLabels)}) to stay PENDING; it is ${job.state}`);
+      await ctx.step('the scheduler handled it and it stays PENDING', async () => {
+        // Right after submit every job reads PENDING: wait (briefly) until the scheduler has handled
+        // it (its safety decision is recorded) or moved it on, so an unmapped or denied topic is seen.
+        let job: JobDetail;
+        try {
+          job = await waitFor(`the scheduler to handle job ${pendingId}`, () => gw.getJob(pendingId), (j) => j.state !== 'PENDING' || !!j.safety_decision, {
+            timeoutMs: DEADLINE.handled,
+            signal: ctx.signal,
+          });
+        } catch (err) {
+          if (!(err instanceof WaitTimeoutError)) throw err;
+          job = err.lastValue as JobDetail;
+        }
+        if (job?.state !== 'PENDING') fail(`expected job ${pendingId} (labels ${compactJson(pendingLabels)}) to stay PENDING; it is ${job?.state}`);
       });
 
       await ctx.step('cancel → CANCELLED; cancel again → 200, still CANCELLED', async () => {

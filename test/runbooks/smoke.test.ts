@@ -77,14 +77,13 @@ describe.concurrent('runbook smoke', () => {
   }, RUN_TIMEOUT_MS);
 
   it('a failure in Jobs does not skip the worker, locks, artifacts and leftover checks; the verdict is the first failure', async () => {
-    // A profile whose mapped topic the gateway refuses (400 "topic must start with job."): both job
-    // steps fail at their first submit, deterministically.
-    const { args, env } = sharedProfile({ mappedTopic: 'ops.not-a-job-topic' });
+    // A topic no pool serves: the scheduler fails the "pending" probe (no_pool_mapping) and the worker's job.
+    const { args, env } = sharedProfile({ mappedTopic: 'job.runbook.no-pool' });
     const r = await runRunbook('smoke', { args, env });
     expect(r.code, r.stdout + r.stderr).toBe(1);
     const failed = failedSteps(r);
     expect(failed.map((f) => f.name)).toEqual(['Jobs', 'A CAP worker completes a job the safety kernel allowed']);
-    expect(failed[0]?.error).toMatch(/400/);
+    expect(failed[0]?.error).toMatch(/expected job \S+ \(labels .*\) to stay PENDING; it is FAILED/);
     const status = Object.fromEntries(r.summary.steps.map((s) => [s.name, s.status]));
     expect(status['Locks and artifacts round trip']).toBe('passed');
     expect(status['Everything it created is gone']).toBe('passed');
