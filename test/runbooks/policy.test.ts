@@ -117,7 +117,7 @@ describe.concurrent('pnpm runbook policy', () => {
     );
     expect(r.code, r.stdout + r.stderr).toBe(1);
     const failed = failedSteps(r);
-    expect(failed.map((f) => f.name)).toEqual(['Evaluate, simulate and explain agree with every case']);
+    expect(failed.map((f) => f.name), r.stdout).toEqual(['Evaluate, simulate and explain agree with every case']);
     expect(failed[0]!.error).toMatch(/^1 of 5 policy case\(s\) failed; case 'team expects job\.default to be denied' \(.*team\.cases\.yaml:2\): evaluate decided DECISION_TYPE_ALLOW, the case expects DECISION_TYPE_DENY/);
   }, RUN_TIMEOUT_MS);
 
