@@ -400,7 +400,11 @@ export class GatewayClient {
     return this.list('GET', `/api/v1/jobs/${seg(id)}/decisions`, { query: { limit }, expect: 200 });
   }
 
-  /** 200 even for terminal jobs (then `reason: "job already terminal"`). */
+  /**
+   * 200 even for terminal jobs: `reason: "job already terminal"` for one that ended SUCCEEDED,
+   * FAILED, DENIED or TIMEOUT; an already CANCELLED job answers `{"id","state":"CANCELLED"}` again,
+   * with no reason.
+   */
   async cancelJob(id: string): Promise<T.CancelJobResponse> {
     return this.call('POST', paths.jobCancel(id), { expect: 200 });
   }

@@ -220,24 +220,48 @@ export function auditActor(principal: { id?: string; role?: string } | undefined
 }
 
 /**
- * Find the policy audit entry of a publish or rollback (by the snapshot_after it answered) and
- * check it; `problems` says what is missing or wrong, in words for a report.
+ * A bundle snapshot id where "none" has several spellings: Cordum takes no snapshot of an empty
+ * bundle map, so a rollback to the empty map of a fresh install answers `snapshot_after: ""` and
+ * its audit entry has no `snapshot_after` at all. Absent, null and "" are the same "empty" id.
+ */
+export function snapshotId(v: string | null | undefined): string {
+  return v ?? '';
+}
+
+export function sameSnapshot(a: string | null | undefined, b: string | null | undefined): boolean {
+  return snapshotId(a) === snapshotId(b);
+}
+
+/** How the audit entry spelled its snapshot_after, for the evidence. */
+export function snapshotVariant(entry: { snapshot_after?: string | null }): string {
+  if (entry.snapshot_after === undefined) return 'snapshot_after omitted (the map it restored is empty: Cordum takes no snapshot of an empty map)';
+  if (entry.snapshot_after === '' || entry.snapshot_after === null) return 'snapshot_after empty';
+  return 'snapshot_after set';
+}
+
+/**
+ * Find the policy audit entry of a publish or rollback (by the snapshots it answered, with absent
+ * and "" the same) and check it; `problems` says what is missing or wrong, in words for a report.
+ * `variant` records how the entry spelled an empty snapshot.
  */
 export function checkAuditEntry(
   items: PolicyAuditEntry[],
   action: 'publish' | 'rollback',
-  change: { snapshot_before: string; snapshot_after: string },
+  change: { snapshot_before: string; snapshot_after?: string | null },
   expect: AuditExpectation = {},
-): { entry?: PolicyAuditEntry; problems: string[] } {
-  const entry = items.find((e) => e.action === action && e.snapshot_after === change.snapshot_after);
-  if (!entry) return { problems: [`no ${action} entry with snapshot_after ${change.snapshot_after} in the policy audit (newest entries: ${compactJson(items.slice(0, 3))})`] };
+): { entry?: PolicyAuditEntry; variant?: string; problems: string[] } {
+  const candidates = items.filter((e) => e.action === action && sameSnapshot(e.snapshot_after, change.snapshot_after));
+  // An empty snapshot_after is shared by every rollback to an empty map: the snapshot before tells them apart.
+  const entry = candidates.find((e) => sameSnapshot(e.snapshot_before, change.snapshot_before)) ?? candidates[0];
+  const after = snapshotId(change.snapshot_after) || '(none: an empty map)';
+  if (!entry) return { problems: [`no ${action} entry with snapshot_after ${after} in the policy audit (newest entries: ${compactJson(items.slice(0, 3))})`] };
   const problems: string[] = [];
-  if (entry.snapshot_before !== change.snapshot_before) problems.push(`${action} entry has snapshot_before ${JSON.stringify(entry.snapshot_before ?? '')}, expected ${change.snapshot_before}`);
+  if (!sameSnapshot(entry.snapshot_before, change.snapshot_before)) problems.push(`${action} entry has snapshot_before ${JSON.stringify(entry.snapshot_before ?? '')}, expected ${change.snapshot_before}`);
   if (expect.actorId && entry.actor_id !== expect.actorId) problems.push(`${action} entry records actor_id ${JSON.stringify(entry.actor_id ?? '')}, expected ${expect.actorId} (X-Principal-Id)`);
   if (expect.role && entry.role !== expect.role) problems.push(`${action} entry records role ${JSON.stringify(entry.role ?? '')}, expected ${expect.role} (X-Principal-Role as Cordum records it)`);
   const missing = (expect.bundleIds ?? []).filter((id) => !(entry.bundle_ids ?? []).includes(id));
   if (missing.length) problems.push(`${action} entry lists bundle_ids ${compactJson(entry.bundle_ids ?? [])}, expected ${missing.join(', ')}`);
-  return { entry, problems };
+  return { entry, variant: snapshotVariant(entry), problems };
 }
 
 function principalHeaders(p: { id?: string; role?: string }): Record<string, string> {

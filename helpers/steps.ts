@@ -1,6 +1,8 @@
 // The scenario DSL. A scenario file is one sequential describe; each runbook step is one Vitest
-// test, run in order. After a failed step the later ones are skipped with a reason, and a final
-// teardown step always runs and undoes what the steps registered. Workers get their context from
+// test, run in order. A step needs every earlier step by default: after a failure it is skipped
+// with a reason. A step that declares what it needs (`needs`, or `independent` for nothing) runs
+// as long as those passed, so one finding does not hide the others. A final teardown step always
+// runs and undoes what the steps registered. Workers get their context from
 // the environment the runner sets (see helpers/report/run-contract.ts).
 //
 //   scenario('Retry a dead-lettered job', (s) => {
@@ -55,10 +57,17 @@ export interface StepOptions {
    */
   timeoutMs?: number | ((target: TargetProfile) => number);
   /**
-   * The step checks something on its own (an audit section): its failure does not skip the later
-   * steps. Default false: runbook steps build on each other.
+   * The step needs no earlier step's result (an audit section, a round trip of its own): it runs
+   * even when an earlier step failed. Same as `needs: []`. Default false: runbook steps build on
+   * each other, and a step that declares neither needs every earlier step.
    */
   independent?: boolean;
+  /**
+   * The earlier steps (by name) whose results this step uses: it is skipped only when one of them
+   * failed, or was itself skipped because something it needed failed. A step's own guards still
+   * decide what to do when a needed step was skipped for another reason (a non-destructive target).
+   */
+  needs?: string[];
 }
 
 export interface RunContext {
@@ -89,6 +98,12 @@ export interface RunContext {
     /** An SVG image (a chart), shown inline in the report. */
     svg(name: string, svg: string): Promise<void>;
   };
+  /**
+   * Redis keys the platform keeps forever for objects this run made (Cordum never expires
+   * `job:events:<id>`, `job:result_ptr:<id>`, `trace:<trace_id>`). With Redis in the profile the
+   * teardown deletes exactly these keys; without it the summary lists them as residue, with a count.
+   */
+  residue(what: string, keys: string[]): void;
   /** A sub-step shown in the report. */
   step<T>(name: string, fn: () => Promise<T> | T): Promise<T>;
   /** A documented platform behaviour worth reporting; severity 'fail' also fails the step. */
@@ -175,7 +190,8 @@ interface StepDef {
   name: string;
   fn: StepFn;
   timeoutMs: number | ((target: TargetProfile) => number);
-  independent: boolean;
+  /** Names of the earlier steps it needs; undefined = every earlier step. */
+  needs?: string[];
 }
 
 /** Everything one scenario file shares between its steps. */
@@ -207,6 +223,8 @@ interface FileRun {
   heldExchange?: HeldExchange;
   /** The running step's latest evidence (redacted): a failed step's junit.xml entry carries it. */
   lastEvidence?: { name: string; text: string };
+  /** Keys the platform keeps forever that teardown cannot remove (the profile has no Redis). */
+  residue: { what: string; keys: string[] }[];
 }
 
 /** How much of a failed step's last evidence travels with its error (junit.xml, summary.json). */
@@ -261,7 +279,10 @@ export function scenario(title: string, build: (s: ScenarioBuilder) => void): vo
       if (typeof timeoutMs !== 'function' && !validTimeout(timeoutMs)) {
         throw new Error(`scenario '${title}': step '${name}': timeoutMs must be a positive number of milliseconds or a function of the target`);
       }
-      steps.push({ name, fn, timeoutMs, independent: opts?.independent ?? false });
+      if (opts?.independent && opts.needs?.length) throw new Error(`scenario '${title}': step '${name}': 'independent' and 'needs' contradict each other`);
+      const unknown = (opts?.needs ?? []).filter((n) => !steps.some((s) => s.name === n));
+      if (unknown.length) throw new Error(`scenario '${title}': step '${name}' needs ${unknown.map((u) => `'${u}'`).join(', ')}, which is not an earlier step`);
+      steps.push({ name, fn, timeoutMs, needs: opts?.independent ? [] : opts?.needs });
     },
   });
 
@@ -272,7 +293,8 @@ export function scenario(title: string, build: (s: ScenarioBuilder) => void): vo
   }
 
   let run: FileRun | undefined;
-  let failedStep: string | undefined;
+  /** Steps that did not deliver their result, each with the failed step at its root. */
+  const blockedBy = new Map<string, string>();
   let teardownRan = false;
 
   describe.sequential(title, () => {
@@ -288,7 +310,11 @@ export function scenario(title: string, build: (s: ScenarioBuilder) => void): vo
       test(def.name, { timeout, meta }, async (tctx) => {
         const r = mustRun(run);
         if (r.interrupted) tctx.skip(`skipped because the run was interrupted (${r.interrupted.text})`);
-        if (failedStep) tctx.skip(`skipped because '${failedStep}' failed`);
+        const blocker = firstBlocker(def, steps, blockedBy);
+        if (blocker) {
+          blockedBy.set(def.name, blocker);
+          tctx.skip(`skipped because '${blocker}' failed`);
+        }
         await labelTest(r);
         try {
           const deadline = r.deadlines.get(def.name);
@@ -296,7 +322,7 @@ export function scenario(title: string, build: (s: ScenarioBuilder) => void): vo
           await runStep(r, def, deadline ?? DEFAULT_STEP_TIMEOUT_MS, tctx);
         } catch (err) {
           if (!isSkip(err)) {
-            if (!def.independent) failedStep = def.name;
+            blockedBy.set(def.name, def.name);
             await linkFailure(r, def.name, err);
           }
           throw err;
@@ -326,6 +352,19 @@ export function scenario(title: string, build: (s: ScenarioBuilder) => void): vo
 function deadlineMeta(def: StepDef, target: TargetProfile | undefined): StepMeta {
   const resolved = typeof def.timeoutMs === 'number' || !target ? def.timeoutMs : resolveTimeout(def, target);
   return typeof resolved === 'number' ? { deadlineMs: resolved } : resolved instanceof Error ? { deadlineProblem: resolved.message } : {};
+}
+
+/**
+ * The failed step that keeps `def` from running: the root of the first needed step that failed or
+ * was skipped for a failure (steps run in order, so every needed step has already been decided).
+ */
+function firstBlocker(def: StepDef, steps: StepDef[], blockedBy: Map<string, string>): string | undefined {
+  const earlier = steps.slice(0, steps.indexOf(def)).map((s) => s.name);
+  const needed = def.needs ?? earlier;
+  for (const name of earlier) {
+    if (needed.includes(name) && blockedBy.has(name)) return blockedBy.get(name);
+  }
+  return undefined;
 }
 
 function validTimeout(ms: unknown): ms is number {
@@ -403,6 +442,7 @@ async function openFileRun(): Promise<FileRun> {
     forced: false,
     teardownController: new AbortController(),
     pendingAttachments: [],
+    residue: [],
   };
   run.evidence = await import('./evidence.js');
   // Secrets are referenced by env var name in the profile; their values must never reach the report.
@@ -530,6 +570,11 @@ function makeContext(run: FileRun, stepName: string, signal: AbortSignal, tctx: 
         }
       });
     },
+    residue(what, keys) {
+      if (keys.length === 0) return;
+      if (run.target.redis) run.teardown.add(`residue: ${what}`, { kind: 'redis', command: ['DEL', ...keys] });
+      else run.residue.push({ what, keys: [...keys] });
+    },
     finding(f) {
       const record = { ...f, step: stepName, scenario: run.scope, at: new Date().toISOString() };
       mkdirSync(run.runDir, { recursive: true });
@@ -573,6 +618,28 @@ function recordTeardown(run: FileRun, results: NonNullable<import('./teardown.js
     appendFileSync(join(run.runDir, RUN_FILES.teardown), lines);
   } catch (err) {
     process.stderr.write(`could not record teardown results: ${errorMessage(err)}\n`);
+  }
+}
+
+/**
+ * Without Redis in the profile nothing can delete the keys the platform keeps forever: say so once
+ * per scenario file, in summary.md (a section with the count and the keys) and as a finding.
+ */
+function recordResidue(run: FileRun): void {
+  const items = run.residue.splice(0);
+  const keys = items.flatMap((i) => i.keys);
+  if (keys.length === 0) return;
+  const ev = run.evidence!;
+  const detail = `target '${run.target.name}' has no redis section, so teardown could not delete ${keys.length} Redis key(s) that Cordum never expires (job:events, job:result_ptr, trace); each run adds as many. Delete them with redis-cli DEL, or add redis to the profile so teardown does`;
+  const record = { id: 'residue-no-ttl', severity: 'info', title: `${keys.length} Redis key(s) left for good (no TTL)`, detail, step: TEARDOWN_STEP, scenario: run.scope, at: new Date().toISOString(), keys };
+  const lines = [`**Residue** (${run.scope}): ${keys.length} Redis key(s) with no TTL, not removed because the profile has no Redis`, '', '| Left by | Keys |', '|---|---|'];
+  for (const i of items) lines.push(`| ${i.what.replace(/\|/g, '\\|')} | ${i.keys.map((k) => `\`${k}\``).join(' ')} |`);
+  try {
+    mkdirSync(run.runDir, { recursive: true });
+    appendFileSync(join(run.runDir, RUN_FILES.findings), ev.redact(JSON.stringify(record)) + '\n');
+    appendFileSync(join(run.runDir, RUN_FILES.sections), JSON.stringify({ scenario: run.scope, step: TEARDOWN_STEP, markdown: ev.redact(lines.join('\n')) }) + '\n');
+  } catch (err) {
+    process.stderr.write(`could not record residue: ${errorMessage(err)}\n`);
   }
 }
 
@@ -674,6 +741,7 @@ async function runTeardown(run: FileRun, asStep: boolean): Promise<void> {
     const outcome = await run.teardown.runAll(exec, signal);
     flushExchange(run);
     recordTeardown(run, outcome.results ?? []);
+    recordResidue(run);
     if (!asStep) return;
     await run.evidence!.attachJson('teardown: removed', outcome.removed);
     if (outcome.leftovers.length > 0) {

@@ -19,3 +19,15 @@ export function parseFaults(list: string | string[] | undefined): Faults {
     list: () => FAULTS.filter((f) => set.has(f)),
   };
 }
+
+/**
+ * `scheduler-skips-kernel`: the scheduler dispatches jobs whose topic starts with this prefix
+ * without asking the safety kernel (a "fast path" for trusted topics gone wrong): no decision is
+ * recorded on the job and the kernel's policy never applies to them. The prefix covers the
+ * sandbox's mapped topic `job.default`, so every job a runbook routes there bypasses policy.
+ */
+export const SKIPS_KERNEL_TOPIC_PREFIX = 'job.default';
+
+export function skipsKernel(faults: Faults, topic: string): boolean {
+  return faults.has('scheduler-skips-kernel') && topic.startsWith(SKIPS_KERNEL_TOPIC_PREFIX);
+}

@@ -22,6 +22,7 @@ export const FAULTS = [
   'jetstream-memory-storage', // streams use memory storage
   'default-api-key', // the gateway also accepts the documented default key super-secret-key
   'tls-cert-expiring', // TLS sandbox (SANDBOX_TLS=1): the server certificate expires in 5 days
+  'scheduler-skips-kernel', // jobs on one topic prefix (SKIPS_KERNEL_TOPIC_PREFIX) are dispatched without a safety check
 ] as const;
 export type FaultName = (typeof FAULTS)[number];
 

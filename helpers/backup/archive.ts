@@ -94,6 +94,8 @@ export interface ConsumerSummary {
   delivered_stream_seq: number;
   ack_floor_stream_seq: number;
   num_ack_pending: number;
+  /** The subjects it delivers (filter_subject / filter_subjects); absent or empty: every subject. */
+  filter_subjects?: string[];
 }
 
 export interface BackupManifest {

@@ -63,6 +63,7 @@ export async function listConsumers(nc: NatsConnection, stream: string): Promise
       delivered_stream_seq: ci.delivered.stream_seq,
       ack_floor_stream_seq: ci.ack_floor.stream_seq,
       num_ack_pending: ci.num_ack_pending,
+      filter_subjects: ci.config.filter_subjects?.length ? [...ci.config.filter_subjects] : ci.config.filter_subject ? [ci.config.filter_subject] : [],
     });
   }
   return out.sort((a, b) => a.name.localeCompare(b.name));

@@ -294,15 +294,50 @@ async function countTarget(target: Redis | Cluster, dbs: number[], batchSize: nu
 
 export interface StreamVerifySummary {
   name: string;
-  backup: { messages: number; first_seq: number; last_seq: number; consumers: string[] };
-  restored: { messages: number; first_seq: number; last_seq: number; consumers: string[] };
+  backup: { messages: number; first_seq: number; last_seq: number; num_deleted?: number; consumers: string[] };
+  restored: { messages: number; first_seq: number; last_seq: number; num_deleted?: number; consumers: string[] };
+  /** Differences that are not a loss, e.g. a consumer position that moved back over sequences it would never deliver. */
+  notes: string[];
+}
+
+function numberOr(v: unknown): number {
+  return typeof v === 'number' ? v : 0;
+}
+
+/**
+ * The first message a consumer with these filters would deliver whose sequence lies in one of the
+ * gaps (from, to]: what a consumer restored at `from` instead of `to` would get again. None means
+ * the positions differ only by sequences it never delivers (deleted messages, other subjects), as
+ * when the server rewinds a filtered consumer past deleted messages at the tail on restore.
+ */
+async function firstMessageInGaps(nc: NatsConnection, stream: string, filters: string[], gaps: [number, number][]): Promise<{ seq: number; subject: string } | undefined> {
+  for (const [from, to] of gaps) {
+    if (from >= to) continue;
+    for (const subject of filters.length ? filters : ['>']) {
+      const next = await nextMessage(nc, stream, from + 1, subject);
+      if (next && next.seq <= to) return next;
+    }
+  }
+  return undefined;
+}
+
+/** STREAM.MSG.GET with next_by_subj: the first message on `subject` at or after `seq` (2.9+). */
+async function nextMessage(nc: NatsConnection, stream: string, seq: number, subject: string): Promise<{ seq: number; subject: string } | undefined> {
+  const res = await nc.request(`$JS.API.STREAM.MSG.GET.${stream}`, JSON.stringify({ seq, next_by_subj: subject }), { timeout: 10_000 });
+  const body = res.json<{ message?: { seq: number; subject: string }; error?: { code: number; err_code?: number; description?: string } }>();
+  if (body.message) return { seq: body.message.seq, subject: body.message.subject };
+  // 10037: no message found at or after seq.
+  if (body.error?.code === 404 || body.error?.err_code === 10037) return undefined;
+  throw new Error(`reading stream ${stream} from sequence ${seq} on ${subject}: ${body.error?.code ?? '?'} ${body.error?.description ?? 'no message and no error'}`);
 }
 
 /**
  * Compare each restored stream with the state the snapshot response recorded. Writers may append
  * while a snapshot runs and the archive then holds more than that state says, so the restored
  * stream may be longer, never shorter: first_seq must match, messages and last_seq must be >=.
- * Every consumer present at backup must exist, and its positions cannot have gone backwards.
+ * Every consumer present at backup must exist, and its positions cannot have gone backwards over
+ * a message it delivers. On a lived-in stream (deleted messages, gaps) the server may restore a
+ * filtered consumer a few sequences back, onto sequences it never delivers: that is noted, not failed.
  */
 export async function verifyJetStream(nc: NatsConnection, manifest: BackupManifest): Promise<{ failures: VerifyFailure[]; streams: StreamVerifySummary[] }> {
   const jsm = await jetstreamManager(nc);
@@ -319,6 +354,7 @@ export async function verifyJetStream(nc: NatsConnection, manifest: BackupManife
     if (want.messages > 0 && st.first_seq !== want.first_seq) failures.push({ code: 'stream-mismatch', message: `stream ${s.name} first_seq is ${st.first_seq} on the target, ${want.first_seq} in the backup` });
     if (st.last_seq < want.last_seq) failures.push({ code: 'stream-mismatch', message: `stream ${s.name} last_seq is ${st.last_seq} on the target, short of ${want.last_seq} in the backup` });
     if (st.messages < want.messages) failures.push({ code: 'stream-mismatch', message: `stream ${s.name} holds ${st.messages} messages on the target, short of ${want.messages} in the backup` });
+    const notes: string[] = [];
     const restoredConsumers = await listConsumers(nc, s.name);
     const byName = new Map(restoredConsumers.map((c) => [c.name, c]));
     for (const c of s.consumers.filter((c) => c.durable)) {
@@ -327,17 +363,27 @@ export async function verifyJetStream(nc: NatsConnection, manifest: BackupManife
         failures.push({ code: 'consumer-missing', message: `consumer ${c.name} of stream ${s.name} is missing on the restored target` });
         continue;
       }
-      if (r.ack_floor_stream_seq < c.ack_floor_stream_seq || r.delivered_stream_seq < c.delivered_stream_seq) {
+      if (r.ack_floor_stream_seq >= c.ack_floor_stream_seq && r.delivered_stream_seq >= c.delivered_stream_seq) continue;
+      const position = `restored at delivered ${r.delivered_stream_seq} / ack floor ${r.ack_floor_stream_seq}, behind the backup's ${c.delivered_stream_seq} / ${c.ack_floor_stream_seq}`;
+      const lost = await firstMessageInGaps(nc, s.name, r.filter_subjects ?? c.filter_subjects ?? [], [
+        // Delivered first: the message it would hand out next says most about what was lost.
+        [r.delivered_stream_seq, c.delivered_stream_seq],
+        [r.ack_floor_stream_seq, c.ack_floor_stream_seq],
+      ]);
+      if (lost) {
         failures.push({
           code: 'consumer-mismatch',
-          message: `consumer ${s.name}/${c.name} restored at delivered ${r.delivered_stream_seq} / ack floor ${r.ack_floor_stream_seq}, behind the backup's ${c.delivered_stream_seq} / ${c.ack_floor_stream_seq}`,
+          message: `consumer ${s.name}/${c.name} ${position}: message ${lost.seq} (${lost.subject}) lies in between, so it would be delivered again`,
         });
+      } else {
+        notes.push(`consumer ${s.name}/${c.name} ${position}, but no message it delivers lies in between (the sequences are deleted or on other subjects): it resumes at the same message`);
       }
     }
     streams.push({
       name: s.name,
-      backup: { messages: want.messages, first_seq: want.first_seq, last_seq: want.last_seq, consumers: s.consumers.map((c) => c.name) },
-      restored: { messages: st.messages, first_seq: st.first_seq, last_seq: st.last_seq, consumers: restoredConsumers.map((c) => c.name) },
+      backup: { messages: want.messages, first_seq: want.first_seq, last_seq: want.last_seq, num_deleted: numberOr(want.num_deleted), consumers: s.consumers.map((c) => c.name) },
+      restored: { messages: st.messages, first_seq: st.first_seq, last_seq: st.last_seq, num_deleted: st.num_deleted ?? 0, consumers: restoredConsumers.map((c) => c.name) },
+      notes,
     });
   }
   return { failures, streams };

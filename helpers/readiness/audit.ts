@@ -41,7 +41,10 @@ export async function runAudit(opts: RunAuditOptions): Promise<AuditReport> {
   let namespace = opts.namespace;
   if (opts.mode === 'live') {
     if (opts.live && !isFacts(opts.live)) {
-      const c = await collectLive(opts.live, (objs) => gatewayRateLimit(new ObjectIndex(objs)).effectiveBurst);
+      const c = await collectLive(opts.live, (objs) => {
+        const l = gatewayRateLimit(new ObjectIndex(objs));
+        return { burst: l.effectiveBurst, rps: l.effectiveRps };
+      });
       live = c.facts;
       objects ??= c.objects;
       objectsUnavailable = c.objectsUnavailable;

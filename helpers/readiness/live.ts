@@ -51,6 +51,26 @@ export interface CrdFact {
   kind: string;
 }
 
+/** What the rate-limit probe sent and how fast it got there (see probeRateLimit). */
+export interface RateLimitFacts {
+  sent: number;
+  first429At: number | null;
+  burst: number;
+  /** Refill the limiter is configured with (tokens per second). */
+  rps: number;
+  cap: number;
+  statuses: Record<string, number>;
+  /** From the first request sent to the last answer. */
+  elapsedMs: number;
+  /** The request rate the probe reached: sent / elapsed. */
+  achievedRps: number;
+  /**
+   * The most a limiter of this burst and refill can let through in that time (burst + rps x
+   * elapsed): a probe that sent no more than this proves nothing when no 429 came.
+   */
+  allowance: number;
+}
+
 export interface LiveFacts {
   targetName?: string;
   /** `cluster` is CLUSTER INFO as key → value, or null when the server has cluster support disabled. */
@@ -58,7 +78,7 @@ export interface LiveFacts {
   nats?: Probe<{ streams: Record<string, StreamFacts | null>; server: { version?: string; cluster?: string; jetstream?: boolean } }>;
   gatewayStatus?: Probe<{ status: number; body: unknown }>;
   defaultKey?: Probe<{ status: number }>;
-  rateLimit?: Probe<{ sent: number; first429At: number | null; burst: number; cap: number; statuses: Record<string, number> }>;
+  rateLimit?: Probe<RateLimitFacts>;
   metrics?: { gateway?: Probe<MetricsFacts>; scheduler?: Probe<MetricsFacts> };
   /** GET of the profile's workflow_engine.health_url. */
   workflowHealth?: Probe<{ status: number; body: string }>;
@@ -210,10 +230,42 @@ export async function probeNats(url: string, opts: { token?: string; user?: stri
   });
 }
 
+/** Bodies the live probes read (status JSON, metrics pages, health text) are cut at this size. */
+export const MAX_PROBE_BODY_BYTES = 4 * 1024 * 1024;
+
 async function get(url: string, headers: Record<string, string>, signal: AbortSignal): Promise<{ status: number; text: string }> {
   const res = await fetch(url, { headers, signal });
-  const text = await res.text();
-  return { status: res.status, text: text.length > 4_000_000 ? text.slice(0, 4_000_000) : text };
+  return { status: res.status, text: await readCapped(res, MAX_PROBE_BODY_BYTES) };
+}
+
+/** What readCapped needs of a body reader (undici's and the global fetch's both fit). */
+interface ByteReader {
+  read(): Promise<{ done: boolean; value?: Uint8Array }>;
+  cancel(): Promise<void>;
+}
+
+/**
+ * The body as text, at most `maxBytes` of it: reading stops (and the rest is cancelled) once the cap
+ * is reached, so a server that streams without end cannot fill memory.
+ */
+export async function readCapped(res: { body: { getReader(): ByteReader } | null }, maxBytes: number): Promise<string> {
+  if (!res.body) return '';
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    while (size < maxBytes) {
+      const { done, value } = await reader.read();
+      if (done || !value) break;
+      const room = maxBytes - size;
+      const chunk = value.byteLength > room ? value.subarray(0, room) : value;
+      chunks.push(chunk);
+      size += chunk.byteLength;
+    }
+  } finally {
+    await reader.cancel().catch(() => undefined);
+  }
+  return new TextDecoder().decode(Buffer.concat(chunks)).replace(/\uFFFD$/, '');
 }
 
 function agentFor(t: TlsRef | undefined): Agent | undefined {
@@ -244,11 +296,22 @@ export async function probeDefaultKey(base: string, timeoutMs: number): Promise<
 
 /**
  * Sends up to burst + extra GET /api/v1/status, many in flight, and stops at the first 429.
- * The bucket refills (50 tokens/s by default) while we send, so requests go out concurrently: a
- * slow client sending one at a time would never outpace the refill and see a false "no 429".
+ * The bucket refills (`rps` tokens/s, Cordum's default 50) while we send, so requests go out
+ * concurrently; still, behind a slow link the probe may not outpace the refill. It measures the rate
+ * it reached, and the facts say how many requests a working limiter could have let through in that
+ * time (`allowance`): no 429 within the allowance proves nothing either way.
  * Refusing non-loopback targets is the caller's job (the profile names the gateway explicitly).
  */
-export async function probeRateLimit(base: string, apiKey: string | undefined, burst: number, extra: number, timeoutMs: number, concurrency = 64): Promise<LiveFacts['rateLimit']> {
+export async function probeRateLimit(
+  base: string,
+  apiKey: string | undefined,
+  burst: number,
+  extra: number,
+  timeoutMs: number,
+  opts: { concurrency?: number; rps?: number } = {},
+): Promise<LiveFacts['rateLimit']> {
+  const concurrency = opts.concurrency ?? 64;
+  const rps = opts.rps ?? DEFAULT_RATE_LIMIT_RPS;
   return bounded('rate-limit probe', timeoutMs, async (signal) => {
     const cap = burst + extra;
     const url = new URL('/api/v1/status', base).toString();
@@ -256,12 +319,15 @@ export async function probeRateLimit(base: string, apiKey: string | undefined, b
     let sent = 0;
     let answered = 0;
     let first429At: number | null = null;
+    let lastAnswerAt = 0;
     const statuses: Record<string, number> = {};
+    const startedAt = performance.now();
     const worker = async () => {
       while (first429At === null && sent < cap && !signal.aborted) {
         sent++;
         const res = await fetch(url, { headers, signal });
         await res.body?.cancel();
+        lastAnswerAt = performance.now();
         // Counted in the order answers arrive: with many in flight, send order says nothing.
         const n = ++answered;
         statuses[res.status] = (statuses[res.status] ?? 0) + 1;
@@ -269,7 +335,10 @@ export async function probeRateLimit(base: string, apiKey: string | undefined, b
       }
     };
     await Promise.all(Array.from({ length: Math.min(concurrency, cap) }, worker));
-    return { sent, first429At, burst, cap, statuses };
+    const elapsedMs = Math.max(1, Math.round((lastAnswerAt || performance.now()) - startedAt));
+    const achievedRps = Math.round((answered / (elapsedMs / 1000)) * 10) / 10;
+    const allowance = Math.floor(burst + (rps * elapsedMs) / 1000);
+    return { sent, first429At, burst, rps, cap, statuses, elapsedMs, achievedRps, allowance };
   });
 }
 
@@ -329,6 +398,8 @@ export interface CollectOptions {
   apiKey?: string;
   /** Burst to probe against; default from the gateway env read from Kubernetes, else 100. */
   burst?: number;
+  /** Refill (tokens/s) the limiter is judged against; default from the gateway env, else 50. */
+  rps?: number;
   extraRequests?: number;
   timeoutMs?: number;
   historyFile?: string;
@@ -344,6 +415,12 @@ export interface CollectOptions {
   workflowHealthUrl?: string;
 }
 
+/** Cordum's API_RATE_LIMIT_RPS default. */
+export const DEFAULT_RATE_LIMIT_RPS = 50;
+
+/** The gateway's limiter as configured in the objects read from Kubernetes. */
+export type LimiterFromObjects = (objects: KubeObject[]) => { burst: number; rps: number };
+
 export interface Collected {
   facts: LiveFacts;
   objects?: KubeObject[];
@@ -351,7 +428,7 @@ export interface Collected {
   namespace?: string;
 }
 
-export async function collectLive(opts: CollectOptions, burstFromObjects?: (objects: KubeObject[]) => number): Promise<Collected> {
+export async function collectLive(opts: CollectOptions, limiterFromObjects?: LimiterFromObjects): Promise<Collected> {
   const p = opts.profile;
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const facts: LiveFacts = { targetName: opts.target ?? p?.name };
@@ -394,7 +471,7 @@ export async function collectLive(opts: CollectOptions, burstFromObjects?: (obje
   const previousDispatcher = getGlobalDispatcher();
   if (agent) setGlobalDispatcher(agent);
   try {
-    return await collectWith(opts, p, facts, out, { tlsRefs, kubeTask, timeoutMs, burstFromObjects });
+    return await collectWith(opts, p, facts, out, { tlsRefs, kubeTask, timeoutMs, limiterFromObjects });
   } finally {
     if (agent) {
       setGlobalDispatcher(previousDispatcher);
@@ -403,8 +480,8 @@ export async function collectLive(opts: CollectOptions, burstFromObjects?: (obje
   }
 }
 
-async function collectWith(opts: CollectOptions, p: TargetProfile | undefined, facts: LiveFacts, out: Collected, c: { tlsRefs: { gateway?: TlsRef; nats?: TlsRef; redis?: TlsRef }; kubeTask: Promise<void>; timeoutMs: number; burstFromObjects?: (objects: KubeObject[]) => number }): Promise<Collected> {
-  const { tlsRefs, kubeTask, timeoutMs, burstFromObjects } = c;
+async function collectWith(opts: CollectOptions, p: TargetProfile | undefined, facts: LiveFacts, out: Collected, c: { tlsRefs: { gateway?: TlsRef; nats?: TlsRef; redis?: TlsRef }; kubeTask: Promise<void>; timeoutMs: number; limiterFromObjects?: LimiterFromObjects }): Promise<Collected> {
+  const { tlsRefs, kubeTask, timeoutMs, limiterFromObjects } = c;
   const env = (name?: string) => (name ? process.env[name] : undefined);
   const redisUrl = opts.redisUrl ?? p?.redis?.url;
   const natsUrl = opts.natsUrl ?? p?.nats?.url;
@@ -448,8 +525,10 @@ async function collectWith(opts: CollectOptions, p: TargetProfile | undefined, f
     facts.noKey = await probeNoKey(gatewayUrl, timeoutMs);
     await probeAllMetrics();
     if (!opts.skipRateLimit) {
-      const burst = opts.burst ?? (out.objects && burstFromObjects ? burstFromObjects(out.objects) : 100);
-      facts.rateLimit = await probeRateLimit(gatewayUrl, apiKey, burst, opts.extraRequests ?? 60, timeoutMs * 3);
+      const configured = out.objects && limiterFromObjects ? limiterFromObjects(out.objects) : undefined;
+      const burst = opts.burst ?? configured?.burst ?? 100;
+      const rps = opts.rps ?? configured?.rps ?? DEFAULT_RATE_LIMIT_RPS;
+      facts.rateLimit = await probeRateLimit(gatewayUrl, apiKey, burst, opts.extraRequests ?? 60, timeoutMs * 3, { rps });
     }
   } else await probeAllMetrics();
   return out;

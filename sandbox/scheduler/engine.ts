@@ -5,6 +5,7 @@ import { JobStatus, jobStatusName } from '../../helpers/cap/codec.js';
 import { TERMINAL_STATES, type DeliveryOutcome, type JobState, type JobStore, type SandboxDeps } from '../types.js';
 import type { PolicyCheckRequest, PolicyCheckResponse } from '../kernel/wire.js';
 import { camelNames, decisionRecord, nowMicros, safetyMetaFields } from './decisions.js';
+import { skipsKernel } from '../faults.js';
 import { publishDlq } from './dlq-packet.js';
 import type { ConfigStore } from '../stores/config-docs.js';
 import { jobHash } from './job-hash.js';
@@ -135,8 +136,12 @@ export function createEngine(ctx: EngineContext) {
     // approval_granted is honoured only for the exact request that was held for approval.
     const approved =
       labels.approval_granted === 'true' && prevMeta.safety_decision === 'REQUIRE_APPROVAL' && !!prevMeta.safety_job_hash && prevMeta.safety_job_hash === hash;
+    // Fault scheduler-skips-kernel: these topics go straight to dispatch, with no decision recorded.
+    const unchecked = !approved && skipsKernel(deps.faults, topic);
     let decision: PolicyCheckResponse;
-    if (approved) {
+    if (unchecked) {
+      decision = { decision: 'DECISION_TYPE_ALLOW', reason: '', redactedContextPtr: '', policySnapshot: '', ruleId: '', constraints: null, approvalRequired: false, approvalRef: '', remediations: [] };
+    } else if (approved) {
       decision = {
         decision: 'DECISION_TYPE_ALLOW',
         reason: 'approval granted',
@@ -164,9 +169,9 @@ export function createEngine(ctx: EngineContext) {
     }
     const record = decisionRecord(decision, hash, nowMicros());
     try {
-      await store.addDecision(jobId, record);
+      if (!unchecked) await store.addDecision(jobId, record);
       // Approval keeps the REQUIRE_APPROVAL record on the job; only real checks overwrite it.
-      if (!approved) await store.setMetaFields(jobId, safetyMetaFields(record));
+      if (!approved && !unchecked) await store.setMetaFields(jobId, safetyMetaFields(record));
     } catch (err) {
       log(`job ${jobId}: store decision failed: ${(err as Error).message}`);
       return NAK_STORE;

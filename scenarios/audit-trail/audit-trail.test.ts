@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { Ajv } from 'ajv';
 import type { DlqEntry, JobDetail, PublishResponse, RollbackResponse, SafetyDecisionRecord, TimelineEvent, WorkflowRun } from '../../helpers/gateway.js';
 import * as policyBundles from '../../helpers/policy-bundles.js';
+import { jobResidueKeys } from '../../helpers/residue.js';
 import type { TargetProfile } from '../../helpers/profile-types.js';
 import { fail, scenario, stateSlot, type RunContext } from '../../helpers/steps.js';
 import { undo } from '../../helpers/undo.js';
@@ -28,6 +29,13 @@ const DEADLINE = {
   evidence: 10_000,
 };
 const STEP_ID = 'approve';
+/**
+ * Workflow approvals and job approvals check different things: a failure in one does not skip the
+ * other. Job approvals, the rollback and the policy audit need the rule; the evidence file is
+ * written from whatever was verified.
+ */
+const INSTALL_RULE = 'Install a temporary rule that requires approval';
+const REMOVE_RULE = 'Remove the temporary rule by rolling back';
 
 function names(ctx: RunContext) {
   const p = ctx.prefix;
@@ -241,9 +249,11 @@ function ruleContent(ctx: RunContext): string {
 async function submitForApproval(ctx: RunContext, label: string): Promise<string> {
   const gw = ctx.gateway();
   const n = names(ctx);
-  const { job_id: jobId } = await ctx.step(`Submit a job on ${n.topic} (${label})`, () =>
+  const { job_id: jobId, trace_id: traceId } = await ctx.step(`Submit a job on ${n.topic} (${label})`, () =>
     gw.submitJob({ prompt: `audit-trail drill ${ctx.prefix}: ${label}`, topic: n.topic }),
   );
+  // Registered first so it runs last: the cancel and DLQ delete below may still touch the job.
+  ctx.residue(`job ${jobId}`, jobResidueKeys({ jobId, traceId }));
   ctx.teardown.add(`DLQ entry of job ${jobId}`, undo.dlqEntry(jobId));
   ctx.teardown.add(`job ${jobId}`, undo.job(jobId));
   await ctx.step('The job waits for approval (APPROVAL_REQUIRED)', async () => {
@@ -364,9 +374,9 @@ scenario('Audit trail: approvals and policy changes', (s) => {
 
   s.step('Reject a workflow approval step and check the run fails', async (ctx) => {
     await decideRun(ctx, false);
-  }, { timeoutMs: DEADLINE.workflow });
+  }, { timeoutMs: DEADLINE.workflow, independent: true });
 
-  s.step('Install a temporary rule that requires approval', async (ctx) => {
+  s.step(INSTALL_RULE, async (ctx) => {
     if (!ctx.target.destructive.allowed) {
       const reason = `job approvals need a temporary policy rule, and target '${ctx.target.name}' does not allow destructive drills (destructive.allowed: false); live policy was left alone`;
       RULE_SKIPPED.set(ctx, reason);
@@ -383,7 +393,7 @@ scenario('Audit trail: approvals and policy changes', (s) => {
     RULE.set(ctx, { before, kernelWithRule, publish: published.response });
     const d = await ctx.step(`Evaluate ${n.topic}`, () => gw.policyEvaluate({ topic: n.topic }));
     if (d.decision !== 'DECISION_TYPE_REQUIRE_HUMAN' || d.ruleId !== n.ruleId) fail(`the kernel loaded snapshot ${kernelWithRule}, but evaluate for ${n.topic} answers ${d.decision} rule ${JSON.stringify(d.ruleId)}; expected DECISION_TYPE_REQUIRE_HUMAN by ${n.ruleId}`);
-  }, { timeoutMs: DEADLINE.install });
+  }, { timeoutMs: DEADLINE.install, independent: true });
 
   s.step('Approve a job and check who, when, why and under which policy', async (ctx) => {
     const rule = requireRule(ctx);
@@ -405,7 +415,7 @@ scenario('Audit trail: approvals and policy changes', (s) => {
     // PENDING): the audit record is what is asserted, not completion.
     if (ev.state_after === 'APPROVAL_REQUIRED') fail(`job ${jobId} still awaits approval after the approve call answered 200`);
     evidence(ctx).jobs.push(ev);
-  }, { timeoutMs: DEADLINE.approveJob });
+  }, { timeoutMs: DEADLINE.approveJob, needs: [INSTALL_RULE] });
 
   s.step('Reject a job and check the record and its dead-letter entry', async (ctx) => {
     requireRule(ctx);
@@ -431,9 +441,9 @@ scenario('Audit trail: approvals and policy changes', (s) => {
     if (entry!.reason !== undefined && !entry!.reason.includes(sent.reason)) fail(`the DLQ entry for ${jobId} gives reason ${JSON.stringify(entry!.reason)}, expected the rejection reason ${JSON.stringify(sent.reason)}`);
     ev.dlq = { reason_code: entry!.reason_code!, ...(entry!.reason ? { reason: entry!.reason } : {}), ...(entry!.status ? { status: entry!.status } : {}), created_at: entry!.created_at };
     evidence(ctx).jobs.push(ev);
-  }, { timeoutMs: DEADLINE.rejectJob });
+  }, { timeoutMs: DEADLINE.rejectJob, needs: [INSTALL_RULE] });
 
-  s.step('Remove the temporary rule by rolling back', async (ctx) => {
+  s.step(REMOVE_RULE, async (ctx) => {
     const rule = requireRule(ctx);
     const gw = ctx.gateway();
     const n = names(ctx);
@@ -444,7 +454,7 @@ scenario('Audit trail: approvals and policy changes', (s) => {
     const after = await policyBundles.bundleMap(gw);
     const diff = policyBundles.diffBundleMaps(rule.before.bundles, after);
     if (diff) fail(`after the rollback the bundle map differs from the one before the drill: ${diff}`);
-  }, { timeoutMs: DEADLINE.remove });
+  }, { timeoutMs: DEADLINE.remove, needs: [INSTALL_RULE] });
 
   s.step('The policy audit lists the publish and the rollback', async (ctx) => {
     const rule = requireRule(ctx);
@@ -453,10 +463,12 @@ scenario('Audit trail: approvals and policy changes', (s) => {
     const principal = ctx.target.gateway.principal;
     const expect = policyBundles.auditActor(principal);
     const problems: string[] = [];
+    const variants: Record<string, string | undefined> = {};
     const pick = (action: 'publish' | 'rollback', resp: { snapshot_before: string; snapshot_after: string }, kernel?: string): void => {
-      const { entry: e, problems: own } = policyBundles.checkAuditEntry(items, action, resp, action === 'publish' ? { ...expect, bundleIds: [n.bundleId] } : expect);
+      const { entry: e, variant, problems: own } = policyBundles.checkAuditEntry(items, action, resp, action === 'publish' ? { ...expect, bundleIds: [n.bundleId] } : expect);
       problems.push(...own);
       if (!e) return;
+      variants[action] = variant;
       evidence(ctx).policy.push({
         audit_id: e.id,
         action,
@@ -471,9 +483,10 @@ scenario('Audit trail: approvals and policy changes', (s) => {
     };
     pick('publish', rule.publish, rule.kernelWithRule);
     if (rule.rollback) pick('rollback', rule.rollback, rule.kernelAfterRollback);
-    await ctx.evidence.json('policy audit entries of this run', evidence(ctx).policy);
+    // How this Cordum spells an empty snapshot (a rollback to an empty map records none) is evidence.
+    await ctx.evidence.json('policy audit entries of this run', { entries: evidence(ctx).policy, snapshot_after_variants: variants });
     if (problems.length) fail(problems.join('; '));
-  }, { timeoutMs: DEADLINE.audit });
+  }, { timeoutMs: DEADLINE.audit, needs: [INSTALL_RULE, REMOVE_RULE] });
 
   s.step('Write the audit evidence file', async (ctx) => {
     const doc = buildEvidence(ctx);
@@ -490,5 +503,5 @@ scenario('Audit trail: approvals and policy changes', (s) => {
     if (!validate(doc)) {
       fail(`${path} does not validate against helpers/schemas/audit-evidence.schema.json: ${(validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ')}`);
     }
-  }, { timeoutMs: DEADLINE.evidence });
+  }, { timeoutMs: DEADLINE.evidence, independent: true });
 });

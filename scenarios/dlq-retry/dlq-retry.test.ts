@@ -5,6 +5,7 @@ import type { PacketSubscription, ReceivedPacket, ConsumerCounters } from '../..
 import { JobStatus } from '../../helpers/cap/codec.js';
 import { redisResultWriter, startCapWorker, type CapWorker, type CapWorkerOptions, type JobRequest } from '../../helpers/cap-worker.js';
 import { paths, type DlqEntry, type JobDetail, type TimelineEvent, type WorkflowRun } from '../../helpers/gateway.js';
+import { jobResidueKeys } from '../../helpers/residue.js';
 import { fail, scenario, stateSlot, type RunContext } from '../../helpers/steps.js';
 import { undo } from '../../helpers/undo.js';
 import { compactJson, waitFor, WaitTimeoutError } from '../../helpers/waits.js';
@@ -65,9 +66,11 @@ function shared(ctx: RunContext): Shared {
 const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** Register removal of a job (cancel if still running) and of its DLQ entry. */
-function trackJob(ctx: RunContext, s: Shared, jobId: string): void {
+function trackJob(ctx: RunContext, s: Shared, jobId: string, traceId?: string): void {
   s.jobIds.push(jobId);
   s.dlqIds.push(jobId);
+  // Registered first so it runs last: the cancel below may still append to the job's events.
+  ctx.residue(`job ${jobId}`, jobResidueKeys({ jobId, traceId }));
   ctx.teardown.add(`job ${jobId}`, undo.job(jobId));
   ctx.teardown.add(`dlq ${jobId}`, undo.dlqEntry(jobId));
   // The runbook's workers store successful results at res:<id>; jobs themselves cannot be deleted.
@@ -142,10 +145,15 @@ async function dlqEntry(ctx: RunContext, jobId: string, packetAt: number): Promi
   }
 }
 
+/** Go's omitempty: an absent field, null, 0 and "" are one "empty" value (a build may emit any of them). */
+const isEmpty = (v: unknown) => v === undefined || v === null || v === 0 || v === '';
+
+/** `undefined` in `want` means "empty" (omitted or zero), as recorded for attempts of a job never dispatched. */
 function checkEntry(entry: DlqEntry, want: Partial<Record<keyof DlqEntry, unknown>>): void {
-  const wrong = Object.entries(want).filter(([k, v]) => (entry as unknown as Record<string, unknown>)[k] !== v);
+  const got = (k: string) => (entry as unknown as Record<string, unknown>)[k];
+  const wrong = Object.entries(want).filter(([k, v]) => (v === undefined ? !isEmpty(got(k)) : got(k) !== v));
   if (wrong.length) {
-    fail(`DLQ entry ${entry.job_id}: expected ${wrong.map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(', ')}; it has ${wrong.map(([k]) => `${k}=${JSON.stringify((entry as unknown as Record<string, unknown>)[k])}`).join(', ')}`);
+    fail(`DLQ entry ${entry.job_id}: expected ${wrong.map(([k, v]) => `${k}=${v === undefined ? '(empty)' : JSON.stringify(v)}`).join(', ')}; it has ${wrong.map(([k]) => `${k}=${JSON.stringify((entry as unknown as Record<string, unknown>)[k])}`).join(', ')}`);
   }
 }
 
@@ -208,8 +216,8 @@ scenario('DLQ drill: inject failures, follow them to the DLQ, retry, prove recov
       const sub = (await ctx.bus()).subscribe('sys.job.dlq');
       try {
         const jobId = await ctx.step(`submit a job on ${topic}`, async () => {
-          const { job_id } = await ctx.gateway().submitJob({ prompt: `runbook dlq-retry ${ctx.prefix}: unmapped`, topic });
-          trackJob(ctx, sh, job_id);
+          const { job_id, trace_id } = await ctx.gateway().submitJob({ prompt: `runbook dlq-retry ${ctx.prefix}: unmapped`, topic });
+          trackJob(ctx, sh, job_id, trace_id);
           return job_id;
         });
         const inj: Injected = { kind: 'unmapped', jobId, topic, reasonCode: 'no_pool_mapping' };
@@ -233,8 +241,8 @@ scenario('DLQ drill: inject failures, follow them to the DLQ, retry, prove recov
       const sub = (await ctx.bus()).subscribe('sys.job.dlq');
       try {
         const jobId = await ctx.step(`submit a job on ${topic} only the runbook's worker can take`, async () => {
-          const { job_id } = await ctx.gateway().submitJob({ prompt: `runbook dlq-retry ${ctx.prefix}: worker fails`, topic, labels: sh.labels });
-          trackJob(ctx, sh, job_id);
+          const { job_id, trace_id } = await ctx.gateway().submitJob({ prompt: `runbook dlq-retry ${ctx.prefix}: worker fails`, topic, labels: sh.labels });
+          trackJob(ctx, sh, job_id, trace_id);
           return job_id;
         });
         await ctx.step('the worker received it and answered FAILED', async () => {
@@ -261,8 +269,8 @@ scenario('DLQ drill: inject failures, follow them to the DLQ, retry, prove recov
       const sub = bus.subscribe('sys.job.dlq');
       try {
         const jobId = await ctx.step(`submit a job on ${topic}; the worker takes it and stays silent`, async () => {
-          const { job_id } = await ctx.gateway().submitJob({ prompt: `runbook dlq-retry ${ctx.prefix}: forged result`, topic, labels: sh.labels });
-          trackJob(ctx, sh, job_id);
+          const { job_id, trace_id } = await ctx.gateway().submitJob({ prompt: `runbook dlq-retry ${ctx.prefix}: forged result`, topic, labels: sh.labels });
+          trackJob(ctx, sh, job_id, trace_id);
           await sh.workerA.waitForJob((j) => j.job_id === job_id, { timeoutMs: WAIT.running });
           return job_id;
         });
@@ -305,7 +313,8 @@ scenario('DLQ drill: inject failures, follow them to the DLQ, retry, prove recov
             if (typeof newId !== 'string' || !new RegExp(`^${escapeRe(inj.jobId)}-retry-[0-9a-f]{8}$`).test(newId)) {
               fail(`expected the retry of ${inj.jobId} to answer job_id '${inj.jobId}-retry-<8 hex>'; it answered ${JSON.stringify(newId)}`);
             }
-            trackJob(ctx, sh, newId);
+            // A DLQ retry runs under trace dlq-retry-<original job id> (as recorded from a real Cordum).
+            trackJob(ctx, sh, newId, `dlq-retry-${inj.jobId}`);
             retried.push({ ...inj, newId });
             const [list, page] = await Promise.all([gw.dlqList(LIST_LIMIT), gw.dlqPage({ limit: LIST_LIMIT })]);
             const still = [list.some((e) => e.job_id === inj.jobId) && 'GET /api/v1/dlq', (page.items ?? []).some((e) => e.job_id === inj.jobId) && 'GET /api/v1/dlq/page'].filter(Boolean);

@@ -27,6 +27,16 @@ const DEADLINE = {
   audit: 20_000,
 };
 
+/**
+ * The drill (steps 3-7) needs nothing from the case table: a case that disagrees is reported and the
+ * drill still runs. Within the drill each step needs the ones before it (a publish that failed is
+ * rolled back by teardown).
+ */
+const SIMULATE_DRAFT = 'Simulate the draft bundle before publishing';
+const STORE_DRAFT = 'Snapshot the bundles and store the draft disabled';
+const PUBLISH = 'Publish the draft and wait for the kernel to load it';
+const ROLLBACK = 'Roll back to the snapshot and wait for the kernel to load the old policy';
+
 /** Names of everything the run creates, derived from ctx.prefix. */
 function names(ctx: RunContext) {
   const p = ctx.prefix;
@@ -176,9 +186,9 @@ scenario('Policy decisions, draft simulation and a publish/rollback drill', (s) 
     if (problems.length) {
       fail(`${problems.length} of ${cases.length} policy case(s) failed; ${problems[0]}${problems.length > 1 ? `\n- ${problems.slice(1).join('\n- ')}` : ''}`);
     }
-  }, { timeoutMs: DEADLINE.decisions });
+  }, { timeoutMs: DEADLINE.decisions, needs: ['Load the policy cases'] });
 
-  s.step('Simulate the draft bundle before publishing', async (ctx) => {
+  s.step(SIMULATE_DRAFT, async (ctx) => {
     const n = names(ctx);
     const gw = ctx.gateway();
     const content = draftContent(ctx);
@@ -211,9 +221,9 @@ scenario('Policy decisions, draft simulation and a publish/rollback drill', (s) 
         ? `for ${n.controlTopic}, which the draft does not touch, the kernel answers ${short(liveControl)} but bundle simulate answers ${short(draftControl)}: simulate evaluates the stored bundles plus the draft without config/safety.yaml, so a draft that looks right there can decide differently once published`
         : `for ${n.controlTopic} bundle simulate agreed with the kernel (${short(liveControl)}); Cordum documents that simulate leaves out the policy file, so this agreement may be a coincidence of this target's policy`,
     });
-  }, { timeoutMs: DEADLINE.draft });
+  }, { timeoutMs: DEADLINE.draft, independent: true });
 
-  s.step('Snapshot the bundles and store the draft disabled', async (ctx) => {
+  s.step(STORE_DRAFT, async (ctx) => {
     if (!ctx.target.destructive.allowed) {
       const reason = `the publish/rollback drill changes live policy and target '${ctx.target.name}' does not allow destructive drills (destructive.allowed: false); live policy was left alone`;
       DRILL_SKIPPED.set(ctx, reason);
@@ -229,9 +239,9 @@ scenario('Policy decisions, draft simulation and a publish/rollback drill', (s) 
     // Registered before the first write: whatever happens from here on, teardown restores the map.
     ctx.teardown.add(n.teardownLabel, policyBundles.rollbackAction(before.snapshotId, { author: n.author, message: `${ctx.prefix}: teardown rolled back an interrupted policy drill` }));
     await policyBundles.putDraft(gw, n.bundleId, draftContent(ctx), false, { ...changeOptions(ctx), message: `${ctx.prefix} policy drill draft` });
-  }, { timeoutMs: DEADLINE.store });
+  }, { timeoutMs: DEADLINE.store, needs: [SIMULATE_DRAFT] });
 
-  s.step('Publish the draft and wait for the kernel to load it', async (ctx) => {
+  s.step(PUBLISH, async (ctx) => {
     const d = requireDrill(ctx);
     const n = names(ctx);
     const gw = ctx.gateway();
@@ -243,9 +253,9 @@ scenario('Policy decisions, draft simulation and a publish/rollback drill', (s) 
     if (now.decision !== 'DECISION_TYPE_DENY' || now.ruleId !== n.ruleId) {
       fail(`the kernel loaded snapshot ${d.kernelAfterPublish}, but evaluate for ${n.probeTopic} answers ${short(now)}; expected DECISION_TYPE_DENY by rule ${n.ruleId} as the draft simulation said`);
     }
-  }, { timeoutMs: DEADLINE.publish });
+  }, { timeoutMs: DEADLINE.publish, needs: [SIMULATE_DRAFT, STORE_DRAFT] });
 
-  s.step('Roll back to the snapshot and wait for the kernel to load the old policy', async (ctx) => {
+  s.step(ROLLBACK, async (ctx) => {
     const d = requireDrill(ctx);
     const n = names(ctx);
     const gw = ctx.gateway();
@@ -258,7 +268,7 @@ scenario('Policy decisions, draft simulation and a publish/rollback drill', (s) 
     if (now.decision !== d.probeBefore.decision || (now.ruleId ?? '') !== (d.probeBefore.ruleId ?? '')) {
       fail(`after the rollback evaluate for ${n.probeTopic} answers ${short(now)}; expected the pre-drill decision ${short(d.probeBefore)}`);
     }
-  }, { timeoutMs: DEADLINE.rollback });
+  }, { timeoutMs: DEADLINE.rollback, needs: [SIMULATE_DRAFT, STORE_DRAFT, PUBLISH] });
 
   s.step('The policy audit records both actions and the bundles are exactly as before', async (ctx) => {
     const d = requireDrill(ctx);
@@ -271,7 +281,9 @@ scenario('Policy decisions, draft simulation and a publish/rollback drill', (s) 
     const pub = policyBundles.checkAuditEntry(items, 'publish', d.publish!, { ...expect, bundleIds: [n.bundleId] });
     const rb = policyBundles.checkAuditEntry(items, 'rollback', d.rollback!, expect);
     const problems = [...pub.problems, ...rb.problems];
-    await ctx.evidence.json('policy audit entries of this drill', { publish: pub.entry, rollback: rb.entry });
+    // Which spelling of an empty snapshot this Cordum used is evidence (a rollback to the empty map
+    // of a fresh install records no snapshot_after), not a verdict.
+    await ctx.evidence.json('policy audit entries of this drill', { publish: pub.entry, rollback: rb.entry, rollback_variant: rb.variant ?? null, rollback_response: d.rollback });
     if (!actor) {
       ctx.finding({ id: 'policy-audit-actor-unchecked', severity: 'warn', title: 'Audit actor not checked', detail: `target '${ctx.target.name}' sets no gateway.principal.id, so the drill sent no X-Principal-Id to compare the audit's actor_id with` });
     }
@@ -281,5 +293,5 @@ scenario('Policy decisions, draft simulation and a publish/rollback drill', (s) 
     await ctx.evidence.json('bundle map after the drill', after);
     if (diff) problems.push(`the bundle map is not as it was before the drill: ${diff}`);
     if (problems.length) fail(problems.join('\n'));
-  }, { timeoutMs: DEADLINE.audit });
+  }, { timeoutMs: DEADLINE.audit, needs: [SIMULATE_DRAFT, STORE_DRAFT, PUBLISH, ROLLBACK] });
 });

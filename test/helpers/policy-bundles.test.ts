@@ -95,6 +95,24 @@ describe('policy bundles on a sandbox', () => {
     expect(checkAuditEntry(items, 'rollback', { snapshot_before: 'x', snapshot_after: 'nope' }).problems[0]).toMatch(/^no rollback entry with snapshot_after nope in the policy audit/);
   });
 
+  it('treats an omitted, null or empty snapshot_after as the same empty snapshot, and says which it saw', () => {
+    // As recorded from a real Cordum: a rollback to the empty map of a fresh install answers
+    // snapshot_after "" and its audit entry has no snapshot_after at all.
+    const rollbackToEmpty = { id: 'a2', action: 'rollback', actor_id: 'runbooks', role: 'admin', snapshot_before: '2026-12-03T13:14:51Z-d888bf1121', created_at: '2026-12-03T13:14:51Z' };
+    const earlier = { ...rollbackToEmpty, id: 'a1', snapshot_before: '2026-12-03T13:10:00Z-0000000000' };
+    const response = { rollback_to: '2026-12-03T13:14:23Z-44136fa355', snapshot_after: '', snapshot_before: '2026-12-03T13:14:51Z-d888bf1121' };
+    const omitted = checkAuditEntry([earlier, rollbackToEmpty], 'rollback', response, { actorId: 'runbooks', role: 'admin' });
+    expect(omitted).toMatchObject({ problems: [], entry: { id: 'a2' } });
+    expect(omitted.variant).toMatch(/^snapshot_after omitted/);
+    expect(checkAuditEntry([{ ...rollbackToEmpty, snapshot_after: '' }], 'rollback', { ...response, snapshot_after: undefined }).variant).toBe('snapshot_after empty');
+    expect(checkAuditEntry([{ ...rollbackToEmpty, snapshot_after: 'x-1' }], 'rollback', { ...response, snapshot_after: 'x-1' }).variant).toBe('snapshot_after set');
+    // Still a real check: an entry that records a snapshot where the answer had none is not this rollback.
+    expect(checkAuditEntry([{ ...rollbackToEmpty, snapshot_after: 'x-1' }], 'rollback', response).problems[0]).toMatch(/^no rollback entry with snapshot_after \(none: an empty map\)/);
+    expect(checkAuditEntry([rollbackToEmpty], 'rollback', { ...response, snapshot_before: 'other' }).problems).toEqual([
+      'rollback entry has snapshot_before "2026-12-03T13:14:51Z-d888bf1121", expected other',
+    ]);
+  });
+
   it('publishes as another principal when asked, and the audit records that principal', async () => {
     const id = 'secops/pb-unit-principal';
     const before = await snapshotBundles(gw, 'policy-bundles unit: principal');

@@ -164,7 +164,9 @@ describe('live-only checks fail on their variant', { timeout: 90_000 }, () => {
   it('limits.rate-limit-live: a gateway that never answers 429', async () => {
     const k = await kube(liveNamespace(now, certs));
     const g = await gateway({ key: KEY, limit: null });
-    const r = await runAudit({ mode: 'live', live: opts(k, g, { burst: 20, extraRequests: 10 }), now, thresholds });
+    // A 1/s refill: 30 requests outpace burst plus refill however slow this machine is today, so
+    // the probe can judge (a slow link gets "could not judge": rate-limit-probe.test.ts).
+    const r = await runAudit({ mode: 'live', live: opts(k, g, { burst: 20, extraRequests: 10, rps: 1 }), now, thresholds });
     expect(statusOf(r, 'limits.rate-limit-live').status).toBe('fail');
     expect(onlyFails(r)).toEqual(['limits.rate-limit-live']);
     expect(g.hits()).toBeLessThanOrEqual(2 + 30); // status + capped probe; the default-key probe is refused before counting

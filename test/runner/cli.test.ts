@@ -156,10 +156,15 @@ describe('pnpm runbook', () => {
       'passed Create a thing',
       'failed The thing is blue',
       'skipped Never reached',
+      'passed Needs only the thing',
+      'skipped Needs the skipped step',
+      'passed Independent',
       'passed Teardown: remove what this run created',
     ]);
     expect(s.steps[1].error).toMatch(/expected 'red' to be 'blue'/);
     expect(s.steps[2].skip_reason).toBe("skipped because 'The thing is blue' failed");
+    // Skipped for the failure at its root, through the step it needs.
+    expect(s.steps[4].skip_reason).toBe("skipped because 'The thing is blue' failed");
     expect(server.log.filter((l) => l.startsWith('DELETE')).length).toBe(deletesBefore + 1);
 
     // --only-failed reruns that report's failed scenario files.

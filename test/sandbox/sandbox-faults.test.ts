@@ -6,7 +6,10 @@ import { connect } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectBus } from '../../helpers/bus.js';
+import { startCapWorker } from '../../helpers/cap-worker.js';
 import { decodePacket, encodePacket } from '../../helpers/cap/codec.js';
+import { SKIPS_KERNEL_TOPIC_PREFIX } from '../../sandbox/faults.js';
 import { startSandbox, type Sandbox } from '../../sandbox/index.js';
 import { client, until } from './sandbox-client.js';
 
@@ -41,7 +44,7 @@ async function lastSubmittedJob(e: Env): Promise<string | undefined> {
 beforeAll(async () => {
   [clean, faulty] = await Promise.all([
     open([]),
-    open(['gateway-redis-down', 'metrics-missing', 'dlq-tap-down', 'dlq-retry-noop', 'rate-limit-off', 'redis-no-persistence', 'jetstream-memory-storage']),
+    open(['gateway-redis-down', 'metrics-missing', 'dlq-tap-down', 'dlq-retry-noop', 'rate-limit-off', 'redis-no-persistence', 'jetstream-memory-storage', 'scheduler-skips-kernel']),
   ]);
 });
 afterAll(async () => {
@@ -129,6 +132,32 @@ describe('sandbox faults', () => {
     expect(await clean.redis.exists('dlq:entry:noop-1')).toBe(0);
   });
   // Last: it drains the clean gateway's bucket.
+  it('scheduler-skips-kernel: jobs on one topic prefix run without a safety check; other topics are still checked', async () => {
+    // Runs to completion through a real CAP worker; state and decisions are read from Redis, so the
+    // gateway's small token bucket (burst 40, 1/s) is left for the rate-limit test.
+    const run = async (e: Env, topic: string, tag: string) => {
+      const bus = await connectBus(e.sb.profile);
+      const worker = await startCapWorker(bus, { workerId: `kernel-${tag}`, pool: 'default', labels: { probe: tag }, behaviour: { mode: 'succeed', result: { ok: true } } });
+      try {
+        const res = await e.api('POST', '/api/v1/jobs', { prompt: 'kernel probe', topic, labels: { probe: tag } });
+        const id = (res.json as { job_id: string }).job_id;
+        await until(`job ${id} on ${topic} to end`, async () => {
+          const st = await e.redis.get(`job:state:${id}`);
+          return st && ['SUCCEEDED', 'FAILED', 'DENIED'].includes(st) ? st : undefined;
+        }, 15_000);
+        return { state: await e.redis.get(`job:state:${id}`), decision: (await e.redis.hget(`job:meta:${id}`, 'safety_decision')) ?? '', decisions: await e.redis.llen(`job:decisions:${id}`) };
+      } finally {
+        await worker.stop();
+        await bus.close();
+      }
+    };
+    expect(SKIPS_KERNEL_TOPIC_PREFIX).toBe('job.default');
+    expect(await run(clean, 'job.default', 'clean')).toEqual({ state: 'SUCCEEDED', decision: 'ALLOW', decisions: 1 });
+    expect(await run(faulty, 'job.default', 'skipped')).toEqual({ state: 'SUCCEEDED', decision: '', decisions: 0 });
+    // A topic outside the prefix: unmapped, so it fails placement, but only after the kernel's check.
+    expect(await run(faulty, 'job.runbook.unmapped', 'checked')).toEqual({ state: 'FAILED', decision: 'ALLOW', decisions: 1 });
+  }, 60_000);
+
   it('rate-limit-off: never 429 where the clean gateway limits', async () => {
     const statuses = async (e: Env) => {
       const out = new Set<number>();
