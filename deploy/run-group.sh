@@ -38,7 +38,7 @@ trap on_signal TERM INT
 
 worst=0
 for runbook in $runbooks; do
-  node --import tsx cli/runbook.ts "$runbook" "$@" &
+  node bin/runbook.mjs "$runbook" "$@" &
   child=$!
   wait "$child"
   rc=$?

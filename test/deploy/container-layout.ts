@@ -100,6 +100,14 @@ export function assembleImage(scratch: string): ImageLayout {
         else if (cmd[0] === 'groupadd' || cmd[0] === 'useradd') continue; // the uid/gid: USER below
         else if (cmd[0] === 'mkdir' || cmd[0] === 'chown') volumePaths.push(cmd.at(-1)!);
         else if (cmd[0] === 'ln' && cmd[1] === '-s' && cmd.length === 4) symlinkSync(cmd[2]!, inRoot(cmd[3]!));
+        else if (cmd[0] === 'printf' && cmd.at(-2) === '>') {
+          // The suite's git sha, stamped at build time: an image built without --build-arg says unknown.
+          writeFileSync(inRoot(cmd.at(-1)!), 'unknown\n');
+        } else if (cmd[0] === 'node' && cmd[1] === 'bin/build.mjs' && cmd.length === 2) {
+          // The ahead-of-time build, run in the assembled tree as the image build runs it.
+          const r = spawnSync('node', ['bin/build.mjs'], { cwd: inRoot(workdir), encoding: 'utf8', timeout: 120_000 });
+          if (r.status !== 0) throw new Error(`RUN node bin/build.mjs failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`);
+        }
         else throw new Error(`RUN step "${cmd.join(' ')}" is not reproduced by the layout`);
       }
     } else if (i.op === 'USER') {

@@ -28,7 +28,7 @@ describe('deploy/Dockerfile', () => {
     const users = runtime.filter((i) => i.op === 'USER');
     expect(users.at(-1)?.args).toMatch(/^10001(:10001)?$/);
     const entrypoint = JSON.parse(runtime.find((i) => i.op === 'ENTRYPOINT')!.args) as string[];
-    expect(entrypoint).toEqual(['node', '--import', 'tsx', 'cli/runbook.ts']);
+    expect(entrypoint).toEqual(['node', 'bin/runbook.mjs']);
     const env = runtime.filter((i) => i.op === 'ENV').map((i) => i.args).join(' ');
     expect(env).toContain('RUNBOOK_REPORTS_DIR=/reports');
   });
@@ -57,7 +57,7 @@ describe('deploy/Dockerfile', () => {
     const lines = readFileSync(join(REPO, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
     expect(lines[0]).toBe('*');
     const allowed = lines.filter((l) => l.startsWith('!')).map((l) => l.slice(1));
-    for (const needed of ['package.json', 'pnpm-lock.yaml', 'cli', 'helpers', 'runbooks', 'scenarios', 'deploy/run-group.sh']) {
+    for (const needed of ['package.json', 'pnpm-lock.yaml', 'bin', 'cli', 'helpers', 'runbooks', 'scenarios', 'deploy/run-group.sh']) {
       expect(allowed).toContain(needed);
     }
     for (const never of ['test', 'reports', '.git', 'node_modules', 'deploy', '.github']) expect(allowed).not.toContain(never);
@@ -66,13 +66,13 @@ describe('deploy/Dockerfile', () => {
 });
 
 describe('deploy/run-group.sh', () => {
-  /** A checkout whose cli/runbook.ts is a stand-in that exits with the code named in its argument. */
+  /** A checkout whose bin/runbook.mjs is a stand-in that exits with the code named in its argument. */
   function fakeCheckout(): string {
     const dir = mkdtempSync(join(tmpdir(), 'run-group-'));
-    mkdirSync(join(dir, 'cli'));
+    mkdirSync(join(dir, 'bin'));
     symlinkSync(join(REPO, 'node_modules'), join(dir, 'node_modules'));
     writeFileSync(
-      join(dir, 'cli/runbook.ts'),
+      join(dir, 'bin/runbook.mjs'),
       `const [name, ...rest] = process.argv.slice(2);
 console.log('ran', name, rest.join(' '));
 if (name === 'hang') {

@@ -28,7 +28,7 @@ describe('link from a failed step to its runbook page', () => {
 
   it('matches a step whose name adds detail in parentheses, and falls back to the page\'s "When … fails" section', () => {
     expect(whenItFailsAnchor(page('dlq-retry'), 'Inject: a job on an unmapped topic (no_pool_mapping)')).toBe('2-inject-a-job-on-an-unmapped-topic-no_pool_mapping-deadline-16-s');
-    expect(whenItFailsAnchor(page('smoke'), 'Jobs (a detail the page does not name)')).toBe('4-jobs-deadline-25-s');
+    expect(whenItFailsAnchor(page('smoke'), 'Jobs (a detail the page does not name)')).toBe('4-jobs-deadline-10-s');
     expect(whenItFailsAnchor(page('backup-restore'), 'Verify the restored data, including the markers')).toBe('when-a-step-fails');
   });
 
@@ -50,10 +50,10 @@ describe('link from a failed step to its runbook page', () => {
   it('gives a readable path for the terminal and a URL for the report (RUNBOOK_DOCS_URL or a file URL)', () => {
     const file = findRunbook('smoke').file;
     const local = whenItFailsLink(file, 'Jobs', {})!;
-    expect(local.display).toMatch(/runbooks\/smoke\.md#4-jobs-deadline-25-s$/);
-    expect(local.url).toMatch(/^file:\/\/.*\/runbooks\/smoke\.md#4-jobs-deadline-25-s$/);
+    expect(local.display).toMatch(/runbooks\/smoke\.md#4-jobs-deadline-10-s$/);
+    expect(local.url).toMatch(/^file:\/\/.*\/runbooks\/smoke\.md#4-jobs-deadline-10-s$/);
     const web = whenItFailsLink(file, 'Jobs', { RUNBOOK_DOCS_URL: 'https://git.example.com/cordum-runbooks/blob/main' })!;
-    expect(web.url).toBe('https://git.example.com/cordum-runbooks/blob/main/runbooks/smoke.md#4-jobs-deadline-25-s');
+    expect(web.url).toBe('https://git.example.com/cordum-runbooks/blob/main/runbooks/smoke.md#4-jobs-deadline-10-s');
   });
 });
 

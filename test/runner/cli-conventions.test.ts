@@ -64,7 +64,7 @@ describe('-o json', () => {
       target: { sandbox: false, name: 'runner-fixture', gateway: server.url },
       destructive: false,
       creates: ['a thing'],
-      scenarios: [{ title: 'A failing check', file: 'test/fixtures/scenarios/fail/thing.scenario.ts', steps: ['Create a thing', 'The thing is blue', 'Never reached', 'Teardown: remove what this run created'].map((name) => ({ name, deadline_ms: expect.any(Number) })) }],
+      scenarios: [{ title: 'A failing check', file: 'test/fixtures/scenarios/fail/thing.scenario.ts', steps: ['Create a thing', 'The thing is blue', 'Never reached', 'Needs only the thing', 'Needs the skipped step', 'Independent', 'Teardown: remove what this run created'].map((name) => ({ name, deadline_ms: expect.any(Number) })) }],
     });
     expect(server.log.length).toBe(before);
   });
@@ -96,7 +96,7 @@ describe('--quiet and --verbose', () => {
     expect(r.code, r.stderr).toBe(1);
     const lines = r.stdout.trim().split('\n');
     expect(lines.at(-1)).toMatch(/index\.html$/);
-    expect(lines.at(-2)).toMatch(/^FAILED: 2 passed, 1 failed, 1 skipped$/);
+    expect(lines.at(-2)).toMatch(/^FAILED: 4 passed, 1 failed, 2 skipped$/);
     expect(r.stdout).toMatch(/✗ The thing is blue/);
     expect(r.stdout).toMatch(/when it fails: test\/fixtures\/runbooks\/fail\.md/);
     expect(r.stdout).not.toMatch(/✓|Create a thing|Never reached|^Runbook fail|^Target /m);
