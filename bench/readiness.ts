@@ -11,7 +11,7 @@ export const COMPLIANT_DIR = resolve(import.meta.dirname, '../test/fixtures/read
 
 /**
  * `size` objects from the base set: copy 0 is the original, copy k renames every object to
- * `<name>-r<k>` (labels and references are left alone, so every copy is recognised as Cordum's).
+ * `<name>-r<k>` and labels every label set and selector with `bench-copy: r<k>` (other labels and references are left alone, so every copy is recognised as Cordum's).
  */
 export function replicate(base: KubeObject[], size: number): KubeObject[] {
   if (base.length === 0) throw new Error('replicate: empty base set');
@@ -20,11 +20,31 @@ export function replicate(base: KubeObject[], size: number): KubeObject[] {
     for (const o of base) {
       if (out.length >= size) break;
       const copy = structuredClone(o);
-      if (k > 0) copy.metadata.name = `${o.metadata.name}-r${k}`;
+      if (k > 0) {
+        copy.metadata.name = `${o.metadata.name}-r${k}`;
+        markCopy(copy, `r${k}`);
+      }
       out.push(copy);
     }
   }
   return out;
+}
+
+/**
+ * A copy is its own installation: every label set and selector gains `bench-copy: <k>`, so a copy's
+ * Services, monitors and policies select their own workloads, as separate releases in one namespace
+ * do. Without it every ServiceMonitor of every copy would select every Service of every copy, and
+ * the audit's output (one row per monitor, Service and workload) would grow with the cube of the size.
+ */
+function markCopy(node: unknown, copy: string, key?: string): void {
+  if (!node || typeof node !== 'object') return;
+  if (Array.isArray(node)) return node.forEach((n) => markCopy(n, copy));
+  const o = node as Record<string, unknown>;
+  if (key === 'labels' || key === 'matchLabels' || (key === 'selector' && !('matchLabels' in o) && !('matchExpressions' in o) && Object.keys(o).length > 0)) {
+    o['bench-copy'] = copy;
+    return;
+  }
+  for (const [k, v] of Object.entries(o)) markCopy(v, copy, k);
 }
 
 export async function benchReadiness(ctx: BenchContext): Promise<BenchResult> {
@@ -57,7 +77,7 @@ export async function benchReadiness(ctx: BenchContext): Promise<BenchResult> {
     name: 'readiness',
     title: 'Readiness audit (static)',
     method: [
-      `The compliant fixture namespace (test/fixtures/readiness/compliant, ${m.objects.length} objects) replicated into renamed copies (\`<name>-r<k>\`) up to each size, then \`runAudit({ mode: 'static' })\` over all of them, in process (manifest parsing excluded). One warm-up audit is not counted.`,
+      `The compliant fixture namespace (test/fixtures/readiness/compliant, ${m.objects.length} objects) replicated into renamed copies (\`<name>-r<k>\`, each labelled and selecting \`bench-copy: r<k>\`) up to each size, then \`runAudit({ mode: 'static' })\` over all of them, in process (manifest parsing excluded). One warm-up audit is not counted.`,
     ],
     figures,
     goals: [goalLinear('audit time grows linearly with the object count', perObject)],
