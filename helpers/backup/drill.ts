@@ -291,6 +291,23 @@ export class RestoreDrill {
     this.backupEndMs = Date.now();
   }
 
+  /**
+   * Only take a checked archive, no scratch restore: preflight, both backups and the archive check,
+   * then the drill's own resources go while the archive stays. Returns the archive folder (the
+   * in-place restore's first half, and how tests make an archive to restore from).
+   */
+  async archiveOnly(): Promise<string> {
+    try {
+      await this.preflight();
+      await this.backupRedis();
+      await this.backupJetStream();
+      await this.checkArchive();
+    } finally {
+      await this.cleanup({ keepArchive: true });
+    }
+    return this.root;
+  }
+
   /** Write the manifest, then re-read everything from disk and check it before any restore. */
   async checkArchive(): Promise<BackupManifest> {
     this.backupEndMs ||= Date.now();

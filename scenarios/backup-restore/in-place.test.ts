@@ -215,15 +215,7 @@ scenario('In-place restore (real recovery, --in-place)', (base) => {
             if (p.message.endsWith('started') || p.message.includes('finished')) say(p.message);
           },
         });
-        try {
-          await drill.preflight();
-          await drill.backupRedis();
-          await drill.backupJetStream();
-          await drill.checkArchive();
-        } finally {
-          await drill.cleanup({ keepArchive: true });
-        }
-        run.archive = drill.root;
+        run.archive = await drill.archiveOnly();
         say(`fresh backup in ${drill.root}`);
       }
       // A damaged archive stops here, before anything on the target changes (a given --archive was

@@ -26,15 +26,7 @@ beforeAll(async () => {
   ws = new Workspace(() => gw.url);
   src = await startSource();
   const drill = new RestoreDrill({ target: 'faults', redis: src.redis, nats: src.nc, lock: memoryLock(), workDir: join(ws.dir, 'archives'), keepArchive: true, historyFile: false });
-  try {
-    await drill.preflight();
-    await drill.backupRedis();
-    await drill.backupJetStream();
-    await drill.checkArchive();
-  } finally {
-    await drill.cleanup({ keepArchive: true });
-  }
-  archive = drill.root;
+  archive = await drill.archiveOnly();
   // Redis and NATS are configured (the runbook needs them) but no kube section: no cluster to guard.
   profile = ws.profile('no-kube', gatewayProfile(`redis:\n  url: redis://127.0.0.1:${src.redisServer.port}\nnats:\n  url: ${src.natsServer.url}`));
 }, 120_000);
