@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 import { EXIT } from '../../helpers/errors.js';
 import { createBundle } from '../../helpers/ticket/bundle.js';
+import { MANIFEST_NAME } from '../../helpers/ticket/manifest.js';
 import { attachCommand } from './attach.js';
 
 export interface BundleCommandOptions {
@@ -20,7 +21,9 @@ export interface BundleCommandOptions {
 export async function bundleCommand(reportDir: string, opts: BundleCommandOptions = {}): Promise<{ archive: string }> {
   const log = opts.log ?? ((line: string) => console.log(line));
   const result = await createBundle(reportDir, { out: opts.out, ticket: opts.ticket });
-  log(`bundle: ${result.archive} (${result.files.length} files, manifest verified)`);
+  // Counted as verify-bundle counts them: the files the manifest lists, the manifest itself apart.
+  const listed = result.files.filter((f) => !f.endsWith(`/${MANIFEST_NAME}`)).length;
+  log(`bundle: ${result.archive} (${listed} files and their ${MANIFEST_NAME}, verified)`);
   if (result.absent.length) log(`bundle: note: the run has no ${result.absent.join(', ')}; bundled without`);
   if (opts.jira) await attachCommand(result.archive, { issue: opts.jira, log });
   return { archive: result.archive };

@@ -55,6 +55,16 @@ describe('bundle', () => {
     expect(await verifyBundleCommand(archive, quiet)).toEqual({ ok: true, problems: [] });
   });
 
+  it('bundle and verify-bundle count the same files (the manifest apart)', async () => {
+    const { dir } = await makeReport();
+    const lines: string[] = [];
+    const log = (line: string) => lines.push(line);
+    const { archive } = await bundleCommand(dir, { log });
+    await verifyBundleCommand(archive, { log });
+    expect(lines[0]).toMatch(/\(4 files and their manifest\.sha256, verified\)$/);
+    expect(lines[1]).toMatch(/^verify-bundle: OK, 4 files match /);
+  });
+
   it('takes the ticket from summary.json, includes SARIF when present, and is byte-for-byte repeatable', async () => {
     const { dir, runId } = await makeReport({ summary: makeSummary({ ticket: 'OPS-77' }), sarif: true });
     const out = await mkdtemp(join(tmpdir(), 'bundles-'));
