@@ -169,9 +169,6 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     }
     const clientTls = certs ? { ca_file: certs.ca, cert_file: certs.leaves.client.cert, key_file: certs.leaves.client.key } : undefined;
 
-    const livedIn = state === 'lived-in' ? await seedLivedInHistory(deps, { gatewayUrl: gateway.url, apiKey }) : undefined;
-    if (livedIn) log(`[sandbox] lived-in: ${livedIn.historicalJobs} earlier jobs, ${livedIn.platformJobs} through the platform, deleted stream messages ${JSON.stringify(livedIn.deletedStreamMessages)}`);
-
     process.env[SANDBOX_API_KEY_ENV] = apiKey;
     const faultList = faults.list();
     const profile: TargetProfile = {
@@ -204,6 +201,11 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       readiness: { waivers: SANDBOX_WAIVERS_FILE },
       labels: { faults: faultList.join(','), ...(state === 'lived-in' ? { state } : {}) },
     };
+
+    // History goes in through the gateway's own port (plain HTTP even in TLS mode), before anyone else uses it.
+    const plain: TargetProfile = { ...profile, gateway: { ...profile.gateway, url: gateway.url, tls: undefined } };
+    const livedIn = state === 'lived-in' ? await seedLivedInHistory(deps, { profile: plain, apiKey }) : undefined;
+    if (livedIn) log(`[sandbox] lived-in: ${livedIn.historicalJobs} earlier jobs, ${livedIn.platformJobs} through the platform, deleted stream messages ${JSON.stringify(livedIn.deletedStreamMessages)}`);
 
     let stopping: Promise<void> | undefined;
     return {

@@ -14,8 +14,10 @@
 // exactly what the platform itself produces.
 import { randomUUID } from 'node:crypto';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
-import { request } from 'undici';
 import type { JobRequest } from '../helpers/cap/codec.js';
+import { GatewayClient } from '../helpers/gateway.js';
+import type { TargetProfile } from '../helpers/profile-types.js';
+import { waitFor } from '../helpers/waits.js';
 import { createConfigStore } from './stores/config-docs.js';
 import { createJobStore, rfc3339, rfc3339Nano } from './stores/jobs.js';
 import type { JobState, SandboxDeps } from './types.js';
@@ -80,7 +82,8 @@ export interface LivedInSummary {
 }
 
 interface HistoryOptions {
-  gatewayUrl: string;
+  /** The sandbox's own profile (plain HTTP): seeding goes through the gateway as an operator would. */
+  profile: TargetProfile;
   apiKey: string;
   /** Bounded wait for the platform to settle the jobs it was given. */
   timeoutMs?: number;
@@ -133,69 +136,53 @@ async function seedHistoricalJobs(deps: SandboxDeps, count: number): Promise<voi
   for (let i = 0; i < count; i += BATCH) await Promise.all(Array.from({ length: Math.min(BATCH, count - i) }, (_, k) => one(i + k)));
 }
 
-type Call = (method: 'GET' | 'POST', path: string, body?: unknown) => Promise<{ status: number; json: unknown }>;
-
-function gatewayCaller(opts: HistoryOptions): Call {
-  return async (method, path, body) => {
-    const res = await request(opts.gatewayUrl + path, {
-      method,
-      headers: { 'x-api-key': opts.apiKey, 'content-type': 'application/json', 'x-principal-id': 'ops-bot', 'x-principal-role': 'admin' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      headersTimeout: 10_000,
-      bodyTimeout: 10_000,
-    });
-    const text = await res.body.text();
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = text;
-    }
-    if (res.statusCode >= 300) throw new Error(`lived-in seeding: ${method} ${path} answered ${res.statusCode}: ${text.trim()}`);
-    return { status: res.statusCode, json };
-  };
+/** The project's gateway client on the plain-HTTP gateway, as the operator who built this history. */
+function seedingClient(opts: HistoryOptions): GatewayClient {
+  return new GatewayClient(opts.profile, { apiKey: opts.apiKey, principal: { id: 'ops-bot', role: 'admin' } });
 }
 
-async function until(what: string, deadline: number, check: () => Promise<boolean>): Promise<void> {
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`lived-in seeding: ${what} did not happen in time`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+/** Poll `check` until it holds, within the seeding's one deadline; a timeout says what was last seen. */
+async function until<T>(what: string, deadline: number, probe: () => Promise<T>, done: (v: T) => boolean): Promise<T> {
+  return waitFor(`lived-in seeding: ${what}`, probe, done, { timeoutMs: Math.max(1, deadline - Date.now()), intervalMs: 50 });
 }
 
 /** Jobs through the platform itself: DLQ entries, approvals granted and rejected, denials, cancels. */
-async function seedPlatformJobs(deps: SandboxDeps, call: Call, deadline: number): Promise<number> {
+async function seedPlatformJobs(deps: SandboxDeps, gw: GatewayClient, deadline: number): Promise<number> {
   const submit = async (topic: string, labels?: Record<string, string>) =>
-    ((await call('POST', '/api/v1/jobs', { prompt: `lived-in history on ${topic}`, topic, ...(labels ? { labels } : {}) })).json as { job_id: string }).job_id;
-  const state = (id: string) => deps.redis.get(`job:state:${id}`);
+    (await gw.submitJob({ prompt: `lived-in history on ${topic}`, topic, ...(labels ? { labels } : {}) })).job_id;
+  const states = (ids: string[]) => Promise.all(ids.map((id) => deps.redis.get(`job:state:${id}`)));
   const unmapped = await Promise.all(Array.from({ length: 12 }, () => submit(`${LIVED_IN_PREFIX}.unmapped`)));
   const denied = await Promise.all(Array.from({ length: 4 }, () => submit(`${LIVED_IN_PREFIX}.denied`)));
   const approvals = await Promise.all(Array.from({ length: 6 }, () => submit(`${LIVED_IN_PREFIX}.approval`)));
   // Parked on the mapped topic with a label no worker carries, then cancelled, as an operator does.
   const parked = await Promise.all(Array.from({ length: 4 }, () => submit('job.default', { livedin_probe: 'parked' })));
 
-  await until('the approval jobs waiting for approval', deadline, async () => (await Promise.all(approvals.map(state))).every((s) => s === 'APPROVAL_REQUIRED'));
+  await until('the approval jobs waiting for approval', deadline, () => states(approvals), (st) => st.every((s) => s === 'APPROVAL_REQUIRED'));
   for (const [i, id] of approvals.entries()) {
-    if (i < 2) await call('POST', `/api/v1/approvals/${id}/approve`, { reason: 'looks fine', note: 'lived-in' });
-    else if (i < 4) await call('POST', `/api/v1/approvals/${id}/reject`, { reason: 'not this time', note: 'lived-in' });
+    if (i < 2) await gw.approveJob(id, { reason: 'looks fine', note: 'lived-in' });
+    else if (i < 4) await gw.rejectJob(id, { reason: 'not this time', note: 'lived-in' });
     // The last two stay waiting: a lived-in install has approvals nobody has looked at yet.
   }
-  await until('the parked jobs to be pending', deadline, async () => (await Promise.all(parked.map(state))).every((s) => s === 'PENDING'));
-  for (const id of parked) await call('POST', `/api/v1/jobs/${id}/cancel`);
+  await until('the parked jobs to be pending', deadline, () => states(parked), (st) => st.every((s) => s === 'PENDING'));
+  for (const id of parked) await gw.cancelJob(id);
 
   const settled = [...unmapped, ...denied, ...approvals.slice(0, 4), ...parked];
-  await until('the platform to settle the lived-in jobs', deadline, async () =>
-    (await Promise.all(settled.map(state))).every((s) => s === 'FAILED' || s === 'DENIED' || s === 'CANCELLED'),
-  );
+  await until('the platform to settle the lived-in jobs', deadline, () => states(settled), (st) => st.every((s) => s === 'FAILED' || s === 'DENIED' || s === 'CANCELLED'));
   return unmapped.length + denied.length + approvals.length + parked.length;
 }
 
 /** Wait until every durable consumer of the stream has acked all it was given. */
 async function consumersCaughtUp(jsm: JetStreamManager, stream: string, deadline: number): Promise<void> {
-  await until(`the ${stream} consumers to ack their history`, deadline, async () => {
-    for await (const ci of jsm.consumers.list(stream)) if (ci.num_pending > 0 || ci.num_ack_pending > 0) return false;
-    return true;
-  });
+  await until(
+    `the ${stream} consumers to ack their history`,
+    deadline,
+    async () => {
+      const behind: string[] = [];
+      for await (const ci of jsm.consumers.list(stream)) if (ci.num_pending > 0 || ci.num_ack_pending > 0) behind.push(`${ci.name} (pending ${ci.num_pending}, unacked ${ci.num_ack_pending})`);
+      return behind;
+    },
+    (behind) => behind.length === 0,
+  );
 }
 
 /** Delete every `every`-th message among the acked ones: the gaps a stream has after purges and limits. */
@@ -216,7 +203,7 @@ async function punchGaps(jsm: JetStreamManager, stream: string, every: number): 
 export async function seedLivedInHistory(deps: SandboxDeps, opts: HistoryOptions): Promise<LivedInSummary> {
   const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
   const historicalJobs = 240;
-  const [, platformJobs] = await Promise.all([seedHistoricalJobs(deps, historicalJobs), seedPlatformJobs(deps, gatewayCaller(opts), deadline)]);
+  const [, platformJobs] = await Promise.all([seedHistoricalJobs(deps, historicalJobs), seedPlatformJobs(deps, seedingClient(opts), deadline)]);
 
   // CORDUM_JOBS history: dispatches of long-finished jobs (packets nobody consumes any more).
   for (let i = 0; i < 24; i++) {
