@@ -11,7 +11,7 @@ import { impactChart, impactJson, impactMarkdown, type ImpactHeader } from '../.
 import { replayJobs, type ReplayStats } from '../../helpers/policy-impact/replay.js';
 import { impactSettings, type ImpactSettings } from '../../helpers/policy-impact/settings.js';
 import type { TargetProfile } from '../../helpers/profile-types.js';
-import { fail, scenario, type RunContext } from '../../helpers/steps.js';
+import { fail, scenario, stateSlot, type RunContext } from '../../helpers/steps.js';
 
 /**
  * Collecting and replaying are paced at the profile's share of the gateway's rate limit, so their
@@ -45,7 +45,9 @@ interface Run {
   retried429: number;
 }
 
-const run = (ctx: RunContext) => ctx.state.get('run') as Run;
+const RUN = stateSlot<Run>('run');
+/** The run's state; a step after a failed 'Read the draft bundle' gets a clear error, not a TypeError. */
+const run = (ctx: RunContext): Run => RUN.require(ctx, 'the draft bundle was not read');
 
 /**
  * A client for the replay that records no transcripts: a replay makes up to 3000 requests, and a
@@ -82,7 +84,7 @@ scenario('Policy impact: the target\'s recent jobs replayed against a draft bund
   s.step('Read the draft bundle', async (ctx) => {
     const opts = await ctx.step('Check --draft, --bundle-id and --jobs and read the draft', () => readImpactOptions(ctx.options, ctx.prefix));
     const settings = impactSettings(ctx.target);
-    ctx.state.set('run', { opts, settings, baselineContent: NEUTRAL_BUNDLE, replaced: false, requests: 0, pacedMs: 0, retried429: 0 } satisfies Run);
+    RUN.set(ctx, { opts, settings, baselineContent: NEUTRAL_BUNDLE, replaced: false, requests: 0, pacedMs: 0, retried429: 0 });
     await ctx.evidence.text(`draft ${opts.draft.display}`, opts.draft.content);
     await ctx.evidence.json('run settings', {
       draft: opts.draft.display,
