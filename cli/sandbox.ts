@@ -78,8 +78,11 @@ async function main(): Promise<void> {
   onSignal = shutdown;
   if (pendingSignal) return shutdown(pendingSignal);
 
-  console.log('# Cordum sandbox profile');
-  console.log(stringify(sandbox.profile).trimEnd());
+  // Printed to be saved and used as `--target <file>`: `source` is not a profile field (the loader
+  // sets it to the file the profile came from), so it is left out.
+  const { source: _source, ...printable } = sandbox.profile;
+  console.log('# Cordum sandbox profile (save it to a file and run a runbook with --target <file>)');
+  console.log(stringify(printable).trimEnd());
   console.log('');
   console.log(`# ports: gateway ${sandbox.ports.gateway}, gateway metrics ${sandbox.ports.gatewayMetrics}, scheduler metrics ${sandbox.ports.schedulerMetrics}, workflow health ${sandbox.ports.workflowHealth}`);
   console.log(`# faults: ${sandbox.faults.length ? sandbox.faults.join(', ') : 'none'}`);
