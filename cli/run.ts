@@ -14,6 +14,7 @@ import { printPlan } from './run/plan.js';
 import { preflight, type PlatformInfo } from './run/preflight.js';
 import { releaseTarget, resolveTarget, selectFiles, type Target } from './run/setup.js';
 import { testPause } from './run/test-pause.js';
+import type { ScenarioSession } from './run/vitest-session.js';
 import { verdict } from './run/verdict.js';
 
 export interface RunOptions {
@@ -48,6 +49,9 @@ export async function runRunbook(opts: RunOptions): Promise<number> {
       ? `Runbook ${runbook.name}: loading target ${opts.target}`
       : `Runbook ${runbook.name}: starting a sandbox Cordum (redis-server, nats-server)`,
   );
+  // Vitest, its worker and the scenario files load while the target is resolved and asked; the
+  // files wait for the run (cli/run/vitest-session.ts). Abandoned unless the run starts.
+  const session = (await import('./run/vitest-session.js')).startSession({ files, interrupts });
   try {
     // Setup and preflight: nothing exists on the target yet, so a stop has nothing to undo.
     await testPause('setup', interrupts);
@@ -69,9 +73,10 @@ export async function runRunbook(opts: RunOptions): Promise<number> {
     if (interrupts.reason) return stoppedBeforeRun(interrupts);
     phase('preflight done');
     interrupts.enter('run');
-    return await execute({ runbook, files, profile: target.profile, platform, sandboxed: !!target.sandbox, opts, interrupts });
+    return await execute({ runbook, session, profile: target.profile, platform, sandboxed: !!target.sandbox, opts, interrupts });
   } finally {
     wait.done();
+    await session.abandon(interrupts.reason ? interrupts.reason.text : 'the runner stopped before the run');
     await releaseTarget(target);
     interrupts.uninstall();
   }
@@ -79,7 +84,7 @@ export async function runRunbook(opts: RunOptions): Promise<number> {
 
 interface ExecuteArgs {
   runbook: Runbook;
-  files: string[];
+  session: ScenarioSession;
   profile: TargetProfile;
   platform: PlatformInfo;
   sandboxed: boolean;
@@ -90,10 +95,9 @@ interface ExecuteArgs {
 async function execute(a: ExecuteArgs): Promise<number> {
   const { runbook, profile, interrupts, opts } = a;
   // Loaded only for a real run (the HTTP client, Vitest, the report writer), so --plan stays quick.
-  const [{ openRun }, { replayEarlierRuns, finishTeardown }, { runScenarios }, { reportRun }] = await Promise.all([
+  const [{ openRun }, { replayEarlierRuns, finishTeardown }, { reportRun }] = await Promise.all([
     import('./run/open-run.js'),
     import('./run/teardown.js'),
-    import('./run/vitest-session.js'),
     import('./run/report.js'),
   ]);
   const run = await openRun(runbook, profile, interrupts);
@@ -114,11 +118,9 @@ async function execute(a: ExecuteArgs): Promise<number> {
     const cancelBudget = interrupts.budget(runbook.timeBudgetMs);
     phase('run prepared');
     // Interrupted while earlier leftovers were replayed: no step starts (workers would miss the signal).
-    const session = interrupts.reason ? { steps: [], runErrors: [] } : await runScenarios({
-      files: a.files,
+    const session = interrupts.reason ? { steps: [], runErrors: [] } : await a.session.run({
       resultsDir: run.resultsDir,
       environment,
-      interrupts,
       env: {
         [ENV.TARGET_FILE]: run.targetFile,
         [ENV.RUN_ID]: run.runId,

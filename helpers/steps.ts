@@ -22,12 +22,13 @@ import {
   TEARDOWN_STEP,
   interruptChannelName,
   runPrefix,
+  type ContractMessage,
   type InterruptMessage,
   type InterruptReason,
   type StepMeta,
 } from './report/run-contract.js';
 import { whenItFailsLink, type FailureLink } from './report/runbook-links.js';
-import { secretValues } from './target.js';
+import { secretValues } from './profile-secrets.js';
 import { TeardownRegistry, targetExecutor, type TeardownAction } from './teardown.js';
 import { GatewayClient } from './gateway.js';
 import { settleWithin, untilAborted } from './waits.js';
@@ -298,10 +299,12 @@ export function scenario(title: string, build: (s: ScenarioBuilder) => void): vo
   let teardownRan = false;
 
   describe.sequential(title, () => {
+    // The runner may start the file before the run exists: the hook then waits for it (setup and
+    // preflight), so its bound is the runner's, not Vitest's hook timeout.
     beforeAll(async () => {
       run = await openFileRun();
       for (const def of steps) run.deadlines.set(def.name, resolveTimeout(def, run.target));
-    });
+    }, DYNAMIC_TIMEOUT_BACKSTOP_MS);
 
     const target = definitionTarget();
     for (const def of steps) {
@@ -425,10 +428,35 @@ function requireEnv(name: string): string {
   return v;
 }
 
+/**
+ * When the runner started this file before the run existed (ENV.CONTRACT_CHANNEL is set), wait for
+ * the run's environment and take it over; a run that will not start fails the file before any step.
+ */
+async function receiveRunEnvironment(): Promise<void> {
+  const name = process.env[ENV.CONTRACT_CHANNEL];
+  if (!name) return;
+  const channel = new BroadcastChannel(name);
+  try {
+    const answer = await new Promise<Exclude<ContractMessage, { type: 'hello' }>>((resolve) => {
+      channel.onmessage = (ev) => {
+        const msg = (ev as MessageEvent<ContractMessage>).data;
+        if (msg.type !== 'hello') resolve(msg);
+      };
+      channel.postMessage({ type: 'hello' } satisfies ContractMessage);
+    });
+    if (answer.type === 'abandon') throw new Error(`the run did not start: ${answer.reason}`);
+    Object.assign(process.env, answer.env);
+  } finally {
+    channel.close();
+  }
+}
+
 async function openFileRun(): Promise<FileRun> {
+  await receiveRunEnvironment();
   const target = JSON.parse(readFileSync(requireEnv(ENV.TARGET_FILE), 'utf8')) as TargetProfile;
   const runId = requireEnv(ENV.RUN_ID);
-  const scope = basename(currentTestFile());
+  // A compiled copy (dist/<build>/scenarios/x.test.js) is named as its source, as reports name it.
+  const scope = basename(currentTestFile()).replace(/\.js$/, '.ts');
   const run: FileRun = {
     target,
     options: readOptions(),

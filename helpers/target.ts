@@ -123,22 +123,8 @@ function checkNamedPaths(p: TargetProfile, display: string): void {
   }
 }
 
-/** The values of every environment variable the profile references (to register for redaction). */
-export function secretValues(profile: TargetProfile, env: NodeJS.ProcessEnv = process.env): string[] {
-  const values = new Set<string>();
-  for (const name of secretEnvNames(profile)) {
-    const v = env[name];
-    if (v) values.add(v);
-  }
-  return [...values];
-}
-
-/** The env var names a profile uses for secrets. */
-export function secretEnvNames(profile: TargetProfile): string[] {
-  return [profile.gateway.api_key_env, profile.nats?.token_env, profile.nats?.password_env, profile.redis?.password_env].filter(
-    (n): n is string => typeof n === 'string' && n.length > 0,
-  );
-}
+// Kept in their own module so scenario workers can use them without loading the profile parser.
+export { secretEnvNames, secretValues } from './profile-secrets.js';
 
 // ---------------------------------------------------------------------------------------------
 // Locating and reading

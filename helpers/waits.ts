@@ -5,7 +5,12 @@ import type { GatewayError } from './gateway.js';
 
 export interface WaitOptions {
   timeoutMs: number;
-  /** Pause between probes (default 250 ms; Cordum's shared limiter wants >= 200 ms). */
+  /**
+   * Longest pause between probes (default 250 ms). The first pauses are shorter (50 ms, doubling up
+   * to this), so a state that changes within milliseconds is seen within milliseconds, while a long
+   * wait settles at this pace: a handful of extra probes, well inside Cordum's shared limiter (50 per
+   * second on average, bursts of 100).
+   */
   intervalMs?: number;
   signal?: AbortSignal;
 }
@@ -34,6 +39,9 @@ export class WaitAbortedError extends Error {
 
 const NOTHING = Symbol('nothing');
 
+/** waitFor's first pause between probes; it doubles up to the wait's interval. */
+const FIRST_PAUSE_MS = 50;
+
 /**
  * Probe until `until(value)` holds or the deadline passes. A probe that throws counts as "not yet"
  * (its error is what the timeout message shows). A probe that hangs cannot push the deadline out:
@@ -47,6 +55,7 @@ export async function waitFor<T>(
   opts: WaitOptions,
 ): Promise<T> {
   const interval = opts.intervalMs ?? 250;
+  let pause = Math.min(FIRST_PAUSE_MS, interval);
   const deadline = Date.now() + opts.timeoutMs;
   let last: T | typeof NOTHING = NOTHING;
   let lastError: unknown;
@@ -75,7 +84,8 @@ export async function waitFor<T>(
     if (left <= 0 || outcome.kind === 'deadline') {
       throw new WaitTimeoutError(what, opts.timeoutMs, last === NOTHING ? undefined : last, lastError, probes);
     }
-    await sleep(Math.min(interval, left), opts.signal, what);
+    await sleep(Math.min(pause, left), opts.signal, what);
+    pause = Math.min(pause * 2, interval);
   }
 }
 

@@ -9,7 +9,7 @@ import { registerSecret } from '../../helpers/evidence.js';
 import { GatewayClient } from '../../helpers/gateway.js';
 import type { TargetProfile } from '../../helpers/profile-types.js';
 import { RUN_FILES, newRunId, reportsRoot, stateRoot } from '../../helpers/report/run-contract.js';
-import { secretValues } from '../../helpers/target.js';
+import { secretValues } from '../../helpers/profile-secrets.js';
 import { claimJournal, journalPath, releaseJournal, targetExecutor, type TeardownExecutor } from '../../helpers/teardown.js';
 import type { Interrupts } from './interrupts.js';
 import type { RunRecord } from './report.js';

@@ -8,7 +8,7 @@ import { PreconditionError, UsageError, errorMessage } from '../../helpers/error
 import type { TargetProfile } from '../../helpers/profile-types.js';
 import { reportsRoot, stateRoot } from '../../helpers/report/run-contract.js';
 import { failedScenarioFiles } from '../../helpers/report/summary.js';
-import { err, phase, prefetch } from './log.js';
+import { err, phase } from './log.js';
 
 export interface Target {
   profile: TargetProfile;
@@ -34,20 +34,16 @@ export function selectFiles(runbook: Runbook, onlyFailed?: string): string[] {
  * written is refused before anything is started.
  */
 export async function resolveTarget(targetArg: string | undefined): Promise<Target> {
-  // Vitest and Allure will be needed; their (slow, CPU-bound) imports overlap with waiting on the
-  // target: with the sandbox once its servers are starting (its own modules load first, so
-  // redis-server and nats-server are spawned as early as possible), otherwise right away.
-  const prefetchRunner = () => prefetch(() => import('vitest/node'), () => import('allure-vitest/reporter'));
+  // Vitest is already starting alongside (cli/run/vitest-session.ts › startSession).
   let profile: TargetProfile | undefined;
   if (targetArg) {
-    prefetchRunner();
     const { loadProfile } = await import('../../helpers/target.js');
     profile = loadProfile(targetArg);
   }
   ensureWritableDir(reportsRoot(), 'report directory (RUNBOOK_REPORTS_DIR)');
   ensureWritableDir(stateRoot(), 'runner state directory (RUNBOOK_STATE_DIR)');
   if (profile) return { profile };
-  const sandbox = await startRunnerSandbox(prefetchRunner);
+  const sandbox = await startRunnerSandbox();
   return { profile: sandbox.profile, sandbox };
 }
 
@@ -67,7 +63,7 @@ function ensureWritableDir(dir: string, what: string): void {
   }
 }
 
-async function startRunnerSandbox(whileStarting: () => void): Promise<{ profile: TargetProfile; stop(): Promise<void> }> {
+async function startRunnerSandbox(): Promise<{ profile: TargetProfile; stop(): Promise<void> }> {
   const { startSandbox } = await import('../../sandbox/index.js');
   const { parseFaults } = await import('../../sandbox/faults.js');
   const { parseSandboxState } = await import('../../sandbox/lived-in.js');
@@ -87,7 +83,5 @@ async function startRunnerSandbox(whileStarting: () => void): Promise<{ profile:
   }
   // A short reload interval keeps policy runbooks fast.
   // SANDBOX_TLS=1: the sandbox serves TLS on the gateway, NATS and Redis (profile `sandbox-tls`).
-  const started = startSandbox({ policyReloadMs: 1000, faults, tls: process.env.SANDBOX_TLS === '1', state });
-  whileStarting();
-  return started;
+  return startSandbox({ policyReloadMs: 1000, faults, tls: process.env.SANDBOX_TLS === '1', state });
 }

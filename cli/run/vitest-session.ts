@@ -1,27 +1,36 @@
 // Vitest, in-process (a child Vitest would add ~1 s and a second signal path): the configuration
 // every run and --plan share, the declared-order sequencer, and one session that runs the scenario
-// files and collects their step records. The runner owns the process: Vitest's own signal and
+// files and collects their step records. The session starts as the run does, before the target is
+// known, so Vitest's own start-up is not on the way to the first step. The runner owns the process: Vitest's own signal and
 // unhandled-rejection handlers (which exit the process at once, with 1) are removed again.
+import { randomBytes } from 'node:crypto';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import type { Vitest } from 'vitest/node';
+import type AllureVitestReporter from 'allure-vitest/reporter';
+import type { TestModule, Vitest } from 'vitest/node';
 import { REPO_ROOT } from '../../helpers/catalog.js';
 import { EXIT, UsageError, errorMessage } from '../../helpers/errors.js';
-import { ENV, type StepMeta } from '../../helpers/report/run-contract.js';
+import { ENV, type ContractMessage, type StepMeta } from '../../helpers/report/run-contract.js';
 import type { StepRecord } from '../../helpers/report/summary.js';
 import { settleWithin, untilAborted } from '../../helpers/waits.js';
 import { ProgressReporter } from '../progress-reporter.js';
 import { FORCE_TEARDOWN_MS, type Interrupts } from './interrupts.js';
-import { debugging, phase, prefetch, waiting } from './log.js';
+import { debugging, phase, prefetch, waiting, type Waiting } from './log.js';
 
 export interface SessionArgs {
   files: string[];
+  interrupts: Interrupts;
+}
+
+export interface RunArgs {
+  /** The run's allure-results directory: the results are moved there when the files are done. */
   resultsDir: string;
   /** Allure's environment block. */
   environment: Record<string, string>;
-  interrupts: Interrupts;
-  /** The run contract's environment for the workers (helpers/report/run-contract.ts ENV). */
+  /** The run contract's environment for the scenario files (helpers/report/run-contract.ts ENV). */
   env: Record<string, string>;
 }
 
@@ -31,79 +40,187 @@ export interface SessionResult {
   runErrors: string[];
 }
 
-/** Run the scenario files in the runbook's order; a forced stop does not wait for stuck steps. */
-export async function runScenarios(s: SessionArgs): Promise<SessionResult> {
-  // Until the first step starts: loading Vitest, its worker and the scenario file.
-  const starting = waiting('Starting Vitest and loading the scenarios');
-  const [{ createVitest }, { default: AllureReporter }, { StepCollector }, { CATEGORIES }] = await Promise.all([
-    import('vitest/node'),
-    import('allure-vitest/reporter'),
-    import('../../helpers/report/collector.js'),
-    import('../../helpers/report/allure.js'),
-  ]);
-  Object.assign(process.env, s.env); // worker threads inherit the runner's environment
-  const collector = new StepCollector();
-  // An unhandled rejection in the runner during the run is recorded, never a silent exit 1.
-  const onUnhandled = (reason: unknown) => collector.runErrors.push(`runner: unhandled rejection: ${errorMessage(reason).split('\n')[0]}`);
+/**
+ * Vitest with the runbook's scenario files, started before the run exists: the worker thread, the
+ * scenario files and the helpers load while the runner resolves and asks the target, and each file
+ * waits (helpers/steps.ts › receiveRunEnvironment) until run() hands it the run, or abandon() says
+ * there will be none.
+ */
+export interface ScenarioSession {
+  /** Hand the run to the scenario files and wait until they are done; a forced stop does not wait for stuck steps. */
+  run(r: RunArgs): Promise<SessionResult>;
+  /** No run will happen (setup failed or was interrupted): the files stop before any step, and nothing is written. A no-op after run(). */
+  abandon(reason: string): Promise<void>;
+}
+
+interface Started {
+  vitest: Vitest;
+  collector: import('../../helpers/report/collector.js').StepCollector;
+  done: Promise<void>;
+}
+
+export function startSession(s: SessionArgs): ScenarioSession {
+  const channelName = `runbook-contract:${randomBytes(8).toString('hex')}`;
+  // Allure writes its results when the files are done; they wait here until the run directory exists.
+  const staging = mkdtempSync(join(tmpdir(), 'runbook-results-'));
+  let answer: Exclude<ContractMessage, { type: 'hello' }> | undefined;
+  const channel = new BroadcastChannel(channelName);
+  channel.onmessage = (ev) => {
+    if ((ev as MessageEvent<ContractMessage>).data?.type === 'hello' && answer) channel.postMessage(answer);
+  };
+  (channel as unknown as { unref?: () => void }).unref?.();
+  const tell = (msg: Exclude<ContractMessage, { type: 'hello' }>) => {
+    answer = msg;
+    channel.postMessage(msg);
+  };
+  let starting: Waiting | undefined;
+  let firstStep = false;
+  const runErrors: string[] = [];
+  // An unhandled rejection in the runner while the files run is recorded, never a silent exit 1.
+  const onUnhandled = (reason: unknown) => runErrors.push(`runner: unhandled rejection: ${errorMessage(reason).split('\n')[0]}`);
   process.on('unhandledRejection', onUnhandled);
-  try {
+  const started: Promise<Started> = (async () => {
+    const [{ createVitest }, { default: AllureReporter }, { StepCollector }, { CATEGORIES }] = await Promise.all([
+      import('vitest/node'),
+      import('allure-vitest/reporter'),
+      import('../../helpers/report/collector.js'),
+      import('../../helpers/report/allure.js'),
+    ]);
     phase('vitest loaded');
+    const compiled = compiledScenarios(s.files);
+    const collector = new StepCollector({ fileOf: sourceFile });
+    const Allure = compiled ? sourceNamedAllure(AllureReporter) : AllureReporter;
     const vitest = await withoutVitestProcessHandlers(() =>
       createVitest(
         'test',
         {
-          ...baseVitestConfig(s.files),
+          ...baseVitestConfig(s.files, compiled),
           reporters: [
             {
               onTestCaseReady: () => {
-                starting.done();
+                if (!firstStep) {
+                  phase('first step started');
+                  // Steps mostly wait on the network: load the report generator meanwhile (not
+                  // earlier: until now the CPU is Vitest's, on the way to the first step).
+                  prefetch(() => import('../../helpers/report/allure.js').then((m) => m.preloadAllure()));
+                }
+                firstStep = true;
+                starting?.done();
                 s.interrupts.repost();
               },
             },
             new ProgressReporter(),
             collector,
-            new AllureReporter({ resultsDir: s.resultsDir, environmentInfo: s.environment, categories: CATEGORIES }),
+            // The environment block is written when the run is known (run()).
+            new Allure({ resultsDir: staging, categories: CATEGORIES }),
           ],
           // junit.xml is written by the runner from the step records (helpers/report/junit.ts), so it
           // exists for interrupted, forced and broken runs too.
-          env: s.env,
+          env: { [ENV.CONTRACT_CHANNEL]: channelName },
         },
         viteConfig(),
         vitestStreams(),
       ),
     );
     phase('vitest created');
-    const run = vitest.start().catch((err: unknown) => {
-      collector.runErrors.push(`vitest: ${errorMessage(err)}`);
-    });
-    // A forced stop must not wait for a step that ignores its abort signal.
-    const forced = new AbortController();
-    s.interrupts.onForce(() => {
-      void vitest.cancelCurrentRun('keyboard-input').catch(() => {});
-      setTimeout(() => forced.abort(), FORCE_TEARDOWN_MS).unref();
-    });
-    // Steps mostly wait on the network: load the report generator meanwhile.
-    prefetch(() => import('../../helpers/report/allure.js').then((m) => m.preloadAllure()));
-    await untilAborted(run, forced.signal).catch(() => {});
-    const reason = s.interrupts.reason;
-    const cutShort = reason && reason.kind === 'signal' ? EXIT.INTERRUPTED : EXIT.CHECK_FAILED;
-    collector.flushRunning(reason ? `interrupted: ${reason.text}` : 'did not finish', cutShort);
-    // Closing waits for workers; a worker stuck in a step that ignored its signal must not hold the report.
-    if (!s.interrupts.forced) await settleWithin(vitest.close(), 5_000);
-    return { steps: collector.steps, runErrors: collector.runErrors };
-  } finally {
-    starting.done();
+    const done = vitest.start().then(
+      () => undefined,
+      (err: unknown) => void collector.runErrors.push(`vitest: ${errorMessage(err)}`),
+    );
+    return { vitest, collector, done };
+  })();
+  started.catch(() => {}); // run() reports a Vitest that could not start; abandon() does not care
+  // The staging folder goes also when the process exits without finishing the session (a forced stop).
+  const removeStaging = () => rmSync(staging, { recursive: true, force: true });
+  process.once('exit', removeStaging);
+  let settled = false;
+  const finish = () => {
+    settled = true;
+    starting?.done();
     process.off('unhandledRejection', onUnhandled);
-  }
+  };
+  const release = () => {
+    channel.close();
+    removeStaging();
+    process.off('exit', removeStaging);
+  };
+
+  return {
+    async run(r) {
+      if (settled) throw new Error('scenario session already ended');
+      // Until the first step starts: whatever of Vitest, its worker and the files is still loading.
+      starting = waiting('Starting the scenarios');
+      tell({ type: 'contract', env: { ...stringEnv(process.env), ...r.env } });
+      phase('steps handed over');
+      try {
+        let st: Started;
+        try {
+          st = await started;
+        } catch (err) {
+          return { steps: [], runErrors: [...runErrors, `vitest: ${errorMessage(err)}`] };
+        }
+        const { vitest, collector } = st;
+        // A forced stop must not wait for a step that ignores its abort signal.
+        const forced = new AbortController();
+        s.interrupts.onForce(() => {
+          void vitest.cancelCurrentRun('keyboard-input').catch(() => {});
+          setTimeout(() => forced.abort(), FORCE_TEARDOWN_MS).unref();
+        });
+        await untilAborted(st.done, forced.signal).catch(() => {});
+        const reason = s.interrupts.reason;
+        const cutShort = reason && reason.kind === 'signal' ? EXIT.INTERRUPTED : EXIT.CHECK_FAILED;
+        collector.flushRunning(reason ? `interrupted: ${reason.text}` : 'did not finish', cutShort);
+        // Closing waits for workers; a worker stuck in a step that ignored its signal must not hold the report.
+        if (!s.interrupts.forced) await settleWithin(vitest.close(), 5_000);
+        await moveResults(staging, r);
+        return { steps: collector.steps, runErrors: [...runErrors, ...collector.runErrors] };
+      } finally {
+        finish();
+        release();
+      }
+    },
+    async abandon(reason) {
+      if (settled) return;
+      finish();
+      tell({ type: 'abandon', reason });
+      // The files stop at their first hook. Nobody waits for Vitest to wind down: the run is over and
+      // the process about to end (a failed preflight answers at once); it closes in the background.
+      void started
+        .then(async ({ vitest }) => {
+          await vitest.cancelCurrentRun('keyboard-input').catch(() => {});
+          await settleWithin(vitest.close(), 5_000);
+        })
+        .catch(() => {})
+        .finally(release);
+    },
+  };
 }
 
-/** What every Vitest instance of the runner is given (runs and --plan). */
-export function baseVitestConfig(files: string[]) {
+/** The results Allure wrote, moved into the run's directory, with the run's environment block. */
+async function moveResults(staging: string, r: RunArgs): Promise<void> {
+  mkdirSync(r.resultsDir, { recursive: true });
+  cpSync(staging, r.resultsDir, { recursive: true });
+  const { createDefaultWriter } = await import('allure-js-commons/sdk/reporter');
+  createDefaultWriter({ resultsDir: r.resultsDir }).writeEnvironmentInfo(r.environment);
+}
+
+function stringEnv(env: NodeJS.ProcessEnv): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => typeof e[1] === 'string'));
+}
+
+/**
+ * What every Vitest instance of the runner is given (runs and --plan). With `compiled` (the
+ * scenarios' compiled copies, see compiledScenarios) Node imports those itself: Vite transforms
+ * nothing, and the worker never waits on the runner's thread (busy with the target) for a module.
+ */
+export function baseVitestConfig(files: string[], compiled?: string[]) {
+  const run = compiled ?? files;
   return {
     root: REPO_ROOT,
     config: false as const,
     watch: false,
-    include: files.map((f) => relative(REPO_ROOT, f)),
+    include: run.map((f) => relative(REPO_ROOT, f)),
+    ...(compiled ? { experimental: { viteModuleRunner: false, nodeLoader: false } } : {}),
     // Worker threads: one process, so Ctrl-C reaches the workers through a BroadcastChannel.
     pool: 'threads' as const,
     fileParallelism: false,
@@ -115,7 +232,7 @@ export function baseVitestConfig(files: string[]) {
     server: { deps: { external: COMPILED ? [BUILT_HELPERS] : [] } },
     // The runbook's order, not Vitest's default (failed/slow files first): steps of later files may
     // depend on earlier ones, and the verdict names the first failure.
-    sequence: { shuffle: false, sequencer: declaredOrder(files) },
+    sequence: { shuffle: false, sequencer: declaredOrder(run) },
     passWithNoTests: false,
     // Nothing is written under the repo: the image runs with a read-only root filesystem.
     cache: false as const,
@@ -133,6 +250,56 @@ const CODE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const COMPILED = !import.meta.url.endsWith('.ts');
 const BUILT_HELPERS = join(CODE_ROOT, 'helpers') + sep;
 const SOURCE_HELPERS = join(REPO_ROOT, 'helpers') + sep;
+
+
+/**
+ * The compiled copies of the scenario files in this build (dist/<build>/scenarios/, bin/build.mjs),
+ * when the runner itself runs compiled and every file has one; undefined otherwise (running from
+ * source, or a file outside scenarios/ such as a test's fixture: Vite transforms those).
+ */
+export function compiledScenarios(files: string[]): string[] | undefined {
+  if (!COMPILED) return undefined;
+  const copies: string[] = [];
+  for (const f of files) {
+    const rel = relative(REPO_ROOT, f);
+    const copy = join(CODE_ROOT, rel.replace(/\.ts$/, '.js'));
+    if (!rel.startsWith(`scenarios${sep}`) || !existsSync(copy)) return undefined;
+    copies.push(copy);
+  }
+  return copies;
+}
+
+/** The source file of a compiled scenario copy (what reports and reruns name); any other file as it is. */
+export function sourceFile(file: string): string {
+  if (!COMPILED || !file.startsWith(CODE_ROOT + sep)) return file;
+  return join(REPO_ROOT, relative(CODE_ROOT, file)).replace(/\.js$/, '.ts');
+}
+
+/**
+ * Allure names a test after its file (fullName, titlePath, package, and from them the history id
+ * that trends follow across runs): the source file, not this build's copy, whose folder changes
+ * with every build. The files' paths are swapped only while Allure reads them.
+ */
+function sourceNamedAllure(Base: typeof AllureVitestReporter): typeof AllureVitestReporter {
+  return class extends Base {
+    override onTestRunEnd(modules: ReadonlyArray<TestModule>): void {
+      const swapped: [{ filepath: string }, string][] = [];
+      for (const m of modules) {
+        const file = (m as unknown as { task?: { filepath?: string } }).task;
+        if (!file?.filepath) continue;
+        const source = sourceFile(file.filepath);
+        if (source === file.filepath) continue;
+        swapped.push([file as { filepath: string }, file.filepath]);
+        file.filepath = source;
+      }
+      try {
+        super.onTestRunEnd(modules);
+      } finally {
+        for (const [file, path] of swapped) file.filepath = path;
+      }
+    }
+  };
+}
 
 /**
  * Vite's side. Running compiled, a scenario's import of a helper ('../../helpers/steps.js') is

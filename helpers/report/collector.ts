@@ -8,8 +8,19 @@ import { REPO_ROOT } from '../catalog.js';
 import { EXIT, errorCodeOf, exitCodeOf } from '../errors.js';
 import type { StepRecord } from './summary.js';
 
+export interface CollectorOptions {
+  /** The file a report names for a scenario module (a compiled copy's source file); default: the module itself. */
+  fileOf?: (moduleId: string) => string;
+}
+
 export class StepCollector implements Reporter {
   readonly steps: StepRecord[] = [];
+  private readonly fileOf: (moduleId: string) => string;
+
+  constructor(opts: CollectorOptions = {}) {
+    this.fileOf = opts.fileOf ?? ((id) => id);
+  }
+
   /** Problems outside any step: a scenario file that failed to load, an unhandled rejection. */
   readonly runErrors: string[] = [];
   /** Steps that started but never reported (cancelled mid-step). */
@@ -21,12 +32,12 @@ export class StepCollector implements Reporter {
 
   onTestCaseResult(testCase: TestCase): void {
     this.running.delete(testCase.id);
-    this.steps.push(toRecord(testCase));
+    this.steps.push(toRecord(testCase, this.fileOf));
   }
 
   onTestModuleEnd(testModule: TestModule): void {
     for (const err of testModule.errors()) {
-      this.runErrors.push(`${relative(REPO_ROOT, testModule.moduleId)}: ${firstLine(err.message)}`);
+      this.runErrors.push(`${relative(REPO_ROOT, this.fileOf(testModule.moduleId))}: ${firstLine(err.message)}`);
     }
   }
 
@@ -37,19 +48,19 @@ export class StepCollector implements Reporter {
   /** Steps still marked running when the run was cut short, recorded as failed with the cause's exit code. */
   flushRunning(reason: string, exitCode: number): void {
     for (const tc of this.running.values()) {
-      this.steps.push({ ...toRecord(tc), status: 'failed', error: reason, exit_code: exitCode });
+      this.steps.push({ ...toRecord(tc, this.fileOf), status: 'failed', error: reason, exit_code: exitCode });
     }
     this.running.clear();
   }
 }
 
-function toRecord(tc: TestCase): StepRecord {
+function toRecord(tc: TestCase, fileOf: (moduleId: string) => string): StepRecord {
   const result = tc.result();
   const diag = tc.diagnostic();
   const scenario = tc.parent.type === 'suite' ? tc.parent.name : '';
   const rec: StepRecord = {
     scenario,
-    file: relative(REPO_ROOT, tc.module.moduleId),
+    file: relative(REPO_ROOT, fileOf(tc.module.moduleId)),
     name: tc.name,
     status: result.state === 'passed' ? 'passed' : result.state === 'failed' ? 'failed' : 'skipped',
     duration_ms: Math.round(diag?.duration ?? 0),

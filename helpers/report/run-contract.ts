@@ -25,6 +25,13 @@ export const ENV = {
   NAME: 'RUNBOOK_NAME',
   OPTIONS: 'RUNBOOK_OPTIONS', // the runbook's declared options as given on the command line, JSON
   /**
+   * The runner starts Vitest before the run exists (while it resolves and asks the target), so the
+   * values above are handed to each scenario file over this BroadcastChannel when the run opens
+   * (cli/run/vitest-session.ts, helpers/steps.ts › receiveRunEnvironment). Unset: they are in the
+   * environment already (collect mode).
+   */
+  CONTRACT_CHANNEL: 'RUNBOOK_CONTRACT_CHANNEL',
+  /**
    * Tests only: `setup` or `report` holds the runner at that phase (cli/run/test-pause.ts) and says
    * so on stderr, so a test can signal it there without racing it. Unset in every real run.
    */
@@ -76,6 +83,15 @@ export function interruptChannelName(runId: string): string {
   return `runbook-interrupt:${runId}`;
 }
 export type InterruptMessage = { type: 'interrupt' | 'force'; reason: InterruptReason };
+
+/**
+ * The run's environment for scenario files that started before it existed. A file asks with
+ * {type:'hello'} (a message posted before it listened would be lost); the runner answers with the
+ * environment (the run contract above, and the target's secrets by their env var names) or, when
+ * the run never starts (setup failed, Ctrl-C during setup), with {type:'abandon'}. The answer is
+ * also posted once, unasked, when it is known.
+ */
+export type ContractMessage = { type: 'hello' } | { type: 'contract'; env: Record<string, string> } | { type: 'abandon'; reason: string };
 
 /** `20261127-113000-smoke-ab12`: sortable, names the runbook, unique enough for one operator. */
 export function newRunId(runbook: string, now = new Date()): string {

@@ -1,8 +1,29 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { GatewayError } from '../../helpers/gateway.js';
 import { retryOn409, WaitAbortedError, waitFor, WaitTimeoutError } from '../../helpers/waits.js';
 
 describe('waitFor', () => {
+  /** The pauses waitFor takes between probes until `probes` have run, on fake timers. */
+  async function pausesBetween(probes: number, intervalMs?: number): Promise<number[]> {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    try {
+      const at: number[] = [];
+      const done = waitFor('the probe count', async () => at.push(Date.now()), (n) => n >= probes, { timeoutMs: 600_000, intervalMs });
+      while (at.length < probes) await vi.advanceTimersByTimeAsync(5);
+      await done;
+      return at.slice(1).map((t, i) => t - at[i]!);
+    } finally {
+      vi.useRealTimers();
+    }
+  }
+
+  it('probes again after 50 ms, doubling the pause up to its interval: quick changes are seen quickly, long waits settle', async () => {
+    expect(await pausesBetween(7)).toEqual([50, 100, 200, 250, 250, 250]);
+    expect(await pausesBetween(8, 1000)).toEqual([50, 100, 200, 400, 800, 1000, 1000]);
+    // An interval shorter than the first pause is used from the start.
+    expect(await pausesBetween(4, 20)).toEqual([20, 20, 20]);
+  });
+
   it('returns the first value that satisfies the condition', async () => {
     let n = 0;
     const v = await waitFor('n to reach 3', async () => ++n, (x) => x >= 3, { timeoutMs: 5000, intervalMs: 1 });

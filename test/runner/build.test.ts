@@ -3,7 +3,7 @@
 // stale, the first line comes before the sandbox is up, and every report file is complete at exit.
 // Ordering and content only; how fast any of it is, is measured by `pnpm bench --only runner`.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { appendFileSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -135,5 +135,17 @@ describe('what the runner prints while it works', () => {
     expect(readFileSync(join(runDir, 'manifest.sha256'), 'utf8')).toMatch(/ {2}index\.html$/m);
     expect(verifyManifest(runDir)).toEqual([]);
     expect(readFileSync(join(runDir, 'index.html'), 'utf8')).toMatch(/<\/html>\s*$/i);
+
+    // The compiled run imports the scenario's compiled copy; reports still name the source file, so
+    // --only-failed and Allure's history (keyed by fullName) follow the same steps across builds.
+    const summary = JSON.parse(readFileSync(join(runDir, 'summary.json'), 'utf8')) as { steps: { file: string }[] };
+    expect(new Set(summary.steps.map((s) => s.file))).toEqual(new Set(['scenarios/smoke/smoke.test.ts']));
+    const resultsDir = join(runDir, 'allure-results');
+    const results = readdirSync(resultsDir)
+      .filter((f) => f.endsWith('-result.json'))
+      .map((f) => JSON.parse(readFileSync(join(resultsDir, f), 'utf8')) as { fullName: string });
+    expect(results).toHaveLength(summary.steps.length);
+    for (const r of results) expect(r.fullName).toMatch(/^cordum-runbooks:scenarios\/smoke\/smoke\.test\.ts#/);
+    expect(readFileSync(join(resultsDir, 'environment.properties'), 'utf8')).toMatch(/^runbook=smoke$/m);
   }, 240_000);
 });
