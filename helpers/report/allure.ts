@@ -89,9 +89,21 @@ function loadCore(): Promise<CoreModule> {
   return corePromise;
 }
 
-/** Start loading the generator ahead of time (it is large); safe to call more than once. */
+let warmed: Promise<unknown> | undefined;
+
+/**
+ * Start loading the generator ahead of time (it is large); safe to call more than once. Resolving a
+ * configuration once also imports the report plugins, which Allure loads only then.
+ */
 export async function preloadAllure(): Promise<void> {
-  await loadCore();
+  const core = await loadCore();
+  warmed ??= core.resolveConfig({ name: 'warm-up', plugins: awesomePlugin('warm-up') }, {}).catch(() => undefined);
+  await warmed;
+}
+
+/** The single-file, offline HTML report. */
+function awesomePlugin(reportName: string) {
+  return { awesome: { options: { singleFile: true, reportName, groupBy: ['parentSuite', 'suite'] } } };
 }
 
 /** Generate `<outputDir>/index.html` (single file, offline) and return its path and Allure's history point. */
@@ -113,9 +125,7 @@ export async function generateHtml(opts: GenerateOptions): Promise<GeneratedHtml
       historyPath,
       historyLimit: limit,
       categories: CATEGORIES,
-      plugins: {
-        awesome: { options: { singleFile: true, reportName: opts.reportName, groupBy: ['parentSuite', 'suite'] } },
-      },
+      plugins: awesomePlugin(opts.reportName),
     },
     {},
   );
