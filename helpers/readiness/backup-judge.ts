@@ -270,21 +270,29 @@ export function storageFindings(idx: ObjectIndex, jobs: BackupJob[]): { findings
   // Two jobs on one ReadWriteOnce claim firing in the same minute: the second pod cannot attach it
   // on another node (Multi-Attach error) and waits until it times out.
   const byClaim = new Map<string, typeof rows>();
-  for (const r of rows) if (r.claim) byClaim.set(r.claim, [...(byClaim.get(r.claim) ?? []), r]);
+  for (const r of rows) {
+    if (!r.claim) continue;
+    let users = byClaim.get(r.claim);
+    if (!users) byClaim.set(r.claim, (users = []));
+    users.push(r);
+  }
   const collisions: unknown[] = [];
   for (const [claim, users] of byClaim) {
     const modes = users[0].accessModes ?? [];
     if (!modes.includes('ReadWriteOnce') && !modes.includes('ReadWriteOncePod')) continue;
     const distinct = [...new Map(users.map((u) => [u.job, u])).values()];
+    // Each schedule is read once, not once per pair of jobs sharing the claim.
+    const schedules = distinct.map((u) => String(u.job.obj.spec?.schedule ?? ''));
+    const fires = schedules.map((sch, i) => (distinct[i].job.kind === 'CronJob' ? cronFires(sch) : undefined));
     for (let i = 0; i < distinct.length; i++)
       for (let j = i + 1; j < distinct.length; j++) {
         const a = distinct[i];
         const b = distinct[j];
         if (a.job.kind !== 'CronJob' || b.job.kind !== 'CronJob') continue;
-        const sa = String(a.job.obj.spec?.schedule ?? '');
-        const sb = String(b.job.obj.spec?.schedule ?? '');
-        const fa = cronFires(sa);
-        const fb = cronFires(sb);
+        const sa = schedules[i];
+        const sb = schedules[j];
+        const fa = fires[i];
+        const fb = fires[j];
         if (!fa || !fb || ![...fa.days].some((d) => fb.days.has(d))) continue;
         const same = [...fa.minutes].filter((m) => fb.minutes.has(m));
         if (!same.length) continue;

@@ -3,6 +3,8 @@
 // back to object and image names. Every check reads through this index, so an audit stays linear.
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
+import { LabelIndex, labelSelectorRequirements, mapRequirements, requiredByLabelSelector, SelectorIndex } from './label-index.js';
+
 export type KubeObject = { apiVersion?: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string>; ownerReferences?: any[]; creationTimestamp?: string }; [k: string]: any };
 
 export const COMPONENTS = ['api-gateway', 'scheduler', 'workflow-engine', 'safety-kernel', 'context-engine', 'dashboard', 'nats', 'redis'] as const;
@@ -201,18 +203,58 @@ export class ObjectIndex {
     return this.workloads.filter((w) => w.kind !== 'Pod');
   }
 
+  // Lookups asked once per workload or per selector, built on first use (see label-index.ts).
+  private serviceSelectors?: SelectorIndex<unknown, KubeObject>;
+  private pdbSelectors?: SelectorIndex<LabelSelector | undefined, KubeObject>;
+  private hpasByTarget?: Map<string, KubeObject[]>;
+  private serviceLabels?: LabelIndex<KubeObject>;
+  private templateLabels?: LabelIndex<Workload>;
+
   /** Services whose selector picks the workload's pods. */
   servicesFronting(w: Workload): KubeObject[] {
-    return this.kind('Service').filter((s) => mapSubset(s.spec?.selector, w.podLabels));
+    this.serviceSelectors ??= new SelectorIndex(
+      this.kind('Service').map((s) => ({ selector: s.spec?.selector as unknown, item: s })),
+      mapRequirements,
+      (sel, labels) => mapSubset(sel as Record<string, string> | undefined, labels),
+    );
+    return this.serviceSelectors.matching(w.podLabels);
   }
 
   /** HPAs whose scaleTargetRef is this workload. */
   hpasFor(w: Workload): KubeObject[] {
-    return this.kind('HorizontalPodAutoscaler').filter((h) => h.spec?.scaleTargetRef?.kind === w.kind && h.spec?.scaleTargetRef?.name === w.name);
+    if (!this.hpasByTarget) {
+      this.hpasByTarget = new Map();
+      for (const h of this.kind('HorizontalPodAutoscaler')) {
+        const t = h.spec?.scaleTargetRef;
+        if (typeof t?.kind !== 'string' || typeof t?.name !== 'string') continue;
+        const k = key(t.kind, t.name);
+        let list = this.hpasByTarget.get(k);
+        if (!list) this.hpasByTarget.set(k, (list = []));
+        list.push(h);
+      }
+    }
+    return [...(this.hpasByTarget.get(key(w.kind, w.name)) ?? [])];
   }
 
   pdbsFor(w: Workload): KubeObject[] {
-    return this.kind('PodDisruptionBudget').filter((p) => selectorMatches(p.spec?.selector, w.podLabels));
+    this.pdbSelectors ??= new SelectorIndex(
+      this.kind('PodDisruptionBudget').map((p) => ({ selector: p.spec?.selector as LabelSelector | undefined, item: p })),
+      labelSelectorRequirements,
+      selectorMatches,
+    );
+    return this.pdbSelectors.matching(w.podLabels);
+  }
+
+  /** Services whose own labels a label selector (a ServiceMonitor's) picks. */
+  servicesSelectedBy(sel: LabelSelector): KubeObject[] {
+    this.serviceLabels ??= new LabelIndex(this.kind('Service'), (s) => s.metadata.labels ?? {});
+    return this.serviceLabels.select(requiredByLabelSelector(sel), (labels) => selectorMatches(sel, labels));
+  }
+
+  /** Templates (not live Pods) whose pod labels pass `test`, which requires every pair of `required`. */
+  templatesWithPodLabels(required: [string, unknown][], test: (podLabels: Record<string, string>) => boolean): Workload[] {
+    this.templateLabels ??= new LabelIndex(this.templates(), (w) => w.podLabels);
+    return this.templateLabels.select(required, test);
   }
 
   /** Data of the ConfigMaps mounted as volumes (or projected) into a workload's pods. */

@@ -19,6 +19,8 @@ import {
   type BenchResult,
 } from '../../bench/stats.js';
 import { loadManifestDir } from '../../helpers/readiness/manifests.js';
+import { runAudit } from '../../helpers/readiness/audit.js';
+import type { AuditReport } from '../../helpers/readiness/model.js';
 
 const machine = (load: number): MachineInfo => ({
   cpuModel: 'Test CPU',
@@ -195,5 +197,17 @@ describe('generated data', () => {
     expect(keys.size).toBe(objs.length);
     expect(objs[base.length]!.metadata.name).toBe(`${base[0]!.metadata.name}-r1`);
     expect(base[0]!.metadata.name).not.toMatch(/-r\d+$/); // the base set is not modified
+  });
+
+  it('replicated copies audit as the compliant fixture does: they select, mount and probe their own objects', async () => {
+    const base = loadManifestDir(COMPLIANT_DIR).objects;
+    const now = new Date('2026-03-01T00:00:00Z');
+    const verdicts = (r: AuditReport) => r.results.map((x) => `${x.id} ${x.status}`);
+    const alone = await runAudit({ mode: 'static', objects: base, now });
+    const copies = replicate(base, base.length * 4);
+    expect(verdicts(await runAudit({ mode: 'static', objects: copies, now }))).toEqual(verdicts(alone));
+    // Each copy's backup jobs write its own claim: no ReadWriteOnce claim is shared between copies.
+    const claims = copies.filter((o) => o.kind === 'CronJob').map((o) => o.spec.jobTemplate.spec.template.spec.volumes.find((v: { persistentVolumeClaim?: unknown }) => v.persistentVolumeClaim).persistentVolumeClaim.claimName);
+    expect(new Set(claims).size).toBe(4);
   });
 });

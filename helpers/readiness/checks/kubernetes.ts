@@ -35,7 +35,8 @@ function crdsCheck(ctx: CheckContext): PartialResult {
   const used = customKinds(idx.all);
   if (ctx.mode === 'static') {
     const defined = idx.kind('CustomResourceDefinition').map((c) => ({ name: c.metadata.name, group: c.spec?.group, kind: c.spec?.names?.kind }));
-    const missing = used.filter((u) => !defined.some((d) => d.group === u.group && d.kind === u.kind));
+    const definedKinds = new Set(defined.map((d) => JSON.stringify([d.group, d.kind])));
+    const missing = used.filter((u) => !definedKinds.has(JSON.stringify([u.group, u.kind])));
     const evidence = { customKinds: used, crdsInManifests: defined.map((d) => d.name), missing: missing.map((m) => `${m.kind}.${m.group}`) };
     if (missing.length) return warn(`custom kinds used without their CRD among the rendered objects: ${missing.map((m) => `${m.kind} (${m.group})`).join(', ')}; applying fails unless they are installed first (check live)`, evidence);
     return pass(used.length ? `CRDs for ${used.map((u) => u.kind).join(', ')} are part of the manifests` : 'no custom resource kinds used', evidence);

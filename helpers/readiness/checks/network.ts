@@ -4,6 +4,7 @@ import { defineCheck, fail, pass, warn, type Check } from '../model.js';
 import { containersOf, selectorMatches, type Component, type KubeObject, type ObjectIndex, type Workload } from '../objects.js';
 import { backupWorkloads, isResult, KERNEL_CLIENTS, needObjects, NATS_CLIENTS, REDIS_CLIENTS, ref } from './util.js';
 import { clusterInitJobs } from '../scripts.js';
+import { labelSelectorRequirements, SelectorIndex } from '../label-index.js';
 
 type Direction = 'Ingress' | 'Egress';
 
@@ -15,16 +16,18 @@ function types(p: KubeObject): Direction[] {
 
 /**
  * NetworkPolicies grouped by direction and pod selector, built once per index: a selector is then
- * matched once per workload however many policies share it. Matching every policy against every
- * workload made the flow checks quadratic in the object count.
+ * matched once per workload however many policies share it, and only against the workloads that
+ * carry its rarest required label (label-index.ts). Matching every policy against every workload
+ * made the flow checks quadratic in the object count.
  */
-const policyGroups = new WeakMap<ObjectIndex, Map<Direction, { selector: any; policies: KubeObject[] }[]>>();
+type PolicyGroup = { selector: any; policies: KubeObject[] };
+const policyGroups = new WeakMap<ObjectIndex, Map<Direction, SelectorIndex<any, PolicyGroup>>>();
 
-function groupsFor(idx: ObjectIndex): Map<Direction, { selector: any; policies: KubeObject[] }[]> {
-  let groups = policyGroups.get(idx);
-  if (groups) return groups;
-  groups = new Map();
-  const byKey = new Map<string, { selector: any; policies: KubeObject[] }>();
+function groupsFor(idx: ObjectIndex): Map<Direction, SelectorIndex<any, PolicyGroup>> {
+  const cached = policyGroups.get(idx);
+  if (cached) return cached;
+  const groups = new Map<Direction, PolicyGroup[]>();
+  const byKey = new Map<string, PolicyGroup>();
   for (const p of idx.kind('NetworkPolicy')) {
     const selector = p.spec?.podSelector ?? {};
     for (const dir of types(p)) {
@@ -39,8 +42,9 @@ function groupsFor(idx: ObjectIndex): Map<Direction, { selector: any; policies: 
       g.policies.push(p);
     }
   }
-  policyGroups.set(idx, groups);
-  return groups;
+  const indexed = new Map([...groups].map(([dir, gs]) => [dir, new SelectorIndex(gs.map((g) => ({ selector: g.selector, item: g })), labelSelectorRequirements, selectorMatches)] as const));
+  policyGroups.set(idx, indexed);
+  return indexed;
 }
 
 /** Workloads with the same pod labels are selected by the same policies: answer once per label set. */
@@ -53,7 +57,7 @@ function policiesFor(idx: ObjectIndex, w: Workload, dir: Direction): KubeObject[
   let out = cache.get(key);
   if (!out) {
     out = [];
-    for (const g of groupsFor(idx).get(dir) ?? []) if (selectorMatches(g.selector, w.podLabels)) out.push(...g.policies);
+    for (const g of groupsFor(idx).get(dir)?.matching(w.podLabels) ?? []) out.push(...g.policies);
     cache.set(key, out);
   }
   return out;

@@ -4,6 +4,7 @@ import { defineCheck, fail, fromFindings, info, notCheckable, pass, warn, type C
 import { containersOf, CORDUM_SERVICES, selectorMatches, type Component, type Workload } from '../objects.js';
 import { containerPortOf, isResult, needObjects, pathServed, primary, ref, servedPaths } from './util.js';
 import { locate } from '../source.js';
+import { requiredByLabelSelector } from '../label-index.js';
 import type { KubeObject, ObjectIndex } from '../objects.js';
 
 /** Families each endpoint exports once it has done any work (deploy facts §2). */
@@ -67,9 +68,12 @@ type Target = { w: Workload; port: number; image: string | undefined };
 
 /** What a scrape endpoint reaches: the workload and container port behind a Service port. */
 function behindService(idx: ObjectIndex, svc: KubeObject, svcPort: { port: number; targetPort?: number | string }): Target[] {
+  const selector = svc.spec?.selector as Record<string, string> | undefined;
+  if (!selector) return [];
+  const required = Object.entries(selector);
   return idx
-    .templates()
-    .filter((w) => w.kind !== 'Job' && w.kind !== 'CronJob' && svc.spec?.selector && Object.entries(svc.spec.selector as Record<string, string>).every(([k, v]) => w.podLabels[k] === v))
+    .templatesWithPodLabels(required, (labels) => required.every(([k, v]) => labels[k] === v))
+    .filter((w) => w.kind !== 'Job' && w.kind !== 'CronJob')
     .map((w) => {
       const cp = containerPortOf(w.podSpec, svcPort.targetPort ?? svcPort.port);
       return cp ? { w, port: cp.port, image: cp.container.image } : undefined;
@@ -91,8 +95,10 @@ function notServed(target: Target, path: string): string | undefined {
 function monitorFindings(idx: ObjectIndex): { findings: Finding[]; rows: unknown[] } {
   const findings: Finding[] = [];
   const rows: unknown[] = [];
+  // Services the gateway and scheduler checks (4.1/4.2) already judge, found once for every monitor.
+  let scrapeChecked: Set<KubeObject> | undefined;
   for (const m of idx.kind('ServiceMonitor')) {
-    const svcs = idx.kind('Service').filter((s) => selectorMatches(m.spec?.selector ?? {}, s.metadata.labels ?? {}));
+    const svcs = idx.servicesSelectedBy(m.spec?.selector ?? {});
     if (!svcs.length) findings.push({ status: 'fail', message: `ServiceMonitor/${m.metadata.name} selects no Service (its selector must match the Service's own labels)`, location: locate(m, 'selector:') });
     for (const e of m.spec?.endpoints ?? []) {
       const path = e.path ?? '/metrics';
@@ -100,8 +106,8 @@ function monitorFindings(idx: ObjectIndex): { findings: Finding[]; rows: unknown
         const sp = (s.spec?.ports ?? []).find((p: { name?: string; port: number }) => (e.port !== undefined && p.name === e.port) || (e.targetPort !== undefined && (p.port === e.targetPort || (p as { targetPort?: unknown }).targetPort === e.targetPort)));
         if (!sp) {
           // The gateway's and scheduler's metrics ports are judged by 4.1/4.2 (reported there once).
-          const scrapeChecked = idx.templates().some((w) => (w.component === 'api-gateway' || w.component === 'scheduler') && idx.servicesFronting(w).includes(s));
-          if (!scrapeChecked) findings.push({ status: 'fail', message: `ServiceMonitor/${m.metadata.name} scrapes port "${e.port ?? e.targetPort}" but Service/${s.metadata.name} has no such port`, location: locate(m, `port: ${e.port ?? e.targetPort}`) });
+          scrapeChecked ??= new Set(idx.templates().flatMap((w) => (w.component === 'api-gateway' || w.component === 'scheduler' ? idx.servicesFronting(w) : [])));
+          if (!scrapeChecked.has(s)) findings.push({ status: 'fail', message: `ServiceMonitor/${m.metadata.name} scrapes port "${e.port ?? e.targetPort}" but Service/${s.metadata.name} has no such port`, location: locate(m, `port: ${e.port ?? e.targetPort}`) });
           continue;
         }
         for (const t of behindService(idx, s, sp)) {
@@ -113,7 +119,8 @@ function monitorFindings(idx: ObjectIndex): { findings: Finding[]; rows: unknown
     }
   }
   for (const m of idx.kind('PodMonitor')) {
-    const ws = idx.templates().filter((w) => w.kind !== 'Job' && w.kind !== 'CronJob' && selectorMatches(m.spec?.selector ?? {}, w.podLabels));
+    const selector = m.spec?.selector ?? {};
+    const ws = idx.templatesWithPodLabels(requiredByLabelSelector(selector), (labels) => selectorMatches(selector, labels)).filter((w) => w.kind !== 'Job' && w.kind !== 'CronJob');
     for (const e of m.spec?.podMetricsEndpoints ?? []) {
       const path = e.path ?? '/metrics';
       for (const w of ws) {

@@ -2,7 +2,7 @@
 // documented default key, proven through the gateway, never by reading Secret values) and are rotated.
 import { defineCheck, fail, fromFindings, notCheckable, pass, warn, type Check, type Finding } from '../model.js';
 import { containersOf, type KubeObject, type ObjectIndex } from '../objects.js';
-import { isResult, needObjects, primary, ref } from './util.js';
+import { isResult, needObjects, primary, producersOf, ref } from './util.js';
 
 const MANAGER_OWNERS = ['ExternalSecret', 'SealedSecret', 'Certificate', 'SecretProviderClass'];
 const MANAGER_ANNOTATION = /^(cert-manager\.io\/|sealedsecrets\.bitnami\.com\/|reconcile\.external-secrets\.io\/|external-secrets\.io\/|secrets-store\.csi)/;
@@ -35,11 +35,11 @@ function consumedSecrets(idx: ObjectIndex): Set<string> {
 
 /** A manager object that produces the Secret `name` (the Secret itself may not be readable). */
 function managerFor(idx: ObjectIndex, name: string): string | undefined {
-  const es = idx.kind('ExternalSecret').find((e) => (e.spec?.target?.name ?? e.metadata.name) === name);
+  const es = producersOf(idx).externalSecret.get(name);
   if (es) return `ExternalSecret/${es.metadata.name}`;
   const ss = idx.get('SealedSecret', name);
   if (ss) return `SealedSecret/${name}`;
-  const c = idx.kind('Certificate').find((x) => x.spec?.secretName === name);
+  const c = producersOf(idx).certificate.get(name);
   if (c) return `Certificate/${c.metadata.name}`;
   return undefined;
 }

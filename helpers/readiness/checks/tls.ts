@@ -4,7 +4,7 @@ import { X509Certificate } from 'node:crypto';
 import { defineCheck, fail, fromFindings, notCheckable, pass, warn, type Check, type CheckContext, type Finding, type PartialResult } from '../model.js';
 import type { TlsEndpointFacts } from '../live-endpoints.js';
 import type { ObjectIndex } from '../objects.js';
-import { isResult, natsBlock, natsConf, natsScalar, needObjects, NATS_CLIENTS, parseRedisConf, primary, redisConf, REDIS_CLIENTS, ref } from './util.js';
+import { isResult, natsBlock, natsConf, natsScalar, needObjects, NATS_CLIENTS, parseRedisConf, primary, producersOf, redisConf, REDIS_CLIENTS, ref } from './util.js';
 
 /** The four Secrets of the production layout, matched by suffix so Helm prefixes still match. */
 export const TLS_SECRETS = { natsServer: 'nats-server-tls', redisServer: 'redis-server-tls', client: 'client-tls', ingress: 'ingress-tls' } as const;
@@ -31,8 +31,8 @@ function referencedSecrets(idx: ObjectIndex): Set<string> {
 function secretProvided(idx: ObjectIndex, name: string): string | undefined {
   const sec = idx.get('Secret', name);
   if (sec) return `Secret (type ${sec.type ?? 'Opaque'})`;
-  if (idx.kind('Certificate').some((c) => c.spec?.secretName === name)) return 'cert-manager Certificate';
-  if (idx.kind('ExternalSecret').some((e) => (e.spec?.target?.name ?? e.metadata.name) === name)) return 'ExternalSecret';
+  if (producersOf(idx).certificate.has(name)) return 'cert-manager Certificate';
+  if (producersOf(idx).externalSecret.has(name)) return 'ExternalSecret';
   if (idx.get('SealedSecret', name)) return 'SealedSecret';
   return undefined;
 }

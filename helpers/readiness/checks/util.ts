@@ -2,7 +2,7 @@
 // volume resolution and the "which workloads talk to what" facts from Cordum's deployment docs.
 import type { CheckContext, PartialResult } from '../model.js';
 import { notCheckable } from '../model.js';
-import { containersOf, type Component, type ObjectIndex, type Workload } from '../objects.js';
+import { containersOf, type Component, type KubeObject, type ObjectIndex, type Workload } from '../objects.js';
 import { backupJobs } from '../scripts.js';
 
 /** Objects are needed; explain why not-checkable otherwise. */
@@ -176,6 +176,29 @@ export function parseImage(raw: string): ImageRef {
   const first = name.split('/')[0];
   const registry = name.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost') ? first : 'docker.io';
   return { raw, registry, repository: name, tag, digest };
+}
+
+/**
+ * The first cert-manager Certificate and the first ExternalSecret that produce each Secret name, read
+ * once per index: asking per Secret by scanning every Certificate grew with Secrets x Certificates.
+ */
+type SecretProducers = { certificate: Map<unknown, KubeObject>; externalSecret: Map<unknown, KubeObject> };
+const secretProducers = new WeakMap<ObjectIndex, SecretProducers>();
+
+export function producersOf(idx: ObjectIndex): SecretProducers {
+  let p = secretProducers.get(idx);
+  if (p) return p;
+  p = { certificate: new Map(), externalSecret: new Map() };
+  for (const c of idx.kind('Certificate')) {
+    const name = c.spec?.secretName;
+    if (name != null && !p.certificate.has(name)) p.certificate.set(name, c);
+  }
+  for (const e of idx.kind('ExternalSecret')) {
+    const name = e.spec?.target?.name ?? e.metadata.name;
+    if (name != null && !p.externalSecret.has(name)) p.externalSecret.set(name, e);
+  }
+  secretProducers.set(idx, p);
+  return p;
 }
 
 /** Workloads of the backup jobs (helpers/readiness/scripts.ts reads what their commands do). */
