@@ -282,17 +282,25 @@ export function encodeRecords(recs: RecordToEncode[]): Buffer {
  * Packs records into large chunks as they arrive and hands each filled stretch to `emit` (the file
  * writer): one write per chunk rather than per key or per batch. Key and payload are byte ranges of
  * their source buffers, so callers copy straight from socket buffers. Emitted buffers are views of
- * a chunk that is never written again, so the writer may hold them; a chunk is replaced when full.
+ * a chunk that is not written again while the writer may hold them; a chunk is replaced when full.
+ *
+ * With `recycle`, a full chunk's last stretch is emitted with a `written` callback, which the
+ * writer calls once that stretch (and so, writes completing in order, the whole chunk) is on its
+ * way to the file; the chunk then serves again instead of a fresh one. A backup fills one chunk
+ * per ~7000 keys, and fresh memory costs page faults and unmaps each time (a fifth of a short
+ * backup's CPU before this); at most RECYCLED_CHUNKS are kept, so memory stays what it was.
  */
 export class RecordChunker {
   private chunk: Buffer;
   private view: DataView;
   private start = 0;
   private o = 0;
+  private readonly spare: Buffer[] = [];
   records = 0;
   constructor(
-    private readonly emit: (bytes: Buffer) => void,
+    private readonly emit: (bytes: Buffer, written?: () => void) => void,
     private readonly chunkSize = 1 << 20,
+    private readonly recycle = false,
   ) {
     this.chunk = Buffer.allocUnsafe(chunkSize);
     this.view = new DataView(this.chunk.buffer, this.chunk.byteOffset, this.chunk.length);
@@ -305,12 +313,7 @@ export class RecordChunker {
     const tlen = type.length;
     const klen = ke - ks;
     const size = recordSize(tlen, klen, ve - vs);
-    if (this.o + size > this.chunk.length) {
-      this.flush();
-      this.chunk = Buffer.allocUnsafe(Math.max(this.chunkSize, size));
-      this.view = new DataView(this.chunk.buffer, this.chunk.byteOffset, this.chunk.length);
-      this.start = this.o = 0;
-    }
+    if (this.o + size > this.chunk.length) this.nextChunk(size);
     const out = this.chunk;
     const view = this.view;
     let o = this.o;
@@ -329,7 +332,23 @@ export class RecordChunker {
     if (this.o > this.start) this.emit(this.chunk.subarray(this.start, this.o));
     this.start = this.o;
   }
+
+  /** Retire the full chunk (to the spares once written, when recycling) and start another. */
+  private nextChunk(size: number): void {
+    const full = this.chunk;
+    if (this.recycle && this.o > this.start && full.length === this.chunkSize) {
+      this.emit(full.subarray(this.start, this.o), () => {
+        if (this.spare.length < RECYCLED_CHUNKS) this.spare.push(full);
+      });
+    } else this.flush();
+    this.chunk = size <= this.chunkSize ? (this.spare.pop() ?? Buffer.allocUnsafe(this.chunkSize)) : Buffer.allocUnsafe(size);
+    this.view = new DataView(this.chunk.buffer, this.chunk.byteOffset, this.chunk.length);
+    this.start = this.o = 0;
+  }
 }
+
+/** Written chunks a recycling RecordChunker keeps for reuse (the file stream holds about 4 MB). */
+const RECYCLED_CHUNKS = 4;
 
 export function encodeEnd(records: number): Buffer {
   const out = Buffer.allocUnsafe(12);
@@ -451,13 +470,15 @@ export class HashingWriter {
   /**
    * Write without waiting; returns false when the stream's buffer is over its high-water mark, and
    * the caller should then await drained() before writing more (for synchronous per-chunk paths).
+   * `written` is called once the stream no longer needs the bytes (not if the write failed).
    */
-  writeNow(chunk: Buffer | Uint8Array | string): boolean {
+  writeNow(chunk: Buffer | Uint8Array | string, written?: () => void): boolean {
     if (this.failure) throw this.failure;
     const buf = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
     this.hash.update(buf);
     this.bytes += buf.length;
-    return this.out.write(buf);
+    // `written`: the caller may reuse buf's memory once the stream is done with it (not on error).
+    return written ? this.out.write(buf, (err) => err || written()) : this.out.write(buf);
   }
 
   /** Resolves once the stream has drained (immediately when it is not over its high-water mark). */
