@@ -734,7 +734,7 @@ async function dumpDb(
   stop: StopFlag,
   onProgress?: (p: RedisProgress) => void,
 ): Promise<{ section: RedisDbSection; entry: FileEntry }> {
-  const out = await HashingWriter.create(path);
+  const out = await HashingWriter.create(path, { syncEveryBytes: 4 << 20 });
   const state: DbDump = {
     records: new RecordChunker((bytes, written) => out.writeNow(bytes, written), undefined, true),
     byRdbType: new Float64Array(256),

@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { Cluster, Redis } from 'ioredis';
 import * as standaloneModule from 'ioredis/built/connectors/StandaloneConnector.js';
 import { startRedis, type ManagedServer } from '../../helpers/processes.js';
@@ -92,6 +93,33 @@ describe('logical backup: the key set and the values', () => {
       expect(wrong, 'keys whose archived payload differs from DUMP').toEqual([]);
       expect(section!.by_type).toEqual({ string: 12_000, hash: 500, set: 300 });
       expect(section!.by_prefix).toEqual({ job: 12_500, trace: 300 });
+    });
+  }
+});
+
+describe('logical backup: an archive of many MB', () => {
+  // ~12 MB of records: a dozen 1 MB record chunks (reused once written), ~40 SCAN replies whose key
+  // blocks are reused once dumped (with small batches, a block is dumped over several batches) and
+  // background fdatasyncs every 4 MB while batches still arrive.
+  beforeAll(async () => {
+    await redis.flushall();
+    const p = redis.pipeline();
+    // Random hex, so DUMP's LZF compression does not shrink the values.
+    for (let i = 0; i < 40_000; i++) p.set(`big:${i}`, randomBytes(150).toString('hex'));
+    await p.exec();
+  });
+
+  for (const sizing of [undefined, { min: 50, max: 300, maxBatchBytes: 1 << 20 }]) {
+    it(`holds every key with its DUMP payload (${sizing ? 'batches of 50-300 keys' : 'default batches'})`, async () => {
+      const { res, root } = await backup(redis, sizing ? { sizing } : {});
+      const [section] = res.dbs;
+      expect(Object.values(res.files)[0]!.bytes).toBeGreaterThan(12 << 20);
+      const want = await dumpAll(redis);
+      const got = await records(root, section!);
+      expect(got.length).toBe(40_000);
+      expect(new Set(got.map((r) => r.key.toString('hex'))).size, 'no key twice').toBe(40_000);
+      const wrong = got.filter((r) => !r.v.equals(want.get(r.key.toString('hex')) ?? Buffer.alloc(0))).map((r) => r.key.toString());
+      expect(wrong, 'keys whose archived payload differs from DUMP').toEqual([]);
     });
   }
 });
