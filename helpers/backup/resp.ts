@@ -1,9 +1,11 @@
 // A minimal pipelined RESP2 connection for the logical backup and restore, and the byte helpers
 // that build its requests. It exists for speed: the backup moves every key of a keyspace through
 // two or three commands, and ioredis costs a Command object, a promise, a reply array and a Buffer
-// per command, which was most of the backup's time and GC load. Here a whole batch is one buffer
-// written and one promise, and replies are handed to a ReplySink element by element as views of
-// the socket's own buffers, so a sink can copy a DUMP payload straight into an archive record.
+// per command, which was most of the backup's time and GC load. Here a whole batch is one write and
+// one promise, and replies are handed to a ReplySink element by element as views of the buffer the
+// socket read into, so a sink can copy a DUMP payload straight into an archive record. That buffer
+// is the connection's own and is read into again (no allocation per read: fresh memory costs page
+// faults), so a sink copies what it keeps.
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { RedisOptions } from 'ioredis';
@@ -21,8 +23,8 @@ export class RespError extends Error {
 /**
  * Receives the replies of one request, element by element, as they are parsed. Arrays arrive as a
  * header (array) followed by their elements. Bulk bytes are [start, end) of `buf`; the element's
- * whole RESP encoding ("$<len>\r\n<bytes>\r\n") is [head, end + 2). `buf` is never reused, so views
- * of it stay valid as long as they are kept.
+ * whole RESP encoding ("$<len>\r\n<bytes>\r\n") is [head, end + 2). `buf` is valid only during the
+ * call (the connection reads into it again): copy what must outlive it.
  */
 export interface ReplySink {
   int(n: number): void;
@@ -47,7 +49,7 @@ export class CollectSink implements ReplySink {
     this.replies.push(n);
   }
   bulk(buf: Buffer, _head: number, start: number, end: number): void {
-    this.replies.push(buf.subarray(start, end));
+    this.replies.push(Buffer.from(buf.subarray(start, end)));
   }
   nil(): void {
     this.replies.push(null);
@@ -151,6 +153,9 @@ export class RespBuilder {
 /** Longest silence from the server while requests are pending (a batch of big DUMPs or RESTOREs included). */
 export const REPLY_TIMEOUT_MS = 60_000;
 
+/** The buffer a plain (non-TLS) connection reads into, reused for every read. */
+const READ_BUFFER_BYTES = 256 * 1024;
+
 interface Pending {
   sink: ReplySink;
   resolve: () => void;
@@ -186,7 +191,6 @@ export class RespConn {
         socket.destroy();
       }
     });
-    socket.on('data', (d: Buffer) => this.onData(d));
     socket.on('error', (err) => this.fail(new Error(`redis connection to ${label}: ${err.message}`)));
     socket.on('close', () => this.fail(new Error(`redis connection to ${label} closed`)));
   }
@@ -200,11 +204,22 @@ export class RespConn {
     const port = o.port ?? 6379;
     const label = o.path ?? `${host}:${port}`;
     const timeoutMs = o.connectTimeout ?? 10_000;
+    // Plain sockets read into one buffer of the connection's own (onread; TLS sockets cannot):
+    // replies are parsed in the read callback, before the next read reuses it.
+    let conn: RespConn | undefined;
+    const readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+    const onread = {
+      buffer: readBuffer,
+      callback: (n: number) => {
+        conn?.onData(readBuffer.subarray(0, n));
+        return true;
+      },
+    };
     const socket: Socket = o.tls
       ? tlsConnect({ host, port, ...o.tls })
       : o.path
-        ? netConnect(o.path)
-        : netConnect({ host, port, ...(o.family ? { family: o.family } : {}) });
+        ? netConnect({ path: o.path, onread })
+        : netConnect({ host, port, onread, ...(o.family ? { family: o.family } : {}) });
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => socket.destroy(new Error(`connect timed out after ${timeoutMs} ms`)), timeoutMs);
       const onErr = (err: Error) => {
@@ -218,7 +233,8 @@ export class RespConn {
       });
       socket.once('error', onErr);
     });
-    const conn = new RespConn(socket, label, replyTimeoutMs);
+    conn = new RespConn(socket, label, replyTimeoutMs);
+    if (o.tls) socket.on('data', (d: Buffer) => conn!.onData(d));
     try {
       const hello: Buffer[] = [];
       if (o.password) hello.push(respArgs(o.username ? ['AUTH', o.username, o.password] : ['AUTH', o.password]));
@@ -231,13 +247,22 @@ export class RespConn {
     return conn;
   }
 
-  /** Send `payload` (complete RESP commands); resolves with `sink` once it is done. */
-  request<S extends ReplySink>(payload: Buffer, sink: S): Promise<S> {
+  /**
+   * Send `payload` (complete RESP commands, in one buffer or several written together); resolves
+   * with `sink` once it is done.
+   */
+  request<S extends ReplySink>(payload: Buffer | readonly Buffer[], sink: S): Promise<S> {
     if (this.failure) return Promise.reject(this.failure);
     if (sink.done) return Promise.resolve(sink);
     return new Promise<S>((resolve, reject) => {
       this.queue.push({ sink, resolve: () => resolve(sink), reject });
-      this.socket.write(payload);
+      if (!Array.isArray(payload)) this.socket.write(payload as Buffer);
+      else {
+        // One writev for the pieces, without copying them into one buffer first.
+        this.socket.cork();
+        for (const p of payload) this.socket.write(p);
+        this.socket.uncork();
+      }
     });
   }
 
@@ -256,32 +281,35 @@ export class RespConn {
     for (const p of this.queue.splice(0)) p.reject(this.failure);
   }
 
+  /** Bytes read; `d` is valid only during this call (the read buffer is reused): copies what it keeps. */
   private onData(d: Buffer): void {
     try {
       let buf = d;
       if (this.have) {
         // A reply was cut at the end of the last read.
-        this.parts.push(d);
-        this.have += d.length;
-        if (this.have < this.need) return;
+        if (this.have + d.length < this.need) {
+          this.parts.push(Buffer.from(d));
+          this.have += d.length;
+          return;
+        }
         if (this.needExact) {
           // Its length is known: complete just that reply from the front of d, then go on in d
           // itself (copying one reply, not the whole read).
-          const take = d.length - (this.have - this.need);
-          const one = Buffer.concat([...this.parts.slice(0, -1), d.subarray(0, take)], this.need);
+          const take = this.need - this.have;
+          const one = Buffer.concat([...this.parts, d.subarray(0, take)], this.need);
           this.parts = [];
           this.have = 0;
           const used = this.parse(one);
           buf = used === one.length ? d.subarray(take) : Buffer.concat([one.subarray(used), d.subarray(take)]);
         } else {
-          buf = Buffer.concat(this.parts, this.have);
+          buf = Buffer.concat([...this.parts, d], this.have + d.length);
           this.parts = [];
           this.have = 0;
         }
       }
       const pos = this.parse(buf);
       if (pos < buf.length) {
-        this.parts = [buf.subarray(pos)];
+        this.parts = [Buffer.from(buf.subarray(pos))];
         this.have = buf.length - pos;
       }
     } catch (err) {

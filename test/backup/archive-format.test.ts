@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { startRedis, type ManagedServer } from '../../helpers/processes.js';
-import { ArchiveError, RDUMP_HEADER, encodeEnd, encodeRecords, recordKeyLabel, type RedisRecord } from '../../helpers/backup/archive.js';
+import { ArchiveError, RDUMP_HEADER, RecordChunker, encodeEnd, encodeRecords, recordKeyLabel, type RedisRecord } from '../../helpers/backup/archive.js';
 import { backupRedisLogical, recordBatches, redisSource, restoreRedisLogical } from '../../helpers/backup/redis-logical.js';
 
 let dir: string;
@@ -94,6 +94,45 @@ describe('binary logical dump format', () => {
     ]);
     writeFileSync(join(dir, 'bad.jsonl'), 'not json\n');
     expect((await failure(join(dir, 'bad.jsonl'), 'redis/bad.jsonl')).message).toMatch(/^archive file redis\/bad\.jsonl line 1 is not a valid record/);
+  });
+});
+
+describe('record chunks reused once written', () => {
+  it('a chunk serves again only after the writer is done with it: the bytes written are the records', async () => {
+    // 300 records of 100-400 bytes through 1 KB chunks, flushed every 7 records as a backup
+    // flushes per batch. The writer holds what it is given and copies it out later, in order, as
+    // a file stream does; a chunk reused too early would show in the copied bytes.
+    const many = Array.from({ length: 300 }, (_, i) => ({
+      key: Buffer.from(`k:${i}`),
+      type: Buffer.from(i % 3 ? 'string' : 'hash'),
+      p: i % 5 ? -1 : 1000 + i,
+      e: i % 5 ? -1 : 1_700_000_000_000 + i,
+      v: Buffer.alloc(100 + ((i * 37) % 300), i & 0xff),
+    }));
+    const held: Array<{ bytes: Buffer; written?: () => void }> = [];
+    const out: Buffer[] = [];
+    const memory = new Set<ArrayBufferLike>();
+    const chunker = new RecordChunker((bytes, written) => void held.push({ bytes, written }), 1024, true);
+    const writeSome = async () => {
+      await new Promise((r) => setImmediate(r));
+      for (const h of held.splice(0, 2)) {
+        memory.add(h.bytes.buffer);
+        out.push(Buffer.from(h.bytes));
+        h.written?.();
+      }
+    };
+    for (let i = 0; i < many.length; i++) {
+      const r = many[i]!;
+      chunker.add(r.type, r.p, r.e, r.key, 0, r.key.length, r.v, 0, r.v.length);
+      if (i % 7 === 6) {
+        chunker.flush();
+        await writeSome();
+      }
+    }
+    chunker.flush();
+    while (held.length) await writeSome();
+    expect(Buffer.concat(out).equals(encodeRecords(many))).toBe(true);
+    expect(memory.size, 'chunks were reused').toBeLessThan(40);
   });
 });
 
