@@ -10,6 +10,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { waitFor } from '../../helpers/waits.js';
 import { startSandbox, type Sandbox } from '../../sandbox/index.js';
 import { describeWithReference, sharedReference } from '../support/shared-reference.js';
+import { client } from './sandbox-client.js';
 
 const recorded = sharedReference('cordum/recorded');
 
@@ -29,22 +30,9 @@ describeWithReference(recorded, 'facts recorded from a real Cordum hold in a fre
     await sb?.stop();
   });
 
-  const call = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(sb.profile.gateway.url + path, {
-      method,
-      redirect: 'manual',
-      headers: { 'x-api-key': sb.apiKey, 'content-type': 'application/json', 'x-principal-id': 'facts', 'x-principal-role': 'admin' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    let json: any;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
-    return { status: res.status, headers: res.headers, text, json };
-  };
+  // The sandbox's gateway as the recording's client called it (JSON body, an admin principal).
+  const call = (method: string, path: string, body?: unknown) =>
+    client(sb)(method, path, body, { 'content-type': 'application/json', 'x-principal-id': 'facts', 'x-principal-role': 'admin' });
   const submit = async (topic: string, labels?: Record<string, string>) => (await call('POST', '/api/v1/jobs', { prompt: 'recorded facts', topic, ...(labels ? { labels } : {}) })).json as { job_id: string; trace_id: string };
   const stateOf = (id: string) => waitFor(`job ${id}`, async () => (await call('GET', `/api/v1/jobs/${id}`)).json?.state as string, (s) => !!s, { timeoutMs: 5000 });
 
@@ -94,7 +82,7 @@ describeWithReference(recorded, 'facts recorded from a real Cordum hold in a fre
   it('the clean-path redirect is 307 (a current Go build)', async () => {
     const res = await call('GET', '/api/v1//status');
     expect(res.status).toBe(307);
-    expect(res.headers.get('location')).toBe('/api/v1/status');
+    expect(res.headers.location).toBe('/api/v1/status');
   });
 
   it('job:events, job:result_ptr and trace keys have no TTL; the other job keys have one (types as recorded)', async () => {
