@@ -172,7 +172,9 @@ export function startSession(s: SessionArgs): ScenarioSession {
         collector.flushRunning(reason ? `interrupted: ${reason.text}` : 'did not finish', cutShort);
         // Closing waits for workers; a worker stuck in a step that ignored its signal must not hold the report.
         if (!s.interrupts.forced) await settleWithin(vitest.close(), 5_000);
-        await moveResults(staging, r);
+        // A results folder that cannot be filled (full disk) costs the HTML its steps, never the
+        // teardown replay and the summary that follow: it is a run error, not a throw.
+        await moveResults(staging, r).catch((err: unknown) => runErrors.push(`report: Allure results could not be moved into the run directory: ${errorMessage(err)}`));
         return { steps: collector.steps, runErrors: [...runErrors, ...collector.runErrors] };
       } finally {
         finish();
