@@ -277,6 +277,11 @@ export function liveOwner(journal: string): number | undefined {
   return ownerState(o) === 'alive' ? o.pid : undefined;
 }
 
+/** True when no process with this pid runs on this machine (a runner that left something behind is gone). */
+export function processGone(pid: number): boolean {
+  return ownerState({ pid, host: hostname() }) === 'dead';
+}
+
 /** alive: this very process still runs; dead: it ended (or its pid now belongs to another process). */
 function ownerState(o: OwnerRecord): 'alive' | 'dead' | 'elsewhere' {
   if (o.host !== hostname()) return 'elsewhere';

@@ -4,7 +4,7 @@
 // known, so Vitest's own start-up is not on the way to the first step. The runner owns the process: Vitest's own signal and
 // unhandled-rejection handlers (which exit the process at once, with 1) are removed again.
 import { randomBytes } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { Writable } from 'node:stream';
@@ -15,6 +15,7 @@ import { REPO_ROOT } from '../../helpers/catalog.js';
 import { EXIT, UsageError, errorMessage } from '../../helpers/errors.js';
 import { ENV, type ContractMessage, type StepMeta } from '../../helpers/report/run-contract.js';
 import type { StepRecord } from '../../helpers/report/summary.js';
+import { processGone } from '../../helpers/teardown.js';
 import { settleWithin, untilAborted } from '../../helpers/waits.js';
 import { ProgressReporter } from '../progress-reporter.js';
 import { FORCE_TEARDOWN_MS, type Interrupts } from './interrupts.js';
@@ -62,7 +63,7 @@ interface Started {
 export function startSession(s: SessionArgs): ScenarioSession {
   const channelName = `runbook-contract:${randomBytes(8).toString('hex')}`;
   // Allure writes its results when the files are done; they wait here until the run directory exists.
-  const staging = mkdtempSync(join(tmpdir(), 'runbook-results-'));
+  const staging = stagingDir();
   let answer: Exclude<ContractMessage, { type: 'hello' }> | undefined;
   const channel = new BroadcastChannel(channelName);
   channel.onmessage = (ev) => {
@@ -196,6 +197,24 @@ export function startSession(s: SessionArgs): ScenarioSession {
         .finally(release);
     },
   };
+}
+
+const STAGING = /^runbook-results-(\d+)-/;
+
+/**
+ * A temp folder for Allure's results, named after this runner's pid. Folders a runner could not
+ * remove (it was SIGKILLed) are removed here by the next one, once their pid is gone.
+ */
+function stagingDir(): string {
+  try {
+    for (const name of readdirSync(tmpdir())) {
+      const pid = Number(STAGING.exec(name)?.[1]);
+      if (pid && processGone(pid)) rmSync(join(tmpdir(), name), { recursive: true, force: true });
+    }
+  } catch {
+    // an unreadable temp folder only means nothing is swept this time
+  }
+  return mkdtempSync(join(tmpdir(), `runbook-results-${process.pid}-`));
 }
 
 /** The results Allure wrote, moved into the run's directory, with the run's environment block. */

@@ -7,7 +7,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { journalDir } from '../../helpers/teardown.js';
 import { startFaultGateway, type FaultGateway } from './support/fault-gateway.js';
@@ -106,6 +106,9 @@ describe('earlier runs that crashed', () => {
     const owner = join(journals(), `${runId}.owner`);
     expect(existsSync(owner), 'the killed run left its owner file').toBe(true);
     expect(gw.objects.size, 'the thing the killed run created').toBe(1);
+    // Allure's results wait in a temp folder named after the runner's pid until the run ends.
+    const staging = () => readdirSync(tmpdir()).filter((n) => n.startsWith(`runbook-results-${child!.pid}-`));
+    expect(staging(), 'the killed run left its results staging folder').toHaveLength(1);
 
     const r = await ws.cli(['readonly', '--target', profile]);
     expectCalm(ws, r, 0);
@@ -117,5 +120,6 @@ describe('earlier runs that crashed', () => {
     expect(existsSync(owner)).toBe(false);
     expect(r.stdout).toMatch(new RegExp(`^Leftovers of earlier run .*${runId}\\.jsonl: 1 removed, 0 still there$`, 'm'));
     expect(gw.objects.size, 'leftovers on the target').toBe(0);
+    expect(staging(), 'the killed run\'s staging folder, removed by the next run').toEqual([]);
   }, 240_000);
 });
