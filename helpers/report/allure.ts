@@ -77,16 +77,64 @@ type CoreModule = {
   resolveConfig(config: Record<string, unknown>, override?: Record<string, unknown>): Promise<unknown>;
 };
 
-let corePromise: Promise<CoreModule> | undefined;
+/** The part of @allurereport/ci that says which CI job a report comes from (read in AllureReport's constructor). */
+type CiModule = {
+  detect(): object;
+  isLocalCiDescriptor(descriptor: object): boolean;
+};
 
-/** @allurereport/core is a dependency of the `allure` CLI package, not of ours: resolve it from there. */
-function loadCore(): Promise<CoreModule> {
+let corePromise: Promise<CoreModule & { ci: CiModule }> | undefined;
+
+/**
+ * @allurereport/core is a dependency of the `allure` CLI package, not of ours: resolve it from there,
+ * and @allurereport/ci from core (the very module instance core uses).
+ */
+function loadCore(): Promise<CoreModule & { ci: CiModule }> {
   corePromise ??= (async () => {
     const allureEntry = fileURLToPath(import.meta.resolve('allure'));
-    const req = createRequire(allureEntry);
-    return (await import(pathToFileURL(req.resolve('@allurereport/core')).href)) as CoreModule;
+    const corePath = createRequire(allureEntry).resolve('@allurereport/core');
+    const ciPath = createRequire(corePath).resolve('@allurereport/ci');
+    const [core, ci] = await Promise.all([import(pathToFileURL(corePath).href), import(pathToFileURL(ciPath).href)]);
+    return { ...(core as CoreModule), ci: ci as CiModule };
   })();
   return corePromise;
+}
+
+const scrubbed = new WeakSet<object>();
+
+/**
+ * Allure writes a description of the CI job into every report, from @allurereport/ci's detect(). Off
+ * CI its "local" descriptor runs `git remote get-url origin` (and rev-parse) in whatever directory
+ * the runner was started from and puts that remote's URL into the report as it is: with the token of
+ * a remote cloned as https://user:token@host/... . On Jenkins (GIT_URL) and CodeBuild the job's
+ * repository URL can carry credentials the same way. A runbook's report is about a target, not
+ * about the checkout it ran from: the local descriptor reports no repository and runs no git (four
+ * processes, ~80 ms of every report), and any descriptor's URLs lose their user-info. detect() gives
+ * the same descriptor object core will get (it depends only on the environment, unchanged in between).
+ */
+function scrubCiDescriptor(ci: CiModule): void {
+  const descriptor = ci.detect();
+  if (scrubbed.has(descriptor)) return;
+  if (ci.isLocalCiDescriptor(descriptor)) {
+    const none = { get: () => undefined, configurable: true };
+    const empty = { get: () => '', configurable: true };
+    Object.defineProperties(descriptor, { repoName: empty, jobRunBranch: empty, provider: none, repository: none });
+  }
+  for (const [key, prop] of Object.entries(Object.getOwnPropertyDescriptors(descriptor))) {
+    const read = prop.get;
+    if (!read) continue;
+    Object.defineProperty(descriptor, key, { get: () => withoutUserinfo(read.call(descriptor)), configurable: true });
+  }
+  scrubbed.add(descriptor);
+}
+
+/** URLs in a CI descriptor's value (a string, or one level of an object) without user:password@. */
+export function withoutUserinfo(value: unknown): unknown {
+  const strip = (v: unknown) => (typeof v === 'string' ? v.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#\s]*@/i, '$1') : v);
+  if (value && typeof value === 'object' && !Array.isArray(value)) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, strip(v)]));
+  }
+  return strip(value);
 }
 
 let warmed: Promise<unknown> | undefined;
@@ -129,6 +177,7 @@ export async function generateHtml(opts: GenerateOptions): Promise<GeneratedHtml
     },
     {},
   );
+  scrubCiDescriptor(core.ci);
   const report = new core.AllureReport(config);
   await report.start();
   await report.readDirectory(opts.resultsDir);
@@ -156,19 +205,39 @@ export async function generateHtml(opts: GenerateOptions): Promise<GeneratedHtml
  * and the result is checked so a template change cannot silently bring them back.
  */
 export function stripAnalytics(html: string): string {
-  const out = html
-    .replace(/<script\b[^>]*\bsrc=["']https?:\/\/(?:www\.)?googletagmanager\.com[^"']*["'][^>]*>\s*<\/script>/gi, '')
-    .replace(/<script\b[^>]*>(?:(?!<\/script>)[\s\S])*?\bgtag\s*\((?:(?!<\/script>)[\s\S])*?<\/script>/gi, '');
-  const leftovers = offlineProblems(out);
-  if (leftovers.length > 0) throw new Error(`report HTML still references the network: ${leftovers.join(', ')}`);
-  return out;
+  return withDataUrisSetAside(html, (text) => {
+    const out = text
+      .replace(/<script\b[^>]*\bsrc=["']https?:\/\/(?:www\.)?googletagmanager\.com[^"']*["'][^>]*>\s*<\/script>/gi, '')
+      .replace(/<script\b[^>]*>(?:(?!<\/script>)[\s\S])*?\bgtag\s*\((?:(?!<\/script>)[\s\S])*?<\/script>/gi, '');
+    const leftovers = offlineProblems(out);
+    if (leftovers.length > 0) throw new Error(`report HTML still references the network: ${leftovers.join(', ')}`);
+    return out;
+  });
 }
 
 /** Script/style/image references that would need the network to open the report. */
 export function offlineProblems(html: string): string[] {
-  const problems: string[] = [];
-  if (/googletagmanager|google-analytics|\bgtag\s*\(/i.test(html)) problems.push('analytics tag');
-  const external = /<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)=["'](?:https?:)?\/\/[^"']+["']/gi;
-  for (const m of html.matchAll(external)) problems.push(m[0].slice(0, 120));
-  return problems;
+  return withDataUrisSetAside(html, (text) => {
+    const problems: string[] = [];
+    if (/googletagmanager|google-analytics|\bgtag\s*\(/i.test(text)) problems.push('analytics tag');
+    const external = /<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)=["'](?:https?:)?\/\/[^"']+["']/gi;
+    for (const m of text.matchAll(external)) problems.push(m[0].slice(0, 120));
+    return problems;
+  });
+}
+
+/**
+ * Runs `edit` on the HTML with every quoted data: URI replaced by a short placeholder, then puts the
+ * URIs back into what it returns (if it returns a string). The single-file report inlines its app
+ * as one 3.6 MB base64 data: URI; the checks above are about tags and network references, which a
+ * data: URI's payload cannot hold as markup, and scanning it cost them ~70 ms per report.
+ */
+function withDataUrisSetAside<T>(html: string, edit: (text: string) => T): T {
+  // Placeholders are NUL-delimited indexes; HTML that holds a NUL itself is scanned whole.
+  if (html.includes('\u0000')) return edit(html);
+  const saved: string[] = [];
+  const text = html.replace(/(["'])data:[^"']*\1/g, (m) => `\u0000${saved.push(m) - 1}\u0000`);
+  const out = edit(text);
+  if (typeof out !== 'string' || saved.length === 0) return out;
+  return out.replace(/\u0000(\d+)\u0000/g, (_m, i: string) => saved[Number(i)]!) as T;
 }
