@@ -27,6 +27,14 @@ export const MIN_SECRET_LENGTH = 8;
 const MAX_BASE64_DEPTH = 2;
 
 interface CompiledSecret {
+  value: string;
+  /**
+   * What every form of the secret but the raw one starts with. Text without it can hold the secret
+   * only as it is, which a plain search finds: `chars` is large (some 5 KB of pattern per secret)
+   * and V8 compiles it on first use in every thread, 20-50 ms each time, for texts that mostly
+   * never need it.
+   */
+  escapes: RegExp;
   /** The value with every character in any of its character-wise encodings. */
   chars: RegExp;
   /** The UTF-8 bytes as hex, either case, optionally separated by ' ' or ':' (hexdump styles). */
@@ -62,7 +70,7 @@ export function redact(text: string): string {
 function redactAt(text: string, depth: number): string {
   let out = text;
   for (const s of secrets.values()) {
-    out = replaceKeepingEscapes(out, s.chars);
+    out = s.escapes.test(out) ? replaceKeepingEscapes(out, s.chars) : replaceKeepingEscapes(out, s.value);
     out = replaceKeepingEscapes(out, s.hex);
   }
   return depth < MAX_BASE64_DEPTH ? redactBase64Runs(out, depth) : out;
@@ -72,24 +80,42 @@ function redactAt(text: string, depth: number): string {
  * Replace matches with ***. A match preceded by an odd number of backslashes would leave a dangling
  * escape (`\***` is invalid JSON), so that backslash goes too: redacted JSON files stay parseable.
  */
-function replaceKeepingEscapes(text: string, re: RegExp): string {
-  re.lastIndex = 0;
-  let m: RegExpExecArray | null;
+function replaceKeepingEscapes(text: string, re: RegExp | string): string {
+  const next = typeof re === 'string' ? literalMatches(text, re) : regexMatches(text, re);
+  let m: { index: number; length: number } | undefined;
   let out = '';
   let last = 0;
-  while ((m = re.exec(text))) {
-    if (m[0].length === 0) {
-      re.lastIndex++;
-      continue;
-    }
+  while ((m = next())) {
     let start = m.index;
     let backslashes = 0;
     while (start - backslashes - 1 >= last && text[start - backslashes - 1] === '\\') backslashes++;
     if (backslashes % 2 === 1) start--;
     out += text.slice(last, start) + REDACTED;
-    last = m.index + m[0].length;
+    last = m.index + m.length;
   }
   return last === 0 ? text : out + text.slice(last);
+}
+
+function regexMatches(text: string, re: RegExp): () => { index: number; length: number } | undefined {
+  re.lastIndex = 0;
+  return () => {
+    let m: RegExpExecArray | null;
+    while ((m = re.exec(text))) {
+      if (m[0].length > 0) return { index: m.index, length: m[0].length };
+      re.lastIndex++;
+    }
+    return undefined;
+  };
+}
+
+function literalMatches(text: string, value: string): () => { index: number; length: number } | undefined {
+  let from = 0;
+  return () => {
+    const index = text.indexOf(value, from);
+    if (index < 0) return undefined;
+    from = index + value.length;
+    return { index, length: value.length };
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -133,7 +159,31 @@ function redactRun(run: string, depth: number): string {
 function compile(value: string): CompiledSecret {
   const chars = [...value].map(charForms).join('');
   const hex = [...Buffer.from(value, 'utf8')].map((b) => b.toString(16).padStart(2, '0')).join('[ :]?');
-  return { chars: new RegExp(chars, 'g'), hex: new RegExp(hex, 'gi'), cores: coresRegex(value) };
+  return { value, escapes: escapeStarts(value), chars: new RegExp(chars, 'g'), hex: new RegExp(hex, 'gi'), cores: coresRegex(value) };
+}
+
+/**
+ * The starts of the forms charForms allows besides the raw character, for this secret's characters
+ * only: \\u and \\x with the code of one of them (any backslash when the secret holds a character
+ * with an escape of its own: quotes, slash, backslash, control characters), % with one of its
+ * bytes, a character reference or named entity of one of them, and + for a space.
+ */
+function escapeStarts(value: string): RegExp {
+  const chars = [...new Set(value)];
+  const bytes = [...new Set(Buffer.from(value, 'utf8'))];
+  const units = [...new Set(Array.from({ length: value.length }, (_, i) => value.charCodeAt(i)))];
+  const anyOf = (alts: string[]) => `(?:${alts.join('|')})`;
+  const starts = [
+    /["'/\\\n\r\t\b\f]/.test(value) ? '\\\\' : `\\\\(?:u${anyOf(units.map((u) => hexDigits(u, 4)))}|x${anyOf(bytes.map((b) => hexDigits(b, 2)))})`,
+    `%(?:25)*${anyOf(bytes.map((b) => hexDigits(b, 2)))}`,
+    `&(?:amp;)*${anyOf([
+      ...chars.map((c) => `#0*${c.codePointAt(0)!};`),
+      ...chars.map((c) => `#[xX]0*${hexDigits(c.codePointAt(0)!, 1)};`),
+      ...chars.flatMap((c) => (NAMED_ENTITIES[c] ? [`${NAMED_ENTITIES[c]};`] : [])),
+    ])}`,
+  ];
+  if (value.includes(' ')) starts.push('\\+');
+  return new RegExp(starts.join('|'));
 }
 
 /** The textual forms a secret takes inside a document that then gets base64-encoded. */

@@ -28,6 +28,30 @@ describe('redact', () => {
     expect(JSON.parse(JSON.parse(JSON.parse(redact(nested)).error.slice('GET /x → 500 '.length)))).toEqual({ key: '***', n: 1 });
   });
 
+  it('finds each character-wise encoding on its own, in text with no other escape (the quick path must not skip it)', () => {
+    const plain = 'Zk97_rQoo-5Iqu';
+    const spaced = 'open sesame&<7>';
+    registerSecret(plain);
+    registerSecret(spaced);
+    const each = (s: string, f: (ch: string) => string) => [...s].map(f).join('');
+    const hex = (n: number, w: number) => n.toString(16).padStart(w, '0');
+    for (const s of [plain, spaced]) {
+      const forms = [
+        s,
+        each(s, (c) => `\\u${hex(c.charCodeAt(0), 4)}`),
+        each(s, (c) => `\\x${hex(c.charCodeAt(0), 2)}`),
+        each(s, (c) => `%${hex(c.charCodeAt(0), 2).toUpperCase()}`),
+        each(s, (c) => `%25${hex(c.charCodeAt(0), 2)}`),
+        each(s, (c) => `&#${c.charCodeAt(0)};`),
+        each(s, (c) => `&#x${hex(c.charCodeAt(0), 1)};`),
+        each(s, (c) => `&amp;#${c.charCodeAt(0)};`),
+        s.replace(/ /g, '+'),
+        s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;'),
+      ];
+      for (const form of forms) expect(redact(`before ${form} after`), form).toBe('before *** after');
+    }
+  });
+
   it('redacts every registered secret and ignores empty or tiny values', () => {
     registerSecret('alpha-secret');
     registerSecret('beta-secret');
