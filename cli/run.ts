@@ -5,6 +5,8 @@
 // phases, so Ctrl-C means the right thing in each. This file keeps only their order.
 import { findRunbook, type Runbook } from '../helpers/catalog.js';
 import { EXIT } from '../helpers/errors.js';
+import { suiteGitShaSoon } from '../helpers/suite-version.js';
+import { anySignal, untilAborted } from '../helpers/waits.js';
 import type { TargetProfile } from '../helpers/profile-types.js';
 import { ENV, reportsRoot, stateRoot } from '../helpers/report/run-contract.js';
 import { Interrupts } from './run/interrupts.js';
@@ -31,6 +33,9 @@ export interface RunOptions {
   options?: Record<string, string | boolean>;
 }
 
+/** How long target resolution waits for Vitest to begin its run (normally a few hundred ms). */
+const LAUNCH_WAIT_MS = 3_000;
+
 /** Where reports and runner state live; tests point these at temp dirs. */
 export { reportsRoot, stateRoot };
 
@@ -42,6 +47,7 @@ export async function runRunbook(opts: RunOptions): Promise<number> {
 
   const interrupts = new Interrupts();
   interrupts.install();
+  void suiteGitShaSoon(); // git answers while the rest starts; the report's environment awaits it
   let target: Target | undefined;
   // The first line at once, before anything slow: what the run is waiting on.
   let wait: Waiting = waiting(
@@ -53,6 +59,10 @@ export async function runRunbook(opts: RunOptions): Promise<number> {
   // files wait for the run (cli/run/vitest-session.ts). Abandoned unless the run starts.
   const session = (await import('./run/vitest-session.js')).startSession({ files, interrupts });
   try {
+    // Vitest first: its worker thread's start-up is the longer way to the first step, and until the
+    // worker is on its way, the profile and preflight work below would hold the one thread Vitest
+    // needs to get there. Bounded, and a Ctrl-C ends the wait.
+    await untilAborted(session.launched, anySignal(AbortSignal.timeout(LAUNCH_WAIT_MS), interrupts.signal)!).catch(() => {});
     // Setup and preflight: nothing exists on the target yet, so a stop has nothing to undo.
     await testPause('setup', interrupts);
     target = await resolveTarget(opts.target);
@@ -107,7 +117,7 @@ async function execute(a: ExecuteArgs): Promise<number> {
     const crashed = sweepCrashedRuns(stateRoot(), reportsRoot(), profile.name, run.runId);
     // A fresh sandbox has no history: only a real target can hold leftovers of earlier runs.
     const earlier = a.sandboxed ? [] : await replayEarlierRuns(profile, run.runId, run.exec, interrupts);
-    const environment = runEnvironment(runbook, profile, a.platform.version, opts.ticket);
+    const environment = await runEnvironment(runbook, profile, a.platform.version, opts.ticket);
     out(`Runbook ${runbook.name}: ${runbook.title}`);
     out(`Target ${profile.name} (${profile.gateway.url}), run ${run.runId}`);
     for (const gone of crashed) out(crashedRunLine(gone));

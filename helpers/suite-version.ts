@@ -2,7 +2,7 @@
 // and the report's environment (suite_git_sha). A checkout asks git. The container image has no .git:
 // its build writes the commit into SUITE_GIT_SHA at the repository root (deploy/Dockerfile, build arg
 // SUITE_GIT_SHA), and that file is read instead. RUNBOOK_SUITE_GIT_SHA overrides both.
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT } from './catalog.js';
@@ -14,22 +14,57 @@ const SHA = /^[0-9a-f]{7,64}$/;
 
 /** The suite's commit (12 hex characters when known), or 'unknown'. Never throws, never waits more than 2 s. */
 export function suiteGitSha(root = REPO_ROOT, env: NodeJS.ProcessEnv = process.env): string {
-  const given = env.RUNBOOK_SUITE_GIT_SHA?.trim().toLowerCase();
-  if (given && SHA.test(given)) return given.slice(0, 12);
+  const given = fromEnvironment(env);
+  if (given) return given;
   if (existsSync(join(root, '.git'))) {
     try {
-      const sha = execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { cwd: root, stdio: ['ignore', 'pipe', 'ignore'], timeout: 2000 })
-        .toString()
-        .trim();
+      const sha = execFileSync('git', GIT_ARGS, { cwd: root, stdio: ['ignore', 'pipe', 'ignore'], timeout: GIT_TIMEOUT_MS }).toString().trim();
       if (SHA.test(sha)) return sha;
     } catch {
       // no git binary, or not a repository after all: try the baked file
     }
   }
+  return baked(root);
+}
+
+let ours: Promise<string> | undefined;
+
+/**
+ * suiteGitSha without holding the thread while git runs (~40 ms of a run's start-up): the runner
+ * starts it early and awaits it when the report's environment is written. Asked once per process.
+ */
+export function suiteGitShaSoon(): Promise<string> {
+  ours ??= suiteGitShaAsync();
+  return ours;
+}
+
+/** suiteGitSha, with git run asynchronously. */
+export async function suiteGitShaAsync(root = REPO_ROOT, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  const given = fromEnvironment(env);
+  if (given) return given;
+  if (existsSync(join(root, '.git'))) {
+    const sha = await new Promise<string>((resolve) =>
+      execFile('git', GIT_ARGS, { cwd: root, timeout: GIT_TIMEOUT_MS }, (err, stdout) => resolve(err ? '' : String(stdout).trim())),
+    );
+    if (SHA.test(sha)) return sha;
+  }
+  return baked(root);
+}
+
+const GIT_ARGS = ['rev-parse', '--short=12', 'HEAD'];
+const GIT_TIMEOUT_MS = 2000;
+
+function fromEnvironment(env: NodeJS.ProcessEnv): string | undefined {
+  const given = env.RUNBOOK_SUITE_GIT_SHA?.trim().toLowerCase();
+  return given && SHA.test(given) ? given.slice(0, 12) : undefined;
+}
+
+/** The commit the image build wrote, or 'unknown'. */
+function baked(root: string): string {
   try {
     // A few bytes at most: the build writes one line.
-    const baked = readFileSync(join(root, SUITE_GIT_SHA_FILE), 'utf8').slice(0, 128).trim().toLowerCase();
-    if (SHA.test(baked)) return baked.slice(0, 12);
+    const sha = readFileSync(join(root, SUITE_GIT_SHA_FILE), 'utf8').slice(0, 128).trim().toLowerCase();
+    if (SHA.test(sha)) return sha.slice(0, 12);
   } catch {
     // not an image build either
   }

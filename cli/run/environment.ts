@@ -2,14 +2,14 @@
 import { hostname, userInfo } from 'node:os';
 import { REPO_ROOT, type Runbook } from '../../helpers/catalog.js';
 import type { TargetProfile } from '../../helpers/profile-types.js';
-import { suiteGitSha } from '../../helpers/suite-version.js';
+import { suiteGitShaSoon } from '../../helpers/suite-version.js';
 
-export function runEnvironment(runbook: Runbook, profile: TargetProfile, platformVersion: string, ticket?: string): Record<string, string> {
+export async function runEnvironment(runbook: Runbook, profile: TargetProfile, platformVersion: string, ticket?: string): Promise<Record<string, string>> {
   return {
     target: profile.name,
     target_gateway: profile.gateway.url,
     platform_version: platformVersion,
-    suite_git_sha: suiteGitSha(),
+    suite_git_sha: await suiteGitShaSoon(),
     operator: operator(),
     runbook: runbook.name,
     ...(ticket ? { ticket } : {}),

@@ -52,6 +52,12 @@ export interface ScenarioSession {
   run(r: RunArgs): Promise<SessionResult>;
   /** No run will happen (setup failed or was interrupted): the files stop before any step, and nothing is written. A no-op after run(). */
   abandon(reason: string): Promise<void>;
+  /**
+   * Settles once Vitest has begun its run, so its worker thread is about to start (or Vitest failed
+   * to start: run() reports that). The runner lets this happen before its own work on the target,
+   * which would otherwise hold the one thread Vitest needs to get there.
+   */
+  launched: Promise<void>;
 }
 
 interface Started {
@@ -76,6 +82,8 @@ export function startSession(s: SessionArgs): ScenarioSession {
   };
   let starting: Waiting | undefined;
   let firstStep = false;
+  let launch!: () => void;
+  const launched = new Promise<void>((resolve) => (launch = resolve));
   const runErrors: string[] = [];
   // An unhandled rejection in the runner while the files run is recorded, never a silent exit 1.
   const onUnhandled = (reason: unknown) => runErrors.push(`runner: unhandled rejection: ${errorMessage(reason).split('\n')[0]}`);
@@ -98,6 +106,7 @@ export function startSession(s: SessionArgs): ScenarioSession {
           ...baseVitestConfig(s.files, compiled),
           reporters: [
             {
+              onTestRunStart: () => launch(),
               onTestCaseReady: () => {
                 if (!firstStep) {
                   phase('first step started');
@@ -130,7 +139,9 @@ export function startSession(s: SessionArgs): ScenarioSession {
     );
     return { vitest, collector, done };
   })();
-  started.catch(() => {}); // run() reports a Vitest that could not start; abandon() does not care
+  // run() reports a Vitest that could not start; abandon() does not care. Launched at the latest
+  // when Vitest's run ends or it fails to start.
+  started.then(({ done }) => done.finally(launch), launch);
   // The staging folder goes also when the process exits without finishing the session (a forced stop).
   const removeStaging = () => rmSync(staging, { recursive: true, force: true });
   process.once('exit', removeStaging);
@@ -147,6 +158,7 @@ export function startSession(s: SessionArgs): ScenarioSession {
   };
 
   return {
+    launched,
     async run(r) {
       if (settled) throw new Error('scenario session already ended');
       // Until the first step starts: whatever of Vitest, its worker and the files is still loading.

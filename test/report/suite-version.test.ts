@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../helpers/catalog.js';
-import { SUITE_GIT_SHA_FILE, suiteGitSha, suiteVersion } from '../../helpers/suite-version.js';
+import { SUITE_GIT_SHA_FILE, suiteGitSha, suiteGitShaAsync, suiteVersion } from '../../helpers/suite-version.js';
 import { RUNTIME_STAGE } from '../deploy/dockerfile.js';
 
 const dirs: string[] = [];
@@ -44,6 +44,23 @@ describe('suite_git_sha', () => {
   it('RUNBOOK_SUITE_GIT_SHA overrides both; a value that is not a commit is ignored', () => {
     expect(suiteGitSha(scratch(), { RUNBOOK_SUITE_GIT_SHA: 'FEEDFACE1234567' })).toBe('feedface1234');
     expect(suiteGitSha(scratch(), { RUNBOOK_SUITE_GIT_SHA: '$(rm -rf /)' })).toBe('unknown');
+  });
+
+  it('the runner’s asynchronous lookup (git not holding the thread) answers as the synchronous one, in each case', async () => {
+    const baked = scratch();
+    writeFileSync(join(baked, SUITE_GIT_SHA_FILE), '0123456789abcdef\n');
+    const unreadable = scratch();
+    mkdirSync(join(unreadable, '.git'));
+    writeFileSync(join(unreadable, SUITE_GIT_SHA_FILE), 'abcdef123456\n');
+    const cases: Array<[string, NodeJS.ProcessEnv]> = [
+      [REPO_ROOT, {}],
+      [baked, {}],
+      [scratch(), {}],
+      [unreadable, {}],
+      [scratch(), { RUNBOOK_SUITE_GIT_SHA: 'FEEDFACE1234567' }],
+    ];
+    for (const [root, env] of cases) expect(await suiteGitShaAsync(root, env)).toBe(suiteGitSha(root, env));
+    expect(await suiteGitShaAsync(REPO_ROOT, {})).toMatch(/^[0-9a-f]{12}$/);
   });
 
   it("the image's build writes the file from the build argument after copying the suite", () => {
