@@ -5,7 +5,10 @@
 import type { Redis } from 'ioredis';
 import type { Subscription } from '@nats-io/nats-core';
 import type { Bus } from './bus.js';
-import { decodePacket, JobStatus, type BusPacket, type JobCancel, type JobRequest, type JobResult } from './cap/codec.js';
+import type { BusPacket, JobCancel, JobRequest, JobResult } from './cap/codec.js';
+
+/** The CAP codec (protobufjs) loads with the first worker, not with every scenario that could start one. */
+type Codec = typeof import('./cap/codec.js');
 import { compactJson, WaitTimeoutError } from './waits.js';
 
 export type { JobRequest } from './cap/codec.js';
@@ -73,7 +76,7 @@ export function validateWorkerId(id: string): void {
 
 export async function startCapWorker(bus: Bus, opts: CapWorkerOptions): Promise<CapWorker> {
   validateWorkerId(opts.workerId);
-  const w = new CapWorkerImpl(bus, opts);
+  const w = new CapWorkerImpl(bus, opts, await import('./cap/codec.js'));
   await w.start();
   return w;
 }
@@ -107,6 +110,7 @@ class CapWorkerImpl implements CapWorker {
   constructor(
     private readonly bus: Bus,
     private readonly opts: CapWorkerOptions,
+    private readonly codec: Codec,
   ) {
     this.id = opts.workerId;
     this.behaviour = opts.behaviour ?? { mode: 'succeed' };
@@ -233,7 +237,7 @@ class CapWorkerImpl implements CapWorker {
         queue,
         callback: (err, msg) => {
           if (err || this.stopped) return;
-          const packet = tryDecode(msg.data);
+          const packet = tryDecode(this.codec, msg.data);
           if (packet?.job_request) this.onJob(packet);
         },
       }),
@@ -245,7 +249,7 @@ class CapWorkerImpl implements CapWorker {
       this.bus.nc.subscribe('sys.job.cancel', {
         callback: (err, msg) => {
           if (err || this.stopped) return;
-          const packet = tryDecode(msg.data);
+          const packet = tryDecode(this.codec, msg.data);
           if (packet?.job_cancel) this.onCancel(packet);
         },
       }),
@@ -290,20 +294,20 @@ class CapWorkerImpl implements CapWorker {
     const result: JobResult = { job_id: jobId, worker_id: this.id, execution_ms: Date.now() - started };
     try {
       if (b.mode === 'succeed') {
-        result.status = JobStatus.SUCCEEDED;
+        result.status = this.codec.JobStatus.SUCCEEDED;
         if (this.opts.writeResult) result.result_ptr = await this.opts.writeResult(jobId, b.result ?? { ok: true, worker_id: this.id });
       } else if (b.mode === 'fail') {
-        result.status = JobStatus.FAILED;
+        result.status = this.codec.JobStatus.FAILED;
         result.error_code = b.errorCode ?? 'runbook_worker_failed';
         result.error_message = b.errorMessage ?? 'failed on purpose by the runbook worker';
       } else {
-        result.status = JobStatus.TIMEOUT;
+        result.status = this.codec.JobStatus.TIMEOUT;
         result.error_code = b.errorCode ?? 'timeout';
         result.error_message = b.errorMessage ?? 'timed out on purpose by the runbook worker';
       }
     } catch (err) {
       // The result store failed: report it the way a real worker would.
-      result.status = JobStatus.FAILED;
+      result.status = this.codec.JobStatus.FAILED;
       result.error_code = 'result_write_failed';
       result.error_message = (err as Error).message;
     }
@@ -337,9 +341,9 @@ function abortableDelay(ms: number, signal: AbortSignal): Promise<boolean> {
   });
 }
 
-function tryDecode(data: Uint8Array): BusPacket | undefined {
+function tryDecode(codec: Codec, data: Uint8Array): BusPacket | undefined {
   try {
-    return decodePacket(data);
+    return codec.decodePacket(data);
   } catch {
     return undefined;
   }

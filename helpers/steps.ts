@@ -12,7 +12,6 @@ import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { basename, join } from 'node:path';
 import * as allure from 'allure-js-commons';
 import { afterAll, beforeAll, describe, test, type TestContext } from 'vitest';
-import { findRunbook } from './catalog.js';
 import { CheckFailedError, InterruptedError, PreconditionError, StepTimeoutError, errorMessage } from './errors.js';
 import type { Exchange } from './evidence.js';
 import type { TargetProfile } from './profile-types.js';
@@ -27,7 +26,7 @@ import {
   type InterruptReason,
   type StepMeta,
 } from './report/run-contract.js';
-import { whenItFailsLink, type FailureLink } from './report/runbook-links.js';
+import type { FailureLink } from './report/runbook-links.js';
 import { secretValues } from './profile-secrets.js';
 import { TeardownRegistry, targetExecutor, type TeardownAction } from './teardown.js';
 import { GatewayClient } from './gateway.js';
@@ -729,6 +728,8 @@ async function linkFailure(run: FileRun, step: string, err: unknown): Promise<vo
   if (last) setOwn(err, 'evidence', boundedEvidence(last));
   let link: FailureLink | undefined;
   try {
+    // Only a failure needs the catalog (and its YAML parser): not loaded on the way to the first step.
+    const [{ findRunbook }, { whenItFailsLink }] = await Promise.all([import('./catalog.js'), import('./report/runbook-links.js')]);
     link = whenItFailsLink(findRunbook(run.runbook).file, step);
   } catch {
     return; // a runbook the catalog cannot name has no page to link to

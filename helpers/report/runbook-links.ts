@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { REPO_ROOT } from '../catalog.js';
+import { REPO_ROOT } from '../paths.js';
 
 export interface FailureLink {
   /** For the terminal and summary.md: the page relative to the working directory, plus `#anchor`. */
