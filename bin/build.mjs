@@ -113,6 +113,9 @@ async function build(repo, dir) {
       sourcemap: 'linked',
       logLevel: 'silent',
     });
+    // The profile schema's validator, compiled once here instead of on every run (helpers/target.ts).
+    const target = await import(pathToFileURL(join(tmp, 'helpers/target.js')).href);
+    writeFileSync(join(tmp, 'helpers', target.PRECOMPILED_VALIDATOR), target.profileValidatorSource());
     writeFileSync(join(tmp, COMPLETE), `${new Date().toISOString()}\n${entryPoints.length} modules from ${SOURCE_DIRS.join(', ')}\n`);
     try {
       renameSync(tmp, dir);

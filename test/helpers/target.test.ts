@@ -1,9 +1,11 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { currentBuild } from '../../bin/build.mjs';
 import { ConfigError, EXIT } from '../../helpers/errors.js';
-import { loadProfile, secretValues, TARGETS_DIR } from '../../helpers/target.js';
+import { loadProfile, PRECOMPILED_VALIDATOR, secretValues, TARGETS_DIR } from '../../helpers/target.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rb-target-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -32,6 +34,36 @@ function loadError(text: string, env: NodeJS.ProcessEnv = {}): ConfigError {
 }
 
 describe('loadProfile', () => {
+  it('run compiled, the build\'s precompiled schema validator finds what the run-time compiled one finds, in the same words', async () => {
+    const { dir: build } = await currentBuild();
+    const compiled = (await import(pathToFileURL(join(build, 'helpers/target.js')).href)) as typeof import('../../helpers/target.js');
+    expect(compiled.PRECOMPILED_VALIDATOR).toBe(PRECOMPILED_VALIDATOR);
+    const texts = [
+      'gateway:\n  url: http://127.0.0.1:8081/\n',
+      'gateway:\n  url: 42\n',
+      'description: x\n',
+      'gateway:\n  url: http://h:1\n  urll: x\n',
+      'gateway:\n  url: http://h:1\n  connect_timeout_ms: -5\n',
+      'gateway:\n  url: http://h:1\n  api_key_env: "my key"\n',
+      'gateway:\n  url: http://h:1\npolicy:\n  case_files: [1]\n',
+      'gateway:\n  url: http://h:1\nnats: {}\n',
+      'gateway:\n  url: http://h:1\ndestructive:\n  allowed: "yes"\n',
+      'gateway:\n  url: http://h:1\nkube:\n  context: x\n',
+    ];
+    const outcome = (load: typeof loadProfile, file: string) => {
+      try {
+        return `ok: ${load(file, { cwd: dir, env: {} }).gateway.url}`;
+      } catch (err) {
+        return `${(err as Error).name}: ${(err as Error).message}`;
+      }
+    };
+    for (const text of texts) {
+      const file = profileFile(text);
+      expect(outcome(compiled.loadProfile, file)).toBe(outcome(loadProfile, file));
+    }
+  }, 60_000);
+
+
   it('applies defaults and resolves case files relative to the profile file', () => {
     const file = profileFile('gateway:\n  url: http://127.0.0.1:8081/\npolicy:\n  case_files: [cases/a.yaml]\n');
     const p = loadProfile(file, { cwd: dir, env: {} });
