@@ -322,6 +322,7 @@ export function scenario(title: string, build: (s: ScenarioBuilder) => void): vo
           const deadline = r.deadlines.get(def.name);
           if (deadline instanceof Error) throw deadline;
           await runStep(r, def, deadline ?? DEFAULT_STEP_TIMEOUT_MS, tctx);
+          warmClientModules(r);
         } catch (err) {
           if (!isSkip(err)) {
             blockedBy.set(def.name, def.name);
@@ -716,6 +717,21 @@ function flushExchange(run: FileRun): void {
     : ev.transcript(ex);
   run.lastEvidence = { name, text: ev.redact(text) };
   run.pendingAttachments.push(ev.attachText(name, text).catch(() => {}));
+}
+
+let clientModulesWarmed = false;
+
+/**
+ * The bus and Redis helpers (nats.js, ioredis, the CAP codec: ~0.45 s of CPU to load) load when a
+ * step first asks for a connection, inside that step. Once a step has passed they begin loading in
+ * the background instead, while the following steps mostly wait on the network. Loading only: nothing
+ * connects until a step asks (ctx.bus(), ctx.redis()).
+ */
+function warmClientModules(run: FileRun): void {
+  if (clientModulesWarmed) return;
+  clientModulesWarmed = true;
+  if (run.target.nats) void import('./bus.js').catch(() => {});
+  if (run.target.redis) void import('./redis.js').catch(() => {});
 }
 
 /**
