@@ -19,6 +19,7 @@
 // copy. A run keeps using the build it started with, so builds are pruned only when unused for
 // PRUNE_AFTER_MS.
 import { createHash } from 'node:crypto';
+import nodeModule from 'node:module';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -62,6 +63,22 @@ export function fingerprint(repo = REPO) {
     h.update(`${relative(repo, f)}\0${s.size}\0${s.mtimeMs}\n`);
   }
   return h.digest('hex').slice(0, 16);
+}
+
+/**
+ * Node >= 22.1 keeps V8's compiled code of every module on disk (module.enableCompileCache), so a
+ * start compiles the CLI, Vitest, Allure and the helpers once rather than every time; the scenario
+ * worker thread and child processes get the same cache through NODE_COMPILE_CACHE. On older Node
+ * nothing happens. A cache that cannot be written (read-only file system) means no cache, never an
+ * error; NODE_DISABLE_COMPILE_CACHE=1 turns it off.
+ */
+export function enableCompileCache() {
+  try {
+    const r = nodeModule.enableCompileCache?.();
+    if (r?.directory) process.env.NODE_COMPILE_CACHE ??= r.directory;
+  } catch {
+    // an optimisation only
+  }
 }
 
 /** The directory of the build matching the sources now, whether or not it exists yet. */

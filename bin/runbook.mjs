@@ -4,7 +4,9 @@
 // edit on the next run, never a stale build. See bin/build.mjs.
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { currentBuild } from './build.mjs';
+import { currentBuild, enableCompileCache } from './build.mjs';
+
+enableCompileCache();
 
 const { dir } = await currentBuild({
   onBuild: (where) => process.stderr.write(`runbook: the sources changed since the last build; building ${where} first\n`),

@@ -2,7 +2,9 @@
 // building first when the sources changed. See bin/build.mjs.
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { currentBuild } from './build.mjs';
+import { currentBuild, enableCompileCache } from './build.mjs';
+
+enableCompileCache();
 
 const { dir } = await currentBuild({
   onBuild: (where) => process.stderr.write(`sandbox: the sources changed since the last build; building ${where} first\n`),
