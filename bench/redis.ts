@@ -214,6 +214,9 @@ export async function benchRedis(ctx: BenchContext): Promise<BenchResult> {
   goals.push(goalFlatMemory('backup memory flat as the dataset grows (peak RSS)', backupRss));
   goals.push(goalFlatMemory('backup memory flat as the dataset grows, SCAN path forced (peak RSS)', scanBackupRss));
   goals.push(goalFlatMemory('restore memory flat as the dataset grows (peak RSS)', restoreRss));
+  notes.push(
+    'Which servers get the SYNC path (auto, per node; helpers/backup/redis-logical.ts chooseBackupPath): Redis 7.0 only (RDB version 10, the only one whose layouts were verified byte for byte against DUMP; 7.2+ and 6.x take SCAN), SYNC and CONFIG GET allowed (managed services that block @admin take SCAN), repl-diskless-sync yes, and repl-diskless-sync-delay small against the keyspace: the server waits that long (default 5 s) before it forks, so with the default auto takes SYNC only from about 6 million keys; this benchmark\'s servers run with delay 0, as redis-cli --rdb\'s figure is measured.',
+  );
   if (!HAVE_TIME_V) notes.push('/usr/bin/time is missing: peak RSS of our children is their own process.resourceUsage().maxRSS; redis-cli has none.');
   return {
     name: 'redis',
