@@ -252,6 +252,7 @@ export class RdbRecordParser {
 
   /** Continue after a blocking selectDb settled. */
   resume(): void {
+    if (!this.blocked) return;
     this.blocked = undefined;
     if (this.end >= this.need) this.run();
   }

@@ -1034,18 +1034,28 @@ async function backupNodeRdb(
     lastReport = parser.keys;
     onProgress?.({ phase: 'redis-backup', node: label, db: f.db, keys: f.records.records, bytes: f.out.bytes, source: 'rdb' });
   };
+  // Bytes that arrive while the parser waits (a db's file being switched) or the file is full are
+  // queued in the parser; one loop at a time resumes it, so no item is parsed before its db's file
+  // is open.
   const consume = (b: Buffer): void | Promise<void> => {
     if (stop.failed) throw new StoppedError();
     checker.update(b);
     parser.push(b);
     report();
+    if (finishing) return finishing;
     if (parser.blocked || cur?.out.full) {
       finishing = (async () => {
-        while (parser.blocked) {
-          await parser.blocked;
-          parser.resume();
+        try {
+          for (;;) {
+            if (parser.blocked) {
+              await parser.blocked;
+              parser.resume();
+            } else if (cur?.out.full) await local(cur.out.drained());
+            else break;
+          }
+        } finally {
+          finishing = undefined;
         }
-        if (cur?.out.full) await local(cur.out.drained());
       })();
       return finishing;
     }
@@ -1070,7 +1080,6 @@ async function backupNodeRdb(
       },
       consume,
     );
-    await finishing;
     parser.finish();
     checker.finish(`the RDB streamed by ${label}`);
     if (snapshot < 0) snapshot = Math.max(serverBefore, Number.isFinite(ctimeMs) ? ctimeMs : 0);

@@ -413,7 +413,7 @@ describe('RDB parser: what it does not know stops it', () => {
  * (one that starts with REPLCONF) is answered by the proxy, which sends `rdb` as a diskless
  * transfer (or `rdb` then closes, without the end mark, when `closeEarly`).
  */
-async function rdbProxy(target: number, rdb: () => Buffer, closeEarly = false): Promise<{ port: number; syncs: number; close(): Promise<void> }> {
+async function rdbProxy(target: number, rdb: () => Buffer, closeEarly = false, piece = 0): Promise<{ port: number; syncs: number; close(): Promise<void> }> {
   const sockets = new Set<Socket>();
   const state = { port: 0, syncs: 0, close: async () => undefined as void };
   const server: Server = createServer((client) => {
@@ -440,10 +440,25 @@ async function rdbProxy(target: number, rdb: () => Buffer, closeEarly = false): 
           state.syncs++;
           const mark = 'm'.repeat(40);
           client.write(`$EOF:${mark}\r\n`);
-          client.write(rdb());
-          if (closeEarly) client.end();
-          else client.write(mark);
           seen = '';
+          const body = rdb();
+          const finish = () => {
+            if (closeEarly) client.end();
+            else client.write(mark);
+          };
+          if (!piece) {
+            client.write(body);
+            return finish();
+          }
+          // In pieces, each its own TCP segment (a read of its own on the other side).
+          client.setNoDelay(true);
+          void (async () => {
+            for (let i = 0; i < body.length && !client.destroyed; i += piece) {
+              client.write(body.subarray(i, i + piece));
+              await new Promise((res) => setTimeout(res, 1));
+            }
+            finish();
+          })();
         }
       };
       answer();
@@ -476,8 +491,13 @@ describe('SYNC path fallbacks', () => {
     p.hset('h', { a: '1' });
     p.set(Buffer.from([0xff, 0x00]), 'bin', 'PX', 3_600_000);
     await p.exec();
+    // Small dbs right after each other: two SELECTDBs can come in one read.
     await r.select(2);
     await r.rpush('db2:l', 'a', 'b');
+    await r.select(3);
+    await r.set('c', 'd');
+    await r.select(4);
+    await r.set('e', 'f');
     await r.select(0);
     const file = join(dir, 'fallback.rdb');
     await fetchRdb({ host: '127.0.0.1', port: server.port, file });
@@ -503,6 +523,20 @@ describe('SYNC path fallbacks', () => {
     expect(res.nodes[0], res.nodes[0]!.reason).toMatchObject({ source: 'rdb' });
     expect(await normalised(res, root)).toBe(scanArchive);
   });
+
+  it('the RDB arriving in reads of 41 bytes (each handed on as the held-back 40 and 1 more): the same archive', async () => {
+    const proxy = await rdbProxy(server.port, () => realRdb, false, 41);
+    const client = new Redis(proxy.port, '127.0.0.1');
+    try {
+      const { res, root } = await backup(client, { path: 'rdb' });
+      expect(res.nodes[0], res.nodes[0]!.reason).toMatchObject({ source: 'rdb' });
+      expect(res.dbs.map((d) => d.db)).toEqual([0, 2, 3, 4]);
+      expect(await normalised(res, root)).toBe(scanArchive);
+    } finally {
+      client.disconnect();
+      await proxy.close();
+    }
+  }, 60_000);
 
   it('an ACL user without @admin: SYNC refused, SCAN used, same archive, the server as it was', async () => {
     await r.call('ACL', 'SETUSER', 'backup', 'on', '>secret', '~*', '&*', '+@all', '-@admin');
