@@ -930,6 +930,8 @@ async function backupNodeRdb(
   let cur: RdbDbFile | undefined;
   let lastReport = 0;
   let finishing: Promise<void> | undefined;
+  /** Set when the transfer failed: no further file is opened, and the ones opened are removed. */
+  let abandoned = false;
   const section = (f: RdbDbFile, entry: FileEntry): { rel: string; section: RedisDbSection; entry: FileEntry } => {
     const by_type: Record<string, number> = {};
     f.byRdbType.forEach((n, t) => {
@@ -966,7 +968,7 @@ async function backupNodeRdb(
     const prev = cur;
     cur = undefined;
     if (prev) done.push(section(prev, await local(prev.close())));
-    if (db < 0) return;
+    if (db < 0 || abandoned) return;
     const f = await local(RdbDbFile.open(root, label, db));
     opened.push(join(root, f.rel));
     cur = f;
@@ -1047,6 +1049,7 @@ async function backupNodeRdb(
       finishing = (async () => {
         try {
           for (;;) {
+            if (abandoned) break;
             if (parser.blocked) {
               await parser.blocked;
               parser.resume();
@@ -1095,6 +1098,11 @@ async function backupNodeRdb(
     onProgress?.({ phase: 'redis-backup', node: label, db: last.section.db, keys: last.section.keys, bytes: last.entry.bytes, source: 'rdb' });
     return done.sort((a, b) => a.section.db - b.section.db);
   } catch (err) {
+    // A db switch may still be under way (the transfer fails without waiting for it): let it
+    // settle, so no file is created or truncated after the cleanup (the SCAN path writes the same
+    // paths next).
+    abandoned = true;
+    await finishing?.catch(() => undefined);
     cleanup();
     if (err instanceof StoppedError || stop.failed) throw new StoppedError();
     if (err instanceof LocalWriteError) throw err.cause;

@@ -360,10 +360,14 @@ function parseError(rdb: Buffer): RdbParseError | undefined {
 
 describe('RDB parser: what it does not know stops it', () => {
   it('a well-formed hand-made RDB parses', () => {
-    const got = parseAll(craft(10, stringKey('a', 'b'), Buffer.from([0xfc]), Buffer.from([0x10, 0x27, 0, 0, 0, 0, 0, 0]), stringKey('c', 'd')), () => 3);
+    // EXPIRETIME_MS (8 bytes LE, ms) before c; the old EXPIRETIME (4 bytes LE, seconds) before e.
+    const ms = Buffer.alloc(8);
+    ms.writeBigInt64LE(1_700_000_000_123n);
+    const got = parseAll(craft(10, stringKey('a', 'b'), Buffer.from([0xfc]), ms, stringKey('c', 'd'), Buffer.from([0xfd, 0x10, 0x27, 0, 0]), stringKey('e', 'f')), () => 3);
     expect(got).toEqual([
       { db: 0, type: 0, expire: -1, key: Buffer.from('a').toString('hex'), value: rdbStr('b').toString('hex') },
-      { db: 0, type: 0, expire: 10_000, key: Buffer.from('c').toString('hex'), value: rdbStr('d').toString('hex') },
+      { db: 0, type: 0, expire: 1_700_000_000_123, key: Buffer.from('c').toString('hex'), value: rdbStr('d').toString('hex') },
+      { db: 0, type: 0, expire: 10_000_000, key: Buffer.from('e').toString('hex'), value: rdbStr('f').toString('hex') },
     ]);
   });
   it.each([
