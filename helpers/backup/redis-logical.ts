@@ -772,13 +772,14 @@ export async function backupRedisLogical(source: RedisSource, opts: RedisBackupO
 // Choosing the path
 
 /**
- * Server time per key of each path, from docs/benchmarks.md (redis 7.0.15, 2 cores, loopback):
- * SCAN + PTTL + DUMP is bound by the server's main thread, 2.8-4.7 us/key of its CPU (3.5-4.8 us/key
- * of wall time measured end to end, 100k and 1M keys); the SYNC path by the fork that serialises
- * the RDB (2.5-2.8 us/key, what redis-cli --rdb takes) with our parser running alongside on the
- * other core (measured end to end: RDB_US_PER_KEY). The SYNC path saves the difference per key but
- * first waits repl-diskless-sync-delay seconds (default 5) and pays for a fork (a few ms per GB of
- * the server's memory; FORK_MS is generous for the sizes measured).
+ * Time per key of each path, from docs/benchmarks.md (redis 7.0.15, 2 cores, loopback, 100k and 1M
+ * keys of the bench's mixed types): the SCAN path is bound by the server's main thread, 3.4-4.9
+ * us/key of its CPU, 3.9-5.5 us/key end to end; the SYNC path by the fork that serialises the RDB
+ * (server CPU 2.5-3.4 us/key, as for redis-cli --rdb) with our parser running alongside on the other
+ * core, 3.4-3.6 us/key end to end. So SYNC saves 0.55-1.9 us/key; the constants below take 0.8,
+ * toward the low end, so that a delay is paid only where SYNC clearly wins back. It first waits
+ * repl-diskless-sync-delay seconds (default 5) and pays for a fork (a few ms per GB of the server's
+ * memory: FORK_MS is generous for the sizes measured, not for a server of tens of GB).
  */
 export const SCAN_US_PER_KEY = 3.5;
 export const RDB_US_PER_KEY = 2.7;
