@@ -16,7 +16,8 @@ import { join } from 'node:path';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { startRedis, type ManagedServer } from '../../helpers/processes.js';
+import { freePort, startRedis, type ManagedServer } from '../../helpers/processes.js';
+import { makeCertificates } from '../../sandbox/certs.js';
 import { recordKeyLabel, type RedisDbSection, type RedisRecord } from '../../helpers/backup/archive.js';
 import { backupRedisLogical, chooseBackupPath, rdbPaysOff, readRecords, redisSource, restoreRedisLogical, type RedisBackupResult } from '../../helpers/backup/redis-logical.js';
 import { Crc64, fetchRdb } from '../../helpers/backup/redis-rdb.js';
@@ -634,6 +635,28 @@ describe('SYNC path fallbacks', () => {
       const del = r.pipeline();
       for (let i = 0; i < 60_000; i++) del.del(`auto:${i}`);
       await del.exec();
+    }
+  }, 60_000);
+});
+
+describe('SYNC path over TLS', () => {
+  it('reads the RDB through TLS, as the client is configured, with the same records as DUMP', async () => {
+    const pki = makeCertificates([{ name: 'server', cn: 'redis', sans: ['127.0.0.1', 'localhost'], eku: 'serverAuth,clientAuth' }]);
+    const tlsPort = await freePort();
+    const server = await startRedis({ persistence: false, extraArgs: serverArgs([]), tls: { port: tlsPort, cert: pki.leaves.server!.cert, key: pki.leaves.server!.key, ca: pki.ca, authClients: false } });
+    const client = new Redis({ host: '127.0.0.1', port: tlsPort, tls: { ca: readFileSync(pki.ca) } });
+    try {
+      const p = client.pipeline();
+      for (let i = 0; i < 500; i++) p.set(`tls:${i}`, `value-${i}`.repeat(i % 7), 'PX', 1_000_000 + i);
+      p.hset('tls:h', { a: MID });
+      await p.exec();
+      const { res, root } = await backup(client, { path: 'rdb' });
+      expect(res.nodes[0], res.nodes[0]!.reason).toMatchObject({ node: `127.0.0.1-${tlsPort}`, source: 'rdb' });
+      expect(await expectRecordsAreDumps(client, res, root)).toBe(501);
+    } finally {
+      client.disconnect();
+      await server.stop();
+      pki.cleanup();
     }
   }, 60_000);
 });
