@@ -66,6 +66,16 @@ export interface RedisDbSection {
   /** Newest absolute expiry seen is irrelevant for RPO; the scan window is what matters. */
   scan_started_ms: number;
   scan_finished_ms: number;
+  /**
+   * How the records were read (absent in archives from before the RDB path: 'scan'). 'rdb': parsed
+   * from the RDB the server streamed over SYNC, as of its fork; scan_started_ms is then the
+   * snapshot time (client clock) and vanished is 0.
+   */
+  source?: 'scan' | 'rdb';
+  /** RDB path: keys in the snapshot whose expiry was at or before the snapshot time (not archived). */
+  expired_at_snapshot?: number;
+  /** SCAN path chosen or fallen back to: why the RDB path was not used for this node. */
+  rdb_skipped?: string;
 }
 
 export interface RdbSection {
@@ -267,6 +277,20 @@ export function recordSize(typeLen: number, keyLen: number, valueLen: number): n
   return 4 + RDUMP_FIXED + typeLen + keyLen + valueLen;
 }
 
+/** A record's bytes before its payload (length, type, PTTL, expiry, key), for a payload written separately. */
+export function encodeRecordHead(type: Buffer, p: number, e: number, key: Uint8Array, ks: number, ke: number, payloadLen: number): Buffer {
+  const head = Buffer.allocUnsafe(recordSize(type.length, ke - ks, 0));
+  const view = new DataView(head.buffer, head.byteOffset, head.length);
+  view.setUint32(0, recordSize(type.length, ke - ks, payloadLen) - 4, true);
+  head[4] = type.length;
+  let o = copyInto(head, 5, type, 0, type.length);
+  view.setFloat64(o, p, true);
+  view.setFloat64(o + 8, e, true);
+  view.setUint32(o + 16, ke - ks, true);
+  copyInto(head, o + 20, key, ks, ke);
+  return head;
+}
+
 /** Encode records into one buffer. */
 export function encodeRecords(recs: RecordToEncode[]): Buffer {
   let size = 0;
@@ -326,6 +350,33 @@ export class RecordChunker {
     o = copyInto(out, o + 20, key, ks, ke);
     this.o = copyInto(out, o, v, vs, ve);
     this.records++;
+  }
+  /**
+   * Pack one record whose payload (payloadLen bytes) the caller writes itself, into `current` at the
+   * returned offset, before the next call (the RDB path builds DUMP payloads in place this way).
+   */
+  reserve(type: Buffer, p: number, e: number, key: Uint8Array, ks: number, ke: number, payloadLen: number): number {
+    const tlen = type.length;
+    const klen = ke - ks;
+    const size = recordSize(tlen, klen, payloadLen);
+    if (this.o + size > this.chunk.length) this.nextChunk(size);
+    const out = this.chunk;
+    const view = this.view;
+    let o = this.o;
+    view.setUint32(o, size - 4, true);
+    out[o + 4] = tlen;
+    o = copyInto(out, o + 5, type, 0, tlen);
+    view.setFloat64(o, p, true);
+    view.setFloat64(o + 8, e, true);
+    view.setUint32(o + 16, klen, true);
+    o = copyInto(out, o + 20, key, ks, ke);
+    this.o = o + payloadLen;
+    this.records++;
+    return o;
+  }
+  /** The chunk reserve() packed into. */
+  get current(): Buffer {
+    return this.chunk;
   }
   /** Emit what is packed so far. */
   flush(): void {
@@ -519,6 +570,11 @@ export class HashingWriter {
         resolve();
       }),
     );
+  }
+
+  /** True while the stream's buffer is over its high-water mark: await drained() before writing more. */
+  get full(): boolean {
+    return this.out.writableNeedDrain;
   }
 
   /** Resolves once the stream has drained (immediately when it is not over its high-water mark). */

@@ -36,7 +36,7 @@
 // (4 x 8 MB), independent of the keyspace size. Restore mirrors it: PIPELINE_DEPTH
 // batches of RESTOREs in flight, fed by a reader that holds one 1 MB read chunk (or one record,
 // if larger).
-import { createReadStream } from 'node:fs';
+import { createReadStream, rmSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import type { Cluster, Redis, RedisOptions } from 'ioredis';
@@ -48,6 +48,7 @@ import {
   RDUMP_HEADER,
   RecordChunker,
   encodeEnd,
+  encodeRecordHead,
   fromJsonRecord,
   readRdumpBatches,
   recordKeyLabel,
@@ -57,6 +58,8 @@ import {
   type RedisRecord,
 } from './archive.js';
 import { RespBuilder, RespConn, RespError, copyInto, feedValue, type Reply, type ReplySink } from './resp.js';
+import { Crc64, RdbChecker, RdbError, streamRdb } from './redis-rdb.js';
+import { RdbParseError, RdbRecordParser, VERIFIED_RDB_VERSION, type RdbKeyRecord } from './rdb-records.js';
 
 export interface RedisNode {
   /** host-port label used in file names and messages. */
@@ -132,12 +135,21 @@ export interface RedisProgress {
   db: number;
   keys: number;
   bytes: number;
+  /** Backup: how this node is read (the SYNC/RDB path or SCAN). */
+  source?: 'rdb' | 'scan';
+  /** Backup: set once per node when it is read with SCAN although RDB was possible in principle: why. */
+  note?: string;
 }
+
+/** How a node's keys are read: 'auto' (default) picks per node, see chooseBackupPath. */
+export type RedisBackupPath = 'auto' | 'rdb' | 'scan';
 
 export interface RedisBackupOptions {
   root: string;
   sizing?: BatchSizing;
   onProgress?: (p: RedisProgress) => void;
+  /** 'scan' forces SCAN + PTTL + DUMP; 'rdb' uses SYNC wherever it is safe, whatever the keyspace size. */
+  path?: RedisBackupPath;
 }
 
 export interface RedisBackupResult {
@@ -145,6 +157,8 @@ export interface RedisBackupResult {
   cluster: boolean;
   dbs: RedisDbSection[];
   files: Record<string, FileEntry>;
+  /** Per node: the path used and why (the SCAN path's reason says why RDB was not used or failed). */
+  nodes: Array<{ node: string; source: 'rdb' | 'scan'; reason: string }>;
 }
 
 
@@ -670,9 +684,11 @@ async function restoreConn(client: Redis, db: number): Promise<RestoreConn> {
  */
 export const NODE_CONCURRENCY = 4;
 
-/** Set when one master's backup failed, so the others stop at their next batch. */
+/** Set when one master's backup failed, so the others stop at their next batch (or RDB chunk). */
 interface StopFlag {
   failed: boolean;
+  /** Aborted with the flag: closes RDB transfers at once. */
+  abort: AbortController;
 }
 
 class StoppedError extends Error {
@@ -686,8 +702,26 @@ export async function backupRedisLogical(source: RedisSource, opts: RedisBackupO
   const first = source.nodes[0];
   if (!first) throw new Error('redis backup: no master nodes to back up');
   const server_version = await redisVersion(first.client);
-  const stop: StopFlag = { failed: false };
+  const stop: StopFlag = { failed: false, abort: new AbortController() };
+  const nodes: RedisBackupResult['nodes'] = [];
   const backupNode = async (node: RedisNode) => {
+    const choice = await chooseBackupPath(node.client, opts.path ?? 'auto');
+    let reason = choice.reason;
+    if (choice.source === 'rdb') {
+      try {
+        const out = await backupNodeRdb(node, source.cluster, opts.root, stop, opts.onProgress);
+        nodes.push({ node: node.label, source: 'rdb', reason });
+        return out;
+      } catch (err) {
+        if (!(err instanceof RdbFallback)) throw err;
+        reason = `the SYNC path failed (${err.message}); the partial files were discarded and SCAN was used instead`;
+      }
+    }
+    if (stop.failed) throw new StoppedError();
+    nodes.push({ node: node.label, source: 'scan', reason });
+    // Said once as progress when SYNC was tried and failed, or was requested and is not possible;
+    // every node's reason is in the result and the manifest's sections.
+    if (choice.source === 'rdb' || opts.path === 'rdb') opts.onProgress?.({ phase: 'redis-backup', node: node.label, db: 0, keys: 0, bytes: 0, source: 'scan', note: reason });
     // Cluster mode has only db 0; standalone: every non-empty database (db 0 always, even if empty).
     const listed = source.cluster ? [] : (await keyspaceDbs(node.client)).map((d) => d.db);
     const dbNumbers = [...new Set([0, ...listed])].sort((a, b) => a - b);
@@ -699,7 +733,7 @@ export async function backupRedisLogical(source: RedisSource, opts: RedisBackupO
       try {
         const rel = `redis/${node.label}.db${db}${RDUMP_EXT}`;
         const got = await dumpDb(conn, node.label, db, join(opts.root, rel), rel, sizing, stop, opts.onProgress);
-        out.push({ rel, ...got });
+        out.push({ rel, section: { ...got.section, source: 'scan', rdb_skipped: reason }, entry: got.entry });
       } finally {
         conn.close();
       }
@@ -719,6 +753,7 @@ export async function backupRedisLogical(source: RedisSource, opts: RedisBackupO
       } catch (err) {
         if (!(err instanceof StoppedError) && firstError === undefined) firstError = err;
         stop.failed = true;
+        stop.abort.abort(new StoppedError());
       }
     }
   };
@@ -730,7 +765,350 @@ export async function backupRedisLogical(source: RedisSource, opts: RedisBackupO
     files[r.rel] = r.entry;
     dbs.push(r.section);
   }
-  return { server_version, cluster: source.cluster, dbs, files };
+  return { server_version, cluster: source.cluster, dbs, files, nodes };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Choosing the path
+
+/**
+ * Time per key of each path, from docs/benchmarks.md (redis 7.0.15, 2 cores, loopback, 100k and 1M
+ * keys of the bench's mixed types): the SCAN path is bound by the server's main thread, 3.4-4.9
+ * us/key of its CPU, 3.9-5.5 us/key end to end; the SYNC path by the fork that serialises the RDB
+ * (server CPU 2.5-3.4 us/key, as for redis-cli --rdb) with our parser running alongside on the other
+ * core, 3.4-3.6 us/key end to end. So SYNC saves 0.55-1.9 us/key; the constants below take 0.8,
+ * toward the low end, so that a delay is paid only where SYNC clearly wins back. It first waits
+ * repl-diskless-sync-delay seconds (default 5) and pays for a fork (a few ms per GB of the server's
+ * memory: FORK_MS is generous for the sizes measured, not for a server of tens of GB).
+ */
+export const SCAN_US_PER_KEY = 3.5;
+export const RDB_US_PER_KEY = 2.7;
+export const FORK_MS = 20;
+/** Used when CONFIG GET is refused (Redis' default). */
+export const DEFAULT_DISKLESS_DELAY_S = 5;
+
+/**
+ * The rule: SYNC when delay + fork < keys x (SCAN - SYNC cost per key), i.e. with the default 5 s
+ * delay from about 6 million keys, with delay 0 from about 25 thousand.
+ */
+export function rdbPaysOff(keys: number, delaySeconds: number): boolean {
+  return delaySeconds * 1000 + FORK_MS < (keys * (SCAN_US_PER_KEY - RDB_US_PER_KEY)) / 1000;
+}
+
+export interface PathChoice {
+  source: 'rdb' | 'scan';
+  reason: string;
+  /** SCAN chosen by the cost rule or by request, although SYNC would have been possible. */
+  rdbPossible?: boolean;
+}
+
+/**
+ * Per node: the SYNC/RDB path when it is possible, safe and (auto) pays off, else SCAN. Possible and
+ * safe: a direct socket (not Sentinel or a custom connector), Redis 7.0 (RDB version 10, the only
+ * one whose layouts were verified here; 7.0 also has REPLCONF rdb-only), repl-diskless-sync yes
+ * (confirmed by CONFIG GET: a disk-based SYNC would write dump.rdb into the server's data dir, so
+ * when CONFIG GET is refused SCAN is used); auto also wants no fork already running (SYNC would
+ * wait for it).
+ * Whether the server lets us SYNC at all (ACL @admin, renamed commands) shows only when we try: a
+ * refusal falls back to SCAN then.
+ */
+export async function chooseBackupPath(client: Redis, requested: RedisBackupPath): Promise<PathChoice> {
+  if (requested === 'scan') return { source: 'scan', reason: 'SCAN was requested' };
+  if (needsIoredis(client)) return { source: 'scan', reason: 'the client connects through Sentinel or a custom connector; SYNC needs a direct socket' };
+  const version = await redisVersion(client);
+  if (!/^7\.0\./.test(version)) {
+    return { source: 'scan', reason: `Redis ${version}: only Redis 7.0's RDB (version ${VERIFIED_RDB_VERSION}) was verified against DUMP here` };
+  }
+  let diskless: string | undefined;
+  let delay = DEFAULT_DISKLESS_DELAY_S;
+  try {
+    const flat = (await client.call('CONFIG', 'GET', 'repl-diskless-sync*')) as string[];
+    const conf = new Map<string, string>();
+    for (let i = 0; i + 1 < flat.length; i += 2) conf.set(flat[i]!, flat[i + 1]!);
+    diskless = conf.get('repl-diskless-sync');
+    const d = Number(conf.get('repl-diskless-sync-delay'));
+    if (Number.isFinite(d) && d >= 0) delay = d;
+  } catch (err) {
+    return {
+      source: 'scan',
+      reason: `CONFIG GET refused (${(err as Error).message}): repl-diskless-sync cannot be confirmed, and a disk-based SYNC would write dump.rdb into the server's data dir`,
+    };
+  }
+  if (diskless !== 'yes') return { source: 'scan', reason: `repl-diskless-sync is ${diskless ?? 'unknown'}: SYNC would be disk-based and write dump.rdb into the server's data dir` };
+  if (requested === 'rdb') return { source: 'rdb', reason: 'SYNC was requested' };
+  const persistence = await client.info('persistence');
+  if (/^(rdb_bgsave_in_progress|aof_rewrite_in_progress):1/m.test(persistence)) {
+    return { source: 'scan', reason: 'a fork (BGSAVE, AOF rewrite or another SYNC) is running on the server; SYNC would wait for it', rdbPossible: true };
+  }
+  const keys = (await keyspaceDbs(client)).reduce((n, d) => n + d.keys, 0);
+  const why = `${keys} keys, repl-diskless-sync-delay ${delay} s: SYNC costs about ${delay} s + ${FORK_MS} ms + ${RDB_US_PER_KEY} us/key, SCAN about ${SCAN_US_PER_KEY} us/key`;
+  return rdbPaysOff(keys, delay) ? { source: 'rdb', reason: why } : { source: 'scan', reason: why, rdbPossible: true };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The RDB path: parse the RDB the server streams over SYNC into the same records
+
+/** The SYNC path could not be used for this node (refused, unsupported content, broken stream): use SCAN. */
+class RdbFallback extends Error {}
+
+/** A key's record goes to the file as its own writes (no copy into a record chunk) from this payload size. */
+const DIRECT_PAYLOAD_BYTES = 256 * 1024;
+/** Progress is reported every this many keys. */
+const RDB_PROGRESS_KEYS = 5000;
+
+/** One db's file while the RDB path writes it. */
+class RdbDbFile {
+  readonly records: RecordChunker;
+  readonly byRdbType = new Float64Array(256);
+  readonly prefixes = new PrefixCounter();
+  expired = 0;
+  private constructor(
+    readonly db: number,
+    readonly rel: string,
+    readonly out: HashingWriter,
+  ) {
+    this.records = new RecordChunker((bytes, written) => out.writeNow(bytes, written), undefined, true);
+  }
+  static async open(root: string, label: string, db: number): Promise<RdbDbFile> {
+    const rel = `redis/${label}.db${db}${RDUMP_EXT}`;
+    const out = await HashingWriter.create(join(root, rel), { syncEveryBytes: 4 << 20 });
+    out.writeNow(RDUMP_HEADER);
+    return new RdbDbFile(db, rel, out);
+  }
+  async close(): Promise<FileEntry> {
+    this.records.flush();
+    this.out.writeNow(encodeEnd(this.records.records));
+    return this.out.close();
+  }
+}
+
+/** Errors of our own files (disk full...): SCAN would meet them too, so they fail the backup. */
+class LocalWriteError extends Error {
+  constructor(readonly cause: Error) {
+    super(cause.message);
+  }
+}
+
+/**
+ * One node through SYNC: the RDB is parsed as it arrives (rdb-records.ts) and every key becomes the
+ * record SCAN + PTTL + DUMP would have written for it at the snapshot's time, one file per db.
+ *
+ * Snapshot time and TTLs: the RDB holds absolute expiry times in the server's clock. The snapshot
+ * is the fork's moment, which lies after TIME (asked just before SYNC) and at or after ctime (the
+ * AUX field the fork writes first: Unix seconds, so up to 1 s early); the later of the two is the
+ * closest lower bound, within a few ms of the fork with delay 0 and within 1 s with a delay.
+ * A key whose expiry is at or before it is skipped (it was logically gone, as for SCAN's PTTL -2);
+ * otherwise p = expiry - snapshot (what PTTL would have said at the fork) and e = expiry moved into
+ * our clock by the offset TIME showed (the SCAN path's e is our clock at the PTTL reply + p), so
+ * restore's remainingTtl means the same for both.
+ */
+async function backupNodeRdb(
+  node: RedisNode,
+  cluster: boolean,
+  root: string,
+  stop: StopFlag,
+  onProgress?: (p: RedisProgress) => void,
+): Promise<Array<{ rel: string; section: RedisDbSection; entry: FileEntry }>> {
+  const label = node.label;
+  const o = node.client.options;
+  let serverBefore: number;
+  let offset: number;
+  try {
+    const t0 = Date.now();
+    const [sec, usec] = (await node.client.time()) as Array<string | number>;
+    const t1 = Date.now();
+    serverBefore = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
+    offset = Math.round((t0 + t1) / 2 - serverBefore);
+  } catch (err) {
+    throw new RdbFallback(`TIME failed: ${(err as Error).message}`);
+  }
+  let ctimeMs = 0;
+  let snapshot = -1;
+  const checker = new RdbChecker();
+  const crc = new Crc64();
+  const done: Array<{ rel: string; section: RedisDbSection; entry: FileEntry }> = [];
+  const opened: string[] = [];
+  let cur: RdbDbFile | undefined;
+  let lastReport = 0;
+  let finishing: Promise<void> | undefined;
+  /** Set when the transfer failed: no further file is opened, and the ones opened are removed. */
+  let abandoned = false;
+  const section = (f: RdbDbFile, entry: FileEntry): { rel: string; section: RedisDbSection; entry: FileEntry } => {
+    const by_type: Record<string, number> = {};
+    f.byRdbType.forEach((n, t) => {
+      if (n) by_type[RDB_TYPE_NAMES[t]!] = (by_type[RDB_TYPE_NAMES[t]!] ?? 0) + n;
+    });
+    const snapshotClient = snapshot + offset;
+    return {
+      rel: f.rel,
+      entry,
+      section: {
+        node: label,
+        db: f.db,
+        file: f.rel,
+        keys: f.records.records,
+        by_type,
+        by_prefix: f.prefixes.result(),
+        vanished: 0,
+        scan_started_ms: snapshotClient,
+        scan_finished_ms: Date.now(),
+        source: 'rdb',
+        expired_at_snapshot: f.expired,
+      },
+    };
+  };
+  const local = async <T>(p: Promise<T>): Promise<T> => {
+    try {
+      return await p;
+    } catch (err) {
+      throw new LocalWriteError(err as Error);
+    }
+  };
+  /** Close the current db's file and open db's (db < 0: only close). */
+  const switchDb = async (db: number) => {
+    const prev = cur;
+    cur = undefined;
+    if (prev) done.push(section(prev, await local(prev.close())));
+    if (db < 0 || abandoned) return;
+    const f = await local(RdbDbFile.open(root, label, db));
+    opened.push(join(root, f.rel));
+    cur = f;
+  };
+  const footer = Buffer.alloc(10);
+  const typeByte = Buffer.alloc(1);
+  const writeRecord = (rec: RdbKeyRecord, parser: RdbRecordParser) => {
+    const f = cur!;
+    if (rec.expireMs >= 0 && rec.expireMs <= snapshot) {
+      f.expired++;
+      return;
+    }
+    const p = rec.expireMs >= 0 ? rec.expireMs - snapshot : -1;
+    const e = rec.expireMs >= 0 ? rec.expireMs + offset : -1;
+    const type = RDB_TYPE_BYTES[rec.type]!;
+    const vlen = rec.valueLength;
+    const payloadLen = 1 + vlen + 10;
+    try {
+      if (payloadLen <= DIRECT_PAYLOAD_BYTES) {
+        // Built in place in the record chunk: type byte, value, version, CRC64 of those.
+        const at = f.records.reserve(type, p, e, rec.key, rec.ks, rec.ke, payloadLen);
+        const buf = f.records.current;
+        buf[at] = rec.type;
+        const v = parser.copyValue(buf, at + 1);
+        buf.writeUInt16LE(VERIFIED_RDB_VERSION, v);
+        crc.reset().update(buf.subarray(at, v + 2));
+        crc.writeLE(buf, v + 2);
+      } else {
+        // A big value goes to the file as the chunks it arrived in, between its head and footer.
+        f.records.flush();
+        typeByte[0] = rec.type;
+        const parts = parser.valueParts();
+        footer.writeUInt16LE(VERIFIED_RDB_VERSION, 0);
+        crc.reset().update(typeByte);
+        for (const part of parts) crc.update(part);
+        crc.update(footer.subarray(0, 2));
+        crc.writeLE(footer, 2);
+        f.out.writeNow(encodeRecordHead(type, p, e, rec.key, rec.ks, rec.ke, payloadLen));
+        f.out.writeNow(Buffer.from(typeByte));
+        for (const part of parts) f.out.writeNow(part);
+        f.out.writeNow(Buffer.from(footer));
+        f.records.records++;
+      }
+    } catch (err) {
+      throw new LocalWriteError(err as Error);
+    }
+    f.byRdbType[rec.type]!++;
+    f.prefixes.add(rec.key, rec.ks, rec.ke);
+  };
+  const parser = new RdbRecordParser({
+    aux(key, value) {
+      if (key === 'ctime') ctimeMs = Number(value.toString('latin1')) * 1000;
+    },
+    selectDb(db) {
+      if (cluster && db !== 0) throw new RdbParseError('corrupt', `a cluster node's RDB holds db${db}`);
+      // The fork's moment, in the server's clock: see above.
+      if (snapshot < 0) snapshot = Math.max(serverBefore, Number.isFinite(ctimeMs) ? ctimeMs : 0);
+      return switchDb(db);
+    },
+    record: writeRecord,
+  });
+  const report = () => {
+    const f = cur;
+    if (!f || parser.keys - lastReport < RDB_PROGRESS_KEYS) return;
+    lastReport = parser.keys;
+    onProgress?.({ phase: 'redis-backup', node: label, db: f.db, keys: f.records.records, bytes: f.out.bytes, source: 'rdb' });
+  };
+  // Bytes that arrive while the parser waits (a db's file being switched) or the file is full are
+  // queued in the parser; one loop at a time resumes it, so no item is parsed before its db's file
+  // is open.
+  const consume = (b: Buffer): void | Promise<void> => {
+    if (stop.failed) throw new StoppedError();
+    checker.update(b);
+    parser.push(b);
+    report();
+    if (finishing) return finishing;
+    if (parser.blocked || cur?.out.full) {
+      finishing = (async () => {
+        try {
+          for (;;) {
+            if (abandoned) break;
+            if (parser.blocked) {
+              await parser.blocked;
+              parser.resume();
+            } else if (cur?.out.full) await local(cur.out.drained());
+            else break;
+          }
+        } finally {
+          finishing = undefined;
+        }
+      })();
+      return finishing;
+    }
+  };
+  const cleanup = () => {
+    cur?.out.abort();
+    cur = undefined;
+    for (const path of opened) rmSync(path, { force: true });
+  };
+  try {
+    await streamRdb(
+      {
+        host: o.host ?? '127.0.0.1',
+        port: o.port ?? 6379,
+        path: o.path,
+        tls: o.tls,
+        username: o.username,
+        password: o.password,
+        strict: true,
+        idleTimeoutMs: 60_000,
+        signal: stop.abort.signal,
+      },
+      consume,
+    );
+    parser.finish();
+    checker.finish(`the RDB streamed by ${label}`);
+    if (snapshot < 0) snapshot = Math.max(serverBefore, Number.isFinite(ctimeMs) ? ctimeMs : 0);
+    // db 0 always has a file (as the SCAN path writes one), even when empty.
+    if (!done.some((d) => d.section.db === 0) && cur?.db !== 0) {
+      const last = cur;
+      cur = undefined;
+      if (last) done.push(section(last, await local(last.close())));
+      await switchDb(0);
+    }
+    await switchDb(-1);
+    const last = done.at(-1)!;
+    onProgress?.({ phase: 'redis-backup', node: label, db: last.section.db, keys: last.section.keys, bytes: last.entry.bytes, source: 'rdb' });
+    return done.sort((a, b) => a.section.db - b.section.db);
+  } catch (err) {
+    // A db switch may still be under way (the transfer fails without waiting for it): let it
+    // settle, so no file is created or truncated after the cleanup (the SCAN path writes the same
+    // paths next).
+    abandoned = true;
+    await finishing?.catch(() => undefined);
+    cleanup();
+    if (err instanceof StoppedError || stop.failed) throw new StoppedError();
+    if (err instanceof LocalWriteError) throw err.cause;
+    throw new RdbFallback((err as Error).message);
+  }
 }
 
 /**

@@ -1,4 +1,5 @@
-// Physical Redis backup: fetch an RDB over the replication protocol, as `redis-cli --rdb` does.
+// Physical Redis backup: fetch an RDB over the replication protocol, as `redis-cli --rdb` does; the
+// same transfer (streamRdb) also feeds the logical backup's RDB path (rdb-records.ts).
 // ioredis cannot do this (its parser does not understand the unframed RDB transfer), so this talks
 // RESP on a raw (optionally TLS) socket: AUTH, REPLCONF capa eof + rdb-only, SYNC (or PSYNC ? -1),
 // then either `$<len>` + exactly len bytes (disk-based) or `$EOF:<40-byte mark>` + bytes + mark
@@ -11,14 +12,18 @@ import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { createReadStream } from 'node:fs';
 import { HashingWriter, type FileEntry } from './archive.js';
 
-export interface RdbFetchOptions {
+/** Where and how to connect for a replication stream. */
+export interface ReplicationSource {
   host: string;
   port: number;
+  /** Unix socket instead of host/port. */
+  path?: string;
   tls?: ConnectionOptions;
   username?: string;
   password?: string;
-  /** Where to write the RDB. */
-  file: string;
+}
+
+export interface RdbStreamOptions extends ReplicationSource {
   /**
    * diskless (default): `capa eof`, the master forks and streams without touching its disk (waits
    * repl-diskless-sync-delay first). disk: the master BGSAVEs into its own dir and sends that file;
@@ -27,14 +32,44 @@ export interface RdbFetchOptions {
   mode?: 'diskless' | 'disk';
   /** PSYNC ? -1 instead of SYNC: also returns the replication id/offset of the snapshot. */
   psync?: boolean;
+  /** The whole transfer must end within this (default: no limit). */
   timeoutMs?: number;
+  /**
+   * Fail when the server sends nothing for this long (default: no limit). While the master waits
+   * for its fork it sends a newline every second, so a few seconds is enough; time the stream is
+   * paused by the consumer does not count.
+   */
+  idleTimeoutMs?: number;
+  /**
+   * The logical backup's safety rules: REPLCONF capa eof and rdb-only must both be accepted (else
+   * the master would also stream its replication feed to us), and a disk-based answer ($<len>) is
+   * refused. Refusals throw RdbRefusedError.
+   */
+  strict?: boolean;
+  /** Aborting closes the connection; the transfer rejects with the signal's reason. */
+  signal?: AbortSignal;
 }
 
-export interface RdbFetchResult extends FileEntry {
+export interface RdbStreamInfo {
   mode: 'diskless' | 'disk';
-  rdb_version: number;
   repl_id?: string;
   repl_offset?: number;
+}
+
+/**
+ * Receives the RDB bytes in order, as they arrive (views of the socket's buffers, which are not
+ * reused). A returned promise pauses the socket until it settles (backpressure); a throw or a
+ * rejection ends the transfer with that error.
+ */
+export type RdbConsumer = (bytes: Buffer) => void | Promise<void>;
+
+export interface RdbFetchOptions extends RdbStreamOptions {
+  /** Where to write the RDB. */
+  file: string;
+}
+
+export interface RdbFetchResult extends FileEntry, RdbStreamInfo {
+  rdb_version: number;
 }
 
 export class RdbError extends Error {
@@ -44,16 +79,56 @@ export class RdbError extends Error {
   }
 }
 
+/** The server refused the replication handshake (ACL, unknown command, a disk-based answer...). */
+export class RdbRefusedError extends RdbError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RdbRefusedError';
+  }
+}
+
 function resp(...args: string[]): string {
   return `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`;
 }
 
 /** Fetch one node's RDB into opts.file and validate it. */
 export async function fetchRdb(opts: RdbFetchOptions): Promise<RdbFetchResult> {
-  const mode = opts.mode ?? 'diskless';
-  const timeoutMs = opts.timeoutMs ?? 120_000;
   const out = await HashingWriter.create(opts.file);
-  const socket: Socket = opts.tls ? tlsConnect({ host: opts.host, port: opts.port, ...opts.tls }) : netConnect({ host: opts.host, port: opts.port });
+  const check = new RdbChecker();
+  try {
+    // Each payload byte is checked and written as it arrives; the socket pauses while the file
+    // stream is full.
+    const info = await streamRdb({ timeoutMs: 120_000, ...opts }, (b) => {
+      check.update(b);
+      if (!out.writeNow(b)) return out.drained();
+    });
+    await out.drained();
+    const entry = await out.close();
+    const rdb_version = check.finish(opts.file);
+    return { ...entry, ...info, rdb_version };
+  } catch (err) {
+    out.abort();
+    throw err;
+  }
+}
+
+/**
+ * The replication handshake and the RDB transfer, for fetchRdb and the logical backup alike: AUTH,
+ * REPLCONF capa eof (diskless), REPLCONF rdb-only, SYNC (or PSYNC ? -1), then the payload, framed
+ * either as `$<len>` + len bytes (disk-based) or `$EOF:<40-byte mark>` + bytes + mark (diskless).
+ * Every payload byte goes to `consume` once, in order, the end mark excluded. The socket is closed
+ * when this settles, whatever the outcome.
+ */
+export async function streamRdb(opts: RdbStreamOptions, consume: RdbConsumer): Promise<RdbStreamInfo> {
+  const mode = opts.mode ?? 'diskless';
+  const where = opts.path ?? `${opts.host}:${opts.port}`;
+  const signal = opts.signal;
+  signal?.throwIfAborted();
+  const socket: Socket = opts.tls
+    ? tlsConnect({ host: opts.host, port: opts.port, ...opts.tls })
+    : opts.path
+      ? netConnect({ path: opts.path })
+      : netConnect({ host: opts.host, port: opts.port });
   // Listen for the connection right away: it can complete before any later await returns.
   const connected = new Promise<void>((resolve, reject) => {
     socket.once(opts.tls ? 'secureConnect' : 'connect', () => resolve());
@@ -66,16 +141,29 @@ export async function fetchRdb(opts: RdbFetchOptions): Promise<RdbFetchResult> {
   let ended = false;
   /** Set once the payload starts: every chunk then goes to it directly. */
   let body: ((d: Buffer) => void) | undefined;
+  /** The consumer's outstanding promise: the socket is paused until it settles. */
+  let flow: Promise<void> | undefined;
   let repl_id: string | undefined;
   let repl_offset: number | undefined;
-  const timer = setTimeout(() => socket.destroy(new RdbError(`RDB fetch from ${opts.host}:${opts.port} did not finish within ${timeoutMs} ms`)), timeoutMs);
+  const fail = (err: Error) => {
+    failure ??= err;
+    socket.destroy();
+    waiter?.();
+  };
+  const timer = opts.timeoutMs ? setTimeout(() => fail(new RdbError(`RDB transfer from ${where} did not finish within ${opts.timeoutMs} ms`)), opts.timeoutMs) : undefined;
+  if (opts.idleTimeoutMs) {
+    socket.setTimeout(opts.idleTimeoutMs, () => {
+      if (!flow) fail(new RdbError(`RDB transfer from ${where}: nothing received for ${opts.idleTimeoutMs} ms`));
+    });
+  }
+  const onAbort = () => fail(signal!.reason instanceof Error ? signal!.reason : new RdbError(`RDB transfer from ${where} aborted`));
+  signal?.addEventListener('abort', onAbort, { once: true });
   socket.on('data', (d: Buffer) => {
     if (body) {
       try {
         body(d);
       } catch (err) {
-        failure ??= err as Error;
-        socket.destroy();
+        fail(err as Error);
       }
     } else pending = pending.length ? Buffer.concat([pending, d]) : d;
     waiter?.();
@@ -92,7 +180,7 @@ export async function fetchRdb(opts: RdbFetchOptions): Promise<RdbFetchResult> {
   const more = () =>
     new Promise<void>((resolve, reject) => {
       if (failure) return reject(failure);
-      if (ended) return reject(new RdbError(`connection to ${opts.host}:${opts.port} closed early`));
+      if (ended) return reject(new RdbError(`connection to ${where} closed early`));
       waiter = () => {
         waiter = undefined;
         if (failure) reject(failure);
@@ -112,9 +200,9 @@ export async function fetchRdb(opts: RdbFetchOptions): Promise<RdbFetchResult> {
       await more();
     }
   };
-  const expectOk = async (what: string) => {
+  const expectOk = async (what: string, Err: typeof RdbError = RdbError) => {
     const line = await readLine();
-    if (!line.startsWith('+')) throw new RdbError(`${what} on ${opts.host}:${opts.port} answered ${line}`);
+    if (!line.startsWith('+')) throw new Err(`${what} on ${where} answered ${line}`);
   };
   try {
     await connected;
@@ -124,11 +212,13 @@ export async function fetchRdb(opts: RdbFetchOptions): Promise<RdbFetchResult> {
     }
     if (mode === 'diskless') {
       socket.write(resp('REPLCONF', 'capa', 'eof'));
-      await expectOk('REPLCONF capa eof');
+      await expectOk('REPLCONF capa eof', RdbRefusedError);
     }
-    // rdb-only: no replication feed afterwards (Redis 7.0+); older servers refuse it, which is fine.
+    // rdb-only: no replication feed afterwards (Redis 7.0+); older servers refuse it, which fetchRdb
+    // accepts (it closes the connection after the RDB anyway) and the strict mode does not.
     socket.write(resp('REPLCONF', 'rdb-only', '1'));
-    await readLine();
+    if (opts.strict) await expectOk('REPLCONF rdb-only', RdbRefusedError);
+    else await readLine();
     socket.write(opts.psync ? resp('PSYNC', '?', '-1') : 'SYNC\r\n');
     let preamble = await readLine();
     if (preamble.startsWith('+FULLRESYNC')) {
@@ -137,23 +227,28 @@ export async function fetchRdb(opts: RdbFetchOptions): Promise<RdbFetchResult> {
       repl_offset = Number(off);
       preamble = await readLine();
     }
-    if (preamble.startsWith('-')) throw new RdbError(`SYNC on ${opts.host}:${opts.port} refused: ${preamble}`);
-    if (!preamble.startsWith('$')) throw new RdbError(`SYNC on ${opts.host}:${opts.port}: unexpected preamble ${JSON.stringify(preamble.slice(0, 60))}`);
+    if (preamble.startsWith('-')) throw new RdbRefusedError(`SYNC on ${where} refused: ${preamble}`);
+    if (!preamble.startsWith('$')) throw new RdbError(`SYNC on ${where}: unexpected preamble ${JSON.stringify(preamble.slice(0, 60))}`);
     const usedMode: 'diskless' | 'disk' = preamble.startsWith('$EOF:') ? 'diskless' : 'disk';
-    const check = new RdbChecker();
+    if (opts.strict && usedMode !== 'diskless') throw new RdbRefusedError(`SYNC on ${where}: the server chose a disk-based transfer (${preamble}), which writes its dump.rdb`);
     let done = false;
-    // Each payload byte is checked and written as it arrives; the socket pauses while the file
-    // stream is full.
     const emit = (b: Buffer) => {
       if (!b.length) return;
-      check.update(b);
-      if (!out.writeNow(b)) {
-        socket.pause();
-        void out.drained().then(
-          () => socket.resume(),
-          (err: Error) => socket.destroy(err),
-        );
-      }
+      const r = consume(b);
+      if (!r) return;
+      socket.pause();
+      const p: Promise<void> = (flow = r.then(
+        () => {
+          if (flow !== p) return;
+          flow = undefined;
+          socket.resume();
+          waiter?.();
+        },
+        (err: Error) => {
+          if (flow === p) flow = undefined;
+          fail(err);
+        },
+      ));
     };
     if (usedMode === 'disk') {
       let left = Number(preamble.slice(1));
@@ -192,15 +287,13 @@ export async function fetchRdb(opts: RdbFetchOptions): Promise<RdbFetchResult> {
     }
     while (!done) await more();
     socket.destroy();
-    await out.drained();
-    const entry = await out.close();
-    const rdb_version = check.finish(opts.file);
-    return { ...entry, mode: usedMode, rdb_version, repl_id, repl_offset };
-  } catch (err) {
-    out.abort();
-    throw err;
+    // The consumer may still be busy with the last bytes (a file write draining).
+    while (flow) await flow;
+    if (failure) throw failure;
+    return { mode: usedMode, repl_id, repl_offset };
   } finally {
-    clearTimeout(timer);
+    if (timer) clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
     socket.destroy();
   }
 }
@@ -265,6 +358,16 @@ export class Crc64 {
   }
   digest(): bigint {
     return (BigInt(this.hi) << 32n) | BigInt(this.lo);
+  }
+  /** Write the CRC little-endian at buf[o, o + 8) (as a DUMP payload's footer holds it), without a BigInt. */
+  writeLE(buf: Buffer, o: number): void {
+    buf.writeUInt32LE(this.lo, o);
+    buf.writeUInt32LE(this.hi, o + 4);
+  }
+  reset(): this {
+    this.lo = 0;
+    this.hi = 0;
+    return this;
   }
 }
 

@@ -355,6 +355,85 @@ describe('logical backup of a Redis Cluster', () => {
     }
   }, 60_000);
 
+  it('the SYNC path: one SYNC per master, each key once, the same records as the SCAN path', async () => {
+    const masters = redisSource(client).nodes;
+    for (const m of masters) await m.client.config('SET', 'repl-diskless-sync-delay', '0');
+    try {
+      const norm = async (x: { res: RedisBackupResult; root: string }) => {
+        const out: string[] = [];
+        for (const section of x.res.dbs) {
+          expect(section.db).toBe(0);
+          for (const r of await records(x.root, section)) out.push(`${section.node} ${r.key.toString('hex')} ${r.t} ${r.p > 3_000_000} ${r.v.toString('hex')}`);
+        }
+        return out.sort();
+      };
+      const viaRdb = await backup(client as unknown as Redis, { path: 'rdb' });
+      expect(viaRdb.res.nodes.map((n) => n.source)).toEqual(['rdb', 'rdb', 'rdb']);
+      expect(viaRdb.res.dbs.map((d) => d.source)).toEqual(['rdb', 'rdb', 'rdb']);
+      const viaScan = await backup(client as unknown as Redis, { path: 'scan' });
+      const a = await norm(viaRdb);
+      expect(a.length).toBe(6000);
+      expect(a).toEqual(await norm(viaScan));
+    } finally {
+      for (const m of masters) await m.client.config('SET', 'repl-diskless-sync-delay', '5');
+    }
+  }, 60_000);
+
+  // Waiting: the others' SYNC waits out repl-diskless-sync-delay (nothing but keep-alive newlines
+  // arrive, so only the abort can close it early). Streaming: their forks send 2 ms per key.
+  for (const phase of ['waiting for its fork', 'streaming its RDB'] as const) {
+  it(`a master that fails while the others' SYNC is ${phase} closes their SYNC connections and ends their forks`, async () => {
+    // Not the first master: the backup asks that one for the server version before any starts.
+    const [first, victimNode, third] = redisSource(client).nodes;
+    const others = [first!, third!];
+    const victim = new Redis(victimNode!.client.options.port!, '127.0.0.1');
+    // The victim refuses SYNC (falls back to SCAN) and DUMP (fails), once a pause of 1 s is over;
+    // by then the others' SYNC is waiting 5 s for its fork, or streaming for ~4 s.
+    await victim.call('ACL', 'SETUSER', 'default', '-replconf', '-dump');
+    const streamingPhase = phase === 'streaming its RDB';
+    for (const o of others) await o.client.config('SET', 'repl-diskless-sync-delay', streamingPhase ? '0' : '5');
+    for (const o of others) await o.client.config('SET', 'rdb-key-save-delay', streamingPhase ? '2000' : '0');
+    await victim.call('CLIENT', 'PAUSE', '1000', 'ALL');
+    const streaming = async () => {
+      for (const o of others) if (!/connected_slaves:1/.test(await o.client.info('replication'))) return false;
+      return true;
+    };
+    let sawStreaming = false;
+    try {
+      const started = Date.now();
+      const pending = backup(client as unknown as Redis, { path: 'rdb' }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      for (let i = 0; i < 100 && !sawStreaming; i++) {
+        sawStreaming = await streaming();
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      const err = await pending;
+      const failedAt = Date.now();
+      // The victim fails after its 1 s pause; the others' SYNC would take 4-5 s more unless closed.
+      expect(failedAt - started, 'the backup ended soon after the victim failed').toBeLessThan(3000);
+      expect(err).toBeInstanceOf(Error);
+      expect((err as Error).message).toMatch(/NOPERM/);
+      expect(sawStreaming, 'the other masters had their SYNC connection').toBe(true);
+      for (const o of others) {
+        for (;;) {
+          const repl = await o.client.info('replication');
+          const pers = await o.client.info('persistence');
+          if (/connected_slaves:0/.test(repl) && /rdb_bgsave_in_progress:0/.test(pers)) break;
+          expect(Date.now() - failedAt, `${o.label}: SYNC connection and fork gone`).toBeLessThan(2000);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      }
+    } finally {
+      await victim.call('ACL', 'SETUSER', 'default', '+@all');
+      victim.disconnect();
+      for (const o of others) await o.client.config('SET', 'rdb-key-save-delay', '0');
+      for (const o of others) await o.client.config('SET', 'repl-diskless-sync-delay', '5');
+    }
+  }, 60_000);
+  }
+
   it('a master that fails mid-backup (DUMP refused) fails the backup naming it and its key; the other masters stop', async () => {
     const [first, ...others] = redisSource(client).nodes;
     const victim = new Redis(first!.client.options.port!, '127.0.0.1');
