@@ -12,7 +12,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { startNats, startRedis, type ManagedServer } from '../processes.js';
 import { PreconditionError, errorMessage } from '../errors.js';
 import { MANIFEST_FORMAT, readManifest, writeManifest, type BackupManifest, type FileEntry, type RdbSection, type StreamSection } from './archive.js';
-import { backupRedisLogical, keyspaceDbs, redisSource, redisVersion, restoreRedisLogical, type RedisRestoreResult } from './redis-logical.js';
+import { backupRedisLogical, keyspaceDbs, redisSource, redisVersion, restoreRedisLogical, type RedisBackupPath, type RedisBackupResult, type RedisRestoreResult } from './redis-logical.js';
 import { fetchRdb } from './redis-rdb.js';
 import { natsServerVersion, snapshotStream } from './jetstream-snapshot.js';
 import { restoreStream, type RestoreStreamResult } from './jetstream-restore.js';
@@ -51,6 +51,8 @@ export interface DrillOptions {
   keepArchive?: boolean;
   /** Also fetch a physical RDB from every master. */
   rdb?: boolean | { mode?: 'diskless' | 'disk' };
+  /** How the logical Redis backup reads each master: auto (default), rdb (SYNC) or scan (redis-logical.ts). */
+  redisPath?: RedisBackupPath;
   owner?: string;
   lockTtlMs?: number;
   /** Give a scratch target instead of starting fresh servers. It must be empty. */
@@ -100,6 +102,8 @@ export interface DrillResult {
   archive: string;
   manifest?: BackupManifest;
   preflight?: PreflightReport;
+  /** How the logical backup read each master (the RDB over SYNC, or SCAN) and why, and the keys per db. */
+  redisBackup?: { nodes: RedisBackupResult['nodes']; dbs: Array<{ node: string; db: number; keys: number; source: 'rdb' | 'scan' }> };
   redisRestore?: RedisRestoreResult;
   streamRestores: RestoreStreamResult[];
   redisVerify?: RedisVerifySummary;
@@ -244,8 +248,10 @@ export class RestoreDrill {
     await this.timed('redis-backup', async () => {
       const res = await backupRedisLogical(redisSource(this.opts.redis), {
         root: this.root,
+        path: this.opts.redisPath,
         onProgress: (p) => this.progress('redis-backup', `${p.node} db${p.db}: ${p.keys} keys`, { ...p }),
       });
+      this.result.redisBackup = { nodes: res.nodes, dbs: res.dbs.map((d) => ({ node: d.node, db: d.db, keys: d.keys, source: d.source ?? 'scan' })) };
       this.manifest.redis = { server_version: res.server_version, cluster: res.cluster, dbs: res.dbs, rdb: [] };
       Object.assign(this.manifest.files, res.files);
     });

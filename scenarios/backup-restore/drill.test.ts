@@ -13,7 +13,7 @@ import { gatewayLock, leaseLock, type DrillLock } from '../../helpers/backup/loc
 import { kubeConfigMapClient } from '../../helpers/backup/history.js';
 import { streamHasSubject } from '../../helpers/backup/verify.js';
 import type { BackupManifest } from '../../helpers/backup/archive.js';
-import { IN_PLACE_RUN, inPlaceRequest, refuseStrayInPlaceOptions } from './in-place-options.js';
+import { IN_PLACE_RUN, inPlaceRequest, redisReadOption, refuseStrayInPlaceOptions } from './in-place-options.js';
 import { CheckFailedError } from '../../helpers/errors.js';
 
 const MIN = 60_000;
@@ -58,6 +58,7 @@ scenario('Backup and restore drill', (base) => {
   s.step(
     'Preflight: connectivity, versions, sizes, disk, drill lock',
     async (ctx) => {
+      redisReadOption(ctx); // a bad --redis-read stops the run here, before anything is touched
       const redis = await ctx.redis();
       const bus = await ctx.bus();
       const kube = ctx.target.kube ? createKube(ctx.target) : undefined;
@@ -67,6 +68,7 @@ scenario('Backup and restore drill', (base) => {
         redis,
         nats: bus.nc,
         lock,
+        redisPath: redisReadOption(ctx),
         workDir: ctx.target.backup?.dir,
         keepArchive: ctx.target.backup?.keep,
         owner: `${ctx.prefix}-restore-drill`,
@@ -114,6 +116,8 @@ scenario('Backup and restore drill', (base) => {
   s.step('Redis backup (logical, every master)', async (ctx) => {
     const drill = drillOf(ctx);
     await drill.backupRedis();
+    // How each master was read (the RDB over SYNC, or SCAN) and why, with the keys per db.
+    await ctx.evidence.json('redis-backup', drill.result.redisBackup ?? {});
   }, { timeoutMs: DEADLINE.redisBackup });
 
   s.step('JetStream backup (CORDUM_SYS, CORDUM_JOBS snapshots)', async (ctx) => {

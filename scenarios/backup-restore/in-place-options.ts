@@ -7,6 +7,7 @@ import { ConfigError, PreconditionError, UsageError } from '../../helpers/errors
 import { checkUserPath } from '../../helpers/files.js';
 import { ArchiveError, type BackupManifest } from '../../helpers/backup/archive.js';
 import { checkInPlaceArchive } from '../../helpers/backup/in-place.js';
+import type { RedisBackupPath } from '../../helpers/backup/redis-logical.js';
 import { VerifyError } from '../../helpers/backup/verify.js';
 
 export interface InPlaceRequest {
@@ -31,6 +32,15 @@ export function inPlaceRequest(ctx: RunContext): InPlaceRequest {
     archive: archive === undefined ? undefined : isAbsolute(archive) ? archive : resolve(process.cwd(), archive),
     confirm: str('confirm'),
   };
+}
+
+/** --redis-read: how the Redis backup reads each master (runbooks/backup-restore.md, step 3). */
+export function redisReadOption(ctx: RunContext): RedisBackupPath {
+  const v = (ctx.options ?? {})['redis-read'];
+  if (v === undefined || v === false || v === 'auto') return 'auto';
+  if (v === 'scan') return 'scan';
+  if (v === 'sync') return 'rdb';
+  throw new UsageError(`--redis-read must be auto, scan or sync, got ${JSON.stringify(String(v)).slice(0, 40)}`);
 }
 
 export const NOT_IN_PLACE = 'not an in-place run: the in-place steps run only with --in-place --confirm <namespace> (real recovery)';

@@ -18,7 +18,7 @@ import { ENV } from '../../helpers/report/run-contract.js';
 import type { RunSummary } from '../../helpers/report/summary.js';
 import { waitFor } from '../../helpers/waits.js';
 import { CheckFailedError, PreconditionError, errorMessage } from '../../helpers/errors.js';
-import { NOT_IN_PLACE, checkArchiveOption, guardCommandLine, inPlaceRequest } from './in-place-options.js';
+import { NOT_IN_PLACE, checkArchiveOption, guardCommandLine, inPlaceRequest, redisReadOption } from './in-place-options.js';
 
 const MIN = 60_000;
 /** The manifest of a --archive the first step checked (so it is not re-hashed). */
@@ -210,6 +210,7 @@ scenario('In-place restore (real recovery, --in-place)', (base) => {
           lock: memoryLock(),
           workDir: ctx.target.backup?.dir,
           keepArchive: true,
+          redisPath: redisReadOption(ctx),
           owner: `${ctx.prefix}-in-place-backup`,
           onProgress: (p) => {
             if (p.message.endsWith('started') || p.message.includes('finished')) say(p.message);
