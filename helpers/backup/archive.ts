@@ -334,22 +334,9 @@ export class RecordChunker {
     return this.o - this.start;
   }
   add(type: Buffer, p: number, e: number, key: Uint8Array, ks: number, ke: number, v: Uint8Array, vs: number, ve: number): void {
-    const tlen = type.length;
-    const klen = ke - ks;
-    const size = recordSize(tlen, klen, ve - vs);
-    if (this.o + size > this.chunk.length) this.nextChunk(size);
-    const out = this.chunk;
-    const view = this.view;
-    let o = this.o;
-    view.setUint32(o, size - 4, true);
-    out[o + 4] = tlen;
-    o = copyInto(out, o + 5, type, 0, tlen);
-    view.setFloat64(o, p, true);
-    view.setFloat64(o + 8, e, true);
-    view.setUint32(o + 16, klen, true);
-    o = copyInto(out, o + 20, key, ks, ke);
-    this.o = copyInto(out, o, v, vs, ve);
-    this.records++;
+    // reserve() may move on to a new chunk: take this.chunk after it.
+    const o = this.reserve(type, p, e, key, ks, ke, ve - vs);
+    copyInto(this.chunk, o, v, vs, ve);
   }
   /**
    * Pack one record whose payload (payloadLen bytes) the caller writes itself, into `current` at the

@@ -298,7 +298,7 @@ export class RdbRecordParser {
     }
   }
 
-  /** n (≤ 8) bytes as a Buffer view when they sit in one chunk, else copied. */
+  /** n bytes as a Buffer view when they sit in one chunk, else copied out of the chunks they span. */
   private bytes(n: number): Buffer {
     while (this.pos >= this.ce && this.ci < this.bufs.length - 1) this.nextChunk();
     if (this.pos + n <= this.ce) {
@@ -311,7 +311,8 @@ export class RdbRecordParser {
       throw NEED;
     }
     const out = Buffer.allocUnsafe(n);
-    for (let i = 0; i < n; i++) out[i] = this.u8();
+    this.copyRange(this.pos, this.pos + n, out, 0);
+    this.pos += n;
     return out;
   }
 
@@ -369,22 +370,7 @@ export class RdbRecordParser {
   /** A string's bytes, decoded (integer encodings as decimal text, LZF decompressed); a view when it is stored plain in one chunk. */
   private readString(): Buffer {
     const n = this.lenOrEnc();
-    if (n >= 0) {
-      while (this.pos >= this.ce && this.ci < this.bufs.length - 1) this.nextChunk();
-      if (this.pos + n <= this.ce) {
-        const b = this.cb.subarray(this.pos - this.cs, this.pos - this.cs + n);
-        this.pos += n;
-        return b;
-      }
-      if (this.pos + n > this.end) {
-        NEED.at = this.pos + n;
-        throw NEED;
-      }
-      const out = Buffer.allocUnsafe(n);
-      this.copyRange(this.pos, this.pos + n, out, 0);
-      this.pos += n;
-      return out;
-    }
+    if (n >= 0) return this.bytes(n);
     switch (-1 - n) {
       case 0:
         return Buffer.from(String(this.bytes(1).readInt8(0)), 'latin1');
@@ -395,14 +381,7 @@ export class RdbRecordParser {
       case 3: {
         const clen = this.count('LZF compressed length');
         const ulen = this.count('LZF uncompressed length');
-        if (this.pos + clen > this.end) {
-          NEED.at = this.pos + clen;
-          throw NEED;
-        }
-        const packed = Buffer.allocUnsafe(clen);
-        this.copyRange(this.pos, this.pos + clen, packed, 0);
-        this.pos += clen;
-        const out = lzfDecompress(packed, ulen);
+        const out = lzfDecompress(this.bytes(clen), ulen);
         if (!out) throw this.fail('corrupt', `an LZF string before offset ${this.pos} does not decompress to its stated ${ulen} bytes`);
         return out;
       }

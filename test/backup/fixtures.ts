@@ -6,6 +6,9 @@ import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { AckPolicy, jetstream, jetstreamManager, StorageType } from '@nats-io/jetstream';
 import { startNats, startRedis, type ManagedServer } from '../../helpers/processes.js';
+import { join } from 'node:path';
+import type { RedisDbSection, RedisRecord } from '../../helpers/backup/archive.js';
+import { backupRedisLogical, readRecords, redisSource, type RedisBackupResult } from '../../helpers/backup/redis-logical.js';
 
 export interface Source {
   redisServer: ManagedServer;
@@ -133,4 +136,24 @@ async function seedStreams(nc: NatsConnection): Promise<void> {
     }
   }
   await nc.flush();
+}
+
+/**
+ * Logical backups into numbered folders under dir() (read when called: test files create their
+ * folder in beforeAll), and the records of one db section read back.
+ */
+export function logicalBackups(dir: () => string) {
+  let runs = 0;
+  return {
+    async backup(client: Redis, opts: Partial<Parameters<typeof backupRedisLogical>[1]> = {}): Promise<{ res: RedisBackupResult; root: string }> {
+      const root = join(dir(), `b${runs++}`);
+      const res = await backupRedisLogical(redisSource(client), { root, ...opts });
+      return { res, root };
+    },
+    async records(root: string, section: RedisDbSection): Promise<RedisRecord[]> {
+      const out: RedisRecord[] = [];
+      for await (const r of readRecords(join(root, section.file), section.file)) out.push(r);
+      return out;
+    },
+  };
 }

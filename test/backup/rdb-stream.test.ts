@@ -17,9 +17,10 @@ import { createServer, connect as netConnect, type Server, type Socket } from 'n
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { freePort, startRedis, type ManagedServer } from '../../helpers/processes.js';
+import { logicalBackups } from './fixtures.js';
 import { makeCertificates } from '../../sandbox/certs.js';
-import { recordKeyLabel, type RedisDbSection, type RedisRecord } from '../../helpers/backup/archive.js';
-import { backupRedisLogical, chooseBackupPath, rdbPaysOff, readRecords, redisSource, restoreRedisLogical, type RedisBackupResult } from '../../helpers/backup/redis-logical.js';
+import { recordKeyLabel } from '../../helpers/backup/archive.js';
+import { chooseBackupPath, rdbPaysOff, restoreRedisLogical, type RedisBackupResult } from '../../helpers/backup/redis-logical.js';
 import { Crc64, fetchRdb } from '../../helpers/backup/redis-rdb.js';
 import { RdbParseError, RdbRecordParser, lzfDecompress } from '../../helpers/backup/rdb-records.js';
 import { canonicalValue } from '../../helpers/backup/verify.js';
@@ -30,18 +31,7 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-let runs = 0;
-async function backup(client: Redis, opts: Partial<Parameters<typeof backupRedisLogical>[1]> = {}): Promise<{ res: RedisBackupResult; root: string }> {
-  const root = join(dir, `b${runs++}`);
-  const res = await backupRedisLogical(redisSource(client), { root, ...opts });
-  return { res, root };
-}
-
-async function records(root: string, section: RedisDbSection): Promise<RedisRecord[]> {
-  const out: RedisRecord[] = [];
-  for await (const r of readRecords(join(root, section.file), section.file)) out.push(r);
-  return out;
-}
+const { backup, records } = logicalBackups(() => dir);
 
 /** key (hex) → {DUMP payload, PEXPIRETIME, TYPE} for every key of the client's current db. */
 async function dumpAll(client: Redis): Promise<Map<string, { v: Buffer; at: number; t: string }>> {
@@ -252,7 +242,7 @@ describe('SYNC path: records equal DUMP byte for byte', () => {
       }, 120_000);
 
       it('the parser gives the same records however the bytes are cut, each one a DUMP payload once footed', async () => {
-        const file = join(dir, `whole-${runs++}.rdb`);
+        const file = join(dir, `whole-${randomBytes(4).toString('hex')}.rdb`);
         await fetchRdb({ host: '127.0.0.1', port: server.port, file });
         const rdb = readFileSync(file);
         const whole = parseAll(rdb, () => rdb.length);

@@ -15,8 +15,9 @@ import { randomBytes } from 'node:crypto';
 import { Cluster, Redis } from 'ioredis';
 import * as standaloneModule from 'ioredis/built/connectors/StandaloneConnector.js';
 import { startRedis, type ManagedServer } from '../../helpers/processes.js';
-import { PrefixCounter, countPrefix, recordKeyLabel, type RedisDbSection, type RedisRecord } from '../../helpers/backup/archive.js';
-import { NODE_CONCURRENCY, backupRedisLogical, readRecords, redisSource, restoreRedisLogical, type RedisBackupResult } from '../../helpers/backup/redis-logical.js';
+import { logicalBackups } from './fixtures.js';
+import { PrefixCounter, countPrefix, recordKeyLabel, type RedisRecord } from '../../helpers/backup/archive.js';
+import { NODE_CONCURRENCY, redisSource, restoreRedisLogical, type RedisBackupResult } from '../../helpers/backup/redis-logical.js';
 
 /** ioredis' own standalone connector, passed as a custom Connector (CommonJS default export). */
 const StandaloneConnector = ((m: { default: unknown }) => (m.default as { default?: unknown }).default ?? m.default)(standaloneModule as { default: unknown });
@@ -35,18 +36,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-let runs = 0;
-async function backup(client: Redis, opts: Partial<Parameters<typeof backupRedisLogical>[1]> = {}): Promise<{ res: RedisBackupResult; root: string }> {
-  const root = join(dir, `b${runs++}`);
-  const res = await backupRedisLogical(redisSource(client), { root, ...opts });
-  return { res, root };
-}
-
-async function records(root: string, section: RedisDbSection): Promise<RedisRecord[]> {
-  const out: RedisRecord[] = [];
-  for await (const r of readRecords(join(root, section.file), section.file)) out.push(r);
-  return out;
-}
+const { backup, records } = logicalBackups(() => dir);
 
 /** key (hex) → DUMP payload, for every key of the current db. */
 async function dumpAll(client: Redis): Promise<Map<string, Buffer>> {
