@@ -295,13 +295,20 @@ export async function probeDefaultKey(base: string, timeoutMs: number): Promise<
 }
 
 /**
- * Sends up to burst + extra GET /api/v1/status, many in flight, and stops at the first 429.
- * The bucket refills (`rps` tokens/s, Cordum's default 50) while we send, so requests go out
- * concurrently; still, behind a slow link the probe may not outpace the refill. It measures the rate
- * it reached, and the facts say how many requests a working limiter could have let through in that
- * time (`allowance`): no 429 within the allowance proves nothing either way.
+ * Sends up to burst + extra GET /api/v1/status, many in flight, and stops at the first 429, or as
+ * soon as more requests were answered than a working limiter lets through in the time so far (the
+ * answers prove it missing), or at burst + extra. The bucket refills (`rps` tokens/s, Cordum's
+ * default 50) while we send, so requests go out concurrently; still, behind a slow link the probe
+ * may not outpace the refill. It measures the rate it reached, and the facts say how many requests a
+ * working limiter could have let through in that time (`allowance`): no 429 within the allowance
+ * proves nothing either way. `extra` leaves room for a slower link (or a busy machine) to get past
+ * the allowance; a working limiter stops the probe at its burst, a fast one without a limiter as
+ * soon as it is proven.
  * Refusing non-loopback targets is the caller's job (the profile names the gateway explicitly).
  */
+/** Requests past the burst the rate-limit probe may send at most (see probeRateLimit). */
+export const RATE_LIMIT_EXTRA_REQUESTS = 200;
+
 export async function probeRateLimit(
   base: string,
   apiKey: string | undefined,
@@ -322,8 +329,9 @@ export async function probeRateLimit(
     let lastAnswerAt = 0;
     const statuses: Record<string, number> = {};
     const startedAt = performance.now();
+    const allowanceNow = () => burst + (rps * (performance.now() - startedAt)) / 1000;
     const worker = async () => {
-      while (first429At === null && sent < cap && !signal.aborted) {
+      while (first429At === null && sent < cap && answered <= allowanceNow() && !signal.aborted) {
         sent++;
         const res = await fetch(url, { headers, signal });
         await res.body?.cancel();
@@ -528,7 +536,7 @@ async function collectWith(opts: CollectOptions, p: TargetProfile | undefined, f
       const configured = out.objects && limiterFromObjects ? limiterFromObjects(out.objects) : undefined;
       const burst = opts.burst ?? configured?.burst ?? 100;
       const rps = opts.rps ?? configured?.rps ?? DEFAULT_RATE_LIMIT_RPS;
-      facts.rateLimit = await probeRateLimit(gatewayUrl, apiKey, burst, opts.extraRequests ?? 60, timeoutMs * 3, { rps });
+      facts.rateLimit = await probeRateLimit(gatewayUrl, apiKey, burst, opts.extraRequests ?? RATE_LIMIT_EXTRA_REQUESTS, timeoutMs * 3, { rps });
     }
   } else await probeAllMetrics();
   return out;
