@@ -346,6 +346,12 @@ scenario('Smoke: is this Cordum alive, secured and doing work?', (s) => {
 
       await ctx.step('cancel → CANCELLED; cancel again → 200, still CANCELLED', async () => {
         const first = await gw.cancelJob(pendingId);
+        // The scheduler routes a job right after it records the safety decision, so a job that fails
+        // routing (no_pool_mapping) can read PENDING with its decision and be FAILED a moment later:
+        // a cancel that finds it terminal means it did not stay PENDING, which is the finding.
+        if (first.state !== 'CANCELLED' && first.state !== undefined && first.state !== 'PENDING') {
+          fail(`expected job ${pendingId} (labels ${compactJson(pendingLabels)}) to stay PENDING; it is ${first.state} (the cancel answered ${compactJson(first)})`);
+        }
         if (first.state !== 'CANCELLED') fail(`expected cancel of PENDING job ${pendingId} to answer state CANCELLED; it answered ${compactJson(first)}`);
         const job = await gw.getJob(pendingId);
         if (job.state !== 'CANCELLED') fail(`expected job ${pendingId} to read back CANCELLED after cancel; it is ${job.state}`);
