@@ -743,6 +743,16 @@ function resolveApiKey(profile: TargetProfile, opts: GatewayClientOptions): stri
   if (!value) {
     throw new ConfigError(`${profile.source}: gateway.api_key_env: environment variable ${name} is not set (export it with the gateway's API key)`);
   }
+  // A key read from a file or a Secret often keeps its trailing newline; no HTTP header can carry
+  // one, and the request would fail as if the gateway were unreachable. Said here, without the value.
+  const bad = /[\u0000-\u0008\u000a-\u001f\u007f]/.exec(value);
+  if (bad) {
+    const what = bad[0] === '\n' || bad[0] === '\r' ? 'a line break' : `a control character (0x${bad[0].charCodeAt(0).toString(16).padStart(2, '0')})`;
+    const where = bad.index === value.length - 1 ? 'at its end' : `at position ${bad.index + 1} of ${value.length}`;
+    throw new ConfigError(
+      `${profile.source}: gateway.api_key_env: environment variable ${name} holds ${what} ${where}, which no HTTP header can carry; set it without (e.g. printf '%s' "$key", or tr -d '\\r\\n')`,
+    );
+  }
   return value;
 }
 

@@ -132,6 +132,28 @@ describe('GatewayClient', () => {
     expect(() => new GatewayClient(profile(), { env: {} })).toThrow(/gateway\.api_key_env: environment variable TEST_KEY is not set/);
   });
 
+  it('a key with a line break or control character is a configuration error naming the variable, never the value', () => {
+    const cases: Array<[string, RegExp]> = [
+      ['k3y-from-a-secret\n', /TEST_KEY holds a line break at its end, which no HTTP header can carry/],
+      ['k3y-from-a-file\r\n', /TEST_KEY holds a line break at position 16 of 17/],
+      ['k3y\u0000embedded', /TEST_KEY holds a control character \(0x00\) at position 4 of 12/],
+    ];
+    for (const [value, message] of cases) {
+      let err: unknown;
+      try {
+        new GatewayClient(profile(), { env: { TEST_KEY: value } });
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as Error).message).toMatch(message);
+      expect((err as Error).message).not.toContain(value.trim().slice(0, 8));
+      expect((err as Error).message).not.toContain('\n');
+    }
+    // A tab or a space inside is left to the gateway (a header can carry them).
+    expect(() => new GatewayClient(profile(), { env: { TEST_KEY: 'k3y with\tspace' } })).not.toThrow();
+  });
+
   it('encodes pointers and snapshot ids as one segment and writes / as ~ in bundle ids', async () => {
     handler = (r, res) => (r.method === 'DELETE' || r.url.includes('/steps/') ? (res.writeHead(204), res.end()) : res.end('{}'));
     const gw = new GatewayClient(profile(), { env });
