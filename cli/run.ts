@@ -63,6 +63,7 @@ export async function runRunbook(opts: RunOptions): Promise<number> {
     // worker is on its way, the profile and preflight work below would hold the one thread Vitest
     // needs to get there. Bounded, and a Ctrl-C ends the wait.
     await untilAborted(session.launched, anySignal(AbortSignal.timeout(LAUNCH_WAIT_MS), interrupts.signal)!).catch(() => {});
+    if (interrupts.reason) return stoppedBeforeRun(interrupts);
     // Setup and preflight: nothing exists on the target yet, so a stop has nothing to undo.
     await testPause('setup', interrupts);
     target = await resolveTarget(opts.target);

@@ -6,10 +6,10 @@ import type { Redis } from 'ioredis';
 import type { Subscription } from '@nats-io/nats-core';
 import type { Bus } from './bus.js';
 import type { BusPacket, JobCancel, JobRequest, JobResult } from './cap/codec.js';
+import { compactJson, WaitTimeoutError } from './waits.js';
 
 /** The CAP codec (protobufjs) loads with the first worker, not with every scenario that could start one. */
 type Codec = typeof import('./cap/codec.js');
-import { compactJson, WaitTimeoutError } from './waits.js';
 
 export type { JobRequest } from './cap/codec.js';
 

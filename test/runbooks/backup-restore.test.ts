@@ -2,22 +2,10 @@
 // reads the keys from the RDB the server streams over SYNC and the drill passes on that copy; the
 // default (auto) keeps the small sandbox keyspace on SCAN and says why; a bad value stops at once.
 // The records themselves (RDB path = DUMP, byte for byte) are proven in test/backup/rdb-stream.test.ts.
-import { readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { RUN_TIMEOUT_MS, cleanupRuns, failedSteps, runRunbook, type RunResult } from '../support/run-runbook.js';
+import { RUN_TIMEOUT_MS, allAttachments, allureResults, attachmentText, cleanupRuns, failedSteps, runRunbook, type RunResult } from '../support/run-runbook.js';
 
 afterAll(cleanupRuns);
-
-interface Attachment {
-  name: string;
-  source: string;
-}
-interface AllureStep {
-  name?: string;
-  attachments?: Attachment[];
-  steps?: AllureStep[];
-}
 
 interface RedisBackupEvidence {
   nodes: Array<{ node: string; source: 'rdb' | 'scan'; reason: string }>;
@@ -26,16 +14,11 @@ interface RedisBackupEvidence {
 
 /** The 'redis-backup' evidence of step 3, from the run's allure-results. */
 function redisBackupEvidence(r: RunResult): RedisBackupEvidence {
-  const dir = join(r.reportDir!, 'allure-results');
-  const results = readdirSync(dir)
-    .filter((f) => f.endsWith('-result.json'))
-    .map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as AllureStep);
-  const step = results.find((x) => x.name === 'Redis backup (logical, every master)');
+  const step = allureResults(r).find((x) => x.name === 'Redis backup (logical, every master)');
   expect(step, 'step 3 in the Allure results').toBeDefined();
-  const all = (s: AllureStep): Attachment[] => [...(s.attachments ?? []), ...(s.steps ?? []).flatMap(all)];
-  const att = all(step!).find((a) => a.name.startsWith('redis-backup'));
+  const att = allAttachments(step!).find((a) => a.name.startsWith('redis-backup'));
   expect(att, 'the redis-backup evidence').toBeDefined();
-  return JSON.parse(readFileSync(join(dir, att!.source), 'utf8')) as RedisBackupEvidence;
+  return JSON.parse(attachmentText(r, att!)) as RedisBackupEvidence;
 }
 
 describe('backup-restore --redis-read', () => {

@@ -4,39 +4,21 @@
 // (Allure 3's own data, embedded as base64) must both say "failed", the category must be the
 // project's "Product defects", and the failed step must link to the page's "When it fails" text,
 // also in the terminal. The identical poll answers of the failing wait are one attachment with a count.
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { getStatusFromError } from 'allure-js-commons/sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CheckFailedError, PreconditionError, UnreachableError } from '../../helpers/errors.js';
 import { GatewayError, UnexpectedBodyError } from '../../helpers/gateway.js';
-import { RUN_TIMEOUT_MS, cleanupRuns, runRunbook, type RunResult, type RunSummary } from '../support/run-runbook.js';
+import { RUN_TIMEOUT_MS, allAttachments, allureResults, attachmentText, cleanupRuns, runRunbook, type RunResult, type RunSummary } from '../support/run-runbook.js';
 
 const ANCHOR = 'runbooks/smoke.md#3-workflow-round-trip-deadline-20-s';
-
-interface AllureStep {
-  name?: string;
-  attachments?: { name: string; source: string }[];
-  steps?: AllureStep[];
-}
-interface AllureResult extends AllureStep {
-  status: string;
-  links?: { url: string; name?: string; type?: string }[];
-  statusDetails?: { message?: string };
-}
 
 let r: RunResult & { summary: RunSummary };
 beforeAll(async () => {
   r = await runRunbook('smoke', { faults: 'approval-ignored' });
 }, RUN_TIMEOUT_MS);
 afterAll(cleanupRuns);
-
-function allureResults(): AllureResult[] {
-  const dir = join(r.reportDir!, 'allure-results');
-  return readdirSync(dir)
-    .filter((f) => f.endsWith('-result.json'))
-    .map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as AllureResult);
-}
 
 /** The data files Allure 3 embeds in the single-file report: d("name","base64"). */
 function embeddedReportData(): Map<string, string> {
@@ -48,10 +30,6 @@ function embeddedReportData(): Map<string, string> {
   return files;
 }
 
-function allSteps(s: AllureStep): AllureStep[] {
-  return (s.steps ?? []).flatMap((c) => [c, ...allSteps(c)]);
-}
-
 describe('a failed check in the report (approval-ignored smoke)', () => {
   it('fails the run on the step that checks it (exit 1)', () => {
     expect(r.code, r.stdout + r.stderr).toBe(1);
@@ -61,7 +39,7 @@ describe('a failed check in the report (approval-ignored smoke)', () => {
   });
 
   it('allure-results: status "failed" and a link to the page\'s "When it fails" section', () => {
-    const step = allureResults().find((x) => x.name === 'Workflow round trip')!;
+    const step = allureResults(r).find((x) => x.name === 'Workflow round trip')!;
     expect(step.status).toBe('failed');
     expect(step.statusDetails?.message).toMatch(/run stayed 'waiting' after approve/);
     const link = step.links?.find((l) => l.type === 'runbook');
@@ -86,12 +64,12 @@ describe('a failed check in the report (approval-ignored smoke)', () => {
   });
 
   it('the poll that kept seeing "waiting" is one attachment: the last answer with a count', () => {
-    const step = allureResults().find((x) => x.name === 'Workflow round trip')!;
-    const attachments = allSteps(step).flatMap((s) => s.attachments ?? []).concat(step.attachments ?? []);
+    const step = allureResults(r).find((x) => x.name === 'Workflow round trip')!;
+    const attachments = allAttachments(step);
     const polls = attachments.filter((a) => /^HTTP GET \/api\/v1\/workflow-runs\/[^ ]+ → 200/.test(a.name));
     const collapsed = polls.filter((a) => /\(×\d+ identical, last shown\)$/.test(a.name));
     expect(collapsed.length, polls.map((a) => a.name).join('\n')).toBeGreaterThan(0);
-    const text = readFileSync(join(r.reportDir!, 'allure-results', collapsed[0]!.source), 'utf8');
+    const text = attachmentText(r, collapsed[0]!);
     expect(text).toMatch(/^\d+ identical answers from \S+ to \S+; the last one:/);
     // junit.xml carries the failed step's last evidence too.
     expect(readFileSync(join(r.reportDir!, 'junit.xml'), 'utf8')).toMatch(/Last evidence: /);

@@ -5,7 +5,7 @@
 // runner still tears down) and the test fails with "did not finish in time": never with the
 // exit code 130 that SIGTERM produces, which would read as an interrupted run.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import type { RunSummary } from '../../helpers/report/summary.js';
@@ -129,8 +129,43 @@ export function failedSteps(r: { summary: RunSummary }) {
 
 /** A file of the run's report, e.g. 'artifacts/audit-evidence.json' or 'teardown-journal.jsonl'. */
 export function reportText(r: RunResult, file: string): string {
+  return readFileSync(join(reportDirOf(r), file), 'utf8');
+}
+
+/** A test or step as allure-vitest writes it into allure-results (the parts the tests read). */
+export interface AllureStep {
+  name?: string;
+  attachments?: { name: string; source: string }[];
+  steps?: AllureStep[];
+}
+export interface AllureResult extends AllureStep {
+  status: string;
+  fullName?: string;
+  links?: { url: string; name?: string; type?: string }[];
+  statusDetails?: { message?: string };
+}
+
+/** Every test result (one per runbook step) in the run's allure-results. */
+export function allureResults(r: RunResult): AllureResult[] {
+  const dir = join(reportDirOf(r), 'allure-results');
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('-result.json'))
+    .map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as AllureResult);
+}
+
+/** The attachments of a result and of all its nested steps. */
+export function allAttachments(s: AllureStep): { name: string; source: string }[] {
+  return [...(s.attachments ?? []), ...(s.steps ?? []).flatMap(allAttachments)];
+}
+
+/** An attachment's content, from the run's allure-results. */
+export function attachmentText(r: RunResult, a: { source: string }): string {
+  return readFileSync(join(reportDirOf(r), 'allure-results', a.source), 'utf8');
+}
+
+function reportDirOf(r: RunResult): string {
   if (!r.reportDir) throw new Error(`the run wrote no report (exit ${r.code})\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
-  return readFileSync(join(r.reportDir, file), 'utf8');
+  return r.reportDir;
 }
 
 /**
