@@ -43,7 +43,7 @@ export async function runAudit(opts: RunAuditOptions): Promise<AuditReport> {
     if (opts.live && !isFacts(opts.live)) {
       const c = await collectLive(opts.live, (objs) => {
         const l = gatewayRateLimit(new ObjectIndex(objs));
-        return { burst: l.effectiveBurst, rps: l.effectiveRps };
+        return { burst: l.effectiveBurst, rps: l.effectiveRps, replicas: l.replicas };
       });
       live = c.facts;
       objects ??= c.objects;

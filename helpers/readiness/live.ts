@@ -65,8 +65,13 @@ export interface RateLimitFacts {
   /** The request rate the probe reached: sent / elapsed. */
   achievedRps: number;
   /**
-   * The most a limiter of this burst and refill can let through in that time (burst + rps x
-   * elapsed): a probe that sent no more than this proves nothing when no 429 came.
+   * Gateway replicas behind the URL, each with its own bucket (from the gateway workload); absent
+   * when no Kubernetes objects were read (one is assumed).
+   */
+  replicas?: number;
+  /**
+   * The most limiters of this burst and refill can let through in that time (replicas x (burst +
+   * rps x elapsed)): a probe that sent no more than this proves nothing when no 429 came.
    */
   allowance: number;
 }
@@ -315,10 +320,11 @@ export async function probeRateLimit(
   burst: number,
   extra: number,
   timeoutMs: number,
-  opts: { concurrency?: number; rps?: number } = {},
+  opts: { concurrency?: number; rps?: number; replicas?: number } = {},
 ): Promise<LiveFacts['rateLimit']> {
   const concurrency = opts.concurrency ?? 64;
   const rps = opts.rps ?? DEFAULT_RATE_LIMIT_RPS;
+  const pods = opts.replicas ?? 1;
   return bounded('rate-limit probe', timeoutMs, async (signal) => {
     const cap = burst + extra;
     const url = new URL('/api/v1/status', base).toString();
@@ -329,7 +335,7 @@ export async function probeRateLimit(
     let lastAnswerAt = 0;
     const statuses: Record<string, number> = {};
     const startedAt = performance.now();
-    const allowanceNow = () => burst + (rps * (performance.now() - startedAt)) / 1000;
+    const allowanceNow = () => pods * (burst + (rps * (performance.now() - startedAt)) / 1000);
     const worker = async () => {
       while (first429At === null && sent < cap && answered <= allowanceNow() && !signal.aborted) {
         sent++;
@@ -345,8 +351,8 @@ export async function probeRateLimit(
     await Promise.all(Array.from({ length: Math.min(concurrency, cap) }, worker));
     const elapsedMs = Math.max(1, Math.round((lastAnswerAt || performance.now()) - startedAt));
     const achievedRps = Math.round((answered / (elapsedMs / 1000)) * 10) / 10;
-    const allowance = Math.floor(burst + (rps * elapsedMs) / 1000);
-    return { sent, first429At, burst, rps, cap, statuses, elapsedMs, achievedRps, allowance };
+    const allowance = Math.floor(pods * (burst + (rps * elapsedMs) / 1000));
+    return { sent, first429At, burst, rps, cap, statuses, elapsedMs, achievedRps, allowance, ...(opts.replicas !== undefined ? { replicas: opts.replicas } : {}) };
   });
 }
 
@@ -427,7 +433,7 @@ export interface CollectOptions {
 export const DEFAULT_RATE_LIMIT_RPS = 50;
 
 /** The gateway's limiter as configured in the objects read from Kubernetes. */
-export type LimiterFromObjects = (objects: KubeObject[]) => { burst: number; rps: number };
+export type LimiterFromObjects = (objects: KubeObject[]) => { burst: number; rps: number; replicas?: number };
 
 export interface Collected {
   facts: LiveFacts;
@@ -536,7 +542,10 @@ async function collectWith(opts: CollectOptions, p: TargetProfile | undefined, f
       const configured = out.objects && limiterFromObjects ? limiterFromObjects(out.objects) : undefined;
       const burst = opts.burst ?? configured?.burst ?? 100;
       const rps = opts.rps ?? configured?.rps ?? DEFAULT_RATE_LIMIT_RPS;
-      facts.rateLimit = await probeRateLimit(gatewayUrl, apiKey, burst, opts.extraRequests ?? RATE_LIMIT_EXTRA_REQUESTS, timeoutMs * 3, { rps });
+      // Each gateway replica has its own bucket: the allowance counts them all. The load bound stays
+      // burst + extra; with many replicas that may be too few to judge, which the check then says.
+      const replicas = configured?.replicas;
+      facts.rateLimit = await probeRateLimit(gatewayUrl, apiKey, burst, opts.extraRequests ?? RATE_LIMIT_EXTRA_REQUESTS, timeoutMs * 3, { rps, ...(replicas !== undefined ? { replicas } : {}) });
     }
   } else await probeAllMetrics();
   return out;

@@ -32,6 +32,19 @@ function gateway(opts: { burst: number; rps: number; limit?: boolean }): Promise
   });
 }
 
+/** A Service over several gateways: each request goes to the next one in turn. */
+function roundRobin(upstreams: string[]): Promise<string> {
+  let next = 0;
+  return listen((req, res) => {
+    const fwd = httpRequest(new URL(req.url ?? '/', upstreams[next++ % upstreams.length]), { method: req.method, headers: req.headers }, (up) => {
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      up.pipe(res);
+    });
+    fwd.on('error', () => res.writeHead(502).end());
+    fwd.end();
+  });
+}
+
 /** A slow link: forwards one request at a time to `upstream`, each after `delayMs`. */
 function delayingProxy(upstream: string, delayMs: number): Promise<string> {
   let queue = Promise.resolve();
@@ -85,8 +98,20 @@ describe('live rate-limit probe', () => {
     const r = await judge(p);
     expect(r.status).toBe('not-checkable');
     expect(r.message).toMatch(
-      /^could not judge: no 429, but the probe could not outpace the limiter: 30 requests in \d+ ms \([\d.]+ req\/s\); burst 20 \+ 50\/s refill allows up to \d+ in that time\. Run the audit closer to the gateway/,
+      /^could not judge: no 429, but the probe could not outpace the limiter: 30 requests in \d+ ms \([\d.]+ req\/s\); burst 20 \+ 50\/s refill \(one gateway replica assumed: no Kubernetes objects were read\) allows up to \d+ in that time\. Run the audit closer to the gateway/,
     );
+  });
+
+  it('behind a Service over two gateway replicas (a bucket each) a working limiter passes: the allowance counts both', async () => {
+    const [a, b] = await Promise.all([gateway({ burst: 20, rps: 1 }), gateway({ burst: 20, rps: 1 })]);
+    const url = await roundRobin([a, b]);
+    // Few in flight, so the probe's own early stop (answers past the allowance) decides, not a first wave.
+    const p = await probeRateLimit(url, undefined, 20, 60, 10_000, { rps: 1, replicas: 2, concurrency: 4 });
+    const v = p!.ok ? p!.value : undefined;
+    expect(v).toMatchObject({ replicas: 2 });
+    // One bucket alone would have refused at 21: the first 429 comes only once both are empty.
+    expect(v!.first429At).toBeGreaterThan(20);
+    expect((await judge(p)).status).toBe('pass');
   });
 
   it('fails a gateway with no limiter once the answers outpace burst plus refill, and stops there, saying by how much', async () => {

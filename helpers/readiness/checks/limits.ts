@@ -19,12 +19,13 @@ function configFile(idx: ObjectIndex, key: string): { configMap: string; value: 
 }
 
 /** Rate-limit settings the gateway runs with (defaults 50/100 when unset or invalid). */
-export function gatewayRateLimit(idx: ObjectIndex): { rps: string | undefined; burst: string | undefined; effectiveBurst: number; effectiveRps: number } {
+export function gatewayRateLimit(idx: ObjectIndex): { rps: string | undefined; burst: string | undefined; effectiveBurst: number; effectiveRps: number; replicas?: number } {
   const gw = primary(idx, 'api-gateway');
   const rps = gw ? idx.envOf(gw, 'API_RATE_LIMIT_RPS') : undefined;
   const burst = gw ? idx.envOf(gw, 'API_RATE_LIMIT_BURST') : undefined;
   const positive = (v: string | undefined) => (v && /^[1-9]\d*$/.test(v) ? Number(v) : undefined);
-  return { rps, burst, effectiveBurst: positive(burst) ?? 100, effectiveRps: positive(rps) ?? 50 };
+  // Each gateway replica has its own bucket (api.md §4): the limit a client meets is per pod.
+  return { rps, burst, effectiveBurst: positive(burst) ?? 100, effectiveRps: positive(rps) ?? 50, ...(gw ? { replicas: Math.max(1, gw.replicas) } : {}) };
 }
 
 export const limitsChecks: Check[] = [
@@ -114,7 +115,8 @@ export const limitsChecks: Check[] = [
       if (v.first429At !== null) return pass(`429 after ${v.first429At} requests (burst ${v.burst})`, v);
       // No 429 is a finding only when the probe sent more than a working limiter lets through in
       // the time it took (burst + refill x elapsed). Behind a slow link it cannot get there.
-      const figures = `${v.sent} requests in ${v.elapsedMs} ms (${v.achievedRps} req/s); burst ${v.burst} + ${v.rps}/s refill allows up to ${v.allowance} in that time`;
+      const pods = v.replicas === undefined ? ' (one gateway replica assumed: no Kubernetes objects were read)' : v.replicas > 1 ? ` per replica, x${v.replicas} gateway replicas (each has its own bucket)` : '';
+      const figures = `${v.sent} requests in ${v.elapsedMs} ms (${v.achievedRps} req/s); burst ${v.burst} + ${v.rps}/s refill${pods} allows up to ${v.allowance} in that time`;
       if (v.allowance === undefined || v.sent <= v.allowance) {
         return notCheckable(`could not judge: no 429, but the probe could not outpace the limiter: ${figures}. Run the audit closer to the gateway (same cluster or node) to judge it`, v);
       }
