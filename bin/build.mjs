@@ -10,6 +10,8 @@
 // every module exists once: helpers/teardown.ts becomes dist/<build>/helpers/teardown.js and nothing
 // else holds its state. Files that are not code (runbook pages, JSON schemas, cap.proto, the
 // sandbox's config) are not copied: modules find them from the project root (helpers/paths.ts).
+// The third-party packages every run loads are bundled once per dependency set and linked into
+// the build as <build>/vendor/ (bin/vendor.mjs); the compiled modules import them from there.
 //
 // A build is named by a fingerprint of its sources (path, size and mtime of every file in the
 // compiled folders, and of this file), dist/<fingerprint>/. Staleness is one
@@ -21,8 +23,9 @@
 import { createHash } from 'node:crypto';
 import nodeModule from 'node:module';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { rewriteImports, vendorInto } from './vendor.mjs';
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 /**
@@ -57,8 +60,10 @@ function sourceFiles(repo) {
 /** The sources' fingerprint: one stat per file, no reads. */
 export function fingerprint(repo = REPO) {
   const h = createHash('sha256');
-  // This file too: a change of the build's own options makes every earlier build stale.
-  for (const f of [join(repo, 'bin/build.mjs'), ...sourceFiles(repo)]) {
+  // The build's own files too: a change of its options makes every earlier build stale; and the
+  // lockfile, whose change means other dependencies for the bundles (bin/vendor.mjs).
+  for (const f of [join(repo, 'bin/build.mjs'), join(repo, 'bin/vendor.mjs'), join(repo, 'pnpm-lock.yaml'), ...sourceFiles(repo)]) {
+    if (!existsSync(f)) continue;
     const s = statSync(f);
     h.update(`${relative(repo, f)}\0${s.size}\0${s.mtimeMs}\n`);
   }
@@ -119,7 +124,7 @@ async function build(repo, dir) {
   const tmp = join(root, `.tmp-${process.pid}-${Date.now().toString(36)}`);
   try {
     const entryPoints = sourceFiles(repo).filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'));
-    await esbuild({
+    const { outputFiles } = await esbuild({
       entryPoints,
       outdir: tmp,
       outbase: repo,
@@ -129,7 +134,19 @@ async function build(repo, dir) {
       target: 'node20.19',
       sourcemap: 'linked',
       logLevel: 'silent',
+      write: false,
     });
+    const vendor = await vendorInto(repo, root, tmp);
+    for (const f of outputFiles) {
+      mkdirSync(dirname(f.path), { recursive: true });
+      if (!f.path.endsWith('.js')) {
+        writeFileSync(f.path, f.contents);
+        continue;
+      }
+      // Bundled packages come from the build's vendor/ (same line count, so the source maps hold).
+      const rel = relative(dirname(f.path), vendor).split(sep).join('/');
+      writeFileSync(f.path, rewriteImports(f.text, rel.startsWith('.') ? rel : `./${rel}`));
+    }
     // The profile schema's validator, compiled once here instead of on every run (helpers/target.ts).
     const target = await import(pathToFileURL(join(tmp, 'helpers/target.js')).href);
     writeFileSync(join(tmp, 'helpers', target.PRECOMPILED_VALIDATOR), target.profileValidatorSource());

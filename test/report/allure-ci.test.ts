@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { currentBuild } from '../../bin/build.mjs';
 import { withoutUserinfo } from '../../helpers/report/allure.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -15,8 +16,11 @@ const TOKEN = 'glpat-Xq7TOKENvalue';
 let dir: string;
 let gitLog: string;
 let bin: string;
+/** helpers/report/allure.js of the current build, which loads Allure's bundled engine (bin/vendor.mjs). */
+let compiled: string;
 
-beforeAll(() => {
+beforeAll(async () => {
+  compiled = join((await currentBuild()).dir, 'helpers/report/allure.js');
   dir = mkdtempSync(join(tmpdir(), 'allure-ci-'));
   // The directory the runner is started from: a clone whose remote carries a token.
   const checkout = join(dir, 'checkout');
@@ -43,16 +47,25 @@ beforeAll(() => {
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+/**
+ * The report engine as the runner loads it (bundled, from the build) and as the sources load it
+ * (from node_modules): both must scrub the same way.
+ */
+const ENGINES = [
+  { engine: 'bundled in the build', module: () => compiled, loader: [] as string[] },
+  { engine: 'from node_modules', module: () => join(ROOT, 'helpers/report/allure.ts'), loader: ['--import', import.meta.resolve('tsx')] },
+];
+
 /** generateHtml in a child started in the checkout (a worker thread cannot chdir), with `env` on top of a CI-free environment. */
-async function reportFrom(name: string, env: Record<string, string>): Promise<string> {
-  const out = join(dir, name);
+async function reportFrom(engine: (typeof ENGINES)[number], name: string, env: Record<string, string>): Promise<string> {
+  const out = join(dir, `${name}-${engine.loader.length}`);
   const script = [
-    `const { generateHtml } = await import(${JSON.stringify(pathToFileURL(join(ROOT, 'helpers/report/allure.ts')).href)});`,
+    `const { generateHtml } = await import(${JSON.stringify(pathToFileURL(engine.module()).href)});`,
     `const r = await generateHtml({ resultsDir: ${JSON.stringify(join(dir, 'results'))}, outputDir: ${JSON.stringify(join(out, 'html'))}, stagingDir: ${JSON.stringify(join(out, 'staging'))}, reportName: 'ci check', history: [] });`,
     'console.log(r.index);',
   ].join('\n');
   const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !CI_VARIABLES.test(k)));
-  const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), '--input-type=module', '-e', script], {
+  const child = spawn(process.execPath, [...engine.loader, '--input-type=module', '-e', script], {
     cwd: join(dir, 'checkout'),
     env: { ...base, PATH: `${bin}${delimiter}${process.env.PATH ?? ''}`, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -69,10 +82,10 @@ async function reportFrom(name: string, env: Record<string, string>): Promise<st
 /** What @allurereport/ci's detectors look at to decide they run on a CI. */
 const CI_VARIABLES = /^(CI|GITHUB_ACTIONS|GITLAB_CI|JENKINS_URL|BUILD_NUMBER|CIRCLECI|DRONE|BITBUCKET_.*|CODEBUILD_.*|TF_BUILD|SYSTEM_.*|BUILD_.*|GIT_URL)$/;
 
-describe('the HTML report and the runner’s own checkout', () => {
+describe.each(ENGINES)('the HTML report and the runner’s own checkout (Allure $engine)', (engine) => {
   it('off CI: no repository, branch or remote of the current directory in the report, and no git run for it', async () => {
     rmSync(gitLog, { force: true });
-    const html = await reportFrom('local', {});
+    const html = await reportFrom(engine, 'local', {});
     expect(html).toContain('ci check'); // the report itself is there
     expect(html).not.toContain(TOKEN);
     expect(html).not.toContain('ops-runbooks');
@@ -80,7 +93,7 @@ describe('the HTML report and the runner’s own checkout', () => {
   }, 60_000);
 
   it('on Jenkins: the job’s repository is named, without the credentials in GIT_URL', async () => {
-    const html = await reportFrom('jenkins', {
+    const html = await reportFrom(engine, 'jenkins', {
       JENKINS_URL: 'https://jenkins.example.test/',
       BUILD_URL: 'https://jenkins.example.test/job/runbooks/7/',
       GIT_URL: `https://bob:${TOKEN}@github.com/acme/ops-runbooks.git`,
@@ -89,7 +102,9 @@ describe('the HTML report and the runner’s own checkout', () => {
     expect(html).not.toContain('bob:');
     expect(html).toContain('github.com/acme/ops-runbooks');
   }, 60_000);
+});
 
+describe('URLs in a CI description', () => {
   it('user-info is cut from URLs, nothing else', () => {
     expect(withoutUserinfo('https://u:p@host.example/x?y=1')).toBe('https://host.example/x?y=1');
     expect(withoutUserinfo({ slug: 'a/b', url: 'ssh://git@host/a/b' })).toEqual({ slug: 'a/b', url: 'ssh://host/a/b' });

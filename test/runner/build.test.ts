@@ -7,8 +7,10 @@ import { appendFileSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileS
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildDirFor, isComplete } from '../../bin/build.mjs';
+import { buildDirFor, currentBuild, isComplete } from '../../bin/build.mjs';
+import { BUNDLES, REPORT_ENGINE } from '../../bin/vendor.mjs';
 import { verifyManifest } from '../../helpers/report/manifest.js';
 import { findBinary } from '../../helpers/processes.js';
 
@@ -68,7 +70,31 @@ describe('the build', () => {
     expect(r.stderr).toMatch(/building dist\/[0-9a-f]{16} first/);
     expect(r.stdout).toMatch(/^edited helper$/m);
     expect(buildDirFor(dir)).not.toBe(before);
+    // The bundled dependencies did not change, so the rebuild reused them rather than bundling again.
+    expect(readdirSync(join(dir, 'dist')).filter((n) => n.startsWith('vendor-'))).toHaveLength(1);
   }, 240_000);
+
+  it('the packages every run loads come bundled, one file each, from the build’s vendor/', async () => {
+    const { dir } = await currentBuild();
+    const vendor = join(dir, 'vendor');
+    expect(readdirSync(vendor).sort()).toEqual([REPORT_ENGINE, ...BUNDLES.map((b) => b.file)].sort());
+    const packages = BUNDLES.flatMap((b) => b.packages);
+    const bare = new RegExp(`(?:\\bfrom\\s*|\\bimport\\s*\\(\\s*)["'](?:${packages.join('|')})["']`);
+    const compiled = (d: string): string[] =>
+      readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? (e.name === 'vendor' ? [] : compiled(join(d, e.name))) : e.name.endsWith('.js') ? [join(d, e.name)] : []));
+    const modules = compiled(dir);
+    expect(modules.length).toBeGreaterThan(100);
+    expect(modules.filter((f) => bare.test(readFileSync(f, 'utf8')))).toEqual([]);
+    expect(readFileSync(join(dir, 'helpers/gateway.js'), 'utf8')).toMatch(/from "\.\.\/vendor\/undici\.js"/);
+    // A bundle binds every name its packages export (a missing one would be undefined, not an error).
+    for (const b of BUNDLES) {
+      const bundled = await import(pathToFileURL(join(vendor, b.file)).href);
+      for (const pkg of b.packages) {
+        const names = Object.keys(await import(pkg)).filter((n) => n !== 'default' && !n.startsWith('__'));
+        expect(names.filter((n) => bundled[n] === undefined), pkg).toEqual([]);
+      }
+    }
+  }, 120_000);
 
   it('--plan lists the steps from the compiled scenarios without starting anything', () => {
     const r = launch(ROOT, 'smoke', '--plan');
