@@ -1,24 +1,39 @@
 // Last line of defence before a report leaves the machine: every file in the run directory is
 // scanned for registered secret values (in every encoding helpers/redact.ts knows) and redacted.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { redact } from '../evidence.js';
 import { listFiles } from './manifest.js';
 
+/**
+ * Files a scrub has seen clean, by path, with the size, mtime and inode they had then. A later scrub
+ * given the same map skips a file that still has them (the run directory is scrubbed again after the
+ * HTML is written; only the HTML is new by then).
+ */
+export type ScrubbedFiles = Map<string, string>;
+
+function stamp(file: string): string {
+  const s = statSync(file, { bigint: true });
+  return `${s.size}:${s.mtimeNs}:${s.ino}`;
+}
+
 /** Redact in place; returns the files that had to be changed (relative paths). */
-export function scrubSecrets(dir: string): string[] {
+export function scrubSecrets(dir: string, seen?: ScrubbedFiles): string[] {
   const changed: string[] = [];
   for (const file of listFiles(dir)) {
+    if (seen && seen.get(file) === stamp(file)) continue;
     const buf = readFileSync(file);
     // Binary files (images, archives) are not rewritten: redacting bytes would corrupt them, and
     // evidence attachments are already redacted when they are recorded.
-    if (buf.includes(0)) continue;
-    const text = buf.toString('utf8');
-    const clean = redact(text);
-    if (clean !== text) {
-      writeFileSync(file, clean);
-      changed.push(relative(dir, file));
+    if (!buf.includes(0)) {
+      const text = buf.toString('utf8');
+      const clean = redact(text);
+      if (clean !== text) {
+        writeFileSync(file, clean);
+        changed.push(relative(dir, file));
+      }
     }
+    seen?.set(file, stamp(file));
   }
   return changed;
 }

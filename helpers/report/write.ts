@@ -12,7 +12,7 @@ import { generateHtml } from './allure.js';
 import { writeJunit } from './junit.js';
 import { writeManifest } from './manifest.js';
 import { RUN_FILES } from './run-contract.js';
-import { scrubSecrets } from './secrets.js';
+import { scrubSecrets, type ScrubbedFiles } from './secrets.js';
 import { countSteps, readFindings, readJsonl, writeSummaries, type RunSummary, type StepTeardownRecord, type SummarySection } from './summary.js';
 
 export interface WriteReportArgs {
@@ -29,6 +29,15 @@ export interface WrittenReport {
   index: string;
   /** Allure's trend point for this run (stored with the run in the history). */
   historyPoint?: unknown;
+}
+
+const scrubs = new WeakMap<WriteReportArgs, ScrubbedFiles>();
+
+/** The files this report's scrubs have seen clean, so the second scrub reads only what changed. */
+function scrubbed(a: WriteReportArgs): ScrubbedFiles {
+  let seen = scrubs.get(a);
+  if (!seen) scrubs.set(a, (seen = new Map()));
+  return seen;
 }
 
 /** Write the report: the summary files first, then the HTML and the manifest. */
@@ -57,7 +66,7 @@ export async function writeSummaryFiles(a: WriteReportArgs): Promise<void> {
   await writeSummaries(a.runDir, s);
   await writeJunit(a.runDir, s);
   // Scrub before Allure reads the results, so a secret in an error message never reaches the HTML.
-  scrubSecrets(a.runDir);
+  scrubSecrets(a.runDir, scrubbed(a));
 }
 
 /**
@@ -87,7 +96,7 @@ export async function finishReport(a: WriteReportArgs): Promise<WrittenReport> {
   } finally {
     rmSync(staging, { recursive: true, force: true });
   }
-  scrubSecrets(a.runDir);
+  scrubSecrets(a.runDir, scrubbed(a));
   await writeManifest(a.runDir);
   return { index, historyPoint };
 }

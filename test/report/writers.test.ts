@@ -1,12 +1,15 @@
 // The report writers a reader meets first: the link from a failed step to its runbook page's
 // "When it fails" text, junit.xml (one writer, one escaper, evidence on failures) and summary.md.
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { REPO_ROOT, findRunbook } from '../../helpers/catalog.js';
+import { clearSecrets, registerSecret } from '../../helpers/redact.js';
 import { CATEGORIES } from '../../helpers/report/allure.js';
 import { renderJunit, renderJunitXml, xmlText } from '../../helpers/report/junit.js';
 import { slug, whenItFailsAnchor, whenItFailsLink } from '../../helpers/report/runbook-links.js';
+import { scrubSecrets, type ScrubbedFiles } from '../../helpers/report/secrets.js';
 import { renderMarkdown, type RunSummary } from '../../helpers/report/summary.js';
 
 const page = (name: string) => readFileSync(join(REPO_ROOT, 'runbooks', `${name}.md`), 'utf8');
@@ -137,5 +140,33 @@ describe('report categories', () => {
     expect(categoryOf('broken', "step 'Jobs' needs Redis, but target 'x' has no redis section")).toBe('Environment problems');
     expect(categoryOf('broken', 'interrupted: SIGTERM')).toBe('Interrupted runs');
     expect(categoryOf('broken', "Cannot read properties of undefined (reading 'id')")).toBe('Broken tests');
+  });
+});
+
+describe('the second secret scrub', () => {
+  it('skips what the first saw clean and has not changed; a file written or changed since is still redacted', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'scrub-'));
+    const secret = 'sk-second-scrub-0123456789';
+    registerSecret(secret);
+    try {
+      writeFileSync(join(dir, 'summary.json'), '{"ok":true}');
+      writeFileSync(join(dir, 'leaky.txt'), `token ${secret}`);
+      const seen: ScrubbedFiles = new Map();
+      expect(scrubSecrets(dir, seen)).toEqual(['leaky.txt']);
+      expect([...seen.keys()].sort()).toEqual([join(dir, 'leaky.txt'), join(dir, 'summary.json')]);
+
+      // The HTML comes later; an earlier file is rewritten (a failed HTML rewrites the summaries).
+      writeFileSync(join(dir, 'index.html'), `<p>${Buffer.from(secret).toString('base64')}</p>`);
+      writeFileSync(join(dir, 'summary.json'), JSON.stringify({ error: `401 for ${secret}` }));
+      expect(scrubSecrets(dir, seen).sort()).toEqual(['index.html', 'summary.json']);
+      const reads = ['index.html', 'summary.json', 'leaky.txt'].map((f) => readFileSync(join(dir, f), 'utf8'));
+      expect(reads.join('\n')).not.toContain(secret);
+      expect(reads[0]).not.toContain(Buffer.from(secret).toString('base64'));
+      // Nothing changed since: a third scrub has nothing to read.
+      expect(scrubSecrets(dir, seen)).toEqual([]);
+    } finally {
+      clearSecrets();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -68,10 +68,23 @@ describe('report pieces', () => {
       '<html><body><div id="app"></div>\n<script async src="https://www.googletagmanager.com/gtag/js?id=G-X"></script>\n' +
       "<script>\n window.dataLayer = window.dataLayer || [];\n function gtag(){dataLayer.push(arguments);}\n gtag('js', new Date());\n</script>\n" +
       '<script>window.allure = {}</script></body></html>';
-    const out = stripAnalytics(html);
+    const out = stripAnalytics(html).toString();
     expect(out).not.toMatch(/googletagmanager|gtag/);
     expect(out).toContain('window.allure = {}');
     expect(() => stripAnalytics('<script src="https://cdn.example.com/x.js"></script>')).toThrow(/network/);
+  });
+
+  it('leaves data: URIs byte for byte and edits the markup around them, whatever its characters', () => {
+    const app = `"data:text/javascript;base64,${Buffer.from('gtag("x"); fetch("https://evil.example/")').toString('base64')}"`;
+    const html = `<p>é中😀</p><script src=${app}></script><script>gtag('js')</script><a href='data:text/plain,it"s'>x</a><b>'data:a"</b>`;
+    const out = stripAnalytics(Buffer.from(html)).toString();
+    expect(out).toBe(`<p>é中😀</p><script src=${app}></script><a href='data:text/plain,it"s'>x</a><b>'data:a"</b>`);
+    // A reference to the network is found in markup next to a data: URI, and one written like a
+    // data: URI but closed by the other quote is markup, not a URI.
+    expect(() => stripAnalytics(`<img src="data:image/png;base64,AA"><img src="https://cdn.example/x.png">`)).toThrow(/network/);
+    expect(() => stripAnalytics(`<x y='data:a"><script src="https://cdn.example/x.js"></script>'>`)).toThrow(/network/);
+    // HTML holding a NUL (the placeholders' delimiter) is edited whole.
+    expect(stripAnalytics('a\u0000b<script>gtag(1)</script>').toString()).toBe('a\u0000b');
   });
 
   it('run ids sort by time and name the runbook; prefixes are short and DNS-safe', () => {
