@@ -1,11 +1,12 @@
 // Third-party code that every run loads, bundled once per dependency set (part of bin/build.mjs).
 //
 // Node loads a package that ships as a hundred files a hundred times over: resolve, stat, read,
-// compile, link. The Allure report engine alone is ~950 modules and ~0.75 s of CPU to load, undici
-// ~0.15 s in each thread that makes an HTTP call. Bundled into one file each, they load in about a
-// third of that. Only packages that every run pays for are bundled; the rest load from node_modules
-// as usual (a package whose behaviour depends on what it finds beside it, such as protobufjs
-// looking for `long`, stays where it is).
+// compile, link. The Allure report engine alone is ~950 modules and ~0.75 s of CPU to load; undici
+// ~0.15 s in each thread that makes an HTTP call; ioredis and nats.js ~0.2 s in the scenario
+// worker. Bundled into one file each, they load in a third to a half of that. Only packages that
+// every run pays for are bundled; the rest load from node_modules as usual (a package whose
+// behaviour depends on what it finds beside it, such as protobufjs looking for `long`, stays where
+// it is).
 //
 // A bundle depends on the installed dependencies only, so it is kept in dist/vendor-<hash>/ and
 // linked into each build: editing a helper rebuilds the project's modules (~0.3 s), not these.
@@ -76,12 +77,13 @@ function cacheDirFor(root, repo) {
 
 /**
  * A bundled module still finds files beside its original (Allure reads its own package.json and
- * the report app's archive through `new URL(..., import.meta.url)`): each `import.meta.url` becomes
- * the original file's URL, written relative to where the bundle is loaded from (<build>/vendor/),
- * so a checkout that moves keeps working. CommonJS parts get a real `require` (esbuild's ESM
- * output has none of its own).
+ * the report app's archive through `new URL(..., import.meta.url)`): in each module that uses it,
+ * `import.meta.url` (as an expression: esbuild's define, so strings and comments are left alone)
+ * becomes the original file's URL, written relative to where the bundle is loaded from
+ * (<build>/vendor/), so a checkout that moves keeps working. CommonJS parts get a real `require`
+ * (esbuild's ESM output has none of its own).
  */
-function bundleOptions(root, outfile) {
+export function bundleOptions(root, outfile) {
   const loadedFrom = join(root, '<build>', VENDOR_DIR);
   return {
     bundle: true,
@@ -91,16 +93,26 @@ function bundleOptions(root, outfile) {
     outfile,
     logLevel: 'silent',
     legalComments: 'none',
-    banner: { js: "import { createRequire as __vendorRequire } from 'node:module';\nconst require = __vendorRequire(import.meta.url);" },
+    banner: {
+      js: [
+        "import { createRequire as __vendorRequire } from 'node:module';",
+        'const require = __vendorRequire(import.meta.url);',
+        'const __vendorBase = import.meta.url;',
+      ].join('\n'),
+    },
+    define: { 'import.meta.url': '__vendorMetaUrl' },
     plugins: [
       {
         name: 'original-import-meta-url',
         setup(b) {
           b.onLoad({ filter: /\.(?:c|m)?js$/ }, (args) => {
             const src = readFileSync(args.path, 'utf8');
-            if (!src.includes('import.meta.url')) return undefined;
+            if (!src.includes('import.meta')) return undefined;
             const rel = relative(loadedFrom, args.path).split(sep).join('/');
-            return { contents: src.replaceAll('import.meta.url', `new URL(${JSON.stringify(rel)}, import.meta.url).href`), loader: 'js' };
+            // A module-scope binding of its own (esbuild renames it apart from other modules').
+            const own = `const __vendorMetaUrl = new URL(${JSON.stringify(rel)}, __vendorBase).href;\n`;
+            const hashbang = /^#![^\n]*\n/.exec(src)?.[0] ?? '';
+            return { contents: hashbang + own + src.slice(hashbang.length), loader: 'js' };
           });
         },
       },
