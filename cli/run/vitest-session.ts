@@ -4,7 +4,7 @@
 // known, so Vitest's own start-up is not on the way to the first step. The runner owns the process: Vitest's own signal and
 // unhandled-rejection handlers (which exit the process at once, with 1) are removed again.
 import { randomBytes } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { Writable } from 'node:stream';
@@ -50,7 +50,10 @@ export interface SessionResult {
 export interface ScenarioSession {
   /** Hand the run to the scenario files and wait until they are done; a forced stop does not wait for stuck steps. */
   run(r: RunArgs): Promise<SessionResult>;
-  /** No run will happen (setup failed or was interrupted): the files stop before any step, and nothing is written. A no-op after run(). */
+  /**
+   * No run will happen (setup failed or was interrupted): the files stop before any step, and nothing
+   * is written. After run(), it only waits (bounded) for Vitest to finish closing.
+   */
   abandon(reason: string): Promise<void>;
   /**
    * Settles once Vitest has begun its run, so its worker thread is about to start (or Vitest failed
@@ -113,6 +116,7 @@ export function startSession(s: SessionArgs): ScenarioSession {
                   // Steps mostly wait on the network: load the report generator meanwhile (not
                   // earlier: until now the CPU is Vitest's, on the way to the first step).
                   prefetch(() => import('../../helpers/report/allure.js').then((m) => m.preloadAllure()));
+                  prefetch(() => import('allure-js-commons/sdk/reporter'));
                 }
                 firstStep = true;
                 starting?.done();
@@ -146,6 +150,8 @@ export function startSession(s: SessionArgs): ScenarioSession {
   const removeStaging = () => rmSync(staging, { recursive: true, force: true });
   process.once('exit', removeStaging);
   let settled = false;
+  /** Vitest closing after a run (see run()). */
+  let closing: Promise<unknown> = Promise.resolve();
   const finish = () => {
     settled = true;
     starting?.done();
@@ -183,8 +189,11 @@ export function startSession(s: SessionArgs): ScenarioSession {
         const reason = s.interrupts.reason;
         const cutShort = reason && reason.kind === 'signal' ? EXIT.INTERRUPTED : EXIT.CHECK_FAILED;
         collector.flushRunning(reason ? `interrupted: ${reason.text}` : 'did not finish', cutShort);
-        // Closing waits for workers; a worker stuck in a step that ignored its signal must not hold the report.
-        if (!s.interrupts.forced) await settleWithin(vitest.close(), 5_000);
+        // The steps are over and Allure's results written (its reporter runs on this thread). Vitest
+        // closes (its worker thread ends) while the teardown and the report go on; abandon(), which
+        // the runner awaits before it exits, waits for that. A worker stuck in a step that ignored
+        // its signal must not hold the exit.
+        closing = s.interrupts.forced ? Promise.resolve() : settleWithin(vitest.close(), 5_000);
         // A results folder that cannot be filled (full disk) costs the HTML its steps, never the
         // teardown replay and the summary that follow: it is a run error, not a throw.
         await moveResults(staging, r).catch((err: unknown) => runErrors.push(`report: Allure results could not be moved into the run directory: ${errorMessage(err)}`));
@@ -195,7 +204,10 @@ export function startSession(s: SessionArgs): ScenarioSession {
       }
     },
     async abandon(reason) {
-      if (settled) return;
+      if (settled) {
+        await closing;
+        return;
+      }
       finish();
       tell({ type: 'abandon', reason });
       // The files stop at their first hook. Nobody waits for Vitest to wind down: the run is over and
@@ -232,7 +244,12 @@ function stagingDir(): string {
 /** The results Allure wrote, moved into the run's directory, with the run's environment block. */
 async function moveResults(staging: string, r: RunArgs): Promise<void> {
   mkdirSync(r.resultsDir, { recursive: true });
-  cpSync(staging, r.resultsDir, { recursive: true });
+  try {
+    // Renamed when the reports are on the temp folder's file system (no copy); copied otherwise.
+    for (const name of readdirSync(staging)) renameSync(join(staging, name), join(r.resultsDir, name));
+  } catch {
+    cpSync(staging, r.resultsDir, { recursive: true });
+  }
   const { createDefaultWriter } = await import('allure-js-commons/sdk/reporter');
   createDefaultWriter({ resultsDir: r.resultsDir }).writeEnvironmentInfo(r.environment);
 }
