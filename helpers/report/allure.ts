@@ -148,8 +148,8 @@ export function withoutUserinfo(value: unknown): unknown {
 let warmed: Promise<unknown> | undefined;
 
 /**
- * Start loading the generator ahead of time (it is large); safe to call more than once. Resolving a
- * configuration once also imports the report plugins, which Allure loads only then.
+ * Start loading the report engine ahead of time (it is large); safe to call more than once. Resolving
+ * a configuration once runs what generateHtml will run first, so it is compiled by then.
  */
 export async function preloadAllure(): Promise<void> {
   const engine = await loadEngine();
