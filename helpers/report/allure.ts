@@ -64,6 +64,8 @@ export interface GenerateOptions {
 
 export interface GeneratedHtml {
   index: string;
+  /** What was written to `index` (so the caller need not read 4 MB back). */
+  bytes: Buffer;
   /** Allure's history data point for this run, to be stored with the run in the run history. */
   historyPoint?: unknown;
 }
@@ -202,7 +204,7 @@ export async function generateHtml(opts: GenerateOptions): Promise<GeneratedHtml
   } catch {
     // no trend point for this run; the report itself is fine
   }
-  return { index: out, historyPoint };
+  return { index: out, bytes: html, historyPoint };
 }
 
 /**

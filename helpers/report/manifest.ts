@@ -21,17 +21,22 @@ export function listFiles(dir: string): string[] {
 }
 
 function sha256(file: string): string {
-  return createHash('sha256').update(readFileSync(file)).digest('hex');
+  return sha256Of(readFileSync(file));
+}
+
+export function sha256Of(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
 }
 
 function rel(dir: string, file: string): string {
   return relative(dir, file).split(sep).join('/');
 }
 
-export async function writeManifest(dir: string): Promise<string> {
+/** `known`: digests of files whose content the caller holds (just written), by absolute path. */
+export async function writeManifest(dir: string, known?: ReadonlyMap<string, string>): Promise<string> {
   const lines = listFiles(dir)
     .filter((f) => rel(dir, f) !== MANIFEST)
-    .map((f) => `${sha256(f)}  ${rel(dir, f)}`);
+    .map((f) => `${known?.get(f) ?? sha256(f)}  ${rel(dir, f)}`);
   const path = join(dir, MANIFEST);
   await writeFile(path, lines.join('\n') + '\n');
   return path;

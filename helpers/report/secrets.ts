@@ -17,6 +17,21 @@ function stamp(file: string): string {
   return `${s.size}:${s.mtimeNs}:${s.ino}`;
 }
 
+/**
+ * Redact a file just written, from the bytes that were written (no read back); recorded in `seen`
+ * like scrubSecrets does. Returns the file's content as it is now.
+ */
+export function scrubWritten(file: string, bytes: Buffer, seen: ScrubbedFiles): Buffer {
+  let now = bytes;
+  if (!bytes.includes(0)) {
+    const text = bytes.toString('utf8');
+    const clean = redact(text);
+    if (clean !== text) writeFileSync(file, (now = Buffer.from(clean)));
+  }
+  seen.set(file, stamp(file));
+  return now;
+}
+
 /** Redact in place; returns the files that had to be changed (relative paths). */
 export function scrubSecrets(dir: string, seen?: ScrubbedFiles): string[] {
   const changed: string[] = [];

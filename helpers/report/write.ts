@@ -10,9 +10,9 @@ import { redact } from '../evidence.js';
 import { allureHistory, appendRunHistory, type Summary } from '../history.js';
 import { generateHtml } from './allure.js';
 import { writeJunit } from './junit.js';
-import { writeManifest } from './manifest.js';
+import { sha256Of, writeManifest } from './manifest.js';
 import { RUN_FILES } from './run-contract.js';
-import { scrubSecrets, type ScrubbedFiles } from './secrets.js';
+import { scrubSecrets, scrubWritten, type ScrubbedFiles } from './secrets.js';
 import { countSteps, readFindings, readJsonl, writeSummaries, type RunSummary, type StepTeardownRecord, type SummarySection } from './summary.js';
 
 export interface WriteReportArgs {
@@ -78,6 +78,7 @@ export async function finishReport(a: WriteReportArgs): Promise<WrittenReport> {
   const s = a.summary;
   let index = join(a.runDir, 'index.html');
   let historyPoint: unknown;
+  const written = new Map<string, string>();
   const staging = mkdtempSync(join(tmpdir(), 'runbook-allure-'));
   try {
     const html = await generateHtml({
@@ -88,6 +89,8 @@ export async function finishReport(a: WriteReportArgs): Promise<WrittenReport> {
       history: await allureHistory(a.reportsDir, s.target).catch(() => []),
     });
     historyPoint = html.historyPoint;
+    // Scrubbed from the bytes just written, and its digest taken from them: 4 MB not read back twice.
+    written.set(html.index, sha256Of(scrubWritten(html.index, html.bytes, scrubbed(a))));
   } catch (err) {
     s.errors.push(`report HTML could not be generated: ${errorMessage(err)}`);
     await writeSummaries(a.runDir, s);
@@ -97,7 +100,7 @@ export async function finishReport(a: WriteReportArgs): Promise<WrittenReport> {
     rmSync(staging, { recursive: true, force: true });
   }
   scrubSecrets(a.runDir, scrubbed(a));
-  await writeManifest(a.runDir);
+  await writeManifest(a.runDir, written);
   return { index, historyPoint };
 }
 

@@ -9,7 +9,7 @@ import { clearSecrets, registerSecret } from '../../helpers/redact.js';
 import { CATEGORIES } from '../../helpers/report/allure.js';
 import { renderJunit, renderJunitXml, xmlText } from '../../helpers/report/junit.js';
 import { slug, whenItFailsAnchor, whenItFailsLink } from '../../helpers/report/runbook-links.js';
-import { scrubSecrets, type ScrubbedFiles } from '../../helpers/report/secrets.js';
+import { scrubSecrets, scrubWritten, type ScrubbedFiles } from '../../helpers/report/secrets.js';
 import { renderMarkdown, type RunSummary } from '../../helpers/report/summary.js';
 
 const page = (name: string) => readFileSync(join(REPO_ROOT, 'runbooks', `${name}.md`), 'utf8');
@@ -163,6 +163,15 @@ describe('the second secret scrub', () => {
       expect(reads.join('\n')).not.toContain(secret);
       expect(reads[0]).not.toContain(Buffer.from(secret).toString('base64'));
       // Nothing changed since: a third scrub has nothing to read.
+      expect(scrubSecrets(dir, seen)).toEqual([]);
+
+      // A file just written is scrubbed from its bytes, and what it holds now is what is returned.
+      const page = join(dir, 'page.html');
+      const bytes = Buffer.from(`<p>${secret}</p>`);
+      writeFileSync(page, bytes);
+      const now = scrubWritten(page, bytes, seen);
+      expect(now.toString()).toBe('<p>***</p>');
+      expect(readFileSync(page, 'utf8')).toBe('<p>***</p>');
       expect(scrubSecrets(dir, seen)).toEqual([]);
     } finally {
       clearSecrets();
