@@ -1,8 +1,10 @@
 // Progress for the person at the terminal: on a TTY one live line per running step (with elapsed
-// time) that turns into a result line; in CI or when piped, plain lines only (no escape codes), one
-// per finished step, so logs stay readable.
+// time) that turns into a result line; in CI or when piped, plain lines only (no escape codes): one
+// per finished step, and for a step still running after HEARTBEAT_MS a "  … <step> (N s)" line every
+// HEARTBEAT_MS, so a log is never silent for long (a backup that takes a minute is not a hang).
 import type { Reporter, TestCase, TestModule } from 'vitest/node';
 import { redact } from '../helpers/evidence.js';
+import { HEARTBEAT_MS } from './run/log.js';
 import { verbosity, type Verbosity } from './verbosity.js';
 
 export interface ProgressOptions {
@@ -22,6 +24,8 @@ export class ProgressReporter implements Reporter {
   private readonly out: NodeJS.WriteStream;
   private readonly live: boolean;
   private timer?: NodeJS.Timeout;
+  /** Plain output: the running step's "still running" line (see stillRunning). */
+  private heartbeat?: NodeJS.Timeout;
   private current?: { name: string; started: number };
   private lastScenario?: string;
   private readonly verbosity: Verbosity;
@@ -37,7 +41,12 @@ export class ProgressReporter implements Reporter {
     if (this.verbosity === 'quiet') return;
     this.header(tc);
     this.current = { name: tc.name, started: Date.now() };
-    if (!this.live) return;
+    if (!this.live) {
+      clearInterval(this.heartbeat);
+      this.heartbeat = setInterval(() => this.stillRunning(), HEARTBEAT_MS);
+      this.heartbeat.unref();
+      return;
+    }
     this.drawLive();
     this.timer ??= setInterval(() => this.drawLive(), 250);
     this.timer.unref();
@@ -87,6 +96,13 @@ export class ProgressReporter implements Reporter {
     this.out.write(`${scenario}\n`);
   }
 
+  /** Plain output: the step has been running for a while; say so on a line of its own. */
+  private stillRunning(): void {
+    if (!this.current) return;
+    const secs = ((Date.now() - this.current.started) / 1000).toFixed(1);
+    this.out.write(`  ${MARK.pending} ${this.current.name} (${secs} s)\n`);
+  }
+
   private drawLive(): void {
     if (!this.current) return;
     const secs = ((Date.now() - this.current.started) / 1000).toFixed(1);
@@ -96,6 +112,8 @@ export class ProgressReporter implements Reporter {
 
   private stopLive(): void {
     if (this.live && this.current) this.out.write('\r\x1b[K');
+    clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
     this.current = undefined;
   }
 }

@@ -1,6 +1,7 @@
 // The live progress line on a terminal: cut to its width, never at a width the terminal did not report.
+// In CI or piped, a step that runs long still says so every 2 s.
 import { PassThrough } from 'node:stream';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ProgressReporter, fitLine } from '../../cli/progress-reporter.js';
 
 const LINE = '  … Workflow round trip (1.2 s)';
@@ -36,5 +37,45 @@ describe('live progress line', () => {
       if (prev !== undefined) process.env.CI = prev;
     }
     expect(written).toMatch(/\r\x1b\[K {2}… Workflow round trip \(0\.0 s\)/);
+  });
+});
+
+describe('plain progress (CI, piped)', () => {
+  it('a step still running after 2 s gets a line every 2 s until its result; a quick step gets none', () => {
+    vi.useFakeTimers();
+    const out = Object.assign(new PassThrough(), { isTTY: false }) as unknown as NodeJS.WriteStream;
+    let written = '';
+    (out as unknown as PassThrough).on('data', (d) => (written += d));
+    try {
+      const reporter = new ProgressReporter({ out, plain: true, verbosity: 'normal' });
+      const step = (name: string) => ({
+        name,
+        parent: { type: 'suite', name: 'Backup and restore' },
+        module: { moduleId: 'x' },
+        result: () => ({ state: 'passed', errors: [] }),
+        diagnostic: () => ({ duration: 0 }),
+      });
+      const quick = step('Preflight');
+      reporter.onTestCaseReady(quick as never);
+      vi.advanceTimersByTime(1_900);
+      reporter.onTestCaseResult(quick as never);
+      const slow = step('Back up Redis');
+      reporter.onTestCaseReady(slow as never);
+      vi.advanceTimersByTime(5_000);
+      reporter.onTestCaseResult(slow as never);
+      vi.advanceTimersByTime(10_000);
+      reporter.onTestRunEnd();
+    } finally {
+      vi.useRealTimers();
+    }
+    const lines = written.trimEnd().split('\n');
+    expect(lines).toEqual([
+      'Backup and restore',
+      '  ✓ Preflight (0 ms)',
+      '  … Back up Redis (2.0 s)',
+      '  … Back up Redis (4.0 s)',
+      '  ✓ Back up Redis (0 ms)',
+    ]);
+    expect(written).not.toContain('\x1b');
   });
 });
