@@ -14,7 +14,7 @@
 // the build as <build>/vendor/ (bin/vendor.mjs); the compiled modules import them from there.
 //
 // A build is named by a fingerprint of its sources (path, size and mtime of every file in the
-// compiled folders, and of this file), dist/<fingerprint>/. Staleness is one
+// compiled folders, of the build's own files in bin/ and of pnpm-lock.yaml), dist/<fingerprint>/. Staleness is one
 // stat per source file (a few milliseconds): any edit, added or removed file gives another
 // fingerprint, hence another directory, and the next run builds it first (~0.3 s). Two runs that
 // build at once each write a private temp directory and rename it into place; the loser drops its
@@ -22,9 +22,10 @@
 // PRUNE_AFTER_MS.
 import { createHash } from 'node:crypto';
 import nodeModule from 'node:module';
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { makeDirAtomically } from './atomic-dir.mjs';
 import { rewriteImports, vendorInto } from './vendor.mjs';
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -62,7 +63,7 @@ export function fingerprint(repo = REPO) {
   const h = createHash('sha256');
   // The build's own files too: a change of its options makes every earlier build stale; and the
   // lockfile, whose change means other dependencies for the bundles (bin/vendor.mjs).
-  for (const f of [join(repo, 'bin/build.mjs'), join(repo, 'bin/vendor.mjs'), join(repo, 'pnpm-lock.yaml'), ...sourceFiles(repo)]) {
+  for (const f of [...['build.mjs', 'vendor.mjs', 'atomic-dir.mjs'].map((b) => join(repo, 'bin', b)), join(repo, 'pnpm-lock.yaml'), ...sourceFiles(repo)]) {
     if (!existsSync(f)) continue;
     const s = statSync(f);
     h.update(`${relative(repo, f)}\0${s.size}\0${s.mtimeMs}\n`);
@@ -121,8 +122,8 @@ async function build(repo, dir) {
   const { build: esbuild } = await import('esbuild');
   const root = distRoot(repo);
   mkdirSync(root, { recursive: true });
-  const tmp = join(root, `.tmp-${process.pid}-${Date.now().toString(36)}`);
-  try {
+  // Two runs that build at once each write their own temp directory; the first complete one stays.
+  await makeDirAtomically(dir, () => isComplete(dir), async (tmp) => {
     const entryPoints = sourceFiles(repo).filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'));
     const { outputFiles } = await esbuild({
       entryPoints,
@@ -151,15 +152,7 @@ async function build(repo, dir) {
     const target = await import(pathToFileURL(join(tmp, 'helpers/target.js')).href);
     writeFileSync(join(tmp, 'helpers', target.PRECOMPILED_VALIDATOR), target.profileValidatorSource());
     writeFileSync(join(tmp, COMPLETE), `${new Date().toISOString()}\n${entryPoints.length} modules from ${SOURCE_DIRS.join(', ')}\n`);
-    try {
-      renameSync(tmp, dir);
-    } catch (e) {
-      // Another run finished the same build first: theirs is as good as ours.
-      if (!isComplete(dir)) throw e;
-    }
-  } finally {
-    rmSync(tmp, { recursive: true, force: true });
-  }
+  });
   prune(root, dir);
 }
 

@@ -14,10 +14,11 @@
 //
 // Plain JavaScript on purpose: it runs before anything is compiled.
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { makeDirAtomically } from './atomic-dir.mjs';
 
 /**
  * Packages imported by name from the compiled modules, and the bundled file that serves them. The
@@ -179,20 +180,11 @@ export async function vendorInto(repo, root, buildDir) {
       // not writable
     }
   } else {
-    const tmp = `${cache}.tmp-${process.pid}-${Date.now().toString(36)}`;
-    try {
-      mkdirSync(tmp, { recursive: true });
+    // Another build may make the same bundles at the same time: the first complete one stays.
+    await makeDirAtomically(cache, () => existsSync(complete), async (tmp) => {
       await buildBundles(repo, tmp);
       writeFileSync(join(tmp, 'BUILD'), `${new Date().toISOString()}\n${installedVersions(repo).join('\n')}\n`);
-      try {
-        renameSync(tmp, cache);
-      } catch (e) {
-        // Another build made the same bundles first.
-        if (!existsSync(complete)) throw e;
-      }
-    } finally {
-      rmSync(tmp, { recursive: true, force: true });
-    }
+    });
   }
   const out = join(buildDir, VENDOR_DIR);
   mkdirSync(out, { recursive: true });
