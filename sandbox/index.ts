@@ -144,7 +144,8 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     const deps: SandboxDeps = { redis, nc, bus, config, faults, log: componentLog };
     // A lived-in install's config-service documents exist before its services (re)start.
     if (state === 'lived-in') await seedLivedInConfig(deps);
-    const [gatewayPort, gatewayMetricsPort, schedulerMetricsPort, workflowHealthPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+    // Each server binds any free port (0) and reports it: a port picked first and bound later could be
+    // taken in between by another process (parallel test workers, a second sandbox).
 
     const track = <C extends Component>(c: C): C => {
       cleanup.push(() => c.stop());
@@ -152,20 +153,21 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     };
     track(await startSafetyKernel(deps));
     const [scheduler, workflow, gateway] = await Promise.all([
-      startScheduler(deps, { metricsPort: schedulerMetricsPort }).then(track),
-      startWorkflowEngine(deps, { healthPort: workflowHealthPort }).then(track),
+      startScheduler(deps, { metricsPort: 0 }).then(track),
+      startWorkflowEngine(deps, { healthPort: 0 }).then(track),
       startGateway(deps, {
-        port: gatewayPort,
-        metricsPort: gatewayMetricsPort,
+        port: 0,
+        metricsPort: 0,
         routeModules: [...coreRouteModules, policyRoutes, approvalRoutes, workflowRoutes],
       }).then(track),
     ]);
 
     // TLS mode: clients reach the gateway through an https:// front on its own port.
-    const gatewayTlsPort = certs ? await freePort() : undefined;
+    let gatewayTlsPort: number | undefined;
     if (certs) {
-      const front = await startTlsFront({ port: gatewayTlsPort!, upstreamPort: gatewayPort, cert: server!.cert, key: server!.key });
+      const front = await startTlsFront({ port: 0, upstreamPort: gateway.port, cert: server!.cert, key: server!.key });
       cleanup.push(() => front.close());
+      gatewayTlsPort = front.port;
     }
     const clientTls = certs ? { ca_file: certs.ca, cert_file: certs.leaves.client.cert, key_file: certs.leaves.client.key } : undefined;
 
@@ -187,9 +189,9 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       },
       metrics: {
         gateway: gateway.metricsUrl,
-        scheduler: scheduler.metricsUrl || `http://127.0.0.1:${schedulerMetricsPort}/metrics`,
+        scheduler: scheduler.metricsUrl,
       },
-      workflow_engine: { health_url: workflow.healthUrl || `http://127.0.0.1:${workflowHealthPort}/health` },
+      workflow_engine: { health_url: workflow.healthUrl },
       nats: certs && natsSrv ? { url: natsUrl, tls: clientTls } : { url: natsUrl },
       redis: certs && redisSrv ? { url: `rediss://127.0.0.1:${redisTlsPort}`, tls: clientTls } : { url: redisUrl },
       routing: { pool: 'default', mapped_topic: 'job.default', unmapped_topic: 'job.runbook.unmapped' },
@@ -216,7 +218,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       faults: faultList,
       state,
       ...(livedIn ? { livedIn } : {}),
-      ports: { gateway: gatewayPort, gatewayMetrics: gatewayMetricsPort, schedulerMetrics: schedulerMetricsPort, workflowHealth: workflowHealthPort },
+      ports: { gateway: gateway.port, gatewayMetrics: gateway.metricsPort, schedulerMetrics: portOf(scheduler.metricsUrl), workflowHealth: portOf(workflow.healthUrl) },
       ...(certs ? { tls: { ca: certs.ca, cert: certs.leaves.client.cert, key: certs.leaves.client.key } } : {}),
       stop: () =>
         (stopping ??= (async () => {
@@ -229,4 +231,9 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     await unwind(cleanup);
     throw err;
   }
+}
+
+/** The port of a URL the sandbox's own servers reported. */
+function portOf(url: string): number {
+  return Number(new URL(url).port);
 }

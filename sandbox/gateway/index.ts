@@ -1,6 +1,7 @@
 // The API gateway: HTTP listener (middleware + routes), the WebSocket stream on the same listener,
 // a separate /metrics listener, the sys.heartbeat worker registry and the sys.job.dlq tap.
 import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { Component, SandboxDeps } from '../types.js';
 import { startDlqTap } from './dlq-tap.js';
 import { Router, createHttpHandler } from './http.js';
@@ -60,13 +61,15 @@ export async function startGateway(
     throw new Error(`gateway could not listen: ${(err as Error).message}`);
   }
 
+  // Port 0 means "any free one": the bound ports are the ones reported.
+  const port = (server.address() as AddressInfo).port;
   let stopped: Promise<void> | undefined;
   return {
     name: 'gateway',
-    url: `http://127.0.0.1:${opts.port}`,
+    url: `http://127.0.0.1:${port}`,
     metricsUrl: metricsServer.url,
-    port: opts.port,
-    metricsPort: opts.metricsPort,
+    port,
+    metricsPort: metricsServer.port,
     stop: () =>
       (stopped ??= (async () => {
         workers.stop();

@@ -2,6 +2,7 @@
 // HTTP series Cordum exports. Families without samples are left out, as the Go client does. Fault `metrics-missing` answers 404 on /metrics, the regression a
 // readiness audit must catch.
 import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { omitEmptyFamilies } from '../metrics-text.js';
 import type { Faults } from '../types.js';
@@ -36,7 +37,7 @@ export function createGatewayMetrics(): GatewayMetrics {
 }
 
 /** Serve /metrics on 127.0.0.1:<port>; everything else is 404. */
-export async function serveMetrics(metrics: GatewayMetrics, port: number, faults: Faults): Promise<{ url: string; server: Server; close(): Promise<void> }> {
+export async function serveMetrics(metrics: GatewayMetrics, port: number, faults: Faults): Promise<{ url: string; port: number; server: Server; close(): Promise<void> }> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path !== '/metrics' || faults.has('metrics-missing')) {
@@ -59,7 +60,8 @@ export async function serveMetrics(metrics: GatewayMetrics, port: number, faults
     server.once('error', reject);
     server.listen(port, '127.0.0.1', () => resolve());
   });
-  return { url: `http://127.0.0.1:${port}/metrics`, server, close: () => closeServer(server) };
+  const actual = (server.address() as AddressInfo).port;
+  return { url: `http://127.0.0.1:${actual}/metrics`, port: actual, server, close: () => closeServer(server) };
 }
 
 export function closeServer(server: Server): Promise<void> {

@@ -5,7 +5,7 @@
 // env and command. What the layout cannot reproduce (the Kubernetes API) is left to the caller.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, posix } from 'node:path';
 import { RUNTIME_STAGE, STAGES, contextFiles, envOf, runCommandsOf, type Instruction } from './dockerfile.js';
@@ -60,7 +60,8 @@ function buildDepsStage(scratch: string): string {
   mkdirSync(dir);
   for (const copy of deps.filter((i) => i.op === 'COPY')) {
     const files = copy.args.split(/\s+/).slice(0, -1);
-    for (const f of files) copyFileSync(join(REPO, f), join(dir, f));
+    // A file or a folder (patches/), to the same name in the stage's WORKDIR.
+    for (const f of files) cpSync(join(REPO, f), join(dir, f), { recursive: true });
   }
   const install = runCommandsOf(deps).find((argv) => argv[0] === 'pnpm' && argv[1] === 'install');
   if (!install) throw new Error('the deps stage runs no `pnpm install`');
