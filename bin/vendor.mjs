@@ -67,10 +67,16 @@ function installedVersions(repo) {
   return [...[...BUNDLE_OF.keys()].map((p) => versionOf(req.resolve(p))), ...Object.values(parts).map(versionOf)];
 }
 
-/** dist/vendor-<hash>: the hash covers this file, the esbuild version and every bundled package's version. */
+/**
+ * dist/vendor-<hash>: the hash covers this file, the esbuild version, every bundled package's version
+ * and the lockfile (a bundle also holds its packages' own dependencies, whose versions only the
+ * lockfile names).
+ */
 function cacheDirFor(root, repo) {
   const h = createHash('sha256');
   h.update(readFileSync(new URL(import.meta.url)));
+  const lock = join(repo, 'pnpm-lock.yaml');
+  if (existsSync(lock)) h.update(readFileSync(lock));
   h.update(createRequire(join(repo, 'package.json'))('esbuild/package.json').version);
   for (const v of installedVersions(repo)) h.update(`${v}\n`);
   return join(root, `vendor-${h.digest('hex').slice(0, 16)}`);
