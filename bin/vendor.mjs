@@ -115,6 +115,10 @@ export function bundleOptions(root, outfile) {
           b.onLoad({ filter: /\.(?:c|m)?js$/ }, (args) => {
             const src = readFileSync(args.path, 'utf8');
             if (!src.includes('import.meta')) return undefined;
+            // Only import.meta.url is carried over; a module that reads another property (dirname,
+            // resolve, ...) would get the bundle's, silently. Such a package cannot be bundled here.
+            const other = /\bimport\.meta\.(?!url\b)([A-Za-z_$][\w$]*)/.exec(src);
+            if (other) throw new Error(`${args.path} reads import.meta.${other[1]}, which a bundle cannot carry over (bin/vendor.mjs)`);
             const rel = relative(loadedFrom, args.path).split(sep).join('/');
             // A module-scope binding of its own (esbuild renames it apart from other modules').
             const own = `const __vendorMetaUrl = new URL(${JSON.stringify(rel)}, __vendorBase).href;\n`;

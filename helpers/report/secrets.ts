@@ -22,14 +22,9 @@ function stamp(file: string): string {
  * like scrubSecrets does. Returns the file's content as it is now.
  */
 export function scrubWritten(file: string, bytes: Buffer, seen: ScrubbedFiles): Buffer {
-  let now = bytes;
-  if (!bytes.includes(0)) {
-    const text = bytes.toString('utf8');
-    const clean = redact(text);
-    if (clean !== text) writeFileSync(file, (now = Buffer.from(clean)));
-  }
+  const clean = redactBytes(file, bytes);
   seen.set(file, stamp(file));
-  return now;
+  return clean ?? bytes;
 }
 
 /** Redact in place; returns the files that had to be changed (relative paths). */
@@ -37,18 +32,23 @@ export function scrubSecrets(dir: string, seen?: ScrubbedFiles): string[] {
   const changed: string[] = [];
   for (const file of listFiles(dir)) {
     if (seen && seen.get(file) === stamp(file)) continue;
-    const buf = readFileSync(file);
-    // Binary files (images, archives) are not rewritten: redacting bytes would corrupt them, and
-    // evidence attachments are already redacted when they are recorded.
-    if (!buf.includes(0)) {
-      const text = buf.toString('utf8');
-      const clean = redact(text);
-      if (clean !== text) {
-        writeFileSync(file, clean);
-        changed.push(relative(dir, file));
-      }
-    }
+    if (redactBytes(file, readFileSync(file))) changed.push(relative(dir, file));
     seen?.set(file, stamp(file));
   }
   return changed;
+}
+
+/**
+ * The file's content redacted and written back, when redaction changed it; undefined otherwise.
+ * Binary files (images, archives) are left as they are: redacting bytes would corrupt them, and
+ * evidence attachments are already redacted when they are recorded.
+ */
+function redactBytes(file: string, bytes: Buffer): Buffer | undefined {
+  if (bytes.includes(0)) return undefined;
+  const text = bytes.toString('utf8');
+  const clean = redact(text);
+  if (clean === text) return undefined;
+  const out = Buffer.from(clean);
+  writeFileSync(file, out);
+  return out;
 }

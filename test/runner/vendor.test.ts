@@ -33,6 +33,16 @@ describe('a bundled package', () => {
     expect(m.template).toBe('a b import.meta.url');
   });
 
+  it('refuses a package that reads another import.meta property, which the bundle would answer for it', async () => {
+    const pkg = join(tmp, 'node_modules', 'reads-dirname');
+    mkdirSync(pkg, { recursive: true });
+    writeFileSync(join(pkg, 'index.js'), 'export const here = import.meta.dirname;\n');
+    const out = join(tmp, 'dist', 'abc123', 'vendor', 'dirname.js');
+    await expect(
+      build({ ...bundleOptions(join(tmp, 'dist'), out), stdin: { contents: `export * from ${JSON.stringify(join(pkg, 'index.js'))};`, resolveDir: tmp, loader: 'js' } }),
+    ).rejects.toThrow(/reads-dirname\/index\.js reads import\.meta\.dirname/);
+  });
+
   it('is imported from the build’s vendor/ by every compiled module that names its package', () => {
     const code = ['import { request } from "undici";', 'const y = await import("yaml");', 'import "commander";', 'import { x } from "undici-extra";'].join('\n');
     expect(rewriteImports(code, '../vendor')).toBe(
