@@ -59,9 +59,9 @@ export async function runRunbook(opts: RunOptions): Promise<number> {
   // files wait for the run (cli/run/vitest-session.ts). Abandoned unless the run starts.
   const session = (await import('./run/vitest-session.js')).startSession({ files, interrupts });
   try {
-    // Vitest first: its worker thread's start-up is the longer way to the first step, and until the
-    // worker is on its way, the profile and preflight work below would hold the one thread Vitest
-    // needs to get there. Bounded, and a Ctrl-C ends the wait.
+    // The scenario thread first: its start-up is the longer way to the first step, and until it is
+    // on its way, the profile and preflight work below would hold the thread that starts it (at once
+    // when the session started it early). Bounded, and a Ctrl-C ends the wait.
     await untilAborted(session.launched, anySignal(AbortSignal.timeout(LAUNCH_WAIT_MS), interrupts.signal)!).catch(() => {});
     if (interrupts.reason) return stoppedBeforeRun(interrupts);
     // Setup and preflight: nothing exists on the target yet, so a stop has nothing to undo.

@@ -19,6 +19,7 @@ import { processGone } from '../../helpers/teardown.js';
 import { settleWithin, untilAborted } from '../../helpers/waits.js';
 import { ProgressReporter } from '../progress-reporter.js';
 import { FORCE_TEARDOWN_MS, type Interrupts } from './interrupts.js';
+import { startEarlyThread } from './scenario-thread.js';
 import { debugging, phase, prefetch, waiting, type Waiting } from './log.js';
 
 export interface SessionArgs {
@@ -56,9 +57,10 @@ export interface ScenarioSession {
    */
   abandon(reason: string): Promise<void>;
   /**
-   * Settles once Vitest has begun its run, so its worker thread is about to start (or Vitest failed
-   * to start: run() reports that). The runner lets this happen before its own work on the target,
-   * which would otherwise hold the one thread Vitest needs to get there.
+   * Settles once the scenario thread is on its way: at once when the runner started it early
+   * (cli/run/scenario-thread.ts), else once Vitest has begun its run and so is about to start it (or
+   * Vitest failed to start: run() reports that). The runner lets this happen before its own work on
+   * the target, which would otherwise hold the one thread Vitest needs to get there.
    */
   launched: Promise<void>;
 }
@@ -91,6 +93,13 @@ export function startSession(s: SessionArgs): ScenarioSession {
   // An unhandled rejection in the runner while the files run is recorded, never a silent exit 1.
   const onUnhandled = (reason: unknown) => runErrors.push(`runner: unhandled rejection: ${errorMessage(reason).split('\n')[0]}`);
   process.on('unhandledRejection', onUnhandled);
+  const configEnv = { [ENV.CONTRACT_CHANNEL]: channelName };
+  // As Vitest's own CLI does (else Vite would make it "development" while it loads): the scenario
+  // thread, started before Vite loads, is given the same environment Vitest will ask for.
+  process.env.NODE_ENV ??= 'test';
+  const compiled = compiledScenarios(s.files);
+  // The scenario thread starts now, while Vitest's main side loads (cli/run/scenario-thread.ts).
+  const early = compiled && process.env.RUNBOOK_EARLY_THREAD !== '0' ? startEarlyThread(configEnv, compiled) : undefined;
   const started: Promise<Started> = (async () => {
     const [{ createVitest }, { default: AllureReporter }, { StepCollector }, { CATEGORIES }] = await Promise.all([
       import('vitest/node'),
@@ -99,7 +108,6 @@ export function startSession(s: SessionArgs): ScenarioSession {
       import('../../helpers/report/allure.js'),
     ]);
     phase('vitest loaded');
-    const compiled = compiledScenarios(s.files);
     const collector = new StepCollector({ fileOf: sourceFile });
     const Allure = compiled ? sourceNamedAllure(AllureReporter) : AllureReporter;
     const vitest = await withoutVitestProcessHandlers(() =>
@@ -107,12 +115,14 @@ export function startSession(s: SessionArgs): ScenarioSession {
         'test',
         {
           ...baseVitestConfig(s.files, compiled),
+          ...(early ? { pool: early.pool } : {}),
           reporters: [
             {
               onTestRunStart: () => launch(),
               onTestCaseReady: () => {
                 if (!firstStep) {
                   phase('first step started');
+                  if (early) phase(`scenario thread: ${early.outcome}`);
                   // Steps mostly wait on the network: load the report generator meanwhile (not
                   // earlier: until now the CPU is Vitest's, on the way to the first step).
                   prefetch(() => import('../../helpers/report/allure.js').then((m) => m.preloadAllure()));
@@ -130,7 +140,7 @@ export function startSession(s: SessionArgs): ScenarioSession {
           ],
           // junit.xml is written by the runner from the step records (helpers/report/junit.ts), so it
           // exists for interrupted, forced and broken runs too.
-          env: { [ENV.CONTRACT_CHANNEL]: channelName },
+          env: configEnv,
         },
         viteConfig(),
         vitestStreams(),
@@ -154,6 +164,7 @@ export function startSession(s: SessionArgs): ScenarioSession {
   let closing: Promise<unknown> = Promise.resolve();
   const finish = () => {
     settled = true;
+    early?.dispose();
     starting?.done();
     process.off('unhandledRejection', onUnhandled);
   };
@@ -164,7 +175,7 @@ export function startSession(s: SessionArgs): ScenarioSession {
   };
 
   return {
-    launched,
+    launched: early ? Promise.resolve() : launched,
     async run(r) {
       if (settled) throw new Error('scenario session already ended');
       // Until the first step starts: whatever of Vitest, its worker and the files is still loading.

@@ -1,8 +1,10 @@
 // Allure side of a run: environment info and categories (given to allure-vitest, which writes them
 // into allure-results), and the single-file Allure Report 3 HTML, generated in-process (a child
 // `allure generate` costs about a second of start-up) with the analytics tag removed.
+import { isAscii } from 'node:buffer';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { open, readFile, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -55,6 +57,12 @@ export interface GenerateOptions {
   stagingDir: string;
   reportName: string;
   /**
+   * Applied to the page's text before it is written (the secret scrub, helpers/report/secrets.ts):
+   * to its markup and to each data: URI on its own, so the 3.6 MB inlined app is never joined
+   * with the rest into one string.
+   */
+  clean?: (text: string) => string;
+  /**
    * Allure's trend data of earlier runs (its history data points, oldest first). They live in the
    * per-target run history (helpers/history.ts), one per run, so there is one history file per target.
    */
@@ -64,8 +72,8 @@ export interface GenerateOptions {
 
 export interface GeneratedHtml {
   index: string;
-  /** What was written to `index` (so the caller need not read 4 MB back). */
-  bytes: Buffer;
+  /** sha256 (hex) of what was written to `index` (so the caller need not read 4 MB back). */
+  digest: string;
   /** Allure's history data point for this run, to be stored with the run in the run history. */
   historyPoint?: unknown;
 }
@@ -192,9 +200,9 @@ export async function generateHtml(opts: GenerateOptions): Promise<GeneratedHtml
   await report.done();
   const produced = join(staging, 'out', 'index.html');
   if (!existsSync(produced)) throw new Error(`allure did not produce ${produced}`);
-  const html = stripAnalytics(await readFile(produced));
+  const pieces = pagePieces(await readFile(produced), opts.clean);
   const out = join(opts.outputDir, 'index.html');
-  await writeFile(out, html);
+  await writePieces(out, pieces);
   let historyPoint: unknown;
   try {
     const last = (await readFile(historyPath, 'utf8')).trim().split('\n').at(-1);
@@ -204,25 +212,57 @@ export async function generateHtml(opts: GenerateOptions): Promise<GeneratedHtml
   } catch {
     // no trend point for this run; the report itself is fine
   }
-  return { index: out, bytes: html, historyPoint };
+  const hash = createHash('sha256');
+  for (const p of pieces) hash.update(p);
+  return { index: out, digest: hash.digest('hex'), historyPoint };
 }
 
 /**
  * Allure 3's awesome template hard-codes a Google Analytics tag (allure3 #476). A report attached to
  * a change ticket must not phone home, so both the loader and the inline gtag script are removed,
  * and the result is checked so a template change cannot silently bring them back. Bytes in, bytes
- * out: the 4 MB page is never decoded as a whole (see withDataUrisSetAside).
+ * out: the 4 MB page is never decoded as a whole (see editHtml).
  */
 export function stripAnalytics(html: Uint8Array | string): Buffer {
-  return withDataUrisSetAside(typeof html === 'string' ? Buffer.from(html) : Buffer.from(html.buffer, html.byteOffset, html.byteLength), (text) => {
-    const out = text
-      .replace(/<script\b[^>]*\bsrc=["']https?:\/\/(?:www\.)?googletagmanager\.com[^"']*["'][^>]*>\s*<\/script>/gi, '')
-      .replace(/<script\b[^>]*>(?:(?!<\/script>)[\s\S])*?\bgtag\s*\((?:(?!<\/script>)[\s\S])*?<\/script>/gi, '');
-    // Checked on the same text (data: URIs still set aside): what a data: URI holds is not markup.
-    const leftovers = networkReferences(out);
-    if (leftovers.length > 0) throw new Error(`report HTML still references the network: ${leftovers.join(', ')}`);
-    return out;
-  });
+  const bytes = typeof html === 'string' ? Buffer.from(html) : Buffer.from(html.buffer, html.byteOffset, html.byteLength);
+  return Buffer.concat(editHtml(bytes, withoutAnalytics));
+}
+
+/**
+ * The page as it is written, in pieces (see editHtml): analytics removed (stripAnalytics), then
+ * `clean` applied to the markup and to each data: URI.
+ */
+export function pagePieces(html: Buffer, clean?: (text: string) => string): Buffer[] {
+  return editHtml(html, clean ? (markup) => clean(withoutAnalytics(markup)) : withoutAnalytics, clean);
+}
+
+/** The analytics tags removed from the page's markup, which is then checked for network references. */
+function withoutAnalytics(markup: string): string {
+  const out = markup
+    .replace(/<script\b[^>]*\bsrc=["']https?:\/\/(?:www\.)?googletagmanager\.com[^"']*["'][^>]*>\s*<\/script>/gi, '')
+    .replace(/<script\b[^>]*>(?:(?!<\/script>)[\s\S])*?\bgtag\s*\((?:(?!<\/script>)[\s\S])*?<\/script>/gi, '');
+  // Checked on the same text (data: URIs still set aside): what a data: URI holds is not markup.
+  const leftovers = networkReferences(out);
+  if (leftovers.length > 0) throw new Error(`report HTML still references the network: ${leftovers.join(', ')}`);
+  return out;
+}
+
+/** Write the page's pieces in order, as one file (no 4 MB join first). */
+async function writePieces(file: string, pieces: Buffer[]): Promise<void> {
+  const fh = await open(file, 'w');
+  try {
+    // writev writes at most IOV_MAX (1024 on Linux) buffers per call, and may write less than asked.
+    let rest = pieces.filter((p) => p.length > 0);
+    while (rest.length > 0) {
+      const batch = rest.slice(0, 1024);
+      let { bytesWritten } = await fh.writev(batch);
+      let i = 0;
+      while (i < batch.length && bytesWritten >= batch[i]!.length) bytesWritten -= batch[i++]!.length;
+      rest = [...(i < batch.length ? [batch[i]!.subarray(bytesWritten)] : []), ...batch.slice(i + 1), ...rest.slice(batch.length)];
+    }
+  } finally {
+    await fh.close();
+  }
 }
 
 /** Script/style/image references that would need the network to open the report. */
@@ -240,16 +280,19 @@ const DATA = Buffer.from('data:');
 
 /**
  * Runs `edit` on the HTML's markup, decoded, with every quoted data: URI replaced by a short
- * placeholder, and returns the edited markup with the URIs put back, as bytes. A quoted data: URI is
- * what /(["'])data:[^"']*\1/ matches: a quote, `data:`, then up to the next quote if it is the same
- * kind. The single-file report inlines its app as one 3.6 MB base64 data: URI; the edits are about
- * tags and network references, which a data: URI's payload cannot hold as markup, and decoding,
- * scanning and re-encoding the payload cost ~60 ms per report. Splitting happens at ASCII quotes, so
- * no UTF-8 sequence is cut.
+ * placeholder, and returns the edited markup with the URIs put back, as the pieces of the page in
+ * order. A quoted data: URI is what /(["'])data:[^"']*\1/ matches: a quote, `data:`, then up to the
+ * next quote if it is the same kind. The single-file report inlines its app as one 3.6 MB base64
+ * data: URI; the markup edits are about tags and network references, which a data: URI's payload
+ * cannot hold as markup, and decoding, scanning and re-encoding the payload with the markup cost
+ * ~60 ms per report. `editUri`, when given, edits each URI's text on its own (the secret scrub:
+ * secrets in any encoding, base64 included, are found in a URI as well as in the markup); a page
+ * holding a NUL gets `edit` on the whole text instead. Splitting happens at ASCII quotes, so no
+ * UTF-8 sequence is cut.
  */
-function withDataUrisSetAside(html: Buffer, edit: (text: string) => string): Buffer {
-  // Placeholders are NUL-delimited indexes; HTML that holds a NUL itself is edited whole.
-  if (html.includes(0)) return Buffer.from(edit(html.toString('utf8')));
+function editHtml(html: Buffer, edit: (text: string) => string, editUri?: (text: string) => string): Buffer[] {
+  // Placeholders are NUL-delimited indexes; HTML that holds a NUL itself is edited whole (URIs and all).
+  if (html.includes(0)) return [Buffer.from(edit(html.toString('utf8')))];
   const markup: string[] = [];
   const uris: Buffer[] = [];
   let from = 0;
@@ -265,5 +308,14 @@ function withDataUrisSetAside(html: Buffer, edit: (text: string) => string): Buf
   }
   markup.push(html.toString('utf8', from));
   const pieces = edit(markup.join('')).split(/\u0000(\d+)\u0000/);
-  return Buffer.concat(pieces.map((p, i) => (i % 2 === 1 ? uris[Number(p)]! : Buffer.from(p))));
+  return pieces.map((p, i) => (i % 2 === 1 ? editedUri(uris[Number(p)]!, editUri) : Buffer.from(p)));
+}
+
+/** A data: URI's bytes after `editUri`, the very same bytes when it changed nothing. */
+function editedUri(uri: Buffer, editUri?: (text: string) => string): Buffer {
+  if (!editUri) return uri;
+  // A base64 payload is ASCII: read as latin1, it is the same text without UTF-8 decoding.
+  const text = isAscii(uri) ? uri.toString('latin1') : uri.toString('utf8');
+  const edited = editUri(text);
+  return edited === text ? uri : Buffer.from(edited);
 }

@@ -18,13 +18,15 @@ function stamp(file: string): string {
 }
 
 /**
- * Redact a file just written, from the bytes that were written (no read back); recorded in `seen`
- * like scrubSecrets does. Returns the file's content as it is now.
+ * The redaction for a file the caller writes itself, already scrubbed (the HTML report, see
+ * helpers/report/allure.ts generateHtml `clean`): once it is written, recordClean() marks it seen, so
+ * scrubSecrets does not read it again.
  */
-export function scrubWritten(file: string, bytes: Buffer, seen: ScrubbedFiles): Buffer {
-  const clean = redactBytes(file, bytes);
+export const scrubText: (text: string) => string = redact;
+
+/** Record a file written already scrubbed (with scrubText), as scrubSecrets records what it saw clean. */
+export function recordClean(file: string, seen: ScrubbedFiles): void {
   seen.set(file, stamp(file));
-  return clean ?? bytes;
 }
 
 /** Redact in place; returns the files that had to be changed (relative paths). */

@@ -10,9 +10,9 @@ import { redact } from '../evidence.js';
 import { allureHistory, appendRunHistory, type Summary } from '../history.js';
 import { generateHtml } from './allure.js';
 import { writeJunit } from './junit.js';
-import { sha256Of, writeManifest } from './manifest.js';
+import { writeManifest } from './manifest.js';
 import { RUN_FILES } from './run-contract.js';
-import { scrubSecrets, scrubWritten, type ScrubbedFiles } from './secrets.js';
+import { recordClean, scrubSecrets, scrubText, type ScrubbedFiles } from './secrets.js';
 import { countSteps, readFindings, readJsonl, writeSummaries, type RunSummary, type StepTeardownRecord, type SummarySection } from './summary.js';
 
 export interface WriteReportArgs {
@@ -86,11 +86,13 @@ export async function finishReport(a: WriteReportArgs): Promise<WrittenReport> {
       outputDir: a.runDir,
       stagingDir: staging,
       reportName: `${s.runbook} on ${s.target} (${s.status})`,
+      clean: scrubText,
       history: await allureHistory(a.reportsDir, s.target).catch(() => []),
     });
     historyPoint = html.historyPoint;
-    // Scrubbed from the bytes just written, and its digest taken from them: 4 MB not read back twice.
-    written.set(html.index, sha256Of(scrubWritten(html.index, html.bytes, scrubbed(a))));
+    // Written already scrubbed, and its digest taken from what was written: 4 MB not read back twice.
+    recordClean(html.index, scrubbed(a));
+    written.set(html.index, html.digest);
   } catch (err) {
     s.errors.push(`report HTML could not be generated: ${errorMessage(err)}`);
     await writeSummaries(a.runDir, s);

@@ -6,10 +6,10 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { REPO_ROOT, findRunbook } from '../../helpers/catalog.js';
 import { clearSecrets, registerSecret } from '../../helpers/redact.js';
-import { CATEGORIES } from '../../helpers/report/allure.js';
+import { CATEGORIES, pagePieces } from '../../helpers/report/allure.js';
 import { renderJunit, renderJunitXml, xmlText } from '../../helpers/report/junit.js';
 import { slug, whenItFailsAnchor, whenItFailsLink } from '../../helpers/report/runbook-links.js';
-import { scrubSecrets, scrubWritten, type ScrubbedFiles } from '../../helpers/report/secrets.js';
+import { recordClean, scrubSecrets, scrubText, type ScrubbedFiles } from '../../helpers/report/secrets.js';
 import { renderMarkdown, type RunSummary } from '../../helpers/report/summary.js';
 
 const page = (name: string) => readFileSync(join(REPO_ROOT, 'runbooks', `${name}.md`), 'utf8');
@@ -165,17 +165,50 @@ describe('the second secret scrub', () => {
       // Nothing changed since: a third scrub has nothing to read.
       expect(scrubSecrets(dir, seen)).toEqual([]);
 
-      // A file just written is scrubbed from its bytes, and what it holds now is what is returned.
+      // A file its writer scrubbed itself (the HTML report) and recorded is not read again; changed since, it is.
       const page = join(dir, 'page.html');
-      const bytes = Buffer.from(`<p>${secret}</p>`);
-      writeFileSync(page, bytes);
-      const now = scrubWritten(page, bytes, seen);
-      expect(now.toString()).toBe('<p>***</p>');
+      writeFileSync(page, scrubText(`<p>${secret}</p>`));
+      recordClean(page, seen);
       expect(readFileSync(page, 'utf8')).toBe('<p>***</p>');
       expect(scrubSecrets(dir, seen)).toEqual([]);
+      writeFileSync(page, `<p>${secret}!</p>`);
+      expect(scrubSecrets(dir, seen)).toEqual(['page.html']);
     } finally {
       clearSecrets();
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the HTML report as written', () => {
+  it('has no secret in its markup, in a data: URI (base64 or not) or in a page holding a NUL; the rest is byte for byte Allure’s', () => {
+    const secret = 'sk-html-page-0123456789abc';
+    registerSecret(secret);
+    try {
+      const b64 = (t: string) => Buffer.from(t).toString('base64');
+      const app = b64(`console.log("app");`.repeat(50));
+      const data = b64(JSON.stringify({ message: `401 for ${secret}` }));
+      const html = Buffer.from(
+        `<html><head><link rel="icon" href="data:image/svg+xml,%3Csvg id='${secret}'%3E"></head><body>` +
+          `<script src="data:text/javascript;base64,${app}"></script>` +
+          `<script src="data:text/plain;base64,${b64(`key=${secret}`)}"></script>` +
+          `<script>d("data/test-results/1.json","${data}")</script><p>plain ${secret}</p></body></html>`,
+      );
+      const pieces = pagePieces(html, scrubText);
+      const page = Buffer.concat(pieces).toString();
+      expect(page).not.toContain(secret);
+      for (const b of page.matchAll(/[A-Za-z0-9+/]{16,}={0,2}/g)) expect(Buffer.from(b[0], 'base64').toString('latin1')).not.toContain(secret);
+      // The app's URI, which holds no secret, is the very buffer Allure wrote: not copied, not re-encoded.
+      const appUri = `"data:text/javascript;base64,${app}"`;
+      expect(pieces.some((p) => p.toString() === appUri && p.buffer === html.buffer)).toBe(true);
+      expect(page).toContain('<p>plain ***</p>');
+
+      const withNul = Buffer.from(`<p>a\u0000b</p><img src="data:image/png;base64,${b64(secret)}">`);
+      const clean = Buffer.concat(pagePieces(withNul, scrubText)).toString();
+      expect(clean).not.toContain(b64(secret));
+      expect(clean).toContain('a\u0000b');
+    } finally {
+      clearSecrets();
     }
   });
 });

@@ -13,6 +13,7 @@ import { buildDirFor, currentBuild, isComplete } from '../../bin/build.mjs';
 import { BUNDLES, REPORT_ENGINE } from '../../bin/vendor.mjs';
 import { verifyManifest } from '../../helpers/report/manifest.js';
 import { findBinary } from '../../helpers/processes.js';
+import { holdClosedPort } from '../support/closed-port.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const tmp = mkdtempSync(join(tmpdir(), 'runner-build-'));
@@ -119,7 +120,7 @@ describe('what the runner prints while it works', () => {
     const reports = join(tmp, 'reports');
     const child = spawn(process.execPath, [join(ROOT, 'bin/runbook.mjs'), 'smoke'], {
       cwd: ROOT,
-      env: { ...process.env, CI: 'true', REDIS_SERVER_BIN: wrapper, RUNBOOK_REPORTS_DIR: reports, RUNBOOK_STATE_DIR: join(tmp, 'state') },
+      env: { ...process.env, CI: 'true', DEBUG: 'runbooks', REDIS_SERVER_BIN: wrapper, RUNBOOK_REPORTS_DIR: reports, RUNBOOK_STATE_DIR: join(tmp, 'state') },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -149,6 +150,10 @@ describe('what the runner prints while it works', () => {
       if (!released) await open(gate, 'w').then((w) => w.close()).catch(() => {});
     }
 
+    // The scenario thread was started before Vitest loaded, and Vitest took it (cli/run/scenario-thread.ts):
+    // Vitest asked for a thread with the environment, flags and entry the runner had predicted.
+    expect(stderr).toMatch(/\] scenario thread: early$/m);
+
     const lines = stdout.trim().split('\n');
     const at = (re: RegExp) => lines.findIndex((l) => re.test(l));
     expect(at(/^Sandbox up: gateway /)).toBeGreaterThan(0);
@@ -173,5 +178,48 @@ describe('what the runner prints while it works', () => {
     expect(results).toHaveLength(summary.steps.length);
     for (const r of results) expect(r.fullName).toMatch(/^cordum-runbooks:scenarios\/smoke\/smoke\.test\.ts#/);
     expect(readFileSync(join(resultsDir, 'environment.properties'), 'utf8')).toMatch(/^runbook=smoke$/m);
+  }, 240_000);
+});
+
+describe('the scenario thread started early', () => {
+  it('never holds the exit of a run that ends before any step: an unreachable target answers at once with 3', async () => {
+    const closed = await holdClosedPort();
+    try {
+      // A thread that held the process open would end in the spawn timeout (status null), not in 3.
+      // Everything smoke needs, all behind the one refusing port.
+      const profile = join(tmp, 'unreachable.yaml');
+      const at = `127.0.0.1:${closed.port}`;
+      writeFileSync(
+        profile,
+        `name: unreachable\ngateway:\n  url: http://${at}\n  api_key_env: FIXTURE_API_KEY\n  connect_timeout_ms: 1000\nnats:\n  url: nats://${at}\nredis:\n  url: redis://${at}\n`,
+      );
+      const r = spawnSync(process.execPath, [join(ROOT, 'bin/runbook.mjs'), 'smoke', '--target', profile], {
+        cwd: ROOT,
+        encoding: 'utf8',
+        timeout: 60_000,
+        env: { ...process.env, CI: 'true', FIXTURE_API_KEY: 'x'.repeat(24), RUNBOOK_REPORTS_DIR: join(tmp, 'reports-unreachable') },
+      });
+      expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(3);
+      expect(r.stderr).toMatch(new RegExp(`unreachable.*127\\.0\\.0\\.1:${closed.port}`));
+    } finally {
+      closed.release();
+    }
+  }, 90_000);
+
+  it('is dropped for a thread as Vitest would start it when Vitest asks for another environment, and the run is the same', () => {
+    // A .env file with a VITE_ variable: Vite puts it into every thread's environment, which the
+    // runner did not predict. The early thread must not be used, and the run must not notice.
+    const dir = checkout();
+    writeFileSync(join(dir, '.env'), 'VITE_RUNBOOK_PROBE=from-dotenv\n');
+    const reports = join(tmp, 'reports-dotenv');
+    const r = spawnSync(process.execPath, [join(dir, 'bin/runbook.mjs'), 'smoke'], {
+      cwd: dir,
+      encoding: 'utf8',
+      timeout: 200_000,
+      env: { ...process.env, CI: 'true', DEBUG: 'runbooks', RUNBOOK_REPORTS_DIR: reports, RUNBOOK_STATE_DIR: join(tmp, 'state-dotenv') },
+    });
+    expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
+    expect(r.stderr).toMatch(/\] scenario thread: fresh \(the early thread does not match: env: VITE_RUNBOOK_PROBE\)$/m);
+    expect(r.stdout).toMatch(/^PASSED: \d+ passed, 0 failed, 0 skipped$/m);
   }, 240_000);
 });
