@@ -50,6 +50,8 @@ export const POOL_NAME = 'runbook-threads';
 
 const VITEST_DIST = dirname(fileURLToPath(import.meta.resolve('vitest')));
 const ENTRY = fileURLToPath(new URL('./scenario-thread-entry.js', import.meta.url));
+/** The setup file allure-vitest's reporter adds to every run (its modules are loaded ahead). */
+const ALLURE_SETUP = fileURLToPath(import.meta.resolve('allure-vitest/setup'));
 
 /**
  * Start the scenario thread now. `configEnv` is the Vitest config's `env`; `scenarioFiles` are the
@@ -64,7 +66,7 @@ export function startEarlyThread(configEnv: Record<string, string>, scenarioFile
     execArgv,
     stdout: true,
     stderr: true,
-    workerData: { vitestEntry: pathToFileURL(vitestEntry).href, scenarioFiles },
+    workerData: { vitestEntry: pathToFileURL(vitestEntry).href, ahead: [vitestEntry, ALLURE_SETUP, ...scenarioFiles] },
   });
   let failed: string | undefined;
   // Until Vitest takes it, the thread neither holds the process open nor throws its errors here.

@@ -40,7 +40,7 @@ describe('moduleGraph', () => {
       'helpers/redis.js': 'import { Redis } from "../vendor/ioredis.js";\n',
       'helpers/cap/codec.js': 'export const codec = 1;\n',
       // Not read: a bundle imports nothing of the build's, and reading megabytes would cost time.
-      'vendor/undici.js': 'import "../helpers/never.js";\n',
+      'vendor/undici.js': 'import "../helpers/never.js";\n' + '//'.repeat(200_000),
       'vendor/nats.js': '',
       'vendor/ioredis.js': '',
     });
@@ -57,6 +57,20 @@ describe('moduleGraph', () => {
       url('helpers/cap/codec.js'),
       url('helpers/redis.js'),
       url('helpers/bus.js'),
+    ]);
+  });
+
+  it("reads single-quoted imports too (Vitest's own chunks), with or without the semicolon", () => {
+    const url = files({
+      'vitest/dist/workers/threads.js': "import { w as workerInit } from '../chunks/init.js';\nimport 'node:fs'\n",
+      'vitest/dist/chunks/init.js': "import { x } from './rpc.js'\nconst later = () => import('./console.js');\n",
+      'vitest/dist/chunks/rpc.js': '',
+      'vitest/dist/chunks/console.js': '',
+    });
+    expect(moduleGraph([join(root, 'vitest/dist/workers/threads.js')])).toEqual([
+      url('vitest/dist/chunks/init.js'),
+      url('vitest/dist/chunks/rpc.js'),
+      url('vitest/dist/chunks/console.js'),
     ]);
   });
 
