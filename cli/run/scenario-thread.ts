@@ -71,21 +71,21 @@ export function startEarlyThread(configEnv: Record<string, string>, scenarioFile
   let failed: string | undefined;
   // Until Vitest takes it, the thread neither holds the process open nor throws its errors here.
   early.unref();
-  early.on('error', (e) => (failed ??= `it failed: ${String((e as Error)?.message ?? e).split('\n')[0]}`));
-  early.on('exit', (code) => (failed ??= `it exited with ${code}`));
+  early.on('error', (e) => (failed ??= `the early thread failed: ${String((e as Error)?.message ?? e).split('\n')[0]}`));
+  early.on('exit', (code) => (failed ??= `the early thread exited with ${code}`));
   let outcome: string | undefined;
 
   const take = (options: PoolOptions): Worker | undefined => {
     const thread = early;
     early = undefined;
     if (!thread) return undefined;
-    const why =
-      failed ??
-      (resolve(options.distPath, 'workers/threads.js') !== vitestEntry
-        ? `Vitest's worker entry is ${options.distPath}`
-        : differences('execArgv', execArgv, options.execArgv) ?? differences('env', env, options.env));
+    const other =
+      resolve(options.distPath, 'workers/threads.js') !== vitestEntry
+        ? `Vitest's worker entry is in ${options.distPath}`
+        : differences('execArgv', execArgv, options.execArgv) ?? differences('env', env, options.env);
+    const why = failed ?? (other && `the early thread does not match: ${other}`);
     if (why) {
-      outcome = `fresh (the early thread does not match: ${why})`;
+      outcome = `fresh (${why})`;
       void thread.terminate();
       return undefined;
     }

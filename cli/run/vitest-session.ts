@@ -19,7 +19,7 @@ import { processGone } from '../../helpers/teardown.js';
 import { settleWithin, untilAborted } from '../../helpers/waits.js';
 import { ProgressReporter } from '../progress-reporter.js';
 import { FORCE_TEARDOWN_MS, type Interrupts } from './interrupts.js';
-import { startEarlyThread } from './scenario-thread.js';
+import { startEarlyThread, type EarlyThread } from './scenario-thread.js';
 import { debugging, phase, prefetch, waiting, type Waiting } from './log.js';
 
 export interface SessionArgs {
@@ -99,7 +99,7 @@ export function startSession(s: SessionArgs): ScenarioSession {
   process.env.NODE_ENV ??= 'test';
   const compiled = compiledScenarios(s.files);
   // The scenario thread starts now, while Vitest's main side loads (cli/run/scenario-thread.ts).
-  const early = compiled && process.env.RUNBOOK_EARLY_THREAD !== '0' ? startEarlyThread(configEnv, compiled) : undefined;
+  const early = compiled && process.env.RUNBOOK_EARLY_THREAD !== '0' ? earlyThreadOrNone(configEnv, compiled) : undefined;
   const started: Promise<Started> = (async () => {
     const [{ createVitest }, { default: AllureReporter }, { StepCollector }, { CATEGORIES }] = await Promise.all([
       import('vitest/node'),
@@ -232,6 +232,15 @@ export function startSession(s: SessionArgs): ScenarioSession {
         .finally(release);
     },
   };
+}
+
+/** The early scenario thread, or none when it cannot be started: Vitest then starts its own, as always. */
+function earlyThreadOrNone(configEnv: Record<string, string>, compiled: string[]): EarlyThread | undefined {
+  try {
+    return startEarlyThread(configEnv, compiled);
+  } catch {
+    return undefined;
+  }
 }
 
 const STAGING = /^runbook-results-(\d+)-/;
