@@ -48,25 +48,26 @@ export interface EarlyThread {
 /** The pool's name: not one of Vitest's own, which Vitest would start itself. */
 export const POOL_NAME = 'runbook-threads';
 
-const VITEST_DIST = dirname(fileURLToPath(import.meta.resolve('vitest')));
 const ENTRY = fileURLToPath(new URL('./scenario-thread-entry.js', import.meta.url));
-/** The setup file allure-vitest's reporter adds to every run (its modules are loaded ahead). */
-const ALLURE_SETUP = fileURLToPath(import.meta.resolve('allure-vitest/setup'));
 
 /**
  * Start the scenario thread now. `configEnv` is the Vitest config's `env`; `scenarioFiles` are the
  * compiled scenario files whose modules the thread loads ahead (cli/run/scenario-thread-entry.ts).
+ * Throws when the thread cannot be started (the caller then leaves it to Vitest).
  */
 export function startEarlyThread(configEnv: Record<string, string>, scenarioFiles: string[]): EarlyThread {
+  const vitestDist = dirname(fileURLToPath(import.meta.resolve('vitest')));
+  // The setup file allure-vitest's reporter adds to every run: its modules are loaded ahead too.
+  const allureSetup = fileURLToPath(import.meta.resolve('allure-vitest/setup'));
   const env = predictedEnv(configEnv);
-  const execArgv = predictedExecArgv();
-  const vitestEntry = join(VITEST_DIST, 'workers/threads.js');
+  const execArgv = predictedExecArgv(vitestDist);
+  const vitestEntry = join(vitestDist, 'workers/threads.js');
   let early: Worker | undefined = new Worker(ENTRY, {
     env,
     execArgv,
     stdout: true,
     stderr: true,
-    workerData: { vitestEntry: pathToFileURL(vitestEntry).href, ahead: [vitestEntry, ALLURE_SETUP, ...scenarioFiles] },
+    workerData: { vitestEntry: pathToFileURL(vitestEntry).href, ahead: [vitestEntry, allureSetup, ...scenarioFiles] },
   });
   let failed: string | undefined;
   // Until Vitest takes it, the thread neither holds the process open nor throws its errors here.
@@ -197,12 +198,12 @@ function predictedEnv(configEnv: Record<string, string>): Record<string, string 
 }
 
 /** The Node flags Vitest gives its threads: profiling flags of this process, then Vitest's own. */
-function predictedExecArgv(): string[] {
+function predictedExecArgv(vitestDist: string): string[] {
   return [
     ...process.execArgv.filter((a) => a.startsWith('--cpu-prof') || a.startsWith('--heap-prof') || a.startsWith('--diagnostic-dir')),
     '--experimental-import-meta-resolve',
     '--require',
-    resolve(VITEST_DIST, '..', 'suppress-warnings.cjs'),
+    resolve(vitestDist, '..', 'suppress-warnings.cjs'),
     ...RESOLVE_CONDITIONS.flatMap((c) => ['--conditions', c]),
   ];
 }
