@@ -4,7 +4,7 @@
 // target: each line also carries Allure's trend point for that run (`allure_history`), which the
 // report generator feeds back to Allure (helpers/report/write.ts).
 
-import { mkdir, open, readFile } from 'node:fs/promises';
+import { mkdir, open, readFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { redact } from './redact.js';
 
@@ -77,23 +77,92 @@ export async function readRunHistory(reportsDir: string, target: string): Promis
   }
   const runs: Summary[] = [];
   for (const line of text.split('\n')) {
-    if (!line.trim()) continue;
-    try {
-      const parsed = JSON.parse(line) as Summary;
-      if (parsed && typeof parsed.runbook === 'string' && Array.isArray(parsed.steps)) runs.push(parsed);
-    } catch {
-      // torn line from an interrupted write: not a run
-    }
+    const run = parseRun(line);
+    if (run) runs.push(run);
   }
   return runs;
 }
 
+/** One line of the history as a run, or undefined (blank, or torn by an interrupted write). */
+function parseRun(line: string): Summary | undefined {
+  if (!line.trim()) return undefined;
+  try {
+    const parsed = JSON.parse(line) as Summary;
+    return parsed && typeof parsed.runbook === 'string' && Array.isArray(parsed.steps) ? parsed : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
- * Allure's trend points of the recorded runs on a target, oldest first. Reports written before the
- * run history carried them kept Allure's own file (`<target>.jsonl`); its points come first, so
- * trends survive the change. That file is only read, never written.
+ * The recorded runs of a target, newest first, read from the end of the file in chunks. Every run
+ * reads the history (Allure's trend points, --fail-on-new's baseline), and a nightly CI adds a line
+ * per runbook per night: a whole-file read would grow with the target's age, while the newest runs
+ * are all a report needs. Memory stays bounded by the longest line; time by how far back the
+ * caller reads.
  */
-export async function allureHistory(reportsDir: string, target: string): Promise<unknown[]> {
+export async function* runsNewestFirst(reportsDir: string, target: string): AsyncGenerator<Summary> {
+  let lines: AsyncGenerator<string>;
+  try {
+    lines = linesFromEnd(await open(historyFile(reportsDir, target), 'r'));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  for await (const line of lines) {
+    const run = parseRun(line);
+    if (run) yield run;
+  }
+}
+
+const NEWLINE = 0x0a;
+
+/** The lines of a file, last first, `chunkBytes` at a time (newlines are single bytes in UTF-8). Closes the file. */
+export async function* linesFromEnd(file: FileHandle, chunkBytes = 64 * 1024): AsyncGenerator<string> {
+  try {
+    let pos = (await file.stat()).size;
+    // The start of a line whose end is already read: prepended to the chunk before it.
+    let partial = Buffer.alloc(0);
+    while (pos > 0) {
+      const size = Math.min(chunkBytes, pos);
+      pos -= size;
+      const chunk = Buffer.alloc(size);
+      let got = 0;
+      while (got < size) {
+        const { bytesRead } = await file.read(chunk, got, size - got, pos + got);
+        if (bytesRead === 0) throw new Error('the run history shrank while it was read');
+        got += bytesRead;
+      }
+      const buf = partial.length ? Buffer.concat([chunk, partial]) : chunk;
+      let end = buf.length;
+      for (let i = buf.length - 1; i >= 0; i--) {
+        if (buf[i] !== NEWLINE) continue;
+        if (end > i + 1) yield buf.toString('utf8', i + 1, end);
+        end = i;
+      }
+      partial = Buffer.from(buf.subarray(0, end));
+    }
+    if (partial.length) yield partial.toString('utf8');
+  } finally {
+    await file.close();
+  }
+}
+
+/**
+ * Allure's trend points of the last `limit` recorded runs on a target, oldest first. Reports written
+ * before the run history carried them kept Allure's own file (`<target>.jsonl`); its points come
+ * first, so trends survive the change. That file is only read, never written, so it no longer grows.
+ */
+export async function allureHistory(reportsDir: string, target: string, limit: number): Promise<unknown[]> {
+  const recent: unknown[] = [];
+  if (limit <= 0) return recent;
+  for await (const run of runsNewestFirst(reportsDir, target)) {
+    if (!run.allure_history) continue;
+    recent.push(run.allure_history);
+    if (recent.length >= limit) break;
+  }
+  recent.reverse();
+  if (recent.length >= limit) return recent;
   const legacy = historyFile(reportsDir, target).replace(/\.runs\.jsonl$/, '.jsonl');
   const points: unknown[] = [];
   try {
@@ -108,18 +177,16 @@ export async function allureHistory(reportsDir: string, target: string): Promise
   } catch {
     // no legacy file
   }
-  for (const run of await readRunHistory(reportsDir, target)) if (run.allure_history) points.push(run.allure_history);
-  return points;
+  return [...points.slice(Math.max(0, points.length - (limit - recent.length))), ...recent];
 }
 
 /**
  * The most recent recorded run of `runbook` on `target`. Call it before appending the current
- * run, otherwise the current run is its own baseline.
+ * run, otherwise the current run is its own baseline. Reads back from the end only as far as that run.
  */
 export async function previousRun(reportsDir: string, target: string, runbook: string): Promise<Summary | undefined> {
-  const runs = await readRunHistory(reportsDir, target);
-  for (let i = runs.length - 1; i >= 0; i--) {
-    if (runs[i].runbook === runbook && runs[i].target === target) return runs[i];
+  for await (const run of runsNewestFirst(reportsDir, target)) {
+    if (run.runbook === runbook && run.target === target) return run;
   }
   return undefined;
 }

@@ -49,6 +49,9 @@ export const CATEGORIES: Category[] = [
   },
 ];
 
+/** How many earlier runs' trend points a report shows (Allure's historyLimit). */
+export const TREND_POINTS = 50;
+
 export interface GenerateOptions {
   resultsDir: string;
   /** The directory the single index.html goes into. */
@@ -185,7 +188,7 @@ export async function generateHtml(opts: GenerateOptions): Promise<GeneratedHtml
   // read back from it, so Allure never owns (or truncates) the run history.
   const historyPath = join(staging, 'history', 'history.jsonl');
   mkdirSync(dirname(historyPath), { recursive: true });
-  const limit = opts.historyLimit ?? 50;
+  const limit = opts.historyLimit ?? TREND_POINTS;
   const earlier = opts.history.slice(-limit);
   await writeFile(historyPath, earlier.map((p) => JSON.stringify(p) + '\n').join(''));
   const config = await engine.resolveConfig(

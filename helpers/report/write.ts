@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { errorMessage } from '../errors.js';
 import { redact } from '../evidence.js';
 import { allureHistory, appendRunHistory, type Summary } from '../history.js';
-import { generateHtml } from './allure.js';
+import { TREND_POINTS, generateHtml } from './allure.js';
 import { writeJunit } from './junit.js';
 import { writeManifest } from './manifest.js';
 import { RUN_FILES } from './run-contract.js';
@@ -87,7 +87,7 @@ export async function finishReport(a: WriteReportArgs): Promise<WrittenReport> {
       stagingDir: staging,
       reportName: `${s.runbook} on ${s.target} (${s.status})`,
       clean: scrubText,
-      history: await allureHistory(a.reportsDir, s.target).catch(() => []),
+      history: await allureHistory(a.reportsDir, s.target, TREND_POINTS).catch(() => []),
     });
     historyPoint = html.historyPoint;
     // Written already scrubbed, and its digest taken from what was written: 4 MB not read back twice.

@@ -1,8 +1,8 @@
-import { appendFile, mkdtemp, readFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, open, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { appendRunHistory, historyFile, newFailures, previousRun, readRunHistory, type Summary } from '../../helpers/history.js';
+import { allureHistory, appendRunHistory, historyFile, linesFromEnd, newFailures, previousRun, readRunHistory, type Summary } from '../../helpers/history.js';
 import type { RunSummary } from '../../helpers/report/summary.js';
 import { makeSummary } from './report-fixture.js';
 
@@ -37,6 +37,46 @@ describe('run history', () => {
     await appendRunHistory(reports, makeSummary({ target: 'prod', start: 'c' }));
     expect((await previousRun(reports, 'staging', 'smoke'))?.start).toBe('a');
     expect((await previousRun(reports, 'staging', 'policy'))?.start).toBe('b');
+  });
+});
+
+describe('reading the history from its end', () => {
+  it('gives every line, last first, whatever the chunk size: lines across chunks, multi-byte characters, blank and unterminated lines', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'history-tail-'));
+    const text = '{"a":1}\n\n{"b":"ünïcødé → ✓"}\n{"c":"' + 'x'.repeat(300) + '"}\n\n{"torn":';
+    await writeFile(join(dir, 'f'), text);
+    const expected = text.split('\n').filter((l) => l).reverse();
+    for (const chunk of [1, 2, 3, 7, 64, 1024]) {
+      const got: string[] = [];
+      for await (const line of linesFromEnd(await open(join(dir, 'f'), 'r'), chunk)) got.push(line);
+      expect(got, `chunk ${chunk}`).toEqual(expected);
+    }
+    const empty: string[] = [];
+    await writeFile(join(dir, 'e'), '');
+    for await (const line of linesFromEnd(await open(join(dir, 'e'), 'r'), 4)) empty.push(line);
+    expect(empty).toEqual([]);
+  });
+
+  it("Allure's trend points are the last `limit` runs', oldest first, topped up from the legacy file; the baseline is the newest matching run", async () => {
+    const reports = await mkdtemp(join(tmpdir(), 'history-tail-'));
+    // More than one 64 KB chunk of history, with a torn last line.
+    for (let i = 0; i < 300; i++) {
+      await appendRunHistory(reports, { ...makeSummary({ start: `run-${i}`, runbook: i % 3 === 0 ? 'policy' : 'smoke' }), allure_history: { uuid: `p${i}` } } as Summary);
+    }
+    await appendFile(historyFile(reports, 'staging'), '{"runbook":"smoke","tar');
+    const points = (await allureHistory(reports, 'staging', 50)) as { uuid: string }[];
+    expect(points.map((p) => p.uuid)).toEqual(Array.from({ length: 50 }, (_, i) => `p${250 + i}`));
+    expect((await previousRun(reports, 'staging', 'policy'))?.start).toBe('run-297');
+    expect((await previousRun(reports, 'staging', 'smoke'))?.start).toBe('run-299');
+    expect(await previousRun(reports, 'staging', 'dlq-retry')).toBeUndefined();
+
+    // A target with two runs and Allure's older file: its newest points fill up to the limit.
+    await mkdir(join(reports, '.history'), { recursive: true });
+    await writeFile(join(reports, '.history', 'prod.jsonl'), ['{"uuid":"old-1"}', '{"uuid":"old-2"}', '{"uuid":"old-3"}', ''].join('\n'));
+    for (const uuid of ['new-1', 'new-2']) await appendRunHistory(reports, { ...makeSummary({ target: 'prod' }), allure_history: { uuid } } as Summary);
+    expect(((await allureHistory(reports, 'prod', 4)) as { uuid: string }[]).map((p) => p.uuid)).toEqual(['old-2', 'old-3', 'new-1', 'new-2']);
+    expect(((await allureHistory(reports, 'prod', 2)) as { uuid: string }[]).map((p) => p.uuid)).toEqual(['new-1', 'new-2']);
+    expect(await allureHistory(reports, 'nowhere', 50)).toEqual([]);
   });
 });
 
