@@ -101,7 +101,7 @@ function parseRun(line: string): Summary | undefined {
  * are all a report needs. Memory stays bounded by the longest line; time by how far back the
  * caller reads.
  */
-export async function* runsNewestFirst(reportsDir: string, target: string): AsyncGenerator<Summary> {
+async function* runsNewestFirst(reportsDir: string, target: string): AsyncGenerator<Summary> {
   let lines: AsyncGenerator<string>;
   try {
     lines = linesFromEnd(await open(historyFile(reportsDir, target), 'r'));

@@ -10,35 +10,12 @@ import { dirname, join, resolve } from 'node:path';
 import { isatty } from 'node:tty';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { Writable } from 'node:stream';
-
-/** What Vitest gives a custom pool's createPoolWorker (vitest/node PoolOptions; the part used here). */
-export interface PoolOptions {
-  distPath: string;
-  env: Partial<NodeJS.ProcessEnv>;
-  execArgv: string[];
-  project: { vitest: { logger: { outputStream: Writable; errorStream: Writable } } };
-}
-
-/** Vitest's PoolWorker interface (vitest/node), as its own ThreadsPoolWorker implements it. */
-export interface PoolWorker {
-  readonly name: string;
-  on(event: string, callback: (arg: any) => void): void;
-  off(event: string, callback: (arg: any) => void): void;
-  send(message: unknown): void;
-  deserialize(data: unknown): unknown;
-  start(): Promise<void>;
-  stop(): Promise<void>;
-}
-
-export interface ScenarioThreadPool {
-  name: string;
-  createPoolWorker(options: PoolOptions): PoolWorker;
-}
+// Types only: this module is loaded before Vitest, whose ThreadsPoolWorker the session passes in.
+import type { PoolOptions, PoolRunnerInitializer, PoolWorker, ThreadsPoolWorker } from 'vitest/node';
 
 export interface EarlyThread {
-  /** Vitest's `pool` option. */
-  pool: ScenarioThreadPool;
+  /** Vitest's `pool` option, once vitest/node is loaded: Vitest's own threads for any thread but the early one. */
+  pool(threads: typeof ThreadsPoolWorker): PoolRunnerInitializer;
   /** How Vitest's thread came to be: 'early' (this one), 'fresh (<why>)', or undefined before Vitest asked. */
   readonly outcome: string | undefined;
   /** Ends the early thread if Vitest never took it (the run ended before); safe to call twice. */
@@ -76,10 +53,14 @@ export function startEarlyThread(configEnv: Record<string, string>, scenarioFile
   early.on('exit', (code) => (failed ??= `the early thread exited with ${code}`));
   let outcome: string | undefined;
 
+  /** The early thread if it is still there and started as Vitest asks now; else undefined, and why. */
   const take = (options: PoolOptions): Worker | undefined => {
     const thread = early;
     early = undefined;
-    if (!thread) return undefined;
+    if (!thread) {
+      outcome ??= 'fresh (the early thread was already used or gone)';
+      return undefined;
+    }
     const other =
       resolve(options.distPath, 'workers/threads.js') !== vitestEntry
         ? `Vitest's worker entry is in ${options.distPath}`
@@ -97,10 +78,18 @@ export function startEarlyThread(configEnv: Record<string, string>, scenarioFile
   };
 
   return {
-    pool: {
-      name: POOL_NAME,
-      createPoolWorker: (options) =>
-        new ScenarioThread(options, () => take(options) ?? freshThread(options, (why) => (outcome ??= why))),
+    pool(threads) {
+      // Vitest's own threads pool worker, under this pool's name (Vitest matches runners by it).
+      const Fresh = class extends threads {
+        override readonly name = POOL_NAME;
+      };
+      return {
+        name: POOL_NAME,
+        createPoolWorker: (options) => {
+          const thread = take(options);
+          return thread ? new AdoptedThread(options, thread) : new Fresh(options);
+        },
+      };
     },
     get outcome() {
       return outcome;
@@ -113,24 +102,16 @@ export function startEarlyThread(configEnv: Record<string, string>, scenarioFile
   };
 }
 
-/** Vitest's own way: its worker entry, with the environment and flags it asked for. */
-function freshThread(options: PoolOptions, note: (why: string) => void): Worker {
-  note('fresh (the early thread was already used or gone)');
-  return new Worker(resolve(options.distPath, 'workers/threads.js'), {
-    env: options.env,
-    execArgv: options.execArgv,
-    stdout: true,
-    stderr: true,
-  });
-}
-
-/** One scenario thread as Vitest's pool runner drives it (what vitest/node's ThreadsPoolWorker does). */
-class ScenarioThread implements PoolWorker {
+/**
+ * The early thread as Vitest's pool runner drives it: what vitest/node's ThreadsPoolWorker does with
+ * the thread it starts itself (its thread is private, so it cannot be given one).
+ */
+class AdoptedThread implements PoolWorker {
   readonly name = POOL_NAME;
   private thread: Worker | undefined;
   constructor(
     private readonly options: PoolOptions,
-    private readonly obtain: () => Worker,
+    private adopted: Worker | undefined,
   ) {}
 
   on(event: string, callback: (arg: any) => void): void {
@@ -139,16 +120,18 @@ class ScenarioThread implements PoolWorker {
   off(event: string, callback: (arg: any) => void): void {
     this.current.off(event, callback);
   }
-  send(message: unknown): void {
+  send(message: Parameters<PoolWorker['send']>[0]): void {
     this.current.postMessage(message);
   }
   deserialize(data: unknown): unknown {
     return data;
   }
   async start(): Promise<void> {
-    // Vitest may call this more than once for a shared runner.
+    // Vitest may call this more than once for a shared runner; after stop() there is no thread to adopt.
     if (this.thread) return;
-    const thread = this.obtain();
+    if (!this.adopted) throw new Error('the early scenario thread was stopped; it cannot start again');
+    const thread = this.adopted;
+    this.adopted = undefined;
     this.thread = thread;
     const { outputStream, errorStream } = this.options.project.vitest.logger;
     outputStream.setMaxListeners(1 + outputStream.getMaxListeners());
@@ -211,7 +194,7 @@ function predictedExecArgv(vitestDist: string): string[] {
 /** Vite's default SSR resolve conditions for a run that is not a production build, as Vitest passes them. */
 const RESOLVE_CONDITIONS = ['node', 'development'];
 
-/** undefined when equal, else the first difference (names only: values may be secrets). */
+/** undefined when equal, else what differs: the flags Vitest asked for, or the env keys (names only: values may be secrets). */
 function differences(what: string, expected: object, actual: object): string | undefined {
   if (Array.isArray(expected)) {
     return JSON.stringify(expected) === JSON.stringify(actual) ? undefined : `${what}: ${JSON.stringify(actual)}`;

@@ -101,7 +101,7 @@ export function startSession(s: SessionArgs): ScenarioSession {
   // The scenario thread starts now, while Vitest's main side loads (cli/run/scenario-thread.ts).
   const early = compiled && process.env.RUNBOOK_EARLY_THREAD !== '0' ? earlyThreadOrNone(configEnv, compiled) : undefined;
   const started: Promise<Started> = (async () => {
-    const [{ createVitest }, { default: AllureReporter }, { StepCollector }, { CATEGORIES }] = await Promise.all([
+    const [{ createVitest, ThreadsPoolWorker }, { default: AllureReporter }, { StepCollector }, { CATEGORIES }] = await Promise.all([
       import('vitest/node'),
       import('allure-vitest/reporter'),
       import('../../helpers/report/collector.js'),
@@ -115,7 +115,7 @@ export function startSession(s: SessionArgs): ScenarioSession {
         'test',
         {
           ...baseVitestConfig(s.files, compiled),
-          ...(early ? { pool: early.pool } : {}),
+          ...(early ? { pool: early.pool(ThreadsPoolWorker) } : {}),
           reporters: [
             {
               onTestRunStart: () => launch(),

@@ -2,14 +2,14 @@
 // into allure-results), and the single-file Allure Report 3 HTML, generated in-process (a child
 // `allure generate` costs about a second of start-up) with the analytics tag removed.
 import { isAscii } from 'node:buffer';
-import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
-import { open, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Status } from 'allure-js-commons';
 import type { Category } from 'allure-js-commons/sdk';
+import { sha256Of } from './manifest.js';
 
 /**
  * The report's categories, first match wins. allure-vitest writes them to allure-results/categories.json
@@ -205,7 +205,8 @@ export async function generateHtml(opts: GenerateOptions): Promise<GeneratedHtml
   if (!existsSync(produced)) throw new Error(`allure did not produce ${produced}`);
   const pieces = pagePieces(await readFile(produced), opts.clean);
   const out = join(opts.outputDir, 'index.html');
-  await writePieces(out, pieces);
+  // Written piece by piece (writeFile takes an iterable): the 4 MB page is never joined first.
+  await writeFile(out, pieces);
   let historyPoint: unknown;
   try {
     const last = (await readFile(historyPath, 'utf8')).trim().split('\n').at(-1);
@@ -215,9 +216,7 @@ export async function generateHtml(opts: GenerateOptions): Promise<GeneratedHtml
   } catch {
     // no trend point for this run; the report itself is fine
   }
-  const hash = createHash('sha256');
-  for (const p of pieces) hash.update(p);
-  return { index: out, digest: hash.digest('hex'), historyPoint };
+  return { index: out, digest: sha256Of(...pieces), historyPoint };
 }
 
 /**
@@ -248,24 +247,6 @@ function withoutAnalytics(markup: string): string {
   const leftovers = networkReferences(out);
   if (leftovers.length > 0) throw new Error(`report HTML still references the network: ${leftovers.join(', ')}`);
   return out;
-}
-
-/** Write the page's pieces in order, as one file (no 4 MB join first). */
-async function writePieces(file: string, pieces: Buffer[]): Promise<void> {
-  const fh = await open(file, 'w');
-  try {
-    // writev writes at most IOV_MAX (1024 on Linux) buffers per call, and may write less than asked.
-    let rest = pieces.filter((p) => p.length > 0);
-    while (rest.length > 0) {
-      const batch = rest.slice(0, 1024);
-      let { bytesWritten } = await fh.writev(batch);
-      let i = 0;
-      while (i < batch.length && bytesWritten >= batch[i]!.length) bytesWritten -= batch[i++]!.length;
-      rest = [...(i < batch.length ? [batch[i]!.subarray(bytesWritten)] : []), ...batch.slice(i + 1), ...rest.slice(batch.length)];
-    }
-  } finally {
-    await fh.close();
-  }
 }
 
 /** Script/style/image references that would need the network to open the report. */

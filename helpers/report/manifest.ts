@@ -24,8 +24,11 @@ function sha256(file: string): string {
   return sha256Of(readFileSync(file));
 }
 
-export function sha256Of(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
+/** sha256 (hex) of the bytes given, in order: a file's content, or a file written in pieces. */
+export function sha256Of(...pieces: Uint8Array[]): string {
+  const hash = createHash('sha256');
+  for (const p of pieces) hash.update(p);
+  return hash.digest('hex');
 }
 
 function rel(dir: string, file: string): string {

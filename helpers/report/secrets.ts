@@ -18,13 +18,9 @@ function stamp(file: string): string {
 }
 
 /**
- * The redaction for a file the caller writes itself, already scrubbed (the HTML report, see
- * helpers/report/allure.ts generateHtml `clean`): once it is written, recordClean() marks it seen, so
- * scrubSecrets does not read it again.
+ * Record a file its writer redacted itself before writing it (the HTML report: helpers/report/allure.ts
+ * generateHtml `clean`), as scrubSecrets records what it saw clean, so a later scrub does not read it again.
  */
-export const scrubText: (text: string) => string = redact;
-
-/** Record a file written already scrubbed (with scrubText), as scrubSecrets records what it saw clean. */
 export function recordClean(file: string, seen: ScrubbedFiles): void {
   seen.set(file, stamp(file));
 }

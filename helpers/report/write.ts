@@ -12,7 +12,7 @@ import { TREND_POINTS, generateHtml } from './allure.js';
 import { writeJunit } from './junit.js';
 import { writeManifest } from './manifest.js';
 import { RUN_FILES } from './run-contract.js';
-import { recordClean, scrubSecrets, scrubText, type ScrubbedFiles } from './secrets.js';
+import { recordClean, scrubSecrets, type ScrubbedFiles } from './secrets.js';
 import { countSteps, readFindings, readJsonl, writeSummaries, type RunSummary, type StepTeardownRecord, type SummarySection } from './summary.js';
 
 export interface WriteReportArgs {
@@ -86,7 +86,7 @@ export async function finishReport(a: WriteReportArgs): Promise<WrittenReport> {
       outputDir: a.runDir,
       stagingDir: staging,
       reportName: `${s.runbook} on ${s.target} (${s.status})`,
-      clean: scrubText,
+      clean: redact,
       history: await allureHistory(a.reportsDir, s.target, TREND_POINTS).catch(() => []),
     });
     historyPoint = html.historyPoint;

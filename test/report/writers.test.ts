@@ -5,11 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { REPO_ROOT, findRunbook } from '../../helpers/catalog.js';
-import { clearSecrets, registerSecret } from '../../helpers/redact.js';
+import { clearSecrets, redact, registerSecret } from '../../helpers/redact.js';
 import { CATEGORIES, pagePieces } from '../../helpers/report/allure.js';
 import { renderJunit, renderJunitXml, xmlText } from '../../helpers/report/junit.js';
 import { slug, whenItFailsAnchor, whenItFailsLink } from '../../helpers/report/runbook-links.js';
-import { recordClean, scrubSecrets, scrubText, type ScrubbedFiles } from '../../helpers/report/secrets.js';
+import { recordClean, scrubSecrets, type ScrubbedFiles } from '../../helpers/report/secrets.js';
 import { renderMarkdown, type RunSummary } from '../../helpers/report/summary.js';
 
 const page = (name: string) => readFileSync(join(REPO_ROOT, 'runbooks', `${name}.md`), 'utf8');
@@ -167,7 +167,7 @@ describe('the second secret scrub', () => {
 
       // A file its writer scrubbed itself (the HTML report) and recorded is not read again; changed since, it is.
       const page = join(dir, 'page.html');
-      writeFileSync(page, scrubText(`<p>${secret}</p>`));
+      writeFileSync(page, redact(`<p>${secret}</p>`));
       recordClean(page, seen);
       expect(readFileSync(page, 'utf8')).toBe('<p>***</p>');
       expect(scrubSecrets(dir, seen)).toEqual([]);
@@ -194,7 +194,7 @@ describe('the HTML report as written', () => {
           `<script src="data:text/plain;base64,${b64(`key=${secret}`)}"></script>` +
           `<script>d("data/test-results/1.json","${data}")</script><p>plain ${secret}</p></body></html>`,
       );
-      const pieces = pagePieces(html, scrubText);
+      const pieces = pagePieces(html, redact);
       const page = Buffer.concat(pieces).toString();
       expect(page).not.toContain(secret);
       for (const b of page.matchAll(/[A-Za-z0-9+/]{16,}={0,2}/g)) expect(Buffer.from(b[0], 'base64').toString('latin1')).not.toContain(secret);
@@ -204,7 +204,7 @@ describe('the HTML report as written', () => {
       expect(page).toContain('<p>plain ***</p>');
 
       const withNul = Buffer.from(`<p>a\u0000b</p><img src="data:image/png;base64,${b64(secret)}">`);
-      const clean = Buffer.concat(pagePieces(withNul, scrubText)).toString();
+      const clean = Buffer.concat(pagePieces(withNul, redact)).toString();
       expect(clean).not.toContain(b64(secret));
       expect(clean).toContain('a\u0000b');
     } finally {
