@@ -140,7 +140,7 @@ async function buildBundles(repo, dir) {
       contents: [
         `export { resolveConfig, AllureReport } from ${JSON.stringify(core)};`,
         `export * as ci from ${JSON.stringify(ci)};`,
-        `export { default as AwesomePlugin } from ${JSON.stringify(awesome)};`,
+        `export { default as AwesomePlugin, prepareSingleFile } from ${JSON.stringify(awesome)};`,
       ].join('\n'),
     },
   ];

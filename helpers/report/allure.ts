@@ -88,10 +88,21 @@ type ReportEngine = {
     readDirectory(dir: string): Promise<void>;
     done(): Promise<void>;
   };
-  resolveConfig(config: Record<string, unknown>, override?: Record<string, unknown>): Promise<{ plugins: unknown[] }>;
+  resolveConfig(config: Record<string, unknown>, override?: Record<string, unknown>): Promise<{ plugins: unknown[]; reportFiles: ReportFiles }>;
   ci: CiModule;
   AwesomePlugin: new (options: object) => object;
+  /**
+   * Makes the single-file page's fixed parts (the report app, base64-encoded, and the page template)
+   * once per process, ahead of the report. Added by the project's patch of the awesome plugin
+   * (patches/, pnpm-workspace.yaml): absent from an unpatched plugin, which then makes them per report.
+   */
+  prepareSingleFile?: () => Promise<void>;
 };
+
+/** Where Allure's report engine puts what a plugin produces (@allurereport/plugin-api's ReportFiles). */
+interface ReportFiles {
+  addFile(path: string, data: Buffer): Promise<string>;
+}
 
 /** The part of @allurereport/ci that says which CI job a report comes from (read in AllureReport's constructor). */
 type CiModule = {
@@ -116,7 +127,12 @@ function loadEngine(): Promise<ReportEngine> {
     const fromCore = createRequire(createRequire(allureEntry).resolve('@allurereport/core'));
     const load = (id: string) => import(pathToFileURL(fromCore.resolve(id)).href);
     const [core, ci, awesome] = await Promise.all([load('@allurereport/core'), load('@allurereport/ci'), load('@allurereport/plugin-awesome')]);
-    return { ...(core as Pick<ReportEngine, 'AllureReport' | 'resolveConfig'>), ci: ci as CiModule, AwesomePlugin: awesome.default };
+    return {
+      ...(core as Pick<ReportEngine, 'AllureReport' | 'resolveConfig'>),
+      ci: ci as CiModule,
+      AwesomePlugin: awesome.default,
+      prepareSingleFile: awesome.prepareSingleFile,
+    };
   })();
   return enginePromise;
 }
@@ -162,11 +178,17 @@ let warmed: Promise<unknown> | undefined;
 
 /**
  * Start loading the report engine ahead of time (it is large); safe to call more than once. Resolving
- * a configuration once runs what generateHtml will run first, so it is compiled by then.
+ * a configuration once runs what generateHtml will run first, so it is compiled by then; and the
+ * single-file page's fixed parts are made now (prepareSingleFile: reading and encoding the 2.7 MB
+ * report app, compiling the page template), not after the verdict. A failure here is left for the
+ * report itself to meet and report.
  */
 export async function preloadAllure(): Promise<void> {
   const engine = await loadEngine();
-  warmed ??= engine.resolveConfig({ name: 'warm-up' }, { plugins: {} }).catch(() => undefined);
+  warmed ??= engine
+    .resolveConfig({ name: 'warm-up' }, { plugins: {} })
+    .then(() => engine.prepareSingleFile?.())
+    .catch(() => undefined);
   await warmed;
 }
 
@@ -176,8 +198,12 @@ export async function preloadAllure(): Promise<void> {
  */
 function awesomePlugin(engine: ReportEngine, reportName: string) {
   const options = { singleFile: true, reportName, groupBy: ['parentSuite', 'suite'] };
-  return [{ id: 'awesome', enabled: true, options, plugin: new engine.AwesomePlugin(options) }];
+  return [{ id: PLUGIN_ID, enabled: true, options, plugin: new engine.AwesomePlugin(options) }];
 }
+
+const PLUGIN_ID = 'awesome';
+/** The page as the plugin hands it to Allure's report files (under its plugin id). */
+const PAGE_FILE = `${PLUGIN_ID}/index.html`;
 
 /** Generate `<outputDir>/index.html` (single file, offline) and return its path and Allure's history point. */
 export async function generateHtml(opts: GenerateOptions): Promise<GeneratedHtml> {
@@ -196,14 +222,21 @@ export async function generateHtml(opts: GenerateOptions): Promise<GeneratedHtml
     { plugins: {} },
   );
   config.plugins = awesomePlugin(engine, opts.reportName);
+  // The page is taken as the plugin hands it over, not written to the staging folder and read back
+  // (4 MB each way). Should a later Allure name it otherwise, it is written and read as before.
+  let page: Buffer | undefined;
+  const files = config.reportFiles;
+  config.reportFiles = {
+    addFile: (path, data) => (path === PAGE_FILE ? ((page = data), Promise.resolve(join(staging, 'out', path))) : files.addFile(path, data)),
+  };
   scrubCiDescriptor(engine.ci);
   const report = new engine.AllureReport(config);
   await report.start();
   await report.readDirectory(opts.resultsDir);
   await report.done();
   const produced = join(staging, 'out', 'index.html');
-  if (!existsSync(produced)) throw new Error(`allure did not produce ${produced}`);
-  const pieces = pagePieces(await readFile(produced), opts.clean);
+  if (!page && !existsSync(produced)) throw new Error(`allure did not produce ${produced}`);
+  const pieces = pagePieces(page ?? (await readFile(produced)), opts.clean);
   const out = join(opts.outputDir, 'index.html');
   // Written piece by piece (writeFile takes an iterable): the 4 MB page is never joined first.
   await writeFile(out, pieces);

@@ -95,6 +95,10 @@ describe('the build', () => {
         expect(names.filter((n) => bundled[n] === undefined), pkg).toEqual([]);
       }
     }
+    // The report engine carries the project's patch of Allure's awesome plugin (patches/): without
+    // it a run still reports, but makes the page's fixed parts after the verdict instead of before.
+    const engine = await import(pathToFileURL(join(vendor, REPORT_ENGINE)).href);
+    expect(typeof engine.prepareSingleFile).toBe('function');
   }, 120_000);
 
   it('--plan lists the steps from the compiled scenarios without starting anything', () => {
