@@ -100,6 +100,12 @@ export function bundleOptions(root, outfile) {
     outfile,
     logLevel: 'silent',
     legalComments: 'none',
+    // Whitespace and syntax only (names are kept, so stacks still name functions): a third less
+    // text to read, decode and parse on every load (undici ~15 ms less per thread). No source map:
+    // Vitest's threads enable source maps, and Node 20 then reads and parses a module's map as it
+    // loads it, megabytes for these.
+    minifyWhitespace: true,
+    minifySyntax: true,
     banner: {
       js: [
         "import { createRequire as __vendorRequire } from 'node:module';",
