@@ -1,11 +1,13 @@
-// suite_git_sha in reports: a checkout asks git; the container image (no .git) reads the commit its
-// build wrote (deploy/Dockerfile, build arg SUITE_GIT_SHA); without either it says 'unknown'.
+// suite_git_sha in reports: a checkout reads HEAD from .git (and asks git what that does not read);
+// the container image (no .git) reads the commit its build wrote (deploy/Dockerfile, build arg
+// SUITE_GIT_SHA); without either it says 'unknown'.
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../helpers/catalog.js';
-import { SUITE_GIT_SHA_FILE, suiteGitSha, suiteGitShaAsync, suiteVersion } from '../../helpers/suite-version.js';
+import { SUITE_GIT_SHA_FILE, headFromFiles, suiteGitSha, suiteGitShaAsync, suiteVersion } from '../../helpers/suite-version.js';
 import { RUNTIME_STAGE } from '../deploy/dockerfile.js';
 
 const dirs: string[] = [];
@@ -39,6 +41,35 @@ describe('suite_git_sha', () => {
     mkdirSync(join(root, '.git'));
     writeFileSync(join(root, SUITE_GIT_SHA_FILE), 'abcdef123456\n');
     expect(suiteGitSha(root, { GIT_CEILING_DIRECTORIES: root })).toBe('abcdef123456');
+  });
+
+  it("reads HEAD from .git's files as git does: a branch (loose or packed), a detached HEAD, a worktree", () => {
+    const git = (cwd: string, ...args: string[]) =>
+      execFileSync('git', args, { cwd, stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, GIT_CONFIG_GLOBAL: '/dev/null', GIT_CONFIG_NOSYSTEM: '1' } }).toString().trim();
+    const repo = scratch();
+    git(repo, 'init', '-q', '-b', 'main');
+    const commit = (msg: string) => git(repo, '-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-q', '--allow-empty', '-m', msg);
+    commit('one');
+    const asGit = (dir: string) => git(dir, 'rev-parse', '--short=12', 'HEAD');
+    expect(headFromFiles(repo)).toBe(asGit(repo));
+    git(repo, 'pack-refs', '--all');
+    commit('two'); // a loose ref again, newer than the packed one
+    expect(headFromFiles(repo)).toBe(asGit(repo));
+    git(repo, 'pack-refs', '--all');
+    expect(headFromFiles(repo)).toBe(asGit(repo));
+    const tree = join(scratch(), 'tree');
+    git(repo, 'worktree', 'add', '-q', '-b', 'side', tree);
+    commit('three');
+    expect(headFromFiles(tree)).toBe(asGit(tree));
+    expect(headFromFiles(repo)).toBe(asGit(repo));
+    git(repo, 'checkout', '-q', '--detach', 'HEAD~1');
+    expect(headFromFiles(repo)).toBe(asGit(repo));
+    // What it does not read, git answers: a HEAD naming a symbolic ref.
+    git(repo, 'checkout', '-q', 'main');
+    git(repo, 'symbolic-ref', 'refs/heads/alias', 'refs/heads/main');
+    git(repo, 'symbolic-ref', 'HEAD', 'refs/heads/alias');
+    expect(headFromFiles(repo)).toBeUndefined();
+    expect(suiteGitSha(repo, {})).toBe(asGit(repo));
   });
 
   it('RUNBOOK_SUITE_GIT_SHA overrides both; a value that is not a commit is ignored', () => {
