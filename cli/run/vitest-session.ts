@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import type { Writer } from 'allure-js-commons/sdk/reporter';
 import type AllureVitestReporter from 'allure-vitest/reporter';
 import type { TestModule, Vitest } from 'vitest/node';
 import { REPO_ROOT } from '../../helpers/catalog.js';
@@ -101,15 +102,16 @@ export function startSession(s: SessionArgs): ScenarioSession {
   // The scenario thread starts now, while Vitest's main side loads (cli/run/scenario-thread.ts).
   const early = compiled && process.env.RUNBOOK_EARLY_THREAD !== '0' ? earlyThreadOrNone(configEnv, compiled) : undefined;
   const started: Promise<Started> = (async () => {
-    const [{ createVitest, ThreadsPoolWorker }, { default: AllureReporter }, { StepCollector }, { CATEGORIES }] = await Promise.all([
+    const [{ createVitest, ThreadsPoolWorker }, { default: AllureReporter }, { StepCollector }, { CATEGORIES }, { StagingResultsWriter }] = await Promise.all([
       import('vitest/node'),
       import('allure-vitest/reporter'),
       import('../../helpers/report/collector.js'),
       import('../../helpers/report/allure.js'),
+      import('../../helpers/report/results-writer.js'),
     ]);
     phase('vitest loaded');
     const collector = new StepCollector({ fileOf: sourceFile });
-    const Allure = compiled ? sourceNamedAllure(AllureReporter) : AllureReporter;
+    const Allure = withStagingWriter(compiled ? sourceNamedAllure(AllureReporter) : AllureReporter, (once) => new StagingResultsWriter(staging, once));
     const vitest = await withoutVitestProcessHandlers(() =>
       createVitest(
         'test',
@@ -350,6 +352,22 @@ export function sourceFile(file: string): string {
  * that trends follow across runs): the source file, not this build's copy, whose folder changes
  * with every build. The files' paths are swapped only while Allure reads them.
  */
+/**
+ * allure-vitest's reporter with the run's results written by StagingResultsWriter (no temp file,
+ * fsync and rename per file: helpers/report/results-writer.ts), since it writes them all at the
+ * run's end, on the way to the verdict. Its runtime is private to it: an allure-vitest that no longer
+ * has one, or no writer on it, keeps writing with Allure's own writer.
+ */
+function withStagingWriter(Base: typeof AllureVitestReporter, writer: (once: Writer) => Writer): typeof AllureVitestReporter {
+  return class extends Base {
+    override onInit(vitest: Vitest): void {
+      super.onInit(vitest);
+      const runtime = (this as unknown as { allureReporterRuntime?: { writer?: Writer } }).allureReporterRuntime;
+      if (runtime?.writer) runtime.writer = writer(runtime.writer);
+    }
+  };
+}
+
 function sourceNamedAllure(Base: typeof AllureVitestReporter): typeof AllureVitestReporter {
   return class extends Base {
     override onTestRunEnd(modules: ReadonlyArray<TestModule>): void {
