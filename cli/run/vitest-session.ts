@@ -102,16 +102,15 @@ export function startSession(s: SessionArgs): ScenarioSession {
   // The scenario thread starts now, while Vitest's main side loads (cli/run/scenario-thread.ts).
   const early = compiled && process.env.RUNBOOK_EARLY_THREAD !== '0' ? earlyThreadOrNone(configEnv, compiled) : undefined;
   const started: Promise<Started> = (async () => {
-    const [{ createVitest, ThreadsPoolWorker }, { default: AllureReporter }, { StepCollector }, { CATEGORIES }, { StagingResultsWriter }] = await Promise.all([
+    const [{ createVitest, ThreadsPoolWorker }, { default: AllureReporter }, { StepCollector }, { StagingResultsWriter }] = await Promise.all([
       import('vitest/node'),
       import('allure-vitest/reporter'),
       import('../../helpers/report/collector.js'),
-      import('../../helpers/report/allure.js'),
       import('../../helpers/report/results-writer.js'),
     ]);
     phase('vitest loaded');
     const collector = new StepCollector({ fileOf: sourceFile });
-    const Allure = withStagingWriter(compiled ? sourceNamedAllure(AllureReporter) : AllureReporter, (once) => new StagingResultsWriter(staging, once));
+    const Allure = withStagingWriter(compiled ? sourceNamedAllure(AllureReporter) : AllureReporter, () => new StagingResultsWriter(staging));
     const vitest = await withoutVitestProcessHandlers(() =>
       createVitest(
         'test',
@@ -137,8 +136,10 @@ export function startSession(s: SessionArgs): ScenarioSession {
             },
             new ProgressReporter(),
             collector,
-            // The environment block is written when the run is known (run()).
-            new Allure({ resultsDir: staging, categories: CATEGORIES }),
+            // The environment block and the categories are written when the run is known (run(),
+            // moveResults): given here, allure-vitest would write them as Vitest starts, with an
+            // fsync, on the way to the first step.
+            new Allure({ resultsDir: staging }),
           ],
           // junit.xml is written by the runner from the step records (helpers/report/junit.ts), so it
           // exists for interrupted, forced and broken runs too.
@@ -272,8 +273,10 @@ async function moveResults(staging: string, r: RunArgs): Promise<void> {
   } catch {
     cpSync(staging, r.resultsDir, { recursive: true });
   }
-  const { createDefaultWriter } = await import('allure-js-commons/sdk/reporter');
-  createDefaultWriter({ resultsDir: r.resultsDir }).writeEnvironmentInfo(r.environment);
+  const [{ StagingResultsWriter }, { CATEGORIES }] = await Promise.all([import('../../helpers/report/results-writer.js'), import('../../helpers/report/allure.js')]);
+  const writer = new StagingResultsWriter(r.resultsDir);
+  writer.writeEnvironmentInfo(r.environment);
+  writer.writeCategoriesDefinitions(CATEGORIES);
 }
 
 function stringEnv(env: NodeJS.ProcessEnv): Record<string, string> {
@@ -358,12 +361,12 @@ export function sourceFile(file: string): string {
  * run's end, on the way to the verdict. Its runtime is private to it: an allure-vitest that no longer
  * has one, or no writer on it, keeps writing with Allure's own writer.
  */
-function withStagingWriter(Base: typeof AllureVitestReporter, writer: (once: Writer) => Writer): typeof AllureVitestReporter {
+function withStagingWriter(Base: typeof AllureVitestReporter, writer: () => Writer): typeof AllureVitestReporter {
   return class extends Base {
     override onInit(vitest: Vitest): void {
       super.onInit(vitest);
       const runtime = (this as unknown as { allureReporterRuntime?: { writer?: Writer } }).allureReporterRuntime;
-      if (runtime?.writer) runtime.writer = writer(runtime.writer);
+      if (runtime?.writer) runtime.writer = writer();
     }
   };
 }

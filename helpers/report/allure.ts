@@ -12,7 +12,7 @@ import type { Category } from 'allure-js-commons/sdk';
 import { sha256Of } from './manifest.js';
 
 /**
- * The report's categories, first match wins. allure-vitest writes them to allure-results/categories.json
+ * The report's categories, first match wins. The runner writes them to allure-results/categories.json
  * (Allure 2 reads that file, with Java regexes matched against the whole message); Allure 3 ignores
  * the file and takes them from its config (generateHtml passes them), with JavaScript regexes. The
  * patterns are written to mean the same in both: `[\s\S]*` rather than Java's `(?s).*`.
