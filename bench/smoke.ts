@@ -70,7 +70,10 @@ export async function benchSmoke(ctx: BenchContext): Promise<BenchResult> {
     firstLine: fig('first output line: process start → first line on stdout', 'what the runner is doing; goal < 300 ms'),
     verdictLine: fig('verdict line: process start → PASSED/FAILED line on stdout', 'before the HTML report is written'),
     start: fig('runner start: process start → run open, steps handed over', 'launcher, CLI, profile, preflight; Vitest starts alongside'),
-    vitest: fig('Vitest still starting: steps handed over → first step started', 'worker thread, scenario file, helpers: what did not overlap with the runner start'),
+    vitest: fig(
+      'Vitest still starting: steps handed over → first step started',
+      "worker thread, scenario file, helpers: what did not overlap with the runner start; as the runner's thread hears of it, and Vitest sends test updates at most every 100 ms, so up to 100 ms past the step's own start",
+    ),
     scenario: fig('scenario phase: steps handed over → scenarios done'),
     steps: fig('sum of step durations (summary.json)'),
     replay: fig('teardown journal replay: scenarios done → report data ready'),

@@ -33,7 +33,7 @@ export interface RunOptions {
   options?: Record<string, string | boolean>;
 }
 
-/** How long target resolution waits for Vitest to begin its run (normally a few hundred ms). */
+/** How long the preflight waits for Vitest to begin its run (normally a few hundred ms). */
 const LAUNCH_WAIT_MS = 3_000;
 
 /** Where reports and runner state live; tests point these at temp dirs. */
@@ -59,17 +59,18 @@ export async function runRunbook(opts: RunOptions): Promise<number> {
   // files wait for the run (cli/run/vitest-session.ts). Abandoned unless the run starts.
   const session = (await import('./run/vitest-session.js')).startSession({ files, interrupts });
   try {
-    // The scenario thread first: its start-up is the longer way to the first step, and until it is
-    // on its way, the profile and preflight work below would hold the thread that starts it (at once
-    // when the session started it early). Bounded, and a Ctrl-C ends the wait.
-    await untilAborted(session.launched, anySignal(AbortSignal.timeout(LAUNCH_WAIT_MS), interrupts.signal)!).catch(() => {});
-    if (interrupts.reason) return stoppedBeforeRun(interrupts);
     // Setup and preflight: nothing exists on the target yet, so a stop has nothing to undo.
     await testPause('setup', interrupts);
     target = await resolveTarget(opts.target);
     wait.done(target.sandbox ? `Sandbox up: gateway ${target.profile.gateway.url}` : undefined);
     if (interrupts.reason) return stoppedBeforeRun(interrupts);
     phase('target resolved');
+    // Vitest's run first: once it has begun, its thread sets the run up (~0.1 s) while this thread
+    // asks the target; asked first, the target's answer would wait for that set-up after all.
+    // Bounded, and a Ctrl-C ends the wait.
+    await untilAborted(session.launched, anySignal(AbortSignal.timeout(LAUNCH_WAIT_MS), interrupts.signal)!).catch(() => {});
+    if (interrupts.reason) return stoppedBeforeRun(interrupts);
+    phase('vitest running');
     interrupts.enter('preflight');
     wait = waiting(`Preflight: asking ${target.profile.gateway.url}/health`);
     let platform: PlatformInfo;

@@ -58,10 +58,11 @@ export interface ScenarioSession {
    */
   abandon(reason: string): Promise<void>;
   /**
-   * Settles once the scenario thread is on its way: at once when the runner started it early
-   * (cli/run/scenario-thread.ts), else once Vitest has begun its run and so is about to start it (or
-   * Vitest failed to start: run() reports that). The runner lets this happen before its own work on
-   * the target, which would otherwise hold the one thread Vitest needs to get there.
+   * Settles once Vitest has begun its run (or failed to start: run() reports that): its thread is
+   * on its way, or already there when the runner started it early (cli/run/scenario-thread.ts), and
+   * sets up the run (Vitest's runner, the setup files, the scenario files, ~0.1 s) while the runner
+   * asks the target. Work of the runner's own before this would hold the one thread Vitest needs
+   * to get there, and leave that set-up for after the handover.
    */
   launched: Promise<void>;
 }
@@ -124,10 +125,13 @@ export function startSession(s: SessionArgs): ScenarioSession {
                 if (!firstStep) {
                   phase('first step started');
                   if (early) phase(`scenario thread: ${early.outcome}`);
-                  // Steps mostly wait on the network: load the report generator meanwhile (not
+                  // Steps mostly wait on the network: load the report's writers meanwhile (not
                   // earlier: until now the CPU is Vitest's, on the way to the first step).
-                  prefetch(() => import('../../helpers/report/allure.js').then((m) => m.preloadAllure()));
-                  prefetch(() => import('allure-js-commons/sdk/reporter'));
+                  prefetch(
+                    () => import('../../helpers/report/allure.js').then((m) => m.preloadAllure()),
+                    () => import('../../helpers/report/write.js'),
+                    () => import('../../helpers/history.js'),
+                  );
                 }
                 firstStep = true;
                 starting?.done();
@@ -178,7 +182,7 @@ export function startSession(s: SessionArgs): ScenarioSession {
   };
 
   return {
-    launched: early ? Promise.resolve() : launched,
+    launched,
     async run(r) {
       if (settled) throw new Error('scenario session already ended');
       // Until the first step starts: whatever of Vitest, its worker and the files is still loading.
