@@ -137,6 +137,31 @@ export function bundleOptions(root, outfile) {
   };
 }
 
+/**
+ * Packages the report engine imports for what the runner never asks of it, left out of its bundle:
+ * reading allurerc config files (jiti, yaml: the runner passes its configuration as an object),
+ * uploading to the Allure service (axios: no allureService configuration), writing and reading
+ * state dumps (zip-stream, node-stream-zip: no `dump`). A third of the bundle, compiled by every
+ * run while the steps run. Each becomes an empty module: should the engine ever call into one, it
+ * fails at once with a TypeError, and the report tests fail with it. Only imports from Allure's own
+ * packages are replaced.
+ */
+export const LEFT_OUT_OF_REPORT_ENGINE = ['jiti', 'yaml', 'axios', 'zip-stream', 'node-stream-zip'];
+
+const leaveOut = {
+  name: 'leave-out',
+  setup(b) {
+    const names = new RegExp(`^(?:${LEFT_OUT_OF_REPORT_ENGINE.join('|')})$`);
+    b.onResolve({ filter: names }, (args) =>
+      /[\\/]@allurereport[\\/]/.test(args.importer) ? { path: args.path, namespace: 'left-out' } : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'left-out' }, (args) => ({
+      contents: `// ${args.path}: left out of the report engine's bundle (bin/vendor.mjs LEFT_OUT_OF_REPORT_ENGINE)\nmodule.exports = {};\n`,
+      loader: 'js',
+    }));
+  },
+};
+
 async function buildBundles(repo, dir) {
   const { build } = await import('esbuild');
   const { core, ci, awesome } = reportEngineParts(repo);
@@ -176,7 +201,11 @@ async function buildBundles(repo, dir) {
     jobs.push({ file: bundle.file, contents: lines.join('\n') });
   }
   await Promise.all(
-    jobs.map((j) => build({ ...bundleOptions(dirname(dir), join(dir, j.file)), stdin: { contents: j.contents, resolveDir: repo, loader: 'js', sourcefile: j.file } })),
+    jobs.map((j) => {
+      const options = bundleOptions(dirname(dir), join(dir, j.file));
+      if (j.file === REPORT_ENGINE) options.plugins = [leaveOut, ...options.plugins];
+      return build({ ...options, stdin: { contents: j.contents, resolveDir: repo, loader: 'js', sourcefile: j.file } });
+    }),
   );
 }
 
