@@ -44,16 +44,27 @@ interface CompiledSecret {
 }
 
 const secrets = new Map<string, CompiledSecret>();
+let generation = 0;
 
 /** Remember a secret value so redact() hides it everywhere. Empty or too short values are ignored. */
 export function registerSecret(value: string | undefined | null): void {
   if (!value || value.length < MIN_SECRET_LENGTH || secrets.has(value)) return;
   secrets.set(value, compile(value));
+  generation++;
 }
 
 /** For tests: forget every registered secret. */
 export function clearSecrets(): void {
   secrets.clear();
+  generation++;
+}
+
+/**
+ * Changes whenever the set of registered secrets does: a text redact() left unchanged stays so
+ * while this is the same (redact depends on the text and that set only).
+ */
+export function secretsGeneration(): number {
+  return generation;
 }
 
 /** True when at least one secret is registered (callers can skip work otherwise). */

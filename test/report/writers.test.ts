@@ -1,12 +1,12 @@
 // The report writers a reader meets first: the link from a failed step to its runbook page's
 // "When it fails" text, junit.xml (one writer, one escaper, evidence on failures) and summary.md.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { REPO_ROOT, findRunbook } from '../../helpers/catalog.js';
 import { clearSecrets, redact, registerSecret } from '../../helpers/redact.js';
-import { CATEGORIES, pagePieces } from '../../helpers/report/allure.js';
+import { CATEGORIES, generateHtml, pagePieces, preloadAllure } from '../../helpers/report/allure.js';
 import { renderJunit, renderJunitXml, xmlText } from '../../helpers/report/junit.js';
 import { slug, whenItFailsAnchor, whenItFailsLink } from '../../helpers/report/runbook-links.js';
 import { recordClean, scrubSecrets, type ScrubbedFiles } from '../../helpers/report/secrets.js';
@@ -211,4 +211,37 @@ describe('the HTML report as written', () => {
       clearSecrets();
     }
   });
+
+  it('skips the scrub of the report app only while the secrets are those it was found clean for', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'html-fixed-'));
+    try {
+      const results = join(dir, 'results');
+      mkdirSync(results);
+      writeFileSync(
+        join(results, '6f1d2c3b-0000-4000-8000-000000000001-result.json'),
+        JSON.stringify({ uuid: '6f1d2c3b-0000-4000-8000-000000000001', name: 'a step', fullName: 'f#a step', status: 'passed', stage: 'finished', start: 1, stop: 2, steps: [], attachments: [], labels: [], links: [], parameters: [], historyId: 'h1', testCaseId: 't1' }),
+      );
+      registerSecret('sk-known-before-the-run-0123');
+      await preloadAllure();
+      const page = async (n: number) => {
+        const out = await generateHtml({ resultsDir: results, outputDir: join(dir, `out${n}`), stagingDir: join(dir, `stage${n}`), reportName: 'r', clean: redact, history: [] });
+        return readFileSync(out.index, 'latin1');
+      };
+      const appOf = (html: string) => /"data:text\/javascript;base64,([A-Za-z0-9+/=*]+)"/.exec(html)?.[1] ?? '';
+      const first = await page(1);
+      const app = appOf(first);
+      expect(app.length).toBeGreaterThan(1_000_000);
+      expect(appOf(await page(2))).toBe(app);
+      // A secret registered after the app was found clean, which the app's text happens to hold:
+      // the app is scanned again, and the secret does not reach the page.
+      const inTheApp = app.slice(500_000, 500_032);
+      registerSecret(inTheApp);
+      const third = await page(3);
+      expect(third).not.toContain(inTheApp);
+      expect(appOf(third)).toContain('***');
+    } finally {
+      clearSecrets();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
