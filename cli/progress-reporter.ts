@@ -3,7 +3,7 @@
 // per finished step, and for a step still running after HEARTBEAT_MS a "  … <step> (N s)" line every
 // HEARTBEAT_MS, so a log is never silent for long (a backup that takes a minute is not a hang).
 import type { Reporter, TestCase, TestModule } from 'vitest/node';
-import { redact } from '../helpers/evidence.js';
+import { redact } from '../helpers/redact.js';
 import { HEARTBEAT_MS } from './run/log.js';
 import { verbosity, type Verbosity } from './verbosity.js';
 

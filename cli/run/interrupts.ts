@@ -4,7 +4,7 @@
 // from the journal, and the process exits within FORCED_EXIT_MS whatever is still running. Scenario
 // workers are worker threads of this process, reached through a BroadcastChannel.
 import { EXIT, InterruptedError, errorMessage } from '../../helpers/errors.js';
-import { redact } from '../../helpers/evidence.js';
+import { redact } from '../../helpers/redact.js';
 import { interruptChannelName, type InterruptMessage, type InterruptReason } from '../../helpers/report/run-contract.js';
 import { err } from './log.js';
 

@@ -5,7 +5,7 @@ import { mkdirSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Runbook } from '../../helpers/catalog.js';
-import { registerSecret } from '../../helpers/evidence.js';
+import { registerSecret } from '../../helpers/redact.js';
 import { GatewayClient } from '../../helpers/gateway.js';
 import type { TargetProfile } from '../../helpers/profile-types.js';
 import { RUN_FILES, newRunId, reportsRoot, stateRoot } from '../../helpers/report/run-contract.js';
