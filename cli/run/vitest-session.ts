@@ -355,11 +355,6 @@ export function sourceFile(file: string): string {
 }
 
 /**
- * Allure names a test after its file (fullName, titlePath, package, and from them the history id
- * that trends follow across runs): the source file, not this build's copy, whose folder changes
- * with every build. The files' paths are swapped only while Allure reads them.
- */
-/**
  * allure-vitest's reporter with the run's results written by StagingResultsWriter (no temp file,
  * fsync and rename per file: helpers/report/results-writer.ts), since it writes them all at the
  * run's end, on the way to the verdict. Its runtime is private to it: an allure-vitest that no longer
@@ -375,6 +370,11 @@ function withStagingWriter(Base: typeof AllureVitestReporter, writer: () => Writ
   };
 }
 
+/**
+ * Allure names a test after its file (fullName, titlePath, package, and from them the history id
+ * that trends follow across runs): the source file, not this build's copy, whose folder changes
+ * with every build. The files' paths are swapped only while Allure reads them.
+ */
 function sourceNamedAllure(Base: typeof AllureVitestReporter): typeof AllureVitestReporter {
   return class extends Base {
     override onTestRunEnd(modules: ReadonlyArray<TestModule>): void {
