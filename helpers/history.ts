@@ -117,12 +117,20 @@ async function* runsNewestFirst(reportsDir: string, target: string): AsyncGenera
 
 const NEWLINE = 0x0a;
 
-/** The lines of a file, last first, `chunkBytes` at a time (newlines are single bytes in UTF-8). Closes the file. */
-export async function* linesFromEnd(file: FileHandle, chunkBytes = 64 * 1024): AsyncGenerator<string> {
+/** A run's line is ~11 KB; a line longer than this is not one (a file damaged or not ours) and is skipped. */
+export const MAX_LINE_BYTES = 16 * 1024 * 1024;
+
+/**
+ * The lines of a file, last first, `chunkBytes` at a time (newlines are single bytes in UTF-8). Closes
+ * the file. A line over `maxLineBytes` is skipped as it is read, so memory stays bounded by that.
+ */
+export async function* linesFromEnd(file: FileHandle, chunkBytes = 64 * 1024, maxLineBytes = MAX_LINE_BYTES): AsyncGenerator<string> {
   try {
     let pos = (await file.stat()).size;
     // The start of a line whose end is already read: prepended to the chunk before it.
     let partial = Buffer.alloc(0);
+    // Within a line found too long: its bytes are dropped up to the newline before it.
+    let skipping = false;
     while (pos > 0) {
       const size = Math.min(chunkBytes, pos);
       pos -= size;
@@ -137,10 +145,12 @@ export async function* linesFromEnd(file: FileHandle, chunkBytes = 64 * 1024): A
       let end = buf.length;
       for (let i = buf.length - 1; i >= 0; i--) {
         if (buf[i] !== NEWLINE) continue;
-        if (end > i + 1) yield buf.toString('utf8', i + 1, end);
+        if (end > i + 1 && !skipping && end - i - 1 <= maxLineBytes) yield buf.toString('utf8', i + 1, end);
+        skipping = false;
         end = i;
       }
-      partial = Buffer.from(buf.subarray(0, end));
+      if (end > maxLineBytes) skipping = true;
+      partial = skipping ? Buffer.alloc(0) : Buffer.from(buf.subarray(0, end));
     }
     if (partial.length) yield partial.toString('utf8');
   } finally {

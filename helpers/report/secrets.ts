@@ -2,7 +2,7 @@
 // scanned for registered secret values (in every encoding helpers/redact.ts knows) and redacted.
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { relative } from 'node:path';
-import { redact } from '../evidence.js';
+import { redact } from '../redact.js';
 import { listFiles } from './manifest.js';
 
 /**

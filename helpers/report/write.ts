@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { errorMessage } from '../errors.js';
-import { redact } from '../evidence.js';
+import { redact } from '../redact.js';
 import { allureHistory, appendRunHistory, type Summary } from '../history.js';
 import { TREND_POINTS, generateHtml } from './allure.js';
 import { writeJunit } from './junit.js';

@@ -51,6 +51,14 @@ describe('reading the history from its end', () => {
       for await (const line of linesFromEnd(await open(join(dir, 'f'), 'r'), chunk)) got.push(line);
       expect(got, `chunk ${chunk}`).toEqual(expected);
     }
+    // A line over the cap (a damaged file) is skipped, and the lines around it are still read.
+    const long = '{"a":1}\n' + 'y'.repeat(100) + '\n{"b":2}\n' + 'z'.repeat(40) + '\n{"c":3}';
+    await writeFile(join(dir, 'l'), long);
+    for (const chunk of [1, 3, 16, 1024]) {
+      const got: string[] = [];
+      for await (const line of linesFromEnd(await open(join(dir, 'l'), 'r'), chunk, 50)) got.push(line);
+      expect(got, `chunk ${chunk}`).toEqual(['{"c":3}', 'z'.repeat(40), '{"b":2}', '{"a":1}']);
+    }
     const empty: string[] = [];
     await writeFile(join(dir, 'e'), '');
     for await (const line of linesFromEnd(await open(join(dir, 'e'), 'r'), 4)) empty.push(line);
